@@ -1,0 +1,3 @@
+"""microgradnet: a small autograd framework with Cython kernels."""
+
+__version__ = "0.1.0"

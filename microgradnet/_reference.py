@@ -1,0 +1,454 @@
+"""Every kernel again in plain numpy: the test oracle and the benchmark baseline.
+
+Same names, signatures and semantics as the Cython kernels (see csrc/README.md).
+Written for clarity, not speed: several numpy passes where the Cython kernel makes one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import erf
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _float_array(name: str, a, dtype=None) -> np.ndarray:
+    """Return `a` as a C-contiguous float array, checking its type and dtype."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(a).__name__}")
+    if a.dtype not in _FLOATS:
+        raise TypeError(f"{name} must be float32 or float64, got {a.dtype}")
+    if dtype is not None and a.dtype != dtype:
+        raise TypeError(f"{name} has dtype {a.dtype}, expected {dtype} like the other inputs")
+    return np.ascontiguousarray(a)
+
+
+def _same_shape(name: str, a: np.ndarray, ref_name: str, ref: np.ndarray) -> None:
+    if a.shape != ref.shape:
+        raise ValueError(f"{name} has shape {a.shape}, expected {ref.shape} like {ref_name}")
+
+
+def _out(out, shape, dtype) -> np.ndarray:
+    """Allocate the result, or check the caller's `out` buffer."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"out has dtype {out.dtype}, expected {dtype}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"out has shape {out.shape}, expected {tuple(shape)}")
+    if not out.flags.c_contiguous:
+        raise ValueError("out must be C-contiguous")
+    return out
+
+
+def _unary(x, out):
+    x = _float_array("x", x)
+    return x, _out(out, x.shape, x.dtype)
+
+
+def _binary(dy, saved, saved_name, out):
+    dy = _float_array("dy", dy)
+    saved = _float_array(saved_name, saved, dy.dtype)
+    _same_shape(saved_name, saved, "dy", dy)
+    return dy, saved, _out(out, dy.shape, dy.dtype)
+
+
+def _axis(x: np.ndarray, axis: int) -> int:
+    if not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"axis must be an int, got {type(axis).__name__}")
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"axis {axis} is out of range for an array of {x.ndim} dimensions")
+    return int(axis) % x.ndim
+
+
+# --------------------------------------------------------------------------- matmul
+
+
+def gemm(a, b, out=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+    """out := alpha * op(a) @ op(b) + beta * out."""
+    if not isinstance(a, np.ndarray) or a.dtype not in _FLOATS:
+        _float_array("a", a)
+    b = b if isinstance(b, np.ndarray) and b.dtype == a.dtype else _float_array("b", b, a.dtype)
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"gemm needs 2-D operands, got shapes {a.shape} and {b.shape}")
+    opa = a.T if trans_a else a
+    opb = b.T if trans_b else b
+    if opa.shape[1] != opb.shape[0]:
+        raise ValueError(
+            f"gemm shapes do not match: op(a) is {opa.shape}, op(b) is {opb.shape}"
+        )
+    shape = (opa.shape[0], opb.shape[1])
+    if beta != 0 and out is None:
+        raise ValueError("gemm with beta != 0 needs out")
+    out = _out(out, shape, a.dtype)
+    if out.size and (np.shares_memory(out, a) or np.shares_memory(out, b)):
+        raise ValueError("gemm: out must not overlap a or b")
+    product = alpha * (opa @ opb) if alpha != 1 else opa @ opb
+    if beta == 0:
+        out[...] = product
+    else:
+        out *= beta
+        out += product
+    return out
+
+
+def bias_add(x, b, out=None):
+    """out := x + b, for x (n, m) and b (m,)."""
+    x = _float_array("x", x)
+    b = _float_array("b", b, x.dtype)
+    if x.ndim != 2 or b.ndim != 1 or b.shape[0] != x.shape[1]:
+        raise ValueError(f"bias_add needs x (n, m) and b (m,), got {x.shape} and {b.shape}")
+    out = _out(out, x.shape, x.dtype)
+    np.add(x, b, out=out)
+    return out
+
+
+def bias_grad(dy, out=None):
+    """out := dy.sum(axis=0), for dy (n, m)."""
+    dy = _float_array("dy", dy)
+    if dy.ndim != 2:
+        raise ValueError(f"bias_grad needs a 2-D dy, got shape {dy.shape}")
+    out = _out(out, (dy.shape[1],), dy.dtype)
+    np.sum(dy, axis=0, out=out)
+    return out
+
+
+# --------------------------------------------------------------------------- activations
+
+
+def relu_forward(x, out=None):
+    """y = max(x, 0), nan stays nan."""
+    x, out = _unary(x, out)
+    out[...] = np.where(x <= 0, 0, x)
+    return out
+
+
+def relu_backward(dy, y, out=None):
+    """dx = dy * (y > 0)."""
+    dy, y, out = _binary(dy, y, "y", out)
+    out[...] = np.where(y <= 0, 0, dy)
+    return out
+
+
+def leaky_relu_forward(x, alpha=0.01, out=None):
+    """y = x if x > 0 else alpha * x."""
+    x, out = _unary(x, out)
+    out[...] = np.where(x > 0, x, x * x.dtype.type(alpha))
+    return out
+
+
+def leaky_relu_backward(dy, x, alpha=0.01, out=None):
+    """dx = dy * (1 if x > 0 else alpha)."""
+    dy, x, out = _binary(dy, x, "x", out)
+    out[...] = np.where(x > 0, dy, dy * dy.dtype.type(alpha))
+    return out
+
+
+def elu_forward(x, alpha=1.0, out=None):
+    """y = x if x > 0 else alpha * (exp(x) - 1)."""
+    x, out = _unary(x, out)
+    out[...] = np.where(x > 0, x, x.dtype.type(alpha) * np.expm1(np.minimum(x, 0)))
+    return out
+
+
+def elu_backward(dy, y, alpha=1.0, out=None):
+    """dx = dy * (1 if y > 0 else y + alpha)."""
+    dy, y, out = _binary(dy, y, "y", out)
+    out[...] = np.where(y > 0, dy, dy * (y + y.dtype.type(alpha)))
+    return out
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # exp of a non-positive number only: no overflow on either side.
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def sigmoid_forward(x, out=None):
+    """y = 1 / (1 + exp(-x))."""
+    x, out = _unary(x, out)
+    out[...] = _sigmoid(x)
+    return out
+
+
+def sigmoid_backward(dy, y, out=None):
+    """dx = dy * y * (1 - y)."""
+    dy, y, out = _binary(dy, y, "y", out)
+    out[...] = dy * y * (1 - y)
+    return out
+
+
+def sigmoid_backward_from_x(dy, x, out=None):
+    """dx = dy * s * (1 - s) with s = sigmoid(x) recomputed."""
+    dy, x, out = _binary(dy, x, "x", out)
+    s = _sigmoid(x)
+    out[...] = dy * s * (1 - s)
+    return out
+
+
+def tanh_forward(x, out=None):
+    """y = tanh(x)."""
+    x, out = _unary(x, out)
+    np.tanh(x, out=out)
+    return out
+
+
+def tanh_backward(dy, y, out=None):
+    """dx = dy * (1 - y^2)."""
+    dy, y, out = _binary(dy, y, "y", out)
+    out[...] = dy * (1 - y * y)
+    return out
+
+
+def tanh_backward_from_x(dy, x, out=None):
+    """dx = dy * (1 - tanh(x)^2) with tanh recomputed."""
+    dy, x, out = _binary(dy, x, "x", out)
+    t = np.tanh(x)
+    out[...] = dy * (1 - t * t)
+    return out
+
+
+def softplus_forward(x, out=None):
+    """y = log(1 + exp(x)), stable for large |x|."""
+    x, out = _unary(x, out)
+    out[...] = np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+    return out
+
+
+def softplus_backward(dy, x, out=None):
+    """dx = dy * sigmoid(x)."""
+    dy, x, out = _binary(dy, x, "x", out)
+    out[...] = dy * _sigmoid(x)
+    return out
+
+
+_SQRT1_2 = 1 / math.sqrt(2)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+
+
+def gelu_forward(x, out=None):
+    """y = x * Phi(x) = 0.5 * x * (1 + erf(x / sqrt(2)))."""
+    x, out = _unary(x, out)
+    out[...] = 0.5 * x * (1 + erf(x * _SQRT1_2))
+    return out
+
+
+def gelu_backward(dy, x, out=None):
+    """dx = dy * (Phi(x) + x * phi(x))."""
+    dy, x, out = _binary(dy, x, "x", out)
+    xd = x.astype(np.float64)
+    cdf = 0.5 * (1 + erf(xd * _SQRT1_2))
+    pdf = _INV_SQRT_2PI * np.exp(-0.5 * xd * xd)
+    out[...] = dy * (cdf + xd * pdf)
+    return out
+
+
+def silu_forward(x, out=None):
+    """y = x * sigmoid(x)."""
+    x, out = _unary(x, out)
+    out[...] = x * _sigmoid(x)
+    return out
+
+
+def silu_backward(dy, x, out=None):
+    """dx = dy * s * (1 + x * (1 - s)), s = sigmoid(x)."""
+    dy, x, out = _binary(dy, x, "x", out)
+    s = _sigmoid(x)
+    out[...] = dy * s * (1 + x * (1 - s))
+    return out
+
+
+def step_forward(x, out=None):
+    """y = 1 if x >= 0 else 0 (the perceptron's binary step; nan stays nan)."""
+    x, out = _unary(x, out)
+    out[...] = np.where(np.isnan(x), x, (x >= 0).astype(x.dtype))
+    return out
+
+
+def step_backward(dy, x, out=None):
+    """dx = 0: the step is flat wherever it is differentiable."""
+    dy, x, out = _binary(dy, x, "x", out)
+    out[...] = 0
+    return out
+
+
+def softmax_forward(x, axis=-1, out=None):
+    """y = exp(x - max) / sum(exp(x - max)) along axis."""
+    x, out = _unary(x, out)
+    axis = _axis(x, axis)
+    if x.size == 0:
+        return out
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    out[...] = e / np.sum(e, axis=axis, keepdims=True)
+    return out
+
+
+def softmax_backward(dy, y, axis=-1, out=None):
+    """dx = y * (dy - sum(dy * y, axis))."""
+    dy, y, out = _binary(dy, y, "y", out)
+    axis = _axis(dy, axis)
+    out[...] = y * (dy - np.sum(dy * y, axis=axis, keepdims=True))
+    return out
+
+
+def log_softmax_forward(x, axis=-1, out=None):
+    """y = x - max - log(sum(exp(x - max))) along axis."""
+    x, out = _unary(x, out)
+    axis = _axis(x, axis)
+    if x.size == 0:
+        return out
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    out[...] = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    return out
+
+
+def log_softmax_backward(dy, y, axis=-1, out=None):
+    """dx = dy - exp(y) * sum(dy, axis)."""
+    dy, y, out = _binary(dy, y, "y", out)
+    axis = _axis(dy, axis)
+    out[...] = dy - np.exp(y) * np.sum(dy, axis=axis, keepdims=True)
+    return out
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def _logits_2d(logits):
+    logits = _float_array("logits", logits)
+    if logits.ndim != 2:
+        raise ValueError(f"logits must be 2-D (samples, classes), got shape {logits.shape}")
+    return logits
+
+
+def _labels(labels, n: int, c: int) -> np.ndarray:
+    if not isinstance(labels, np.ndarray) or labels.dtype.kind not in "iu":
+        raise TypeError(
+            "labels must be an integer numpy array, got "
+            + (str(labels.dtype) if isinstance(labels, np.ndarray) else type(labels).__name__)
+        )
+    if labels.shape != (n,):
+        raise ValueError(f"labels has shape {labels.shape}, expected ({n},)")
+    bad = (labels < 0) | (labels >= c)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"label {labels[i]} at index {i} is out of range [0, {c})")
+    return labels.astype(np.intp, copy=False)
+
+
+def softmax_cross_entropy_forward(logits, target, probs_out=None):
+    """Per-sample -sum(target * log_softmax(logits)) and the softmax probabilities."""
+    logits = _logits_2d(logits)
+    target = _float_array("target", target, logits.dtype)
+    _same_shape("target", target, "logits", logits)
+    probs = _out(probs_out, logits.shape, logits.dtype)
+    n, c = logits.shape
+    if c == 0:
+        probs[...] = 0
+        return np.zeros(n, logits.dtype), probs
+    logp = log_softmax_forward(logits, axis=1)
+    np.exp(logp, out=probs)
+    # 0 * log p is 0 even where p underflowed to 0 (log p = -inf).
+    loss = -np.sum(np.where(target == 0, 0, target * logp), axis=1)
+    return loss.astype(logits.dtype, copy=False), probs
+
+
+def softmax_cross_entropy_backward(dloss, probs, target, out=None):
+    """dlogits = dloss[:, None] * (probs * sum(target) - target)."""
+    probs = _logits_2d(probs)
+    target = _float_array("target", target, probs.dtype)
+    _same_shape("target", target, "probs", probs)
+    dloss = _float_array("dloss", dloss, probs.dtype)
+    if dloss.shape != (probs.shape[0],):
+        raise ValueError(f"dloss has shape {dloss.shape}, expected ({probs.shape[0]},)")
+    out = _out(out, probs.shape, probs.dtype)
+    out[...] = dloss[:, None] * (probs * target.sum(axis=1, keepdims=True) - target)
+    return out
+
+
+def sparse_softmax_cross_entropy_forward(logits, labels, probs_out=None):
+    """Per-sample -log_softmax(logits)[i, labels[i]] and the softmax probabilities."""
+    logits = _logits_2d(logits)
+    n, c = logits.shape
+    labels = _labels(labels, n, c)
+    probs = _out(probs_out, logits.shape, logits.dtype)
+    if n == 0:
+        return np.zeros(0, logits.dtype), probs
+    logp = log_softmax_forward(logits, axis=1)
+    np.exp(logp, out=probs)
+    loss = -logp[np.arange(n), labels]
+    return loss.astype(logits.dtype, copy=False), probs
+
+
+def sparse_softmax_cross_entropy_backward(dloss, probs, labels, out=None):
+    """dlogits = dloss[:, None] * (probs - onehot(labels))."""
+    probs = _logits_2d(probs)
+    n, c = probs.shape
+    labels = _labels(labels, n, c)
+    dloss = _float_array("dloss", dloss, probs.dtype)
+    if dloss.shape != (n,):
+        raise ValueError(f"dloss has shape {dloss.shape}, expected ({n},)")
+    out = _out(out, probs.shape, probs.dtype)
+    out[...] = probs
+    out[np.arange(n), labels] -= 1
+    out *= dloss[:, None]
+    return out
+
+
+def sigmoid_binary_cross_entropy_forward(logits, target, out=None):
+    """Elementwise max(z, 0) - z * t + log1p(exp(-|z|))."""
+    z = _float_array("logits", logits)
+    t = _float_array("target", target, z.dtype)
+    _same_shape("target", t, "logits", z)
+    out = _out(out, z.shape, z.dtype)
+    out[...] = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
+    return out
+
+
+def sigmoid_binary_cross_entropy_backward(dloss, logits, target, out=None):
+    """dlogits = dloss * (sigmoid(z) - t)."""
+    z = _float_array("logits", logits)
+    t = _float_array("target", target, z.dtype)
+    _same_shape("target", t, "logits", z)
+    dloss = _float_array("dloss", dloss, z.dtype)
+    _same_shape("dloss", dloss, "logits", z)
+    out = _out(out, z.shape, z.dtype)
+    out[...] = dloss * (_sigmoid(z) - t)
+    return out
+
+
+def mse_forward(pred, target):
+    """mean((pred - target)^2) as a Python float (0.0 when empty)."""
+    pred = _float_array("pred", pred)
+    target = _float_array("target", target, pred.dtype)
+    _same_shape("target", target, "pred", pred)
+    if pred.size == 0:
+        return 0.0
+    d = pred - target
+    return float(np.mean(d * d))
+
+
+def mse_backward(dloss, pred, target, out=None):
+    """dpred = dloss * 2 * (pred - target) / size."""
+    pred = _float_array("pred", pred)
+    target = _float_array("target", target, pred.dtype)
+    _same_shape("target", target, "pred", pred)
+    out = _out(out, pred.shape, pred.dtype)
+    if pred.size:
+        out[...] = (pred - target) * pred.dtype.type(2.0 * float(dloss) / pred.size)
+    return out
+
+
+KERNEL_NAMES = tuple(
+    sorted(
+        name
+        for name, value in dict(globals()).items()
+        if callable(value) and not name.startswith("_") and value.__module__ == __name__
+    )
+)

@@ -1,0 +1,52 @@
+"""Build the Cython kernels in csrc/ into microgradnet/_kernels/.
+
+Set MICROGRADNET_DEBUG=1 to build with Cython's bounds, wraparound and initialization
+checks on, assertions kept and no optimization (for debugging a kernel, not for speed).
+"""
+
+import os
+import sys
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+KERNEL_MODULES = ["matmul", "activations", "losses"]
+
+debug = os.environ.get("MICROGRADNET_DEBUG", "0") not in ("", "0")
+
+directives = {
+    "language_level": 3,
+    "boundscheck": debug,
+    "wraparound": debug,
+    "initializedcheck": debug,
+    "nonecheck": debug,
+    "cdivision": not debug,
+    "embedsignature": True,
+}
+
+if sys.platform == "win32":
+    compile_args = ["/O2"] if not debug else ["/Od", "/Zi"]
+else:
+    # -fno-math-errno lets gcc inline sqrt/fabs; no -ffast-math: NaN and inf must propagate.
+    compile_args = ["-O0", "-g", "-UNDEBUG"] if debug else ["-O3", "-fno-math-errno"]
+
+extensions = [
+    Extension(
+        f"microgradnet._kernels.{name}",
+        [f"csrc/{name}.pyx"],
+        include_dirs=[numpy.get_include(), "csrc"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
+        extra_compile_args=compile_args,
+    )
+    for name in KERNEL_MODULES
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives=directives,
+        include_path=["csrc"],
+        force=debug,
+    ),
+)
