@@ -41,6 +41,11 @@ extensions = [
     )
     for name in KERNEL_MODULES
 ]
+# The autograd core is plain Python (it runs uncompiled too); compiled in Cython's pure
+# Python mode, Tensor and Function become extension types and per-op overhead drops.
+extensions.append(
+    Extension("microgradnet.tensor", ["microgradnet/tensor.py"], extra_compile_args=compile_args)
+)
 
 setup(
     ext_modules=cythonize(

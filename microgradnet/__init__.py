@@ -1,3 +1,73 @@
-"""microgradnet: a small autograd framework with Cython kernels."""
+"""microgradnet: a small autograd framework with Cython kernels.
+
+Watch small neural nets learn, and train them fast on a CPU. The Tensor API follows
+PyTorch (backward, grad, no_grad); the model API follows Keras.
+"""
+
+from . import functional
+from .backend import backend_name, set_backend, use_backend
+from .creation import ones, rand, randn, zeros
+from .functional import (
+    abs,
+    add,
+    cast,
+    clip,
+    concatenate,
+    div,
+    elu,
+    equal,
+    exp,
+    gelu,
+    getitem,
+    greater,
+    greater_equal,
+    leaky_relu,
+    less,
+    less_equal,
+    linear,
+    log,
+    log_softmax,
+    matmul,
+    max,
+    maximum,
+    mean,
+    min,
+    minimum,
+    mse_loss,
+    mul,
+    neg,
+    not_equal,
+    pow,
+    relu,
+    reshape,
+    sigmoid,
+    sigmoid_binary_cross_entropy,
+    silu,
+    softmax,
+    softmax_cross_entropy,
+    softplus,
+    sqrt,
+    stack,
+    step,
+    sub,
+    sum,
+    tanh,
+    transpose,
+    where,
+)
+from .gradcheck import GradcheckError, gradcheck
+from .random import manual_seed
+from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "Function", "GradcheckError", "Tensor", "abs", "add", "backend_name", "cast", "clip",
+    "concatenate", "div", "elu", "enable_grad", "equal", "exp", "functional", "gelu", "getitem",
+    "gradcheck", "greater", "greater_equal", "is_grad_enabled", "leaky_relu", "less",
+    "less_equal", "linear", "log", "log_softmax", "manual_seed", "matmul", "max", "maximum",
+    "mean", "min", "minimum", "mse_loss", "mul", "neg", "no_grad", "not_equal", "ones", "pow",
+    "rand", "randn", "relu", "reshape", "set_backend", "sigmoid", "sigmoid_binary_cross_entropy",
+    "silu", "softmax", "softmax_cross_entropy", "softplus", "sqrt", "stack", "step", "sub", "sum",
+    "tanh", "tensor", "transpose", "use_backend", "where", "zeros",
+]

@@ -7,6 +7,7 @@ Written for clarity, not speed: several numpy passes where the Cython kernel mak
 from __future__ import annotations
 
 import math
+from types import FunctionType
 
 import numpy as np
 from scipy.special import erf
@@ -449,6 +450,7 @@ KERNEL_NAMES = tuple(
     sorted(
         name
         for name, value in dict(globals()).items()
-        if callable(value) and not name.startswith("_") and value.__module__ == __name__
+        if isinstance(value, FunctionType) and not name.startswith("_")
+        and value.__module__ == __name__
     )
 )

@@ -1,0 +1,102 @@
+"""Which kernel set runs: the Cython kernels (default) or their numpy reference.
+
+`kernels` is one object whose attributes are the active kernels; every op calls
+`kernels.<name>(...)`, so switching backends swaps every kernel at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+from collections.abc import Iterator
+from types import ModuleType
+
+from . import _reference
+
+BACKENDS = ("cython", "numpy")
+_CYTHON_MODULES = ("matmul", "activations", "losses")
+
+_BUILD_HINT = (
+    "microgradnet's Cython kernels are not built ({error}). Install the package with "
+    "`pip install .` (or `pip install -e .` for development), or build them in place with "
+    "`python setup.py build_ext --inplace`. To run on the slower numpy reference kernels "
+    "instead, set MICROGRADNET_BACKEND=numpy."
+)
+
+
+class _KernelSet:
+    """The active kernels as attributes (`kernels.relu_forward`, ...)."""
+
+    name = "none"
+
+    def __repr__(self) -> str:
+        return f"<microgradnet kernels: {self.name}>"
+
+
+kernels = _KernelSet()
+_cache: dict[str, dict] = {}
+
+
+def _load(name: str) -> dict:
+    """Return {kernel name: function} for a backend, importing it once."""
+    if name in _cache:
+        return _cache[name]
+    if name == "numpy":
+        table = {k: getattr(_reference, k) for k in _reference.KERNEL_NAMES}
+    elif name == "cython":
+        modules: list[ModuleType] = []
+        for mod in _CYTHON_MODULES:
+            try:
+                modules.append(importlib.import_module(f"microgradnet._kernels.{mod}"))
+            except ImportError as exc:
+                raise ImportError(_BUILD_HINT.format(error=exc)) from exc
+        table = {}
+        for module in modules:
+            for k in dir(module):
+                if not k.startswith("_") and callable(getattr(module, k)):
+                    table[k] = getattr(module, k)
+        missing = sorted(set(_reference.KERNEL_NAMES) - set(table))
+        if missing:
+            raise ImportError(
+                "microgradnet's Cython kernels are out of date (missing "
+                + ", ".join(missing)
+                + "): rebuild with `pip install .` or `python setup.py build_ext --inplace`."
+            )
+        table = {k: table[k] for k in _reference.KERNEL_NAMES}
+    else:
+        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    _cache[name] = table
+    return table
+
+
+def set_backend(name: str) -> None:
+    """Make `name` ("cython" or "numpy") the kernel set every op uses from now on."""
+    table = _load(name)
+    kernels.__dict__.clear()
+    kernels.__dict__.update(table)
+    kernels.name = name
+
+
+def backend_name() -> str:
+    """Return the name of the active kernel set: "cython" or "numpy"."""
+    return kernels.name
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    """Run the enclosed block with every kernel taken from backend `name`."""
+    previous = kernels.name
+    set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(previous)
+
+
+def kernel_table(name: str) -> dict:
+    """Return {kernel name: function} of backend `name` without activating it."""
+    return dict(_load(name))
+
+
+set_backend(os.environ.get("MICROGRADNET_BACKEND", "cython").strip().lower() or "cython")

@@ -1,0 +1,1013 @@
+"""Every differentiable op: its Function (forward, backward, kernel dispatch) and its function.
+
+Each op stands in one place: the Function subclass computes the result from arrays and saves
+what its backward needs; the plain function next to it converts arguments to Tensors and
+applies it. `REGISTRY` lists them all by name (tests and benchmarks iterate over it).
+Gradients of broadcast inputs are reduced in the engine (tensor.py), not here.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .backend import kernels as K
+from .tensor import Function, Tensor, _to_numpy, as_tensor, tensors
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
+    """Both operands as Tensors; a plain number or array takes the other's dtype."""
+    if isinstance(a, Tensor):
+        return a, (b if isinstance(b, Tensor) else as_tensor(b, a))
+    if isinstance(b, Tensor):
+        return as_tensor(a, b), b
+    a = Tensor(a)
+    return a, as_tensor(b, a)
+
+
+def _floating(x: Any, op: str) -> Tensor:
+    """x as a Tensor, which must be float32 or float64 for `op`."""
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    if x.data.dtype not in _FLOATS:
+        raise TypeError(f"{op} needs a float32 or float64 tensor, got {x.data.dtype}")
+    return x
+
+
+def _axes(axis: Any, ndim: int) -> tuple[int, ...] | None:
+    """Normalize an axis argument (None, int or sequence of ints) to a sorted tuple."""
+    if axis is None:
+        return None
+    if isinstance(axis, (int, np.integer)):
+        axis = (int(axis),)
+    return tuple(sorted(np.lib.array_utils.normalize_axis_tuple(tuple(axis), ndim)))
+
+
+# =========================================================================== arithmetic
+
+
+class Add(Function):
+    name = "add"
+
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, grad):
+        return grad, grad
+
+
+def add(a: Any, b: Any) -> Tensor:
+    """Elementwise a + b, broadcasting."""
+    return Add.apply(*_pair(a, b))
+
+
+class Sub(Function):
+    name = "sub"
+
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, grad):
+        return grad, -grad if self.needs_input_grad[1] else None
+
+
+def sub(a: Any, b: Any) -> Tensor:
+    """Elementwise a - b, broadcasting."""
+    return Sub.apply(*_pair(a, b))
+
+
+class Mul(Function):
+    name = "mul"
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, grad):
+        need_a, need_b = self.needs_input_grad
+        return (grad * self.b if need_a else None, grad * self.a if need_b else None)
+
+
+def mul(a: Any, b: Any) -> Tensor:
+    """Elementwise a * b, broadcasting."""
+    return Mul.apply(*_pair(a, b))
+
+
+class Div(Function):
+    name = "div"
+
+    def forward(self, a, b):
+        self.b = b
+        self.out = out = a / b
+        return out
+
+    def backward(self, grad):
+        need_a, need_b = self.needs_input_grad
+        ga = grad / self.b
+        return (ga if need_a else None, -ga * self.out if need_b else None)
+
+
+def div(a: Any, b: Any) -> Tensor:
+    """Elementwise a / b, broadcasting."""
+    return Div.apply(*_pair(a, b))
+
+
+class Pow(Function):
+    name = "pow"
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        self.out = out = a**b
+        return out
+
+    def backward(self, grad):
+        a, b = self.a, self.b
+        need_a, need_b = self.needs_input_grad
+        ga = gb = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if need_a:
+                ga = grad * b * a ** (b - 1)
+            if need_b:
+                # NOTE: d(a^b)/db = a^b log a; taken as 0 at a == 0 (b >= 0), as PyTorch does.
+                gb = np.where((a == 0) & (b >= 0), 0, grad * self.out * np.log(a))
+        return ga, gb
+
+
+def pow(a: Any, b: Any) -> Tensor:
+    """Elementwise a ** b, broadcasting."""
+    return Pow.apply(*_pair(a, b))
+
+
+class Neg(Function):
+    name = "neg"
+
+    def forward(self, a):
+        return -a
+
+    def backward(self, grad):
+        return -grad
+
+
+def neg(a: Any) -> Tensor:
+    """Elementwise -a."""
+    return Neg.apply(as_tensor(a))
+
+
+class Maximum(Function):
+    name = "maximum"
+
+    def forward(self, a, b):
+        # NOTE: at a tie both inputs get half the gradient (as PyTorch does).
+        self.weight_a = np.where(a > b, 1.0, np.where(a == b, 0.5, 0.0))
+        return np.maximum(a, b)
+
+    def backward(self, grad):
+        w = self.weight_a.astype(grad.dtype, copy=False)
+        return grad * w, grad * (1 - w)
+
+
+def maximum(a: Any, b: Any) -> Tensor:
+    """Elementwise maximum of a and b, broadcasting; ties share the gradient."""
+    return Maximum.apply(*_pair(a, b))
+
+
+class Minimum(Function):
+    name = "minimum"
+
+    def forward(self, a, b):
+        self.weight_a = np.where(a < b, 1.0, np.where(a == b, 0.5, 0.0))
+        return np.minimum(a, b)
+
+    def backward(self, grad):
+        w = self.weight_a.astype(grad.dtype, copy=False)
+        return grad * w, grad * (1 - w)
+
+
+def minimum(a: Any, b: Any) -> Tensor:
+    """Elementwise minimum of a and b, broadcasting; ties share the gradient."""
+    return Minimum.apply(*_pair(a, b))
+
+
+class Where(Function):
+    name = "where"
+
+    def forward(self, a, b, condition):
+        self.condition = condition
+        return np.where(condition, a, b)
+
+    def backward(self, grad):
+        c = self.condition
+        need_a, need_b = self.needs_input_grad
+        zero = grad.dtype.type(0)
+        return (
+            np.where(c, grad, zero) if need_a else None,
+            np.where(c, zero, grad) if need_b else None,
+        )
+
+
+def where(condition: Any, a: Any, b: Any) -> Tensor:
+    """Elementwise `a` where condition is true, else `b` (the condition gets no gradient)."""
+    cond = _to_numpy(condition.data if isinstance(condition, Tensor) else condition)
+    if cond.dtype != np.bool_:
+        cond = cond != 0
+    a, b = _pair(a, b)
+    return Where.apply(a, b, condition=cond)
+
+
+# =========================================================================== unary math
+
+
+class Exp(Function):
+    name = "exp"
+
+    def forward(self, a):
+        self.out = out = np.exp(a)
+        return out
+
+    def backward(self, grad):
+        return grad * self.out
+
+
+def exp(a: Any) -> Tensor:
+    """Elementwise e ** a."""
+    return Exp.apply(_floating(a, "exp"))
+
+
+class Log(Function):
+    name = "log"
+
+    def forward(self, a):
+        self.a = a
+        return np.log(a)
+
+    def backward(self, grad):
+        return grad / self.a
+
+
+def log(a: Any) -> Tensor:
+    """Elementwise natural logarithm (nan below 0, -inf at 0, as IEEE says)."""
+    return Log.apply(_floating(a, "log"))
+
+
+class Sqrt(Function):
+    name = "sqrt"
+
+    def forward(self, a):
+        self.out = out = np.sqrt(a)
+        return out
+
+    def backward(self, grad):
+        return grad / (2 * self.out)
+
+
+def sqrt(a: Any) -> Tensor:
+    """Elementwise square root."""
+    return Sqrt.apply(_floating(a, "sqrt"))
+
+
+class Abs(Function):
+    name = "abs"
+
+    def forward(self, a):
+        self.a = a
+        return np.abs(a)
+
+    def backward(self, grad):
+        # NOTE: abs'(0) = 0 (the subgradient PyTorch picks).
+        return grad * np.sign(self.a)
+
+
+def abs(a: Any) -> Tensor:
+    """Elementwise absolute value."""
+    return Abs.apply(as_tensor(a))
+
+
+class Clip(Function):
+    name = "clip"
+
+    def forward(self, a, low, high):
+        # NOTE: the gradient passes where low <= a <= high, the bounds included.
+        inside = np.ones(a.shape, dtype=bool)
+        if low is not None:
+            inside &= a >= low
+        if high is not None:
+            inside &= a <= high
+        self.inside = inside
+        return np.clip(a, low, high)
+
+    def backward(self, grad):
+        return np.where(self.inside, grad, grad.dtype.type(0))
+
+
+def clip(a: Any, min: Any = None, max: Any = None) -> Tensor:
+    """Limit values to [min, max] (either bound may be None)."""
+    a = as_tensor(a)
+    if min is None and max is None:
+        raise ValueError("clip needs min, max or both")
+    if min is not None and max is not None and np.any(np.asarray(min) > np.asarray(max)):
+        raise ValueError(f"clip: min {min} is greater than max {max}")
+    return Clip.apply(a, low=min, high=max)
+
+
+# =========================================================================== reductions
+
+
+class Sum(Function):
+    name = "sum"
+
+    def forward(self, a, axes, keepdims):
+        self.shape, self.axes, self.keepdims = a.shape, axes, keepdims
+        return np.sum(a, axis=axes, keepdims=keepdims)
+
+    def backward(self, grad):
+        if not self.keepdims and self.axes is not None:
+            grad = np.expand_dims(grad, self.axes)
+        return np.broadcast_to(grad, self.shape)
+
+
+def sum(a: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Sum over `axis` (an int, a tuple of ints, or None for all)."""
+    a = as_tensor(a)
+    return Sum.apply(a, axes=_axes(axis, a.ndim), keepdims=keepdims)
+
+
+class Mean(Function):
+    name = "mean"
+
+    def forward(self, a, axes, keepdims):
+        self.shape, self.axes, self.keepdims = a.shape, axes, keepdims
+        reduced = a.size if axes is None else int(np.prod([a.shape[i] for i in axes]))
+        self.scale = 1.0 / reduced if reduced else np.nan
+        return np.mean(a, axis=axes, keepdims=keepdims)
+
+    def backward(self, grad):
+        if not self.keepdims and self.axes is not None:
+            grad = np.expand_dims(grad, self.axes)
+        return np.broadcast_to(grad * grad.dtype.type(self.scale), self.shape)
+
+
+def mean(a: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Mean over `axis` (an int, a tuple of ints, or None for all)."""
+    a = as_tensor(a)
+    return Mean.apply(a, axes=_axes(axis, a.ndim), keepdims=keepdims)
+
+
+class _Extremum(Function):
+    reduce = staticmethod(np.max)
+
+    def forward(self, a, axes, keepdims):
+        if a.size == 0:
+            raise ValueError(f"{self.name} of an empty tensor (shape {a.shape}) has no value")
+        self.a, self.axes, self.keepdims = a, axes, keepdims
+        self.out_kept = out = self.reduce(a, axis=axes, keepdims=True)
+        if keepdims:
+            return out
+        return out.reshape(()) if axes is None else np.squeeze(out, axis=axes)
+
+    def backward(self, grad):
+        # NOTE: tied extremes share the gradient equally (as PyTorch's amax/amin do).
+        if not self.keepdims:
+            grad = np.reshape(grad, self.out_kept.shape)
+        hit = self.a == self.out_kept
+        count = np.sum(hit, axis=self.axes, keepdims=True)
+        return np.where(hit, grad / np.maximum(count, 1), grad.dtype.type(0))
+
+
+class Max(_Extremum):
+    name = "max"
+    reduce = staticmethod(np.max)
+
+
+class Min(_Extremum):
+    name = "min"
+    reduce = staticmethod(np.min)
+
+
+def max(a: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Maximum over `axis`; tied maxima share the gradient equally."""
+    a = as_tensor(a)
+    return Max.apply(a, axes=_axes(axis, a.ndim), keepdims=keepdims)
+
+
+def min(a: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Minimum over `axis`; tied minima share the gradient equally."""
+    a = as_tensor(a)
+    return Min.apply(a, axes=_axes(axis, a.ndim), keepdims=keepdims)
+
+
+# =========================================================================== shapes
+
+
+class Reshape(Function):
+    name = "reshape"
+
+    def forward(self, a, shape):
+        self.shape = a.shape
+        return np.reshape(a, shape)
+
+    def backward(self, grad):
+        return np.reshape(grad, self.shape)
+
+
+def reshape(a: Any, shape: Any) -> Tensor:
+    """Return the data in a new shape (one dimension may be -1)."""
+    a = as_tensor(a)
+    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    return Reshape.apply(a, shape=shape)
+
+
+class Transpose(Function):
+    name = "transpose"
+
+    def forward(self, a, axes):
+        self.axes = axes
+        return np.transpose(a, axes)
+
+    def backward(self, grad):
+        if self.axes is None:
+            return np.transpose(grad)
+        return np.transpose(grad, np.argsort(self.axes))
+
+
+def transpose(a: Any, axes: Any = None) -> Tensor:
+    """Permute the axes (reverse them when `axes` is None)."""
+    a = as_tensor(a)
+    if axes is not None:
+        axes = tuple(int(i) for i in axes)
+        if sorted(i % a.ndim if a.ndim else i for i in axes) != list(range(a.ndim)):
+            raise ValueError(f"transpose: axes {axes} are not a permutation of {a.ndim} axes")
+        axes = tuple(i % a.ndim for i in axes)
+    return Transpose.apply(a, axes=axes)
+
+
+def _index_key(index: Any) -> Any:
+    """Replace Tensors inside an index by their arrays."""
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return index
+
+
+def _is_basic(index: Any) -> bool:
+    """True for indices of ints, slices, None and Ellipsis only (no repeats possible)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return builtins.all(
+        isinstance(p, (int, np.integer, slice)) or p is None or p is Ellipsis for p in parts
+    )
+
+
+class GetItem(Function):
+    name = "getitem"
+
+    def forward(self, a, index):
+        self.shape, self.dtype, self.index = a.shape, a.dtype, index
+        return a[index]
+
+    def backward(self, grad):
+        full = np.zeros(self.shape, dtype=self.dtype)
+        if _is_basic(self.index):
+            full[self.index] = grad
+        else:
+            # add.at accumulates where an integer index repeats (x[[0, 0]]).
+            np.add.at(full, self.index, grad)
+        return full
+
+
+def getitem(a: Any, index: Any) -> Tensor:
+    """Index like numpy: basic slicing and integer-array (or boolean) indexing."""
+    return GetItem.apply(as_tensor(a), index=_index_key(index))
+
+
+class Concatenate(Function):
+    name = "concatenate"
+
+    def forward(self, *arrays, axis):
+        self.axis = axis
+        self.splits = np.cumsum([a.shape[axis] for a in arrays])[:-1]
+        return np.concatenate(arrays, axis=axis)
+
+    def backward(self, grad):
+        return tuple(np.split(grad, self.splits, axis=self.axis))
+
+
+def concatenate(ts: Sequence[Any], axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis."""
+    ts = tensors(ts)
+    if not ts:
+        raise ValueError("concatenate needs at least one tensor")
+    axis = int(np.lib.array_utils.normalize_axis_index(axis, ts[0].ndim)) if ts[0].ndim else 0
+    return Concatenate.apply(*ts, axis=axis)
+
+
+class Stack(Function):
+    name = "stack"
+
+    def forward(self, *arrays, axis):
+        self.axis = axis
+        return np.stack(arrays, axis=axis)
+
+    def backward(self, grad):
+        return tuple(np.moveaxis(grad, self.axis, 0))
+
+
+def stack(ts: Sequence[Any], axis: int = 0) -> Tensor:
+    """Join tensors of one shape along a new axis."""
+    ts = tensors(ts)
+    if not ts:
+        raise ValueError("stack needs at least one tensor")
+    axis = int(np.lib.array_utils.normalize_axis_index(axis, ts[0].ndim + 1))
+    return Stack.apply(*ts, axis=axis)
+
+
+# =========================================================================== matmul
+
+
+class MatMul(Function):
+    name = "matmul"
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        if a.ndim == 2 and b.ndim == 2 and a.dtype in _FLOATS:
+            return K.gemm(a, b)
+        return np.matmul(a, b)
+
+    def backward(self, grad):
+        a, b = self.a, self.b
+        need_a, need_b = self.needs_input_grad
+        if a.ndim == 2 and b.ndim == 2 and a.dtype in _FLOATS:
+            # Transposes are GEMM flags, not copies.
+            return (
+                K.gemm(grad, b, trans_b=True) if need_a else None,
+                K.gemm(a, grad, trans_a=True) if need_b else None,
+            )
+        # 1-D operands become a row/column; batch dimensions broadcast like numpy's matmul.
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        g2 = np.reshape(grad, np.matmul(a2[..., :1, :], b2[..., :, :1]).shape[:-2]
+                        + (a2.shape[-2], b2.shape[-1]))
+        ga = gb = None
+        if need_a:
+            ga = _sum_to(np.matmul(g2, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
+        if need_b:
+            gb = _sum_to(np.matmul(np.swapaxes(a2, -1, -2), g2), b2.shape).reshape(b.shape)
+        return ga, gb
+
+
+def _sum_to(grad: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum leading (batch) dimensions that broadcasting added, back to `shape`."""
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape[:-2]) if n == 1 and grad.shape[i] != 1)
+    return grad.sum(axis=axes, keepdims=True) if axes else grad
+
+
+def matmul(a: Any, b: Any) -> Tensor:
+    """Matrix product a @ b (1-D, 2-D, or batched with broadcasting, like numpy)."""
+    a, b = _pair(a, b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(
+            f"matmul needs tensors of at least 1 dimension, got {a.shape} and {b.shape}"
+        )
+    if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+        raise ValueError(
+            f"matmul: shapes {a.shape} and {b.shape} do not match "
+            f"({a.shape[-1]} != {b.shape[-2 if b.ndim > 1 else 0]})"
+        )
+    if a.dtype != b.dtype:
+        dtype = np.result_type(a.dtype, b.dtype)
+        a = a if a.dtype == dtype else _cast(a, dtype)
+        b = b if b.dtype == dtype else _cast(b, dtype)
+    try:
+        return MatMul.apply(a, b)
+    except ValueError as exc:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not match: {exc}") from exc
+
+
+class Cast(Function):
+    name = "cast"
+
+    def forward(self, a, dtype):
+        self.dtype = a.dtype
+        return a.astype(dtype)
+
+    def backward(self, grad):
+        return grad.astype(self.dtype)
+
+
+def _cast(a: Tensor, dtype: Any) -> Tensor:
+    return Cast.apply(a, dtype=np.dtype(dtype))
+
+
+def cast(a: Any, dtype: Any) -> Tensor:
+    """Convert to another dtype; the gradient is converted back."""
+    a = as_tensor(a)
+    dtype = np.dtype(dtype)
+    if a.requires_grad and dtype not in _FLOATS:
+        raise TypeError(f"cannot cast a tensor that requires grad to {dtype}")
+    return _cast(a, dtype)
+
+
+class Linear(Function):
+    name = "linear"
+
+    def forward(self, x, w, b=None):
+        self.x, self.w = x, w
+        out = K.gemm(x, w)
+        if b is not None:
+            K.bias_add(out, b, out=out)
+        return out
+
+    def backward(self, grad):
+        need = self.needs_input_grad
+        gx = K.gemm(grad, self.w, trans_b=True) if need[0] else None
+        gw = K.gemm(self.x, grad, trans_a=True) if need[1] else None
+        if len(need) == 2:
+            return gx, gw
+        return gx, gw, K.bias_grad(grad) if need[2] else None
+
+
+def linear(x: Any, w: Any, b: Any = None) -> Tensor:
+    """x @ w + b in one fused pass: x (n, in), w (in, out), b (out,) or None."""
+    x = _floating(x, "linear")
+    w = as_tensor(w, x)
+    if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[0]:
+        raise ValueError(f"linear needs x (n, in) and w (in, out), got {x.shape} and {w.shape}")
+    if b is None:
+        return Linear.apply(x, w)
+    b = as_tensor(b, x)
+    if b.shape != (w.shape[1],):
+        raise ValueError(f"linear: bias has shape {b.shape}, expected ({w.shape[1]},)")
+    return Linear.apply(x, w, b)
+
+
+# =========================================================================== activations
+
+
+class ReLU(Function):
+    name = "relu"
+
+    def forward(self, x):
+        self.y = y = K.relu_forward(x)
+        return y
+
+    def backward(self, grad):
+        # NOTE: relu'(0) = 0.
+        return K.relu_backward(grad, self.y)
+
+
+def relu(x: Any) -> Tensor:
+    """Elementwise max(x, 0)."""
+    return ReLU.apply(_floating(x, "relu"))
+
+
+class LeakyReLU(Function):
+    name = "leaky_relu"
+
+    def forward(self, x, alpha):
+        self.x, self.alpha = x, alpha
+        return K.leaky_relu_forward(x, alpha)
+
+    def backward(self, grad):
+        return K.leaky_relu_backward(grad, self.x, self.alpha)
+
+
+def leaky_relu(x: Any, alpha: float = 0.01) -> Tensor:
+    """Elementwise x if x > 0 else alpha * x."""
+    return LeakyReLU.apply(_floating(x, "leaky_relu"), alpha=float(alpha))
+
+
+class ELU(Function):
+    name = "elu"
+
+    def forward(self, x, alpha):
+        self.alpha = alpha
+        self.y = y = K.elu_forward(x, alpha)
+        return y
+
+    def backward(self, grad):
+        return K.elu_backward(grad, self.y, self.alpha)
+
+
+def elu(x: Any, alpha: float = 1.0) -> Tensor:
+    """Elementwise x if x > 0 else alpha * (exp(x) - 1); alpha must be positive."""
+    if not alpha > 0:
+        # The backward reads the derivative off the output, which needs alpha > 0.
+        raise ValueError(f"elu needs alpha > 0, got {alpha}")
+    return ELU.apply(_floating(x, "elu"), alpha=float(alpha))
+
+
+class Sigmoid(Function):
+    name = "sigmoid"
+
+    def forward(self, x):
+        self.y = y = K.sigmoid_forward(x)
+        return y
+
+    def backward(self, grad):
+        return K.sigmoid_backward(grad, self.y)
+
+
+def sigmoid(x: Any) -> Tensor:
+    """Elementwise 1 / (1 + exp(-x))."""
+    return Sigmoid.apply(_floating(x, "sigmoid"))
+
+
+class Tanh(Function):
+    name = "tanh"
+
+    def forward(self, x):
+        self.y = y = K.tanh_forward(x)
+        return y
+
+    def backward(self, grad):
+        return K.tanh_backward(grad, self.y)
+
+
+def tanh(x: Any) -> Tensor:
+    """Elementwise hyperbolic tangent."""
+    return Tanh.apply(_floating(x, "tanh"))
+
+
+class Softplus(Function):
+    name = "softplus"
+
+    def forward(self, x):
+        self.x = x
+        return K.softplus_forward(x)
+
+    def backward(self, grad):
+        return K.softplus_backward(grad, self.x)
+
+
+def softplus(x: Any) -> Tensor:
+    """Elementwise log(1 + exp(x)), stable for large |x|."""
+    return Softplus.apply(_floating(x, "softplus"))
+
+
+class GELU(Function):
+    name = "gelu"
+
+    def forward(self, x):
+        self.x = x
+        return K.gelu_forward(x)
+
+    def backward(self, grad):
+        return K.gelu_backward(grad, self.x)
+
+
+def gelu(x: Any) -> Tensor:
+    """Elementwise exact GELU, x * Phi(x) (erf-based, as PyTorch's default)."""
+    return GELU.apply(_floating(x, "gelu"))
+
+
+class SiLU(Function):
+    name = "silu"
+
+    def forward(self, x):
+        self.x = x
+        return K.silu_forward(x)
+
+    def backward(self, grad):
+        return K.silu_backward(grad, self.x)
+
+
+def silu(x: Any) -> Tensor:
+    """Elementwise x * sigmoid(x) (also called swish)."""
+    return SiLU.apply(_floating(x, "silu"))
+
+
+class Step(Function):
+    name = "step"
+
+    def forward(self, x):
+        self.x = x
+        return K.step_forward(x)
+
+    def backward(self, grad):
+        # NOTE: zero everywhere; at 0 the step has no derivative and we take 0.
+        return K.step_backward(grad, self.x)
+
+
+def step(x: Any) -> Tensor:
+    """Elementwise binary step: 1 where x >= 0, else 0 (its gradient is zero)."""
+    return Step.apply(_floating(x, "step"))
+
+
+class Softmax(Function):
+    name = "softmax"
+
+    def forward(self, x, axis):
+        self.axis = axis
+        self.y = y = K.softmax_forward(x, axis)
+        return y
+
+    def backward(self, grad):
+        return K.softmax_backward(grad, self.y, self.axis)
+
+
+def softmax(x: Any, axis: int = -1) -> Tensor:
+    """exp(x) / sum(exp(x)) along `axis`, computed stably."""
+    x = _floating(x, "softmax")
+    return Softmax.apply(x, axis=int(np.lib.array_utils.normalize_axis_index(axis, x.ndim)))
+
+
+class LogSoftmax(Function):
+    name = "log_softmax"
+
+    def forward(self, x, axis):
+        self.axis = axis
+        self.y = y = K.log_softmax_forward(x, axis)
+        return y
+
+    def backward(self, grad):
+        return K.log_softmax_backward(grad, self.y, self.axis)
+
+
+def log_softmax(x: Any, axis: int = -1) -> Tensor:
+    """log(softmax(x)) along `axis`, computed stably."""
+    x = _floating(x, "log_softmax")
+    return LogSoftmax.apply(x, axis=int(np.lib.array_utils.normalize_axis_index(axis, x.ndim)))
+
+
+ACTIVATIONS = {
+    "relu": relu,
+    "leaky_relu": leaky_relu,
+    "elu": elu,
+    "sigmoid": sigmoid,
+    "tanh": tanh,
+    "softplus": softplus,
+    "gelu": gelu,
+    "silu": silu,
+    "step": step,
+    "softmax": softmax,
+    "log_softmax": log_softmax,
+}
+
+
+# =========================================================================== losses
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return mean(loss)
+    if reduction == "sum":
+        return sum(loss)
+    if reduction == "none":
+        return loss
+    raise ValueError(f"unknown reduction {reduction!r}; choose 'mean', 'sum' or 'none'")
+
+
+def _same_shape(op: str, a: Tensor, b: Tensor, names: str = "prediction and target") -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{op}: {names} shapes differ: {a.shape} and {b.shape}")
+
+
+class MSELoss(Function):
+    name = "mse_loss"
+
+    def forward(self, pred, target):
+        self.pred, self.target = pred, target
+        return np.asarray(K.mse_forward(pred, target), dtype=pred.dtype)
+
+    def backward(self, grad):
+        gp = K.mse_backward(float(grad), self.pred, self.target)
+        return gp, -gp if self.needs_input_grad[1] else None
+
+
+def mse_loss(pred: Any, target: Any) -> Tensor:
+    """Mean squared error, mean((pred - target) ** 2), in one fused pass."""
+    pred = _floating(pred, "mse_loss")
+    target = as_tensor(target, pred)
+    _same_shape("mse_loss", pred, target)
+    return MSELoss.apply(pred, target)
+
+
+class SigmoidBinaryCrossEntropy(Function):
+    name = "sigmoid_binary_cross_entropy"
+
+    def forward(self, logits, target):
+        self.logits, self.target = logits, target
+        return K.sigmoid_binary_cross_entropy_forward(logits, target)
+
+    def backward(self, grad):
+        need_z, need_t = self.needs_input_grad
+        gz = (
+            K.sigmoid_binary_cross_entropy_backward(grad, self.logits, self.target)
+            if need_z
+            else None
+        )
+        return gz, -grad * self.logits if need_t else None
+
+
+def sigmoid_binary_cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Tensor:
+    """Binary cross-entropy of sigmoid(logits) against targets in [0, 1], fused and stable."""
+    logits = _floating(logits, "sigmoid_binary_cross_entropy")
+    target = as_tensor(target, logits)
+    _same_shape("sigmoid_binary_cross_entropy", logits, target, "logits and target")
+    return _reduce(SigmoidBinaryCrossEntropy.apply(logits, target), reduction)
+
+
+class SoftmaxCrossEntropy(Function):
+    name = "softmax_cross_entropy"
+
+    def forward(self, logits, target):
+        self.logits, self.target = logits, target
+        loss, self.probs = K.softmax_cross_entropy_forward(logits, target)
+        return loss
+
+    def backward(self, grad):
+        need_z, need_t = self.needs_input_grad
+        gz = K.softmax_cross_entropy_backward(grad, self.probs, self.target) if need_z else None
+        gt = None
+        if need_t:
+            gt = -grad[:, None] * K.log_softmax_forward(self.logits, 1)
+        return gz, gt
+
+
+class SparseSoftmaxCrossEntropy(Function):
+    name = "sparse_softmax_cross_entropy"
+
+    def forward(self, logits, labels):
+        self.labels = labels
+        loss, self.probs = K.sparse_softmax_cross_entropy_forward(logits, labels)
+        return loss
+
+    def backward(self, grad):
+        return K.sparse_softmax_cross_entropy_backward(grad, self.probs, self.labels)
+
+
+def softmax_cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Tensor:
+    """Cross-entropy of softmax(logits) (n, c) against class probabilities (n, c) or labels (n,)."""
+    logits = _floating(logits, "softmax_cross_entropy")
+    if logits.ndim != 2:
+        raise ValueError(
+            f"softmax_cross_entropy needs logits of shape (samples, classes), got {logits.shape}"
+        )
+    raw = target.data if isinstance(target, Tensor) else _to_numpy(target)
+    if raw.dtype.kind in "iu":
+        if raw.shape != (logits.shape[0],):
+            raise ValueError(
+                f"softmax_cross_entropy: labels have shape {raw.shape}, "
+                f"expected ({logits.shape[0]},) for logits {logits.shape}"
+            )
+        loss = SparseSoftmaxCrossEntropy.apply(logits, labels=raw)
+    else:
+        target = as_tensor(target, logits)
+        _same_shape("softmax_cross_entropy", logits, target, "logits and target")
+        loss = SoftmaxCrossEntropy.apply(logits, target)
+    return _reduce(loss, reduction)
+
+
+# =========================================================================== comparisons
+
+
+def _compare(ufunc: np.ufunc, a: Any, b: Any) -> Tensor:
+    a, b = _pair(a, b)
+    return Tensor._wrap(ufunc(a.data, b.data))
+
+
+def less(a: Any, b: Any) -> Tensor:
+    """Elementwise a < b as a bool tensor (not differentiable)."""
+    return _compare(np.less, a, b)
+
+
+def less_equal(a: Any, b: Any) -> Tensor:
+    """Elementwise a <= b as a bool tensor (not differentiable)."""
+    return _compare(np.less_equal, a, b)
+
+
+def greater(a: Any, b: Any) -> Tensor:
+    """Elementwise a > b as a bool tensor (not differentiable)."""
+    return _compare(np.greater, a, b)
+
+
+def greater_equal(a: Any, b: Any) -> Tensor:
+    """Elementwise a >= b as a bool tensor (not differentiable)."""
+    return _compare(np.greater_equal, a, b)
+
+
+def equal(a: Any, b: Any) -> Tensor:
+    """Elementwise a == b as a bool tensor (not differentiable)."""
+    return _compare(np.equal, a, b)
+
+
+def not_equal(a: Any, b: Any) -> Tensor:
+    """Elementwise a != b as a bool tensor (not differentiable)."""
+    return _compare(np.not_equal, a, b)
+
+
+def _subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
+
+
+# Every op by name: the tests and benchmarks iterate over this.
+REGISTRY: dict[str, type[Function]] = {c.name: c for c in _subclasses(Function) if c.name}

@@ -1,0 +1,580 @@
+"""Tensor, the graph node (Function) and reverse-mode autodiff.
+
+A Tensor wraps a numpy array. An op is a Function subclass (in functional.py) with a
+`forward` on arrays and a `backward` giving one gradient per input; `Function.apply`
+runs the forward and, when gradients are wanted, links the result to its inputs.
+`Tensor.backward` walks that graph in reverse topological order (iteratively, so deep
+graphs do not hit Python's recursion limit) and sums gradients that were broadcast back
+to each input's shape, once, here in the engine.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import cython
+import numpy as np
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_grad_enabled = True
+
+
+# --------------------------------------------------------------------------- grad mode
+
+
+class no_grad:
+    """Context manager and decorator that turns off graph recording inside it."""
+
+    def __enter__(self) -> None:
+        global _grad_enabled
+        self._previous = _grad_enabled
+        _grad_enabled = False
+
+    def __exit__(self, *exc: object) -> None:
+        global _grad_enabled
+        _grad_enabled = self._previous
+
+    def __call__(self, func: Callable) -> Callable:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with no_grad():
+                return func(*args, **kwargs)
+
+        return wrapper
+
+
+class enable_grad(no_grad):
+    """Context manager and decorator that turns graph recording back on inside it."""
+
+    def __enter__(self) -> None:
+        global _grad_enabled
+        self._previous = _grad_enabled
+        _grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """Return True when ops record the graph for backward."""
+    return _grad_enabled
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+def _as_dtype(dtype: Any) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"not a dtype: {dtype!r}") from exc
+    if dt.kind not in "fiub" or (dt.kind == "f" and dt not in _FLOAT_DTYPES):
+        raise TypeError(
+            f"unsupported dtype {dt}: use float32, float64, an integer type or bool"
+        )
+    return dt
+
+
+def _to_numpy(data: Any, copy: bool = False) -> np.ndarray:
+    """Convert data to an array of real numbers (float, int or bool), else TypeError."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if isinstance(data, (str, bytes)):
+        raise TypeError(f"cannot make a tensor from a {type(data).__name__}")
+    try:
+        arr = np.array(data, copy=copy or None)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"cannot make a tensor from {type(data).__name__}: {exc}") from exc
+    if arr.dtype.kind not in "fiub":
+        what = {"c": "complex numbers", "O": "Python objects (or ragged nested lists)"}.get(
+            arr.dtype.kind, f"data of dtype {arr.dtype}"
+        )
+        raise TypeError(f"cannot make a tensor from {what}; use real numbers")
+    return arr
+
+
+def _as_array(data: Any, dtype: Any = None, copy: bool = False) -> np.ndarray:
+    """Convert data to an array: floats become float32 unless `dtype` says otherwise."""
+    arr = _to_numpy(data, copy)
+    if dtype is not None:
+        target = _as_dtype(dtype)
+    elif arr.dtype.kind == "f":
+        target = np.dtype(np.float32)
+    else:
+        target = arr.dtype
+    return arr if arr.dtype == target else arr.astype(target)
+
+
+def _unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum a gradient of a broadcast result back to the input's shape."""
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    if grad.shape != shape:
+        raise RuntimeError(f"internal error: gradient of shape {grad.shape} for input {shape}")
+    return grad
+
+
+# --------------------------------------------------------------------------- Function
+
+
+@cython.cclass
+class Function:
+    """A differentiable op: `forward` on arrays, `backward` one gradient per input.
+
+    Subclasses keep what backward needs as attributes of `self` (the context). After a
+    backward without `retain_graph`, those are released to free memory.
+    """
+
+    # Compiled (setup.py), Tensor and Function are extension types with these fields in C;
+    # subclasses (the ops) keep what backward needs in their instance __dict__.
+    parents = cython.declare(object, visibility="public")
+    needs_input_grad = cython.declare(object, visibility="public")
+    name = ""  # set by each op; names the op in functional.REGISTRY
+    released = False
+
+    def forward(self, *arrays: np.ndarray, **params: Any) -> np.ndarray:
+        """Compute the op's result from input arrays (and save what backward needs)."""
+        raise NotImplementedError
+
+    def backward(self, grad: np.ndarray) -> Any:
+        """Return the gradient w.r.t. each input (a tuple, or one array for one input)."""
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
+        """Run the op on Tensors, recording it in the graph when a gradient is needed."""
+        # Unrolled for one and two inputs: this is the per-op overhead on small tensors.
+        ctx: Function = cls()
+        a: Tensor
+        b: Tensor
+        out: Tensor
+        if len(inputs) == 2:
+            a, b = inputs
+            if params:
+                data = ctx.forward(a.data, b.data, **params)
+            else:
+                data = ctx.forward(a.data, b.data)
+            needs = (a.requires_grad, b.requires_grad)
+            record = _grad_enabled and (needs[0] or needs[1])
+        elif len(inputs) == 1:
+            a = inputs[0]
+            if params:
+                data = ctx.forward(a.data, **params)
+            else:
+                data = ctx.forward(a.data)
+            needs = (a.requires_grad,)
+            record = _grad_enabled and needs[0]
+        else:
+            data = ctx.forward(*[t.data for t in inputs], **params)
+            needs = tuple([t.requires_grad for t in inputs])
+            record = _grad_enabled and True in needs
+        if type(data) is not np.ndarray:
+            data = np.asarray(data)  # numpy hands back scalars for 0-d results
+        out = Tensor.__new__(Tensor)
+        out.data = data
+        out.grad = None
+        if record:
+            ctx.parents = inputs
+            ctx.needs_input_grad = needs
+            out.requires_grad = True
+            out._ctx = ctx
+        else:
+            out.requires_grad = False
+            out._ctx = None
+        return out
+
+    def release(self) -> None:
+        """Drop the arrays saved for backward, keeping only the graph's structure."""
+        parents, needs = self.parents, self.needs_input_grad
+        vars(self).clear()
+        # Compiled, these two are C fields that clear() leaves alone; uncompiled they are not.
+        self.parents, self.needs_input_grad = parents, needs
+        self.released = True
+
+
+# --------------------------------------------------------------------------- Tensor
+
+
+@cython.cclass
+class Tensor:
+    """An n-dimensional array that records the ops applied to it for reverse-mode autodiff."""
+
+    data = cython.declare(object, visibility="public")
+    grad = cython.declare(object, visibility="public")
+    requires_grad = cython.declare(cython.bint, visibility="public")
+    _ctx = cython.declare(object, visibility="public")
+    __weakref__ = cython.declare(object)
+    # numpy defers to the Tensor's reflected operators (ndarray + Tensor -> Tensor).
+    __array_ufunc__ = None
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
+        self.data = _as_array(data, dtype)
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(
+                f"only floating-point tensors can require grad, this one is {self.data.dtype}"
+            )
+        self.grad: Tensor | None = None
+        self.requires_grad = bool(requires_grad)
+        self._ctx: Function | None = None
+
+    # ---- array-like attributes
+    @property
+    def shape(self) -> tuple:
+        """The tensor's shape, a tuple of ints."""
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        """The number of dimensions."""
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The numpy dtype of the data."""
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        """The number of elements."""
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors not produced by a recorded op (their .grad gets filled)."""
+        return self._ctx is None
+
+    def numpy(self) -> np.ndarray:
+        """Return the data as a numpy array (shared, not copied)."""
+        return self.data
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if dtype is not None and np.dtype(dtype) != self.data.dtype:
+            return self.data.astype(dtype)
+        return self.data.copy() if copy else self.data
+
+    def item(self) -> float | int | bool:
+        """Return the value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a one-element tensor, this one has shape {self.shape}")
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        """Return the data as nested Python lists."""
+        return self.data.tolist()
+
+    def detach(self) -> Tensor:
+        """Return a tensor sharing this data, cut from the graph (no grad)."""
+        return Tensor._wrap(self.data)
+
+    def zero_grad(self) -> None:
+        """Forget the accumulated gradient (set .grad to None)."""
+        self.grad = None
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self.data)
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor with {self.data.size} elements is ambiguous"
+            )
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        extra = ""
+        if self.data.dtype != np.float32:
+            extra += f", dtype={self.data.dtype}"
+        if self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"tensor({body}{extra})"
+
+    __hash__ = object.__hash__
+
+    @staticmethod
+    def _wrap(data: np.ndarray, requires_grad: bool = False) -> Tensor:
+        """Make a tensor around an existing array, without conversion or checks."""
+        t: Tensor = Tensor.__new__(Tensor)
+        t.data = data
+        t.grad = None
+        t.requires_grad = requires_grad
+        t._ctx = None
+        return t
+
+    # ---- autograd
+    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) * grad into the .grad of every leaf that requires grad."""
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward() on a tensor that does not require grad: no input of the ops "
+                "that made it has requires_grad=True (or it was made under no_grad())"
+            )
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward() without grad= needs a one-element output, this one has shape "
+                    f"{self.shape}; pass grad= of that shape (e.g. ones for a sum)"
+                )
+            seed = np.ones_like(self.data)
+        else:
+            seed = np.asarray(grad.data if isinstance(grad, Tensor) else grad)
+            if seed.shape != self.shape:
+                raise ValueError(
+                    f"grad has shape {seed.shape}, but the output has shape {self.shape}"
+                )
+            seed = seed.astype(self.data.dtype, copy=False)
+        _run_backward(self, seed, retain_graph)
+
+    # ---- operators (each a one-liner into functional.py)
+    def __add__(self, other: Any) -> Tensor:
+        if type(other) is Tensor and other.data.dtype is self.data.dtype:
+            return F.Add.apply(self, other)  # the common case, without conversions
+        return F.add(self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return F.add(other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        if type(other) is Tensor and other.data.dtype is self.data.dtype:
+            return F.Sub.apply(self, other)  # the common case, without conversions
+        return F.sub(self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return F.sub(other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        if type(other) is Tensor and other.data.dtype is self.data.dtype:
+            return F.Mul.apply(self, other)  # the common case, without conversions
+        return F.mul(self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return F.mul(other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        if type(other) is Tensor and other.data.dtype is self.data.dtype:
+            return F.Div.apply(self, other)  # the common case, without conversions
+        return F.div(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return F.div(other, self)
+
+    def __pow__(self, other: Any) -> Tensor:
+        return F.pow(self, other)
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return F.pow(other, self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return F.matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return F.matmul(other, self)
+
+    def __neg__(self) -> Tensor:
+        return F.neg(self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    def __abs__(self) -> Tensor:
+        return F.abs(self)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return F.getitem(self, index)
+
+    # comparisons give bool tensors outside the graph
+    def __lt__(self, other: Any) -> Tensor:
+        return F.less(self, other)
+
+    def __le__(self, other: Any) -> Tensor:
+        return F.less_equal(self, other)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return F.greater(self, other)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return F.greater_equal(self, other)
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return F.equal(self, other)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return F.not_equal(self, other)
+
+    # ---- methods
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        """Sum over `axis` (all axes when None)."""
+        return F.sum(self, axis, keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        """Mean over `axis` (all axes when None)."""
+        return F.mean(self, axis, keepdims)
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        """Maximum over `axis`; ties share the gradient equally."""
+        return F.max(self, axis, keepdims)
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        """Minimum over `axis`; ties share the gradient equally."""
+        return F.min(self, axis, keepdims)
+
+    def reshape(self, *shape: Any) -> Tensor:
+        """Return the data in a new shape (one dimension may be -1)."""
+        return F.reshape(self, shape[0] if len(shape) == 1 else shape)
+
+    def transpose(self, *axes: Any) -> Tensor:
+        """Permute the axes (reverse them when none are given)."""
+        return F.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
+
+    @property
+    def T(self) -> Tensor:
+        """The tensor with its axes reversed."""
+        return F.transpose(self, None)
+
+    def exp(self) -> Tensor:
+        """Elementwise e**x."""
+        return F.exp(self)
+
+    def log(self) -> Tensor:
+        """Elementwise natural logarithm."""
+        return F.log(self)
+
+    def sqrt(self) -> Tensor:
+        """Elementwise square root."""
+        return F.sqrt(self)
+
+    def abs(self) -> Tensor:
+        """Elementwise absolute value."""
+        return F.abs(self)
+
+    def clip(self, min: Any = None, max: Any = None) -> Tensor:
+        """Limit values to [min, max]."""
+        return F.clip(self, min, max)
+
+    def relu(self) -> Tensor:
+        """Elementwise max(x, 0)."""
+        return F.relu(self)
+
+    def sigmoid(self) -> Tensor:
+        """Elementwise 1 / (1 + exp(-x))."""
+        return F.sigmoid(self)
+
+    def tanh(self) -> Tensor:
+        """Elementwise hyperbolic tangent."""
+        return F.tanh(self)
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        """Softmax along `axis`."""
+        return F.softmax(self, axis)
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        """Log-softmax along `axis`."""
+        return F.log_softmax(self, axis)
+
+
+def _run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
+    node: Tensor
+    parent: Tensor
+    # Topological order of the graph above root, iteratively (no recursion limit).
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        ctx = node._ctx
+        if ctx is not None:
+            for parent in ctx.parents:
+                if parent.requires_grad and id(parent) not in visited:
+                    stack.append((parent, False))
+
+    grads: dict[int, np.ndarray] = {id(root): seed}
+    for node in reversed(order):
+        grad = grads.pop(id(node), None)
+        if grad is None:
+            continue
+        if type(grad) is not np.ndarray:
+            grad = np.asarray(grad)
+        ctx = node._ctx
+        if ctx is None:
+            # A leaf: accumulate. The first gradient is copied, since ops may hand the
+            # same array to several inputs.
+            if node.grad is None:
+                node.grad = Tensor._wrap(np.array(grad, dtype=node.data.dtype))
+            else:
+                node.grad.data = node.grad.data + grad
+            continue
+        if ctx.released:
+            raise RuntimeError(
+                f"backward through the graph a second time: the values saved by "
+                f"'{type(ctx).__name__}' were freed by the first backward. Pass "
+                f"retain_graph=True to the first backward() to keep them."
+            )
+        input_grads = ctx.backward(grad)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        # strict: an op whose backward returns the wrong number of gradients fails loudly.
+        triples = zip(ctx.parents, input_grads, ctx.needs_input_grad, strict=True)
+        for parent, pgrad, needed in triples:
+            if not needed or pgrad is None:
+                continue
+            pshape = parent.data.shape
+            if pgrad.shape != pshape:
+                pgrad = _unbroadcast(pgrad, pshape)
+            if pgrad.dtype != parent.data.dtype:
+                pgrad = pgrad.astype(parent.data.dtype)
+            key = id(parent)
+            previous = grads.get(key)
+            grads[key] = pgrad if previous is None else previous + pgrad
+        if not retain_graph:
+            ctx.release()
+
+
+def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+    """Make a tensor (a copy of data): float32 unless `dtype` says otherwise."""
+    arr = _as_array(data, dtype, copy=True)
+    return Tensor(arr, requires_grad, arr.dtype)
+
+
+def as_tensor(value: Any, like: Tensor | None = None) -> Tensor:
+    """Return value as a Tensor; numbers and arrays follow the float dtype of `like`."""
+    if isinstance(value, Tensor):
+        return value
+    if like is None:
+        return Tensor(value)
+    dtype = like.data.dtype
+    if isinstance(value, (bool, int, float)):
+        # Python numbers are weak, as in numpy: float32 tensor * 2.0 stays float32.
+        return Tensor._wrap(np.asarray(value, dtype=np.result_type(dtype, value)))
+    arr = _to_numpy(value)
+    if dtype.kind == "f" and arr.dtype.kind in "fiu" and arr.dtype != dtype:
+        arr = arr.astype(dtype)
+    elif dtype.kind != "f" and arr.dtype.kind == "f" and arr.dtype not in _FLOAT_DTYPES:
+        arr = arr.astype(np.float32)
+    return Tensor._wrap(arr)
+
+
+def tensors(values: Sequence[Any]) -> list[Tensor]:
+    """Convert a sequence of values to Tensors, sharing the dtype of the first Tensor."""
+    like = next((v for v in values if isinstance(v, Tensor)), None)
+    return [as_tensor(v, like) for v in values]
+
+
+from . import functional as F  # noqa: E402  (functional builds on Tensor and Function)
