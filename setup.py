@@ -44,7 +44,7 @@ extensions = [
 # The autograd core is plain Python (it runs uncompiled too); compiled in Cython's pure
 # Python mode, Tensor and Function become extension types and per-op overhead drops.
 extensions.append(
-    Extension("microgradnet.tensor", ["microgradnet/tensor.py"], extra_compile_args=compile_args)
+    Extension("microgradnet.autograd", ["microgradnet/autograd.py"], extra_compile_args=compile_args)
 )
 
 setup(

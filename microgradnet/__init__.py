@@ -5,6 +5,7 @@ PyTorch (backward, grad, no_grad); the model API follows Keras.
 """
 
 from . import functional
+from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor
 from .backend import backend_name, set_backend, use_backend
 from .creation import ones, rand, randn, zeros
 from .functional import (
@@ -57,7 +58,6 @@ from .functional import (
 )
 from .gradcheck import GradcheckError, gradcheck
 from .random import manual_seed
-from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor
 
 __version__ = "0.1.0"
 

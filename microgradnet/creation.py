@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from .autograd import Tensor, _as_dtype
 from .random import generator
-from .tensor import Tensor, _as_dtype
 
 
 def _shape(shape: tuple) -> tuple[int, ...]:

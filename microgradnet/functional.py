@@ -3,7 +3,7 @@
 Each op stands in one place: the Function subclass computes the result from arrays and saves
 what its backward needs; the plain function next to it converts arguments to Tensors and
 applies it. `REGISTRY` lists them all by name (tests and benchmarks iterate over it).
-Gradients of broadcast inputs are reduced in the engine (tensor.py), not here.
+Gradients of broadcast inputs are reduced in the engine (autograd.py), not here.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .autograd import Function, Tensor, _to_numpy, as_tensor, tensors
 from .backend import kernels as K
-from .tensor import Function, Tensor, _to_numpy, as_tensor, tensors
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 

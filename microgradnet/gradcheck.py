@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .tensor import Tensor, no_grad
+from .autograd import Tensor, no_grad
 
 
 class GradcheckError(RuntimeError):

@@ -14,7 +14,10 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import cython
+try:
+    import cython
+except ImportError:  # uncompiled, without Cython installed: no-op stand-ins
+    from . import _cython_shim as cython
 import numpy as np
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))

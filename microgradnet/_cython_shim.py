@@ -1,0 +1,13 @@
+"""Stand-ins for the few `cython` names autograd.py uses, when it runs uncompiled without Cython."""
+
+bint = bool
+
+
+def cclass(cls):
+    """Return the class unchanged (compiled, it becomes an extension type)."""
+    return cls
+
+
+def declare(*args, **kwargs):
+    """Declare nothing (compiled, it declares a C field)."""
+    return None
