@@ -1,0 +1,628 @@
+"""Activation kernels: one fused forward and one fused backward pass each, softmax and
+log_softmax along any axis. Contract: csrc/README.md; oracle: microgradnet/_reference.py.
+
+Each def function checks its arguments with the numpy C-API (no buffer acquisition: that
+costs more than the kernel on small arrays), then runs a `noexcept nogil` loop written once
+for float and double through the fused type `floating`.
+"""
+
+cimport numpy as cnp
+
+from kernels cimport (
+    _BLOCK, _erfc, _exp, _expm1, _fabs, _float_array, _log, _log1p, _out,
+    _same_shape, _sigmoid, _tanh, _unalias, floating,
+)
+
+cnp.import_array()
+
+cdef double _SQRT1_2 = 0.70710678118654752440  # 1 / sqrt(2)
+cdef double _INV_SQRT_2PI = 0.39894228040143267794  # 1 / sqrt(2 pi)
+
+# The specializations of the elementwise loops, passed to the shared drivers below.
+ctypedef void (*_map1_f)(const float*, float*, Py_ssize_t, double) noexcept nogil
+ctypedef void (*_map1_d)(const double*, double*, Py_ssize_t, double) noexcept nogil
+ctypedef void (*_map2_f)(const float*, const float*, float*, Py_ssize_t, double) noexcept nogil
+ctypedef void (*_map2_d)(
+    const double*, const double*, double*, Py_ssize_t, double) noexcept nogil
+ctypedef void (*_axis1_f)(
+    const float*, float*, Py_ssize_t, Py_ssize_t, Py_ssize_t) noexcept nogil
+ctypedef void (*_axis1_d)(
+    const double*, double*, Py_ssize_t, Py_ssize_t, Py_ssize_t) noexcept nogil
+ctypedef void (*_axis2_f)(
+    const float*, const float*, float*, Py_ssize_t, Py_ssize_t, Py_ssize_t) noexcept nogil
+ctypedef void (*_axis2_d)(
+    const double*, const double*, double*, Py_ssize_t, Py_ssize_t, Py_ssize_t) noexcept nogil
+
+
+# --------------------------------------------------------------------------- drivers
+
+cdef object _map1(object x, object out, double alpha, _map1_f f32, _map1_d f64):
+    """Check x and out, then run y[i] = f(x[i]) on the float or double loop."""
+    cdef cnp.ndarray xa = _float_array("x", x, -1)
+    cdef int t = cnp.PyArray_TYPE(xa)
+    cdef cnp.ndarray o = _out("out", out, cnp.PyArray_NDIM(xa), cnp.PyArray_DIMS(xa), t)
+    xa = _unalias(xa, o, True)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(xa)
+    cdef void* px = cnp.PyArray_DATA(xa)
+    cdef void* po = cnp.PyArray_DATA(o)
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            f32(<const float*>px, <float*>po, n, alpha)
+        else:
+            f64(<const double*>px, <double*>po, n, alpha)
+    return o
+
+
+cdef object _map2(object dy, object saved, str saved_name, object out, double alpha,
+                  _map2_f f32, _map2_d f64):
+    """Check dy, the saved array and out, then run dx[i] = f(dy[i], saved[i])."""
+    cdef cnp.ndarray da = _float_array("dy", dy, -1)
+    cdef int t = cnp.PyArray_TYPE(da)
+    cdef cnp.ndarray sa = _float_array(saved_name, saved, t)
+    _same_shape(saved_name, sa, "dy", da)
+    cdef cnp.ndarray o = _out("out", out, cnp.PyArray_NDIM(da), cnp.PyArray_DIMS(da), t)
+    da = _unalias(da, o, True)
+    sa = _unalias(sa, o, True)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(da)
+    cdef void* pd = cnp.PyArray_DATA(da)
+    cdef void* ps = cnp.PyArray_DATA(sa)
+    cdef void* po = cnp.PyArray_DATA(o)
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            f32(<const float*>pd, <const float*>ps, <float*>po, n, alpha)
+        else:
+            f64(<const double*>pd, <const double*>ps, <double*>po, n, alpha)
+    return o
+
+
+cdef int _axis(object axis, int ndim) except -1:
+    """The axis normalized to [0, ndim), checked like the reference."""
+    if not isinstance(axis, (int, cnp.integer)):
+        raise TypeError(f"axis must be an int, got {type(axis).__name__}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis {axis} is out of range for an array of {ndim} dimensions")
+    cdef int ax = axis
+    return ax + ndim if ax < 0 else ax
+
+
+cdef void _split(cnp.ndarray a, int axis, Py_ssize_t* outer, Py_ssize_t* n,
+                 Py_ssize_t* inner) noexcept:
+    """View the C-ordered `a` as (outer, n, inner) with n the length of `axis`."""
+    cdef cnp.npy_intp* dims = cnp.PyArray_DIMS(a)
+    cdef int d
+    outer[0] = 1
+    inner[0] = 1
+    n[0] = dims[axis]
+    for d in range(axis):
+        outer[0] *= dims[d]
+    for d in range(axis + 1, cnp.PyArray_NDIM(a)):
+        inner[0] *= dims[d]
+
+
+cdef object _along1(object x, object axis, object out, _axis1_f f32, _axis1_d f64):
+    """Check x, out and axis, then run y = f(x) along the axis."""
+    cdef cnp.ndarray xa = _float_array("x", x, -1)
+    cdef int t = cnp.PyArray_TYPE(xa)
+    cdef cnp.ndarray o = _out("out", out, cnp.PyArray_NDIM(xa), cnp.PyArray_DIMS(xa), t)
+    cdef int ax = _axis(axis, cnp.PyArray_NDIM(xa))
+    xa = _unalias(xa, o, True)
+    cdef Py_ssize_t outer, n, inner
+    _split(xa, ax, &outer, &n, &inner)
+    cdef void* px = cnp.PyArray_DATA(xa)
+    cdef void* po = cnp.PyArray_DATA(o)
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            f32(<const float*>px, <float*>po, outer, n, inner)
+        else:
+            f64(<const double*>px, <double*>po, outer, n, inner)
+    return o
+
+
+cdef object _along2(object dy, object y, object axis, object out, _axis2_f f32, _axis2_d f64):
+    """Check dy, y, out and axis, then run dx = f(dy, y) along the axis."""
+    cdef cnp.ndarray da = _float_array("dy", dy, -1)
+    cdef int t = cnp.PyArray_TYPE(da)
+    cdef cnp.ndarray ya = _float_array("y", y, t)
+    _same_shape("y", ya, "dy", da)
+    cdef cnp.ndarray o = _out("out", out, cnp.PyArray_NDIM(da), cnp.PyArray_DIMS(da), t)
+    cdef int ax = _axis(axis, cnp.PyArray_NDIM(da))
+    da = _unalias(da, o, True)
+    ya = _unalias(ya, o, True)
+    cdef Py_ssize_t outer, n, inner
+    _split(da, ax, &outer, &n, &inner)
+    cdef void* pd = cnp.PyArray_DATA(da)
+    cdef void* py = cnp.PyArray_DATA(ya)
+    cdef void* po = cnp.PyArray_DATA(o)
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            f32(<const float*>pd, <const float*>py, <float*>po, outer, n, inner)
+        else:
+            f64(<const double*>pd, <const double*>py, <double*>po, outer, n, inner)
+    return o
+
+
+# --------------------------------------------------------------------------- elementwise loops
+# `alpha` is unused by the kernels without one: every loop has the driver's signature.
+# Literals in arithmetic are cast, <floating>1: a bare 1 is a C double, and would make gcc
+# compute float data in double (another result than numpy's, and slower).
+
+cdef void _relu_fwd(const floating* x, floating* y, Py_ssize_t n, double alpha) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        # Not max(x, 0): the comparison is false for nan, which then passes through.
+        y[i] = 0 if x[i] <= 0 else x[i]
+
+
+cdef void _relu_bwd(const floating* dy, const floating* y, floating* dx, Py_ssize_t n,
+                    double alpha) noexcept nogil:
+    cdef floating d
+    cdef Py_ssize_t i
+    for i in range(n):
+        d = dy[i]  # loaded unconditionally: a select, which gcc vectorizes, not a branch
+        dx[i] = 0 if y[i] <= 0 else d
+
+
+cdef void _leaky_relu_fwd(const floating* x, floating* y, Py_ssize_t n,
+                          double alpha) noexcept nogil:
+    cdef floating a = <floating>alpha
+    cdef floating nz = -0.0  # the additive identity: -0 + z is z for every z, even +-0
+    cdef floating v
+    cdef Py_ssize_t i
+    if not a - a == 0:  # alpha is inf or nan, and 0 * alpha nan: no trick below
+        for i in range(n):
+            y[i] = x[i] if x[i] > 0 else x[i] * a
+        return
+    for i in range(n):
+        # (x or -0) + alpha * (0 or x): exactly x or alpha * x, signed zeros and nan included
+        # (for a finite alpha). gcc vectorizes selects of plain values, but keeps
+        # `x if x > 0 else alpha * x` a branch (the product might raise an FP flag), and
+        # random signs mispredict it: 40x slower.
+        v = x[i]
+        y[i] = (v if v > 0 else nz) + a * (0 if v > 0 else v)
+
+
+cdef void _leaky_relu_bwd(const floating* dy, const floating* x, floating* dx, Py_ssize_t n,
+                          double alpha) noexcept nogil:
+    cdef floating a = <floating>alpha
+    cdef Py_ssize_t i
+    for i in range(n):
+        dx[i] = dy[i] * (1 if x[i] > 0 else a)  # a select, not a branch: see _leaky_relu_fwd
+
+
+cdef void _elu_fwd(const floating* x, floating* y, Py_ssize_t n, double alpha) noexcept nogil:
+    cdef floating a = <floating>alpha
+    cdef Py_ssize_t i
+    for i in range(n):
+        # expm1, not exp - 1: no cancellation for small |x|.
+        y[i] = x[i] if x[i] > 0 else a * _expm1(x[i])
+
+
+cdef void _elu_bwd(const floating* dy, const floating* y, floating* dx, Py_ssize_t n,
+                   double alpha) noexcept nogil:
+    cdef floating a = <floating>alpha
+    cdef floating nz = -0.0
+    cdef floating v
+    cdef Py_ssize_t i
+    for i in range(n):
+        # For x <= 0, y = alpha * (exp(x) - 1) so y' = alpha * exp(x) = y + alpha.
+        # (-0 or y) + (1 or alpha) is exactly 1 or y + alpha, as selects of plain values
+        # that gcc vectorizes (see _leaky_relu_fwd). The second condition is spelled
+        # differently on purpose: with the same one gcc merges the selects back into one
+        # with a sum in a branch.
+        v = y[i]
+        dx[i] = dy[i] * ((nz if v > 0 else v) + (a if v <= 0 else 1))
+
+
+cdef void _sigmoid_fwd(const floating* x, floating* y, Py_ssize_t n,
+                       double alpha) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        y[i] = _sigmoid(x[i])
+
+
+cdef void _sigmoid_bwd(const floating* dy, const floating* y, floating* dx, Py_ssize_t n,
+                       double alpha) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        dx[i] = dy[i] * y[i] * (<floating>1 - y[i])
+
+
+cdef void _sigmoid_bwd_x(const floating* dy, const floating* x, floating* dx, Py_ssize_t n,
+                         double alpha) noexcept nogil:
+    cdef floating s
+    cdef Py_ssize_t i
+    for i in range(n):
+        s = _sigmoid(x[i])
+        dx[i] = dy[i] * s * (<floating>1 - s)
+
+
+cdef void _tanh_fwd(const floating* x, floating* y, Py_ssize_t n, double alpha) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        y[i] = _tanh(x[i])
+
+
+cdef void _tanh_bwd(const floating* dy, const floating* y, floating* dx, Py_ssize_t n,
+                    double alpha) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        dx[i] = dy[i] * (<floating>1 - y[i] * y[i])
+
+
+cdef void _tanh_bwd_x(const floating* dy, const floating* x, floating* dx, Py_ssize_t n,
+                      double alpha) noexcept nogil:
+    cdef floating t
+    cdef Py_ssize_t i
+    for i in range(n):
+        t = _tanh(x[i])
+        dx[i] = dy[i] * (<floating>1 - t * t)
+
+
+cdef void _softplus_fwd(const floating* x, floating* y, Py_ssize_t n,
+                        double alpha) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        # log(1 + e^x) = max(x, 0) + log1p(e^-|x|): exp never overflows.
+        y[i] = (x[i] if x[i] > 0 else 0) + _log1p(_exp(-_fabs(x[i])))
+
+
+cdef void _softplus_bwd(const floating* dy, const floating* x, floating* dx, Py_ssize_t n,
+                        double alpha) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        dx[i] = dy[i] * _sigmoid(x[i])
+
+
+cdef void _gelu_fwd(const floating* x, floating* y, Py_ssize_t n, double alpha) noexcept nogil:
+    cdef floating c = <floating>_SQRT1_2
+    cdef Py_ssize_t i
+    for i in range(n):
+        # 1 + erf(x / sqrt2) written as erfc(-x / sqrt2): the same number without the
+        # cancellation that loses all digits of the left tail (x < -3).
+        y[i] = <floating>0.5 * x[i] * _erfc(-x[i] * c)
+
+
+cdef void _gelu_bwd(const floating* dy, const floating* x, floating* dx, Py_ssize_t n,
+                    double alpha) noexcept nogil:
+    cdef floating c = <floating>_SQRT1_2
+    cdef floating k = <floating>_INV_SQRT_2PI
+    cdef floating cdf, pdf
+    cdef Py_ssize_t i
+    for i in range(n):
+        cdf = <floating>0.5 * _erfc(-x[i] * c)
+        pdf = k * _exp(<floating>-0.5 * x[i] * x[i])
+        dx[i] = dy[i] * (cdf + x[i] * pdf)
+
+
+cdef void _silu_fwd(const floating* x, floating* y, Py_ssize_t n, double alpha) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        y[i] = x[i] * _sigmoid(x[i])
+
+
+cdef void _silu_bwd(const floating* dy, const floating* x, floating* dx, Py_ssize_t n,
+                    double alpha) noexcept nogil:
+    cdef floating s
+    cdef Py_ssize_t i
+    for i in range(n):
+        s = _sigmoid(x[i])
+        dx[i] = dy[i] * s * (<floating>1 + x[i] * (<floating>1 - s))
+
+
+cdef void _step_fwd(const floating* x, floating* y, Py_ssize_t n, double alpha) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        # Both comparisons are false for nan, which then passes through.
+        y[i] = 1 if x[i] >= 0 else (0 if x[i] < 0 else x[i])
+
+
+cdef void _step_bwd(const floating* dy, const floating* x, floating* dx, Py_ssize_t n,
+                    double alpha) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        dx[i] = 0
+
+
+# --------------------------------------------------------------------------- axis loops
+# The array is (outer, n, inner), reduced over n. inner == 1 (the last axis) walks rows;
+# otherwise _BLOCK neighbouring columns are reduced together, their running max and sum on
+# the stack, so each pass reads whole contiguous row segments. Sums accumulate in double.
+# Every output element is written after the inputs at its own index are read, so out may be
+# the input itself.
+
+cdef void _softmax_fwd(const floating* x, floating* y, Py_ssize_t outer, Py_ssize_t n,
+                       Py_ssize_t inner) noexcept nogil:
+    cdef Py_ssize_t o, i, j, jb, j0, w
+    cdef const floating* xs
+    cdef floating* ys
+    cdef floating m, e
+    cdef double s
+    cdef floating mb[_BLOCK]
+    cdef double sb[_BLOCK]
+    if n == 0:
+        return
+    if inner == 1:
+        for o in range(outer):
+            xs = x + o * n
+            ys = y + o * n
+            # Subtract the max: exp then never overflows and the largest term is 1.
+            m = xs[0]
+            for i in range(1, n):
+                if xs[i] > m:
+                    m = xs[i]
+            s = 0
+            for i in range(n):
+                e = _exp(xs[i] - m)
+                ys[i] = e
+                s += e
+            e = <floating>s
+            for i in range(n):
+                ys[i] = ys[i] / e
+        return
+    for o in range(outer):
+        for jb in range((inner + _BLOCK - 1) // _BLOCK):
+            j0 = jb * _BLOCK
+            w = min(<Py_ssize_t>_BLOCK, inner - j0)
+            xs = x + o * n * inner + j0
+            ys = y + o * n * inner + j0
+            for j in range(w):
+                mb[j] = xs[j]
+            for i in range(1, n):
+                for j in range(w):
+                    if xs[i * inner + j] > mb[j]:
+                        mb[j] = xs[i * inner + j]
+            for j in range(w):
+                sb[j] = 0
+            for i in range(n):
+                for j in range(w):
+                    e = _exp(xs[i * inner + j] - mb[j])
+                    ys[i * inner + j] = e
+                    sb[j] += e
+            for j in range(w):
+                mb[j] = <floating>sb[j]  # the max is spent: hold the divisor
+            for i in range(n):
+                for j in range(w):
+                    ys[i * inner + j] = ys[i * inner + j] / mb[j]
+
+
+cdef void _log_softmax_fwd(const floating* x, floating* y, Py_ssize_t outer, Py_ssize_t n,
+                           Py_ssize_t inner) noexcept nogil:
+    cdef Py_ssize_t o, i, j, jb, j0, w
+    cdef const floating* xs
+    cdef floating* ys
+    cdef floating m, lse
+    cdef double s
+    cdef floating mb[_BLOCK]
+    cdef floating lb[_BLOCK]
+    cdef double sb[_BLOCK]
+    if n == 0:
+        return
+    if inner == 1:
+        for o in range(outer):
+            xs = x + o * n
+            ys = y + o * n
+            m = xs[0]
+            for i in range(1, n):
+                if xs[i] > m:
+                    m = xs[i]
+            s = 0
+            for i in range(n):
+                s += _exp(xs[i] - m)
+            lse = _log(<floating>s)
+            for i in range(n):
+                ys[i] = (xs[i] - m) - lse
+        return
+    for o in range(outer):
+        for jb in range((inner + _BLOCK - 1) // _BLOCK):
+            j0 = jb * _BLOCK
+            w = min(<Py_ssize_t>_BLOCK, inner - j0)
+            xs = x + o * n * inner + j0
+            ys = y + o * n * inner + j0
+            for j in range(w):
+                mb[j] = xs[j]
+            for i in range(1, n):
+                for j in range(w):
+                    if xs[i * inner + j] > mb[j]:
+                        mb[j] = xs[i * inner + j]
+            for j in range(w):
+                sb[j] = 0
+            for i in range(n):
+                for j in range(w):
+                    sb[j] += _exp(xs[i * inner + j] - mb[j])
+            for j in range(w):
+                lb[j] = _log(<floating>sb[j])
+            for i in range(n):
+                for j in range(w):
+                    ys[i * inner + j] = (xs[i * inner + j] - mb[j]) - lb[j]
+
+
+cdef void _softmax_bwd(const floating* dy, const floating* y, floating* dx, Py_ssize_t outer,
+                       Py_ssize_t n, Py_ssize_t inner) noexcept nogil:
+    cdef Py_ssize_t o, i, j, jb, j0, w, k
+    cdef floating d
+    cdef double s
+    cdef floating db[_BLOCK]
+    cdef double sb[_BLOCK]
+    if inner == 1:
+        for o in range(outer):
+            k = o * n
+            s = 0
+            for i in range(n):
+                s += dy[k + i] * y[k + i]
+            d = <floating>s
+            for i in range(n):
+                dx[k + i] = y[k + i] * (dy[k + i] - d)
+        return
+    for o in range(outer):
+        for jb in range((inner + _BLOCK - 1) // _BLOCK):
+            j0 = jb * _BLOCK
+            w = min(<Py_ssize_t>_BLOCK, inner - j0)
+            for j in range(w):
+                sb[j] = 0
+            for i in range(n):
+                k = (o * n + i) * inner + j0
+                for j in range(w):
+                    sb[j] += dy[k + j] * y[k + j]
+            for j in range(w):
+                db[j] = <floating>sb[j]
+            for i in range(n):
+                k = (o * n + i) * inner + j0
+                for j in range(w):
+                    dx[k + j] = y[k + j] * (dy[k + j] - db[j])
+
+
+cdef void _log_softmax_bwd(const floating* dy, const floating* y, floating* dx,
+                           Py_ssize_t outer, Py_ssize_t n, Py_ssize_t inner) noexcept nogil:
+    cdef Py_ssize_t o, i, j, jb, j0, w, k
+    cdef floating d
+    cdef double s
+    cdef floating db[_BLOCK]
+    cdef double sb[_BLOCK]
+    if inner == 1:
+        for o in range(outer):
+            k = o * n
+            s = 0
+            for i in range(n):
+                s += dy[k + i]
+            d = <floating>s
+            for i in range(n):
+                dx[k + i] = dy[k + i] - _exp(y[k + i]) * d
+        return
+    for o in range(outer):
+        for jb in range((inner + _BLOCK - 1) // _BLOCK):
+            j0 = jb * _BLOCK
+            w = min(<Py_ssize_t>_BLOCK, inner - j0)
+            for j in range(w):
+                sb[j] = 0
+            for i in range(n):
+                k = (o * n + i) * inner + j0
+                for j in range(w):
+                    sb[j] += dy[k + j]
+            for j in range(w):
+                db[j] = <floating>sb[j]
+            for i in range(n):
+                k = (o * n + i) * inner + j0
+                for j in range(w):
+                    dx[k + j] = dy[k + j] - _exp(y[k + j]) * db[j]
+
+
+# --------------------------------------------------------------------------- kernels
+
+def relu_forward(x, out=None):
+    """y = x <= 0 ? 0 : x (max(x, 0) with nan passed through)."""
+    return _map1(x, out, 0.0, _relu_fwd[float], _relu_fwd[double])
+
+
+def relu_backward(dy, y, out=None):
+    """dx = y <= 0 ? 0 : dy (dy * (y > 0), relu'(0) = 0)."""
+    return _map2(dy, y, "y", out, 0.0, _relu_bwd[float], _relu_bwd[double])
+
+
+def leaky_relu_forward(x, double alpha=0.01, out=None):
+    """y = x > 0 ? x : alpha * x."""
+    return _map1(x, out, alpha, _leaky_relu_fwd[float], _leaky_relu_fwd[double])
+
+
+def leaky_relu_backward(dy, x, double alpha=0.01, out=None):
+    """dx = dy * (x > 0 ? 1 : alpha)."""
+    return _map2(dy, x, "x", out, alpha, _leaky_relu_bwd[float], _leaky_relu_bwd[double])
+
+
+def elu_forward(x, double alpha=1.0, out=None):
+    """y = x > 0 ? x : alpha * expm1(x)."""
+    return _map1(x, out, alpha, _elu_fwd[float], _elu_fwd[double])
+
+
+def elu_backward(dy, y, double alpha=1.0, out=None):
+    """dx = dy * (y > 0 ? 1 : y + alpha)."""
+    return _map2(dy, y, "y", out, alpha, _elu_bwd[float], _elu_bwd[double])
+
+
+def sigmoid_forward(x, out=None):
+    """y = 1 / (1 + exp(-x)), computed from exp(-|x|) on both sides."""
+    return _map1(x, out, 0.0, _sigmoid_fwd[float], _sigmoid_fwd[double])
+
+
+def sigmoid_backward(dy, y, out=None):
+    """dx = dy * y * (1 - y)."""
+    return _map2(dy, y, "y", out, 0.0, _sigmoid_bwd[float], _sigmoid_bwd[double])
+
+
+def sigmoid_backward_from_x(dy, x, out=None):
+    """dx = dy * s * (1 - s) with s = sigmoid(x) recomputed."""
+    return _map2(dy, x, "x", out, 0.0, _sigmoid_bwd_x[float], _sigmoid_bwd_x[double])
+
+
+def tanh_forward(x, out=None):
+    """y = tanh(x)."""
+    return _map1(x, out, 0.0, _tanh_fwd[float], _tanh_fwd[double])
+
+
+def tanh_backward(dy, y, out=None):
+    """dx = dy * (1 - y * y)."""
+    return _map2(dy, y, "y", out, 0.0, _tanh_bwd[float], _tanh_bwd[double])
+
+
+def tanh_backward_from_x(dy, x, out=None):
+    """dx = dy * (1 - t * t) with t = tanh(x) recomputed."""
+    return _map2(dy, x, "x", out, 0.0, _tanh_bwd_x[float], _tanh_bwd_x[double])
+
+
+def softplus_forward(x, out=None):
+    """y = max(x, 0) + log1p(exp(-|x|)) = log(1 + exp(x))."""
+    return _map1(x, out, 0.0, _softplus_fwd[float], _softplus_fwd[double])
+
+
+def softplus_backward(dy, x, out=None):
+    """dx = dy * sigmoid(x)."""
+    return _map2(dy, x, "x", out, 0.0, _softplus_bwd[float], _softplus_bwd[double])
+
+
+def gelu_forward(x, out=None):
+    """y = x * Phi(x) = 0.5 * x * erfc(-x / sqrt(2)) (exact GELU)."""
+    return _map1(x, out, 0.0, _gelu_fwd[float], _gelu_fwd[double])
+
+
+def gelu_backward(dy, x, out=None):
+    """dx = dy * (Phi(x) + x * phi(x))."""
+    return _map2(dy, x, "x", out, 0.0, _gelu_bwd[float], _gelu_bwd[double])
+
+
+def silu_forward(x, out=None):
+    """y = x * sigmoid(x)."""
+    return _map1(x, out, 0.0, _silu_fwd[float], _silu_fwd[double])
+
+
+def silu_backward(dy, x, out=None):
+    """dx = dy * s * (1 + x * (1 - s)) with s = sigmoid(x)."""
+    return _map2(dy, x, "x", out, 0.0, _silu_bwd[float], _silu_bwd[double])
+
+
+def step_forward(x, out=None):
+    """y = x >= 0 ? 1 : 0 (nan stays nan)."""
+    return _map1(x, out, 0.0, _step_fwd[float], _step_fwd[double])
+
+
+def step_backward(dy, x, out=None):
+    """dx = 0: the step is flat wherever it is differentiable."""
+    return _map2(dy, x, "x", out, 0.0, _step_bwd[float], _step_bwd[double])
+
+
+def softmax_forward(x, axis=-1, out=None):
+    """y = exp(x - max) / sum(exp(x - max)) along axis."""
+    return _along1(x, axis, out, _softmax_fwd[float], _softmax_fwd[double])
+
+
+def softmax_backward(dy, y, axis=-1, out=None):
+    """dx = y * (dy - sum(dy * y, axis))."""
+    return _along2(dy, y, axis, out, _softmax_bwd[float], _softmax_bwd[double])
+
+
+def log_softmax_forward(x, axis=-1, out=None):
+    """y = x - max - log(sum(exp(x - max))) along axis."""
+    return _along1(x, axis, out, _log_softmax_fwd[float], _log_softmax_fwd[double])
+
+
+def log_softmax_backward(dy, y, axis=-1, out=None):
+    """dx = dy - exp(y) * sum(dy, axis)."""
+    return _along2(dy, y, axis, out, _log_softmax_bwd[float], _log_softmax_bwd[double])

@@ -1,0 +1,427 @@
+"""Loss kernels: softmax cross-entropy (dense and sparse targets), sigmoid binary
+cross-entropy on logits, and mean squared error. Per-sample losses, so that callers can
+weight and reduce them. Contract: csrc/README.md; oracle: microgradnet/_reference.py.
+"""
+
+cimport numpy as cnp
+
+from kernels cimport (
+    _c_order, _exp, _fabs, _float_array, _log, _log1p, _out, _same_shape, _sigmoid,
+    _unalias, floating,
+)
+
+cnp.import_array()
+
+# Class labels are read as they come in either common width; other integer types are
+# converted to int64 once checked.
+ctypedef fused label_t:
+    cnp.int32_t
+    cnp.int64_t
+
+
+# --------------------------------------------------------------------------- checks
+
+cdef cnp.ndarray _logits_2d(str name, object a, int typenum):
+    """Check a 2-D (samples, classes) float array."""
+    cdef cnp.ndarray arr = _float_array(name, a, typenum)
+    if cnp.PyArray_NDIM(arr) != 2:
+        raise ValueError(f"{name} must be 2-D (samples, classes), got shape {a.shape}")
+    return arr
+
+
+cdef cnp.ndarray _dloss(object dloss, int typenum, Py_ssize_t n):
+    """Check the per-sample upstream gradient, shape (n,)."""
+    cdef cnp.ndarray d = _float_array("dloss", dloss, typenum)
+    if cnp.PyArray_NDIM(d) != 1 or cnp.PyArray_DIMS(d)[0] != n:
+        raise ValueError(f"dloss has shape {dloss.shape}, expected ({n},)")
+    return d
+
+
+cdef Py_ssize_t _first_bad(const label_t* labels, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
+    """Index of the first label outside [0, c), or -1."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if labels[i] < 0 or labels[i] >= c:
+            return i
+    return -1
+
+
+cdef cnp.ndarray _labels(object labels, Py_ssize_t n, Py_ssize_t c):
+    """Check integer labels (n,) in [0, c); return them C-contiguous as int32 or int64."""
+    if not cnp.PyArray_Check(labels) or not cnp.PyArray_ISINTEGER(<cnp.ndarray>labels):
+        raise TypeError(
+            "labels must be an integer numpy array, got "
+            + (str(labels.dtype) if cnp.PyArray_Check(labels) else type(labels).__name__)
+        )
+    cdef cnp.ndarray lab = <cnp.ndarray>labels
+    if cnp.PyArray_NDIM(lab) != 1 or cnp.PyArray_DIMS(lab)[0] != n:
+        raise ValueError(f"labels has shape {labels.shape}, expected ({n},)")
+    cdef Py_ssize_t bad = -1
+    cdef cnp.npy_intp size = cnp.PyArray_ITEMSIZE(lab)
+    if (cnp.PyArray_ISSIGNED(lab) and (size == 4 or size == 8)
+            and not cnp.PyArray_ISBYTESWAPPED(lab)):
+        lab = _c_order(lab)
+        if size == 4:
+            bad = _first_bad(<const cnp.int32_t*>cnp.PyArray_DATA(lab), n, c)
+        else:
+            bad = _first_bad(<const cnp.int64_t*>cnp.PyArray_DATA(lab), n, c)
+    else:
+        # Rare integer types: compare in their own type (a uint64 need not fit int64).
+        mask = (lab < 0) | (lab >= c)
+        if mask.any():
+            bad = mask.argmax()
+        else:
+            lab = <cnp.ndarray>cnp.PyArray_Cast(lab, cnp.NPY_INT64)
+    if bad >= 0:
+        raise ValueError(f"label {labels[bad]} at index {bad} is out of range [0, {c})")
+    return lab
+
+
+# --------------------------------------------------------------------------- loops
+# One row (sample) at a time: max, exp and sum, then normalize and reduce, all while the
+# row is in cache. Sums accumulate in double.
+
+cdef floating _row_max(const floating* z, Py_ssize_t c) noexcept nogil:
+    cdef floating m = z[0]
+    cdef Py_ssize_t j
+    for j in range(1, c):
+        if z[j] > m:
+            m = z[j]
+    return m
+
+
+cdef floating _row_exp(const floating* z, floating m, floating* p, Py_ssize_t c) noexcept nogil:
+    """p := exp(z - m); return the sum of p."""
+    cdef double s = 0
+    cdef floating e
+    cdef Py_ssize_t j
+    for j in range(c):
+        e = _exp(z[j] - m)
+        p[j] = e
+        s += e
+    return <floating>s
+
+
+cdef void _softmax_xent_fwd(const floating* z, const floating* t, floating* p, floating* loss,
+                            Py_ssize_t n, Py_ssize_t c) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef floating m, s, lse
+    cdef double acc
+    for i in range(n):
+        if c == 0:
+            loss[i] = 0
+            continue
+        # Subtract the max: exp never overflows, log_softmax = (z - m) - log(sum).
+        m = _row_max(z, c)
+        s = _row_exp(z, m, p, c)
+        lse = _log(s)
+        acc = 0
+        for j in range(c):
+            p[j] = p[j] / s
+            # 0 * log p is 0 even where p underflowed to 0 (log p = -inf).
+            if t[j] != 0:
+                acc += t[j] * ((z[j] - m) - lse)
+        loss[i] = <floating>-acc
+        z += c
+        t += c
+        p += c
+
+
+cdef void _softmax_xent_bwd(const floating* dloss, const floating* p, const floating* t,
+                            floating* dz, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef floating d, ts
+    cdef double acc
+    for i in range(n):
+        acc = 0
+        for j in range(c):
+            acc += t[j]
+        ts = <floating>acc
+        d = dloss[i]
+        for j in range(c):
+            dz[j] = d * (p[j] * ts - t[j])
+        p += c
+        t += c
+        dz += c
+
+
+cdef void _sparse_xent_fwd(const floating* z, const label_t* labels, floating* p,
+                           floating* loss, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef floating m, s, zk
+    for i in range(n):
+        zk = z[labels[i]]  # read first: p may be z itself
+        m = _row_max(z, c)
+        s = _row_exp(z, m, p, c)
+        for j in range(c):
+            p[j] = p[j] / s
+        loss[i] = -((zk - m) - _log(s))
+        z += c
+        p += c
+
+
+cdef void _sparse_xent_bwd(const floating* dloss, const floating* p, const label_t* labels,
+                           floating* dz, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
+    cdef Py_ssize_t i, j, k
+    cdef floating d, pk
+    for i in range(n):
+        d = dloss[i]
+        k = labels[i]
+        pk = p[k]  # read first: dz may be p itself
+        for j in range(c):
+            dz[j] = p[j] * d
+        dz[k] = (pk - <floating>1) * d
+        p += c
+        dz += c
+
+
+cdef void _bce_fwd(const floating* z, const floating* t, floating* loss,
+                   Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        # log(1 + e^z) - z t with the log term in the form whose exp never overflows.
+        loss[i] = (z[i] if z[i] > 0 else 0) - z[i] * t[i] + _log1p(_exp(-_fabs(z[i])))
+
+
+cdef void _bce_bwd(const floating* dloss, const floating* z, const floating* t, floating* dz,
+                   Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        dz[i] = dloss[i] * (_sigmoid(z[i]) - t[i])
+
+
+cdef double _sum_sq_diff(const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
+    """sum((a - b)^2) in double, four partial sums: more accurate, and not latency bound."""
+    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
+    cdef double d0, d1, d2, d3
+    cdef Py_ssize_t i = 0
+    while i + 4 <= n:
+        d0 = a[i] - b[i]
+        d1 = a[i + 1] - b[i + 1]
+        d2 = a[i + 2] - b[i + 2]
+        d3 = a[i + 3] - b[i + 3]
+        s0 += d0 * d0
+        s1 += d1 * d1
+        s2 += d2 * d2
+        s3 += d3 * d3
+        i += 4
+    while i < n:
+        d0 = a[i] - b[i]
+        s0 += d0 * d0
+        i += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef void _mse_bwd(const floating* a, const floating* b, floating* d, Py_ssize_t n,
+                   double scale) noexcept nogil:
+    cdef floating f = <floating>scale
+    cdef Py_ssize_t i
+    for i in range(n):
+        d[i] = (a[i] - b[i]) * f
+
+
+# --------------------------------------------------------------------------- kernels
+
+def softmax_cross_entropy_forward(logits, target, probs_out=None):
+    """loss (n,) = -sum(target * log_softmax(logits), 1) and probs = softmax(logits, 1)."""
+    cdef cnp.ndarray z = _logits_2d("logits", logits, -1)
+    cdef int t = cnp.PyArray_TYPE(z)
+    cdef cnp.ndarray ta = _float_array("target", target, t)
+    _same_shape("target", ta, "logits", z)
+    cdef cnp.npy_intp* dims = cnp.PyArray_DIMS(z)
+    cdef cnp.ndarray p = _out("probs_out", probs_out, 2, dims, t)
+    cdef cnp.ndarray loss = <cnp.ndarray>cnp.PyArray_EMPTY(1, dims, t, 0)
+    # The loop writes probs before it reads logits and target again: no aliasing at all.
+    z = _unalias(z, p, False)
+    ta = _unalias(ta, p, False)
+    cdef void* pz = cnp.PyArray_DATA(z)
+    cdef void* pt = cnp.PyArray_DATA(ta)
+    cdef void* pp = cnp.PyArray_DATA(p)
+    cdef void* pl = cnp.PyArray_DATA(loss)
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            _softmax_xent_fwd(<const float*>pz, <const float*>pt, <float*>pp, <float*>pl,
+                              dims[0], dims[1])
+        else:
+            _softmax_xent_fwd(<const double*>pz, <const double*>pt, <double*>pp, <double*>pl,
+                              dims[0], dims[1])
+    return loss, p
+
+
+def softmax_cross_entropy_backward(dloss, probs, target, out=None):
+    """dlogits = dloss[:, None] * (probs * target.sum(1, keepdims=True) - target)."""
+    cdef cnp.ndarray pa = _logits_2d("probs", probs, -1)
+    cdef int t = cnp.PyArray_TYPE(pa)
+    cdef cnp.ndarray ta = _float_array("target", target, t)
+    _same_shape("target", ta, "probs", pa)
+    cdef cnp.npy_intp* dims = cnp.PyArray_DIMS(pa)
+    cdef cnp.ndarray da = _dloss(dloss, t, dims[0])
+    cdef cnp.ndarray o = _out("out", out, 2, dims, t)
+    pa = _unalias(pa, o, True)
+    ta = _unalias(ta, o, True)
+    da = _unalias(da, o, False)
+    cdef void* pd = cnp.PyArray_DATA(da)
+    cdef void* pp = cnp.PyArray_DATA(pa)
+    cdef void* pt = cnp.PyArray_DATA(ta)
+    cdef void* po = cnp.PyArray_DATA(o)
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            _softmax_xent_bwd(<const float*>pd, <const float*>pp, <const float*>pt,
+                              <float*>po, dims[0], dims[1])
+        else:
+            _softmax_xent_bwd(<const double*>pd, <const double*>pp, <const double*>pt,
+                              <double*>po, dims[0], dims[1])
+    return o
+
+
+def sparse_softmax_cross_entropy_forward(logits, labels, probs_out=None):
+    """loss_i = -log_softmax(logits)[i, labels[i]] and probs = softmax(logits, 1)."""
+    cdef cnp.ndarray z = _logits_2d("logits", logits, -1)
+    cdef int t = cnp.PyArray_TYPE(z)
+    cdef cnp.npy_intp* dims = cnp.PyArray_DIMS(z)
+    cdef cnp.ndarray lab = _labels(labels, dims[0], dims[1])
+    cdef cnp.ndarray p = _out("probs_out", probs_out, 2, dims, t)
+    cdef cnp.ndarray loss = <cnp.ndarray>cnp.PyArray_EMPTY(1, dims, t, 0)
+    z = _unalias(z, p, True)
+    lab = _unalias(lab, p, False)
+    cdef bint wide = cnp.PyArray_ITEMSIZE(lab) == 8
+    cdef void* pz = cnp.PyArray_DATA(z)
+    cdef void* pk = cnp.PyArray_DATA(lab)
+    cdef void* pp = cnp.PyArray_DATA(p)
+    cdef void* pl = cnp.PyArray_DATA(loss)
+    with nogil:
+        if t == cnp.NPY_FLOAT32 and wide:
+            _sparse_xent_fwd(<const float*>pz, <const cnp.int64_t*>pk, <float*>pp, <float*>pl,
+                             dims[0], dims[1])
+        elif t == cnp.NPY_FLOAT32:
+            _sparse_xent_fwd(<const float*>pz, <const cnp.int32_t*>pk, <float*>pp, <float*>pl,
+                             dims[0], dims[1])
+        elif wide:
+            _sparse_xent_fwd(<const double*>pz, <const cnp.int64_t*>pk, <double*>pp,
+                             <double*>pl, dims[0], dims[1])
+        else:
+            _sparse_xent_fwd(<const double*>pz, <const cnp.int32_t*>pk, <double*>pp,
+                             <double*>pl, dims[0], dims[1])
+    return loss, p
+
+
+def sparse_softmax_cross_entropy_backward(dloss, probs, labels, out=None):
+    """dlogits = dloss[:, None] * (probs - onehot(labels))."""
+    cdef cnp.ndarray pa = _logits_2d("probs", probs, -1)
+    cdef int t = cnp.PyArray_TYPE(pa)
+    cdef cnp.npy_intp* dims = cnp.PyArray_DIMS(pa)
+    cdef cnp.ndarray lab = _labels(labels, dims[0], dims[1])
+    cdef cnp.ndarray da = _dloss(dloss, t, dims[0])
+    cdef cnp.ndarray o = _out("out", out, 2, dims, t)
+    pa = _unalias(pa, o, True)
+    lab = _unalias(lab, o, False)
+    da = _unalias(da, o, False)
+    cdef bint wide = cnp.PyArray_ITEMSIZE(lab) == 8
+    cdef void* pd = cnp.PyArray_DATA(da)
+    cdef void* pp = cnp.PyArray_DATA(pa)
+    cdef void* pk = cnp.PyArray_DATA(lab)
+    cdef void* po = cnp.PyArray_DATA(o)
+    with nogil:
+        if t == cnp.NPY_FLOAT32 and wide:
+            _sparse_xent_bwd(<const float*>pd, <const float*>pp, <const cnp.int64_t*>pk,
+                             <float*>po, dims[0], dims[1])
+        elif t == cnp.NPY_FLOAT32:
+            _sparse_xent_bwd(<const float*>pd, <const float*>pp, <const cnp.int32_t*>pk,
+                             <float*>po, dims[0], dims[1])
+        elif wide:
+            _sparse_xent_bwd(<const double*>pd, <const double*>pp, <const cnp.int64_t*>pk,
+                             <double*>po, dims[0], dims[1])
+        else:
+            _sparse_xent_bwd(<const double*>pd, <const double*>pp, <const cnp.int32_t*>pk,
+                             <double*>po, dims[0], dims[1])
+    return o
+
+
+def sigmoid_binary_cross_entropy_forward(logits, target, out=None):
+    """loss = max(z, 0) - z * t + log1p(exp(-|z|)) elementwise, z the logits."""
+    cdef cnp.ndarray z = _float_array("logits", logits, -1)
+    cdef int t = cnp.PyArray_TYPE(z)
+    cdef cnp.ndarray ta = _float_array("target", target, t)
+    _same_shape("target", ta, "logits", z)
+    cdef cnp.ndarray o = _out("out", out, cnp.PyArray_NDIM(z), cnp.PyArray_DIMS(z), t)
+    z = _unalias(z, o, True)
+    ta = _unalias(ta, o, True)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(z)
+    cdef void* pz = cnp.PyArray_DATA(z)
+    cdef void* pt = cnp.PyArray_DATA(ta)
+    cdef void* po = cnp.PyArray_DATA(o)
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            _bce_fwd(<const float*>pz, <const float*>pt, <float*>po, n)
+        else:
+            _bce_fwd(<const double*>pz, <const double*>pt, <double*>po, n)
+    return o
+
+
+def sigmoid_binary_cross_entropy_backward(dloss, logits, target, out=None):
+    """dlogits = dloss * (sigmoid(z) - t) elementwise."""
+    cdef cnp.ndarray z = _float_array("logits", logits, -1)
+    cdef int t = cnp.PyArray_TYPE(z)
+    cdef cnp.ndarray ta = _float_array("target", target, t)
+    _same_shape("target", ta, "logits", z)
+    cdef cnp.ndarray da = _float_array("dloss", dloss, t)
+    _same_shape("dloss", da, "logits", z)
+    cdef cnp.ndarray o = _out("out", out, cnp.PyArray_NDIM(z), cnp.PyArray_DIMS(z), t)
+    z = _unalias(z, o, True)
+    ta = _unalias(ta, o, True)
+    da = _unalias(da, o, True)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(z)
+    cdef void* pd = cnp.PyArray_DATA(da)
+    cdef void* pz = cnp.PyArray_DATA(z)
+    cdef void* pt = cnp.PyArray_DATA(ta)
+    cdef void* po = cnp.PyArray_DATA(o)
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            _bce_bwd(<const float*>pd, <const float*>pz, <const float*>pt, <float*>po, n)
+        else:
+            _bce_bwd(<const double*>pd, <const double*>pz, <const double*>pt, <double*>po, n)
+    return o
+
+
+def mse_forward(pred, target):
+    """mean((pred - target)^2) as a Python float (0.0 when empty)."""
+    cdef cnp.ndarray pa = _float_array("pred", pred, -1)
+    cdef int t = cnp.PyArray_TYPE(pa)
+    cdef cnp.ndarray ta = _float_array("target", target, t)
+    _same_shape("target", ta, "pred", pa)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(pa)
+    if n == 0:
+        return 0.0
+    cdef void* pp = cnp.PyArray_DATA(pa)
+    cdef void* pt = cnp.PyArray_DATA(ta)
+    cdef double s
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            s = _sum_sq_diff(<const float*>pp, <const float*>pt, n)
+        else:
+            s = _sum_sq_diff(<const double*>pp, <const double*>pt, n)
+    return s / n
+
+
+def mse_backward(double dloss, pred, target, out=None):
+    """dpred = dloss * 2 * (pred - target) / size."""
+    cdef cnp.ndarray pa = _float_array("pred", pred, -1)
+    cdef int t = cnp.PyArray_TYPE(pa)
+    cdef cnp.ndarray ta = _float_array("target", target, t)
+    _same_shape("target", ta, "pred", pa)
+    cdef cnp.ndarray o = _out("out", out, cnp.PyArray_NDIM(pa), cnp.PyArray_DIMS(pa), t)
+    pa = _unalias(pa, o, True)
+    ta = _unalias(ta, o, True)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(pa)
+    if n == 0:
+        return o
+    cdef double scale = 2.0 * dloss / n
+    cdef void* pp = cnp.PyArray_DATA(pa)
+    cdef void* pt = cnp.PyArray_DATA(ta)
+    cdef void* po = cnp.PyArray_DATA(o)
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            _mse_bwd(<const float*>pp, <const float*>pt, <float*>po, n, scale)
+        else:
+            _mse_bwd(<const double*>pp, <const double*>pt, <double*>po, n, scale)
+    return o

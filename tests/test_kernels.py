@@ -1,0 +1,689 @@
+"""The Cython kernels (microgradnet._kernels) against their numpy twins (_reference.py).
+
+One table of kernel specs drives the tests: every kernel on float32 and float64; empty,
+single-element, odd-shaped, 3-D, non-contiguous and 1e6-element inputs; magnitudes of
++-80 and +-1e4 that overflow the naive formulas; inf and nan; the `out=` contract; bad
+arguments (where both backends must fail alike). GEMM, softmax axes and labels have their
+own tests below the table.
+
+Tolerances. float64: rtol 1e-12, the two sides differ only in libm versus numpy rounding
+and in summation order. float32: rtol 1e-5 (~80 ulp), for the same reasons plus the sums,
+which the kernels accumulate in double and numpy in float32. atol (1e-6 / 1e-13) is scaled
+per element by the magnitude of the inputs of elementwise kernels, because the formulas
+that cancel (1 - y*y with y near 1, Phi(x) + x*phi(x) near its zero, 1 + erf in the
+reference's GELU left tail) lose digits in proportion to their operands, not their result.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from microgradnet import _reference as ref
+from microgradnet._kernels import activations, losses, matmul
+
+MODULES = {"matmul": matmul, "activations": activations, "losses": losses}
+CY = {n: getattr(m, n) for m in MODULES.values() for n in dir(m) if not n.startswith("_")}
+REF = {n: getattr(ref, n) for n in ref.KERNEL_NAMES}
+BACKENDS = {"reference": REF, "cython": CY}
+DTYPES = (np.float32, np.float64)
+TOL = {np.float32: (1e-5, 1e-6), np.float64: (1e-12, 1e-13)}
+
+# The contract (csrc/README.md), module by module.
+CONTRACT = {
+    "matmul": {"gemm", "bias_add", "bias_grad"},
+    "activations": {
+        f"{name}_{way}"
+        for name in ("relu", "leaky_relu", "elu", "sigmoid", "tanh", "softplus", "gelu",
+                     "silu", "step", "softmax", "log_softmax")
+        for way in ("forward", "backward")
+    } | {"sigmoid_backward_from_x", "tanh_backward_from_x"},
+    "losses": {
+        f"{name}_{way}"
+        for name in ("softmax_cross_entropy", "sparse_softmax_cross_entropy",
+                     "sigmoid_binary_cross_entropy", "mse")
+        for way in ("forward", "backward")
+    },
+}
+
+ANY = [(), (0,), (0, 3), (3, 0), (1,), (7, 13), (2, 3, 5)]
+MATRIX = [(0, 0), (0, 3), (3, 0), (1, 1), (7, 13), (64, 10)]
+
+
+def _mag(a):
+    """|a| in float64 with inf and nan counted as 0 (they are compared exactly anyway)."""
+    a = np.asarray(a, dtype=np.float64)
+    return np.where(np.isfinite(a), np.abs(a), 0.0)
+
+
+def _product_scale(args, axis):
+    """Elementwise: the product of the operands' magnitudes (at least 1 each)."""
+    scale = 1.0
+    for a in args:
+        if isinstance(a, np.ndarray) and a.dtype.kind == "f":
+            scale = scale * np.maximum(1.0, _mag(a))
+    return scale
+
+
+def _axis_sum_scale(args, axis):
+    """dy minus (or times) a sum along the axis: float32 sums err by eps * sum(|dy|)."""
+    dy = _mag(args[0])
+    return 1.0 + dy + dy.sum(axis=axis, keepdims=True)
+
+
+def _xent_scale(args, axis):
+    """dloss * (p * sum(t) - t): the error of sum(t) and the cancellation, times |dloss|."""
+    return 1.0 + _mag(args[0])[:, None] * (1.0 + _mag(args[2]).sum(axis=1, keepdims=True))
+
+
+def _row_scale(args, axis):
+    """dloss * (p - onehot)."""
+    return 1.0 + _mag(args[0])[:, None]
+
+
+def _column_sum_scale(args, axis):
+    """A sum over the rows of signed values cancels: eps * sum(|dy|)."""
+    return 1.0 + _mag(args[0]).sum(axis=0)
+
+
+def _unit_scale(args, axis):
+    """Exact operations, or relative errors only."""
+    return 1.0
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A kernel call: its name, the roles of its positional arguments, extra keywords.
+
+    Roles: "x" any float data of the shape; "unit" floats in [0, 1]; "weights" non-negative
+    with zeros; "probs"/"log_probs" (log-)softmax rows; "per_row" (n,) floats; "labels" (n,)
+    ints in [0, c); "bias" (m,) floats; "scalar" a Python float. `shapes` are the data
+    shapes to try; `lead` is the argument whose shape and dtype the others must match;
+    `scale` gives the magnitude the float32 rounding error is proportional to (see the
+    module docstring), as a function of the arguments and the axis.
+    """
+
+    name: str
+    roles: tuple[str, ...]
+    shapes: tuple = tuple(ANY)
+    kwargs: tuple = ()
+    elementwise: bool = True
+    lead: int = 0
+    scale: Callable = _product_scale
+
+    @property
+    def id(self) -> str:
+        return self.name + "".join(f"-{k}={v}" for k, v in self.kwargs)
+
+
+def _act(name, roles, **kwargs):
+    return Spec(name, roles, kwargs=tuple(kwargs.items()))
+
+
+def _axis(name, roles, **kwargs):
+    scale = _unit_scale if name.endswith("forward") else _axis_sum_scale
+    return Spec(name, roles, tuple(s for s in ANY if s), tuple(kwargs.items()), False,
+                scale=scale)
+
+
+def _rows(name, roles, lead=0, scale=_unit_scale):
+    return Spec(name, roles, tuple(MATRIX), elementwise=False, lead=lead, scale=scale)
+
+
+SPECS = [
+    _act("relu_forward", ("x",)),
+    _act("relu_backward", ("x", "x")),
+    _act("leaky_relu_forward", ("x",)),
+    _act("leaky_relu_forward", ("x",), alpha=0.2),
+    _act("leaky_relu_backward", ("x", "x")),
+    _act("leaky_relu_backward", ("x", "x"), alpha=0.2),
+    _act("elu_forward", ("x",)),
+    _act("elu_forward", ("x",), alpha=0.5),
+    _act("elu_backward", ("x", "x")),
+    _act("elu_backward", ("x", "x"), alpha=0.5),
+    _act("sigmoid_forward", ("x",)),
+    _act("sigmoid_backward", ("x", "unit")),
+    _act("sigmoid_backward_from_x", ("x", "x")),
+    _act("tanh_forward", ("x",)),
+    _act("tanh_backward", ("x", "x")),
+    _act("tanh_backward_from_x", ("x", "x")),
+    _act("softplus_forward", ("x",)),
+    _act("softplus_backward", ("x", "x")),
+    _act("gelu_forward", ("x",)),
+    _act("gelu_backward", ("x", "x")),
+    _act("silu_forward", ("x",)),
+    _act("silu_backward", ("x", "x")),
+    _act("step_forward", ("x",)),
+    _act("step_backward", ("x", "x")),
+    _axis("softmax_forward", ("x",)),
+    _axis("softmax_forward", ("x",), axis=0),
+    _axis("softmax_backward", ("x", "probs")),
+    _axis("softmax_backward", ("x", "probs"), axis=0),
+    _axis("log_softmax_forward", ("x",)),
+    _axis("log_softmax_forward", ("x",), axis=0),
+    _axis("log_softmax_backward", ("x", "log_probs")),
+    _axis("log_softmax_backward", ("x", "log_probs"), axis=0),
+    _rows("softmax_cross_entropy_forward", ("x", "weights")),
+    _rows("softmax_cross_entropy_backward", ("per_row", "probs", "weights"), 1, _xent_scale),
+    _rows("sparse_softmax_cross_entropy_forward", ("x", "labels")),
+    _rows("sparse_softmax_cross_entropy_backward", ("per_row", "probs", "labels"), 1, _row_scale),
+    Spec("sigmoid_binary_cross_entropy_forward", ("x", "unit")),
+    Spec("sigmoid_binary_cross_entropy_backward", ("x", "x", "unit"), lead=1),
+    Spec("mse_forward", ("x", "x")),
+    Spec("mse_backward", ("scalar", "x", "x"), lead=1),
+    _rows("bias_add", ("x", "bias")),
+    _rows("bias_grad", ("x",), scale=_column_sum_scale),
+]
+ELEMENTWISE = [s for s in SPECS if s.elementwise]
+WITH_OUT = [
+    s for s in SPECS if {"out", "probs_out"} & set(inspect.signature(CY[s.name]).parameters)
+]
+
+
+def _ids(specs):
+    return [s.id for s in specs]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _values(rng, shape, dtype, special=False):
+    """Normal floats with a sprinkling of large magnitudes (and of inf/nan if `special`)."""
+    x = np.asarray(rng.standard_normal(shape) * 3)
+    if x.ndim:
+        pick = rng.random(shape)
+        x[pick < 0.15] = rng.choice([-1e4, -80.0, 80.0, 1e4], size=int((pick < 0.15).sum()))
+        if special:
+            wild = pick > 0.8
+            x[wild] = rng.choice([np.inf, -np.inf, np.nan, 0.0, -0.0], size=int(wild.sum()))
+    return x.astype(dtype)
+
+
+def _make(spec, shape, dtype, rng, special=False):
+    """The positional arguments of one call of `spec` on data of `shape`."""
+    n = shape[0] if shape else 1
+    c = shape[1] if len(shape) > 1 else 1
+    axis = dict(spec.kwargs).get("axis", -1)
+    args = []
+    for role in spec.roles:
+        if role == "x":
+            args.append(_values(rng, shape, dtype, special))
+        elif role == "unit":
+            args.append(rng.random(shape).astype(dtype))
+        elif role == "weights":
+            w = rng.random(shape)
+            args.append(np.where(w < 0.3, 0, w).astype(dtype))
+        elif role in ("probs", "log_probs"):
+            z = rng.standard_normal(shape).astype(dtype)
+            func = ref.softmax_forward if role == "probs" else ref.log_softmax_forward
+            args.append(func(z, axis=axis if len(shape) else -1) if len(shape) else z)
+        elif role == "per_row":
+            args.append(_values(rng, (n,), dtype, special))
+        elif role == "labels":
+            args.append(rng.integers(0, max(c, 1), size=n))
+        elif role == "bias":
+            args.append(_values(rng, (c,), dtype, special))
+        elif role == "scalar":
+            args.append(float(rng.standard_normal()))
+        else:
+            raise AssertionError(role)
+    return args
+
+
+def _call(backend, spec, args, **extra):
+    with np.errstate(all="ignore"):
+        return BACKENDS[backend][spec.name](*args, **dict(spec.kwargs), **extra)
+
+
+def _scale(spec, args):
+    return spec.scale(args, dict(spec.kwargs).get("axis", -1))
+
+
+def _close(got, want, dtype, scale=1.0):
+    """Same type, shape and dtype, and values within the dtype's tolerance."""
+    if isinstance(want, tuple):
+        assert isinstance(got, tuple) and len(got) == len(want)
+        for g, w in zip(got, want, strict=True):
+            _close(g, w, dtype)
+        return
+    if isinstance(want, float):
+        assert isinstance(got, float)
+        scale = np.max(scale, initial=1.0)
+    else:
+        assert isinstance(got, np.ndarray)
+        assert got.dtype == want.dtype and got.shape == want.shape
+    rtol, atol = TOL[dtype]
+    ok = np.isclose(got, want, rtol=rtol, atol=atol * scale, equal_nan=True)
+    if not np.all(ok):
+        where = tuple(np.argwhere(~ok)[0]) if np.ndim(ok) else ()
+        raise AssertionError(
+            f"{np.size(ok) - np.count_nonzero(ok)} of {np.size(ok)} values differ, the first"
+            f" at {where}: got {np.asarray(got)[where]!r}, want {np.asarray(want)[where]!r}"
+        )
+
+
+def _compare(spec, args, dtype):
+    """Run both backends; both fail with the same exception type, or agree."""
+    try:
+        want = _call("reference", spec, [a.copy() if hasattr(a, "copy") else a for a in args])
+    except (TypeError, ValueError) as exc:
+        with pytest.raises(type(exc)):
+            _call("cython", spec, args)
+        return
+    if all(np.ndim(a) == 0 for a in args) and np.shape(want) == (1,):
+        # NOTE: the reference's np.ascontiguousarray turns a 0-d input into shape (1,);
+        # the kernels keep the input's shape, as the contract says (reported upstream).
+        want = want.reshape(())
+    _close(_call("cython", spec, args), want, dtype, _scale(spec, args))
+
+
+def _non_contiguous(a, how):
+    """`a` with the same values in a non-C-contiguous layout."""
+    if not isinstance(a, np.ndarray) or a.ndim == 0:
+        return a
+    if how == "step2":
+        big = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
+        big[..., ::2] = a
+        return big[..., ::2]
+    return np.ascontiguousarray(a.T).T  # the transpose of a C array: F order
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def test_exported_names_are_the_contract():
+    for name, module in MODULES.items():
+        public = {n for n in dir(module) if not n.startswith("_")}
+        assert public == CONTRACT[name], name
+    assert set(CY) == set(ref.KERNEL_NAMES)
+
+
+@pytest.mark.parametrize("name", sorted(ref.KERNEL_NAMES))
+def test_same_signature_and_docstring(name):
+    cy, py = inspect.signature(CY[name]), inspect.signature(getattr(ref, name))
+    assert [(p.name, p.default) for p in cy.parameters.values()] == [
+        (p.name, p.default) for p in py.parameters.values()
+    ]
+    assert CY[name].__doc__.strip()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("spec", SPECS, ids=_ids(SPECS))
+def test_matches_reference(spec, dtype):
+    rng = np.random.default_rng(0)
+    for shape in spec.shapes:
+        _compare(spec, _make(spec, shape, dtype, rng), dtype)
+
+
+@pytest.mark.parametrize("how", ["step2", "transpose"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("spec", SPECS, ids=_ids(SPECS))
+def test_non_contiguous_inputs(spec, dtype, how):
+    rng = np.random.default_rng(1)
+    for shape in ((7, 13), (2, 3, 5)):
+        if len(shape) in {len(s) for s in spec.shapes}:
+            args = _make(spec, shape, dtype, rng)
+            _compare(spec, [_non_contiguous(a, how) for a in args], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("spec", SPECS, ids=_ids(SPECS))
+def test_inf_and_nan_propagate(spec, dtype):
+    rng = np.random.default_rng(2)
+    _compare(spec, _make(spec, (16, 16), dtype, rng, special=True), dtype)
+
+
+EXACT = [s for s in SPECS if s.name in {
+    "relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",
+    "elu_backward", "sigmoid_backward", "tanh_backward", "step_forward", "step_backward",
+    "bias_add", "mse_backward",
+}]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("spec", EXACT, ids=_ids(EXACT))
+def test_same_operations_give_the_same_bits(spec, dtype):
+    """Kernels doing the reference's own float operations agree bit for bit, -0.0 included
+    (the selects of leaky_relu and elu are rewritten for the vectorizer, not changed)."""
+    rng = np.random.default_rng(14)
+    args = _make(spec, (16, 16), dtype, rng, special=True)
+    for a in args:
+        if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.ndim == 2:
+            a[0, :4] = [0.0, -0.0, 1e-45 if dtype == np.float32 else 5e-324, -1e-45]
+    got, want = _call("cython", spec, args), _call("reference", spec, args)
+    _assert_same_bits(got, want)
+
+
+def _assert_same_bits(got, want):
+    same = got.view(f"u{got.itemsize}") == want.view(f"u{want.itemsize}")
+    assert np.all(same | (np.isnan(got) & np.isnan(want)))
+
+
+@pytest.mark.parametrize("alpha", [np.inf, -np.inf, np.nan, -2.0, 0.0])
+def test_leaky_relu_odd_alpha(alpha):
+    x = np.array([-2.0, -0.0, 0.0, 3.0, np.inf, -np.inf, np.nan], np.float32)
+    with np.errstate(all="ignore"):
+        want = ref.leaky_relu_forward(x, alpha)
+    _assert_same_bits(activations.leaky_relu_forward(x, alpha), want)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=_ids(SPECS))
+def test_large(spec):
+    rng = np.random.default_rng(3)
+    shape = (10**6,) if spec.elementwise else (100_000, 10)
+    _compare(spec, _make(spec, shape, np.float32, rng), np.float32)
+
+
+@pytest.mark.parametrize("spec", WITH_OUT, ids=_ids(WITH_OUT))
+def test_out_is_written_and_returned(spec):
+    rng = np.random.default_rng(4)
+    args = _make(spec, (7, 13), np.float64, rng)
+    want = _call("reference", spec, args)
+    buf = np.full((want[1] if isinstance(want, tuple) else want).shape, np.nan)
+    key = "probs_out" if isinstance(want, tuple) else "out"
+    got = _call("cython", spec, args, **{key: buf})
+    assert (got[1] if isinstance(got, tuple) else got) is buf
+    _close(got, want, np.float64, _scale(spec, args))
+
+
+@pytest.mark.parametrize("spec", WITH_OUT, ids=_ids(WITH_OUT))
+def test_out_may_be_an_input(spec):
+    """In place: out is one of the inputs of the output's shape (each in turn)."""
+    rng = np.random.default_rng(5)
+    args = _make(spec, (7, 13), np.float64, rng)
+    want = _call("reference", spec, [a.copy() if hasattr(a, "copy") else a for a in args])
+    result = want[1] if isinstance(want, tuple) else want
+    key = "probs_out" if isinstance(want, tuple) else "out"
+    for i, a in enumerate(args):
+        if isinstance(a, np.ndarray) and a.dtype == result.dtype and a.shape == result.shape:
+            fresh = [b.copy() if hasattr(b, "copy") else b for b in args]
+            got = _call("cython", spec, fresh, **{key: fresh[i]})
+            assert (got[1] if isinstance(got, tuple) else got) is fresh[i]
+            _close(got, want, np.float64, _scale(spec, args))
+
+
+def _bad_outs(shape):
+    wide = np.zeros(shape[:-1] + (2 * shape[-1],))
+    frozen = np.zeros(shape)
+    frozen.flags.writeable = False
+    return [
+        ([0.0] * shape[-1], TypeError, "numpy array"),
+        (np.zeros(shape, np.float32), TypeError, "dtype"),
+        (np.zeros(shape[:-1] + (shape[-1] + 1,)), ValueError, "shape"),
+        (np.zeros(shape + (1,)), ValueError, "shape"),
+        (wide[..., ::2], ValueError, "contiguous"),
+        (frozen, ValueError, "read-only"),
+    ]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("spec", WITH_OUT, ids=_ids(WITH_OUT))
+def test_bad_out_raises(spec, backend):
+    rng = np.random.default_rng(6)
+    args = _make(spec, (7, 13), np.float64, rng)
+    want = _call("reference", spec, args)
+    key = "probs_out" if isinstance(want, tuple) else "out"
+    for out, error, word in _bad_outs((want[1] if isinstance(want, tuple) else want).shape):
+        with pytest.raises(error, match=word):
+            _call(backend, spec, args, **{key: out})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("spec", SPECS, ids=_ids(SPECS))
+def test_bad_inputs_raise(spec, backend):
+    """A list, an int array, the other float dtype, another shape: each argument in turn."""
+    rng = np.random.default_rng(7)
+    args = _make(spec, (7, 13), np.float32, rng)
+    for i, role in enumerate(spec.roles):
+        if role == "scalar":
+            continue
+        a = args[i]
+        bad_shape = np.resize(a, a.shape[:-1] + (a.shape[-1] + 1,))
+        word = "needs" if role == "bias" else "shape"
+        cases = [(a.tolist(), TypeError, "numpy array"), (bad_shape, ValueError, word)]
+        if role == "labels":
+            cases.append((a.astype(np.float32), TypeError, "integer"))
+        else:
+            cases.append((a.astype(np.int64), TypeError, "float32 or float64"))
+            if i != spec.lead:
+                cases.append((a.astype(np.float64), TypeError, "dtype"))
+        for bad, error, word in cases:
+            if i == spec.lead and error is ValueError:
+                continue  # the lead array sets the shape the others must match
+            with pytest.raises(error, match=word):
+                _call(backend, spec, args[:i] + [bad] + args[i + 1:])
+
+
+# --------------------------------------------------------------------------- properties
+
+
+SUBNORMAL32 = float(np.float32(1e-40))  # exactly representable in both dtypes
+
+
+def _floats(dtype):
+    width = 32 if dtype == np.float32 else 64
+    return st.one_of(
+        st.floats(-1e4, 1e4, width=width),
+        st.sampled_from([np.inf, -np.inf, np.nan, 0.0, -0.0, 80.0, -80.0, SUBNORMAL32]),
+    )
+
+
+@st.composite
+def _elementwise_call(draw, spec):
+    dtype = draw(st.sampled_from(DTYPES))
+    shape = draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=6))
+    args = []
+    for role in spec.roles:
+        if role == "scalar":
+            args.append(draw(st.floats(-10, 10)))
+        elif role == "unit":
+            args.append(draw(hnp.arrays(dtype, shape, elements=st.floats(0, 1, width=32))))
+        else:
+            args.append(draw(hnp.arrays(dtype, shape, elements=_floats(dtype))))
+    return dtype, args
+
+
+@pytest.mark.parametrize("spec", ELEMENTWISE, ids=_ids(ELEMENTWISE))
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_elementwise_property(spec, data):
+    dtype, args = data.draw(_elementwise_call(spec))
+    _compare(spec, args, dtype)
+
+
+# --------------------------------------------------------------------------- along an axis
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 4, 5), (2, 3, 150)])
+@pytest.mark.parametrize(
+    "name", ["softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward"]
+)
+def test_every_axis(name, shape, dtype):
+    """Every axis of a 3-D array, negative ones too; 150 columns cross the block size."""
+    rng = np.random.default_rng(8)
+    for axis in range(-3, 3):
+        roles = ("x",) if name.endswith("forward") else ("x", "probs")
+        spec = _axis(name, roles, axis=axis)
+        _compare(spec, _make(spec, shape, dtype, rng), dtype)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bad_axis(backend):
+    x = np.zeros((2, 3))
+    with pytest.raises(ValueError, match="out of range"):
+        BACKENDS[backend]["softmax_forward"](x, axis=2)
+    with pytest.raises(ValueError, match="out of range"):
+        BACKENDS[backend]["log_softmax_backward"](x, x, axis=-3)
+    with pytest.raises(TypeError, match="axis"):
+        BACKENDS[backend]["softmax_forward"](x, axis=1.0)
+    assert BACKENDS[backend]["softmax_forward"](x, axis=np.int64(0)).shape == (2, 3)
+
+
+# --------------------------------------------------------------------------- labels
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("label_dtype", [np.int32, np.int64, np.int8, np.uint8, np.uint64])
+def test_label_dtypes(label_dtype, dtype):
+    rng = np.random.default_rng(9)
+    logits = _values(rng, (9, 5), dtype)
+    labels = rng.integers(0, 5, size=18).astype(label_dtype)[::2]  # non-contiguous too
+    dloss = _values(rng, (9,), dtype)
+    for name, args in [
+        ("sparse_softmax_cross_entropy_forward", (logits, labels)),
+        ("sparse_softmax_cross_entropy_backward", (dloss, ref.softmax_forward(logits), labels)),
+    ]:
+        _close(CY[name](*args), getattr(ref, name)(*args), dtype)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("label_dtype", [np.int32, np.int64, np.uint64])
+def test_label_out_of_range_is_named(backend, label_dtype):
+    logits = np.zeros((4, 3))
+    f = BACKENDS[backend]
+    with pytest.raises(ValueError, match=r"label 3 at index 2 is out of range \[0, 3\)"):
+        f["sparse_softmax_cross_entropy_forward"](logits, np.array([0, 1, 3, 9], label_dtype))
+    if label_dtype != np.uint64:
+        with pytest.raises(ValueError, match="label -1 at index 1"):
+            f["sparse_softmax_cross_entropy_backward"](
+                np.ones(4), logits, np.array([0, -1, 2, 2], label_dtype)
+            )
+
+
+# --------------------------------------------------------------------------- gemm
+
+
+def _layout(mat, how):
+    """`mat` in a given memory layout: C, F, row- or column-strided, step-2, reversed."""
+    r, c = mat.shape
+    if how == "C":
+        return np.ascontiguousarray(mat)
+    if how == "F":
+        return np.asfortranarray(mat)
+    if how == "rows":  # rows further apart than their length: a leading dimension > c
+        big = np.zeros((r, c + 3), mat.dtype)
+        big[:, :c] = mat
+        return big[:, :c]
+    if how == "cols":
+        big = np.zeros((r + 3, c), mat.dtype, order="F")
+        big[:r] = mat
+        return big[:r]
+    if how == "step2":  # no unit stride: must be copied
+        big = np.zeros((r, 2 * c), mat.dtype)
+        big[:, ::2] = mat
+        return big[:, ::2]
+    if how == "reversed":
+        return np.ascontiguousarray(mat[::-1])[::-1]
+    raise AssertionError(how)
+
+
+LAYOUTS = ["C", "F", "rows", "cols", "step2", "reversed"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("trans_a", [False, True])
+def test_gemm_flags_and_layouts(trans_a, trans_b, dtype):
+    rng = np.random.default_rng(10)
+    m, k, n = 5, 7, 3
+    a0 = rng.standard_normal((k, m) if trans_a else (m, k))
+    b0 = rng.standard_normal((n, k) if trans_b else (k, n))
+    exact = (a0.T if trans_a else a0) @ (b0.T if trans_b else b0)
+    for la in LAYOUTS:
+        for lb in LAYOUTS:
+            a, b = _layout(a0.astype(dtype), la), _layout(b0.astype(dtype), lb)
+            got = matmul.gemm(a, b, trans_a=trans_a, trans_b=trans_b)
+            _close(got, ref.gemm(a, b, trans_a=trans_a, trans_b=trans_b), dtype)
+            np.testing.assert_allclose(got, exact, rtol=TOL[dtype][0] * 10, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_alpha_beta(dtype):
+    rng = np.random.default_rng(11)
+    a, b = rng.standard_normal((6, 4)).astype(dtype), rng.standard_normal((4, 5)).astype(dtype)
+    c0 = rng.standard_normal((6, 5)).astype(dtype)
+    for alpha, beta in [(1.0, 0.0), (-2.0, 0.0), (0.5, 1.0), (2.0, -0.5)]:
+        out = c0.copy()
+        got = matmul.gemm(a, b, out=out, alpha=alpha, beta=beta)
+        assert got is out
+        _close(got, ref.gemm(a, b, out=c0.copy(), alpha=alpha, beta=beta), dtype)
+    out = np.full((6, 5), np.nan, dtype)  # beta == 0: out is not read, its nan neither
+    np.testing.assert_allclose(matmul.gemm(a, b, out=out), a.astype(float) @ b, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mkn", list(itertools.product((0, 1, 2), (0, 1, 3), (0, 1, 2))))
+def test_gemm_small_and_empty_dims(mkn, dtype):
+    """Dims of 0 and 1, including size-1 dims with strides BLAS would reject if used."""
+    m, k, n = mkn
+    rng = np.random.default_rng(12)
+    a0, b0 = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+    size = np.dtype(dtype).itemsize
+    odd = np.lib.stride_tricks.as_strided
+    variants_a = [a0, np.asfortranarray(a0)]
+    if m == 1:
+        variants_a.append(odd(a0, a0.shape, (12345 * size, size)))
+    if k == 1:
+        variants_a.append(odd(a0, a0.shape, (size, 999 * size)))
+    variants_b = [b0, np.asfortranarray(b0), np.ascontiguousarray(b0.T).T]
+    c0 = rng.standard_normal((m, n)).astype(dtype)
+    for a in variants_a:
+        for b in variants_b:
+            want = a0.astype(float) @ b0
+            np.testing.assert_allclose(matmul.gemm(a, b), want, rtol=1e-5, atol=1e-6)
+            nan_out = np.full((m, n), np.nan, dtype)
+            np.testing.assert_allclose(matmul.gemm(a, b, out=nan_out), want, rtol=1e-5,
+                                       atol=1e-6)
+            got = matmul.gemm(a, b, out=c0.copy(), alpha=2.0, beta=3.0)
+            np.testing.assert_allclose(got, 2 * want + 3 * c0, rtol=1e-5, atol=1e-5)
+
+
+def test_gemm_matches_float64_matmul():
+    rng = np.random.default_rng(13)
+    a, b = rng.standard_normal((37, 50)), rng.standard_normal((50, 23))
+    np.testing.assert_allclose(matmul.gemm(a, b), a @ b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(matmul.gemm(b, a, trans_a=True, trans_b=True), (a @ b).T,
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gemm_errors(backend):
+    gemm = BACKENDS[backend]["gemm"]
+    a = np.zeros((4, 3))
+    with pytest.raises(ValueError, match="match"):
+        gemm(a, a)
+    with pytest.raises(ValueError, match="2-D"):
+        gemm(a, np.zeros(3))
+    with pytest.raises(ValueError, match="needs out"):
+        gemm(a, a, trans_b=True, beta=1.0)
+    with pytest.raises(TypeError, match="dtype"):
+        gemm(a, a.T.astype(np.float32))
+    with pytest.raises(TypeError, match="numpy array"):
+        gemm(a.tolist(), a.T)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        gemm(a.astype(int), a.T)
+    square = np.ones((4, 4))
+    with pytest.raises(ValueError, match="overlap"):
+        gemm(square, square, out=square)
+    buf = np.ones(40)
+    with pytest.raises(ValueError, match="overlap"):
+        gemm(np.ones((4, 4)), buf[:16].reshape(4, 4), out=buf[8:24].reshape(4, 4))
+    with pytest.raises(ValueError, match="shape"):
+        gemm(square, square, out=np.zeros((4, 5)))
+
+
+def test_gemm_dims_beyond_blas_int_raise():
+    big = 2**31
+    a = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), (1, big), (0, 0))
+    b = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), (big, 1), (0, 0))
+    with pytest.raises(ValueError, match="BLAS"):
+        matmul.gemm(a, b)
