@@ -509,6 +509,10 @@ def _run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
                     stack.append((parent, False))
 
     grads: dict[int, np.ndarray] = {id(root): seed}
+    # Arrays that something else may hold too (the caller's seed, a gradient an op passed
+    # straight through or handed to two inputs, an array an op saved): a leaf copies these
+    # before keeping them as its .grad. Any other gradient is fresh, and the leaf takes it.
+    shared: set[int] = {id(seed)}
     for node in reversed(order):
         grad = grads.pop(id(node), None)
         if grad is None:
@@ -517,10 +521,11 @@ def _run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
             grad = np.asarray(grad)
         ctx = node._ctx
         if ctx is None:
-            # A leaf: accumulate. The first gradient is copied, since ops may hand the
-            # same array to several inputs.
             if node.grad is None:
-                node.grad = Tensor._wrap(np.array(grad, dtype=node.data.dtype))
+                if (id(grad) in shared or grad.base is not None or grad.dtype != node.data.dtype
+                        or not grad.flags.writeable):
+                    grad = np.array(grad, dtype=node.data.dtype)
+                node.grad = Tensor._wrap(grad)
             else:
                 node.grad.data = node.grad.data + grad
             continue
@@ -533,6 +538,8 @@ def _run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
         input_grads = ctx.backward(grad)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
+        saved = vars(ctx).values()
+        returned: list = []
         # strict: an op whose backward returns the wrong number of gradients fails loudly.
         triples = zip(ctx.parents, input_grads, ctx.needs_input_grad, strict=True)
         for parent, pgrad, needed in triples:
@@ -543,6 +550,14 @@ def _run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
                 pgrad = _unbroadcast(pgrad, pshape)
             if pgrad.dtype != parent.data.dtype:
                 pgrad = pgrad.astype(parent.data.dtype)
+            alias = pgrad is grad
+            for other in returned:
+                alias = alias or other is pgrad
+            for value in saved:
+                alias = alias or value is pgrad
+            if alias:
+                shared.add(id(pgrad))
+            returned.append(pgrad)
             key = id(parent)
             previous = grads.get(key)
             grads[key] = pgrad if previous is None else previous + pgrad

@@ -17,6 +17,7 @@ import pytest
 from scipy.special import erf
 
 import microgradnet as mg
+from microgradnet.autograd import Function
 from microgradnet.functional import REGISTRY
 
 
@@ -365,6 +366,46 @@ def test_leaf_gradient_is_not_aliased_between_leaves():
     (a + b).sum().backward()
     a.grad.data += 5
     assert b.grad.item() == 1.0
+
+
+class _ReturnsSaved(Function):
+    def forward(self, a):
+        self.ones = np.ones_like(a)
+        return a.copy()
+
+    def backward(self, grad):
+        return self.ones  # d(a)/d(a) * an upstream gradient of ones: the saved array itself
+
+
+def test_leaf_gradient_never_aliases_the_seed_or_saved_arrays():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    seed = np.ones(2, dtype=np.float32)
+    (x + 0.0).backward(seed)
+    seed[0] = 7
+    assert x.grad.tolist() == [1.0, 1.0]
+    y = mg.tensor([1.0, 2.0], requires_grad=True)
+    out = _ReturnsSaved.apply(y)
+    out.backward(np.ones(2, dtype=np.float32), retain_graph=True)
+    y.grad.data[0] = 9
+    assert out._ctx.ones.tolist() == [1.0, 1.0]
+
+
+_MADE: list = []
+
+
+class _FreshGrad(Function):
+    def forward(self, a):
+        return a * 2
+
+    def backward(self, grad):
+        _MADE.append(grad * 2)
+        return _MADE[-1]
+
+
+def test_leaf_takes_a_fresh_gradient_without_copying():
+    x = mg.tensor(np.ones(8), requires_grad=True)
+    _FreshGrad.apply(x).backward(np.ones(8, dtype=np.float32))
+    assert x.grad.data is _MADE[-1]
 
 
 def test_repeated_integer_indices_accumulate():
