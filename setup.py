@@ -28,8 +28,12 @@ directives = {
 if sys.platform == "win32":
     compile_args = ["/O2"] if not debug else ["/Od", "/Zi"]
 else:
-    # -fno-math-errno lets gcc inline sqrt/fabs; no -ffast-math: NaN and inf must propagate.
-    compile_args = ["-O0", "-g", "-UNDEBUG"] if debug else ["-O3", "-fno-math-errno"]
+    # -fno-math-errno lets gcc inline sqrt/fabs; -fno-trapping-math lets it turn selects
+    # like `x > 0 ? x : a*x` into branch-free vector code (it changes no value, only FP
+    # exception flags, which Python never traps). No -ffast-math: NaN and inf must propagate.
+    compile_args = (
+        ["-O0", "-g", "-UNDEBUG"] if debug else ["-O3", "-fno-math-errno", "-fno-trapping-math"]
+    )
 
 extensions = [
     Extension(

@@ -10,7 +10,7 @@ import math
 from types import FunctionType
 
 import numpy as np
-from scipy.special import erf
+from scipy.special import erfc
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -26,7 +26,7 @@ def _float_array(name: str, a, dtype=None) -> np.ndarray:
         raise TypeError(f"{name} must be float32 or float64, got {a.dtype}")
     if dtype is not None and a.dtype != dtype:
         raise TypeError(f"{name} has dtype {a.dtype}, expected {dtype} like the other inputs")
-    return np.ascontiguousarray(a)
+    return a if a.flags.c_contiguous else np.array(a, order="C")
 
 
 def _same_shape(name: str, a: np.ndarray, ref_name: str, ref: np.ndarray) -> None:
@@ -89,7 +89,7 @@ def gemm(a, b, out=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
     if beta != 0 and out is None:
         raise ValueError("gemm with beta != 0 needs out")
     out = _out(out, shape, a.dtype)
-    if out.size and (np.shares_memory(out, a) or np.shares_memory(out, b)):
+    if out.size and (np.may_share_memory(out, a) or np.may_share_memory(out, b)):
         raise ValueError("gemm: out must not overlap a or b")
     product = alpha * (opa @ opb) if alpha != 1 else opa @ opb
     if beta == 0:
@@ -235,9 +235,10 @@ _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
 
 def gelu_forward(x, out=None):
-    """y = x * Phi(x) = 0.5 * x * (1 + erf(x / sqrt(2)))."""
+    """y = x * Phi(x) = 0.5 * x * erfc(-x / sqrt(2))."""
     x, out = _unary(x, out)
-    out[...] = 0.5 * x * (1 + erf(x * _SQRT1_2))
+    # erfc(-t), not 1 + erf(t): no cancellation for negative x.
+    out[...] = 0.5 * x * erfc(-x * _SQRT1_2)
     return out
 
 
@@ -245,7 +246,7 @@ def gelu_backward(dy, x, out=None):
     """dx = dy * (Phi(x) + x * phi(x))."""
     dy, x, out = _binary(dy, x, "x", out)
     xd = x.astype(np.float64)
-    cdf = 0.5 * (1 + erf(xd * _SQRT1_2))
+    cdf = 0.5 * erfc(-xd * _SQRT1_2)
     pdf = _INV_SQRT_2PI * np.exp(-0.5 * xd * xd)
     out[...] = dy * (cdf + xd * pdf)
     return out
@@ -321,10 +322,10 @@ def log_softmax_backward(dy, y, axis=-1, out=None):
 # --------------------------------------------------------------------------- losses
 
 
-def _logits_2d(logits):
-    logits = _float_array("logits", logits)
+def _logits_2d(logits, name="logits"):
+    logits = _float_array(name, logits)
     if logits.ndim != 2:
-        raise ValueError(f"logits must be 2-D (samples, classes), got shape {logits.shape}")
+        raise ValueError(f"{name} must be 2-D (samples, classes), got shape {logits.shape}")
     return logits
 
 
@@ -362,7 +363,7 @@ def softmax_cross_entropy_forward(logits, target, probs_out=None):
 
 def softmax_cross_entropy_backward(dloss, probs, target, out=None):
     """dlogits = dloss[:, None] * (probs * sum(target) - target)."""
-    probs = _logits_2d(probs)
+    probs = _logits_2d(probs, "probs")
     target = _float_array("target", target, probs.dtype)
     _same_shape("target", target, "probs", probs)
     dloss = _float_array("dloss", dloss, probs.dtype)
@@ -389,7 +390,7 @@ def sparse_softmax_cross_entropy_forward(logits, labels, probs_out=None):
 
 def sparse_softmax_cross_entropy_backward(dloss, probs, labels, out=None):
     """dlogits = dloss[:, None] * (probs - onehot(labels))."""
-    probs = _logits_2d(probs)
+    probs = _logits_2d(probs, "probs")
     n, c = probs.shape
     labels = _labels(labels, n, c)
     dloss = _float_array("dloss", dloss, probs.dtype)
@@ -441,8 +442,9 @@ def mse_backward(dloss, pred, target, out=None):
     target = _float_array("target", target, pred.dtype)
     _same_shape("target", target, "pred", pred)
     out = _out(out, pred.shape, pred.dtype)
+    scale = 2.0 * float(dloss)
     if pred.size:
-        out[...] = (pred - target) * pred.dtype.type(2.0 * float(dloss) / pred.size)
+        out[...] = (pred - target) * pred.dtype.type(scale / pred.size)
     return out
 
 
