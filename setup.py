@@ -32,7 +32,7 @@ else:
     # like `x > 0 ? x : a*x` into branch-free vector code (it changes no value, only FP
     # exception flags, which Python never traps). No -ffast-math: NaN and inf must propagate.
     compile_args = (
-        ["-O0", "-g", "-UNDEBUG"] if debug else ["-O3", "-fno-math-errno", "-fno-trapping-math"]
+        ["-O0", "-g", "-UNDEBUG"] if debug else ["-O3", "-g0", "-fno-math-errno", "-fno-trapping-math"]
     )
 
 extensions = [
