@@ -31,9 +31,8 @@ else:
     # -fno-math-errno lets gcc inline sqrt/fabs; -fno-trapping-math lets it turn selects
     # like `x > 0 ? x : a*x` into branch-free vector code (it changes no value, only FP
     # exception flags, which Python never traps). No -ffast-math: NaN and inf must propagate.
-    compile_args = (
-        ["-O0", "-g", "-UNDEBUG"] if debug else ["-O3", "-g0", "-fno-math-errno", "-fno-trapping-math"]
-    )
+    release = ["-O3", "-g0", "-fno-math-errno", "-fno-trapping-math"]
+    compile_args = ["-O0", "-g", "-UNDEBUG"] if debug else release
 
 extensions = [
     Extension(
@@ -48,7 +47,9 @@ extensions = [
 # The autograd core is plain Python (it runs uncompiled too); compiled in Cython's pure
 # Python mode, Tensor and Function become extension types and per-op overhead drops.
 extensions.append(
-    Extension("microgradnet.autograd", ["microgradnet/autograd.py"], extra_compile_args=compile_args)
+    Extension(
+        "microgradnet.autograd", ["microgradnet/autograd.py"], extra_compile_args=compile_args
+    )
 )
 
 setup(
