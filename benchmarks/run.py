@@ -190,54 +190,40 @@ def section_overhead(b: Bench) -> None:
         _overhead(b)
 
 
-def _overhead(b: Bench) -> None:
-    rng = np.random.default_rng(0)
-    xa = rng.standard_normal((32, 32)).astype(np.float32)
-    wa = rng.standard_normal((32, 32)).astype(np.float32)
-    ba = rng.standard_normal(32).astype(np.float32)
-    x = mg.tensor(xa, requires_grad=True)
-    w = mg.tensor(wa, requires_grad=True)
-    bias = mg.tensor(ba, requires_grad=True)
+def _overhead_cases(x, w, bias, relu) -> dict[str, Callable[[], Any]]:
+    """The timed ops, written once for any framework whose tensors have @, + and backward."""
 
     def three_ops():
-        loss = mg.relu(x @ w + bias).sum()
-        loss.backward()
+        relu(x @ w + bias).sum().backward()
 
-    cases = {
+    return {
         "add": lambda: x + w,
-        "relu": lambda: mg.relu(x),
+        "relu": lambda: relu(x),
         "matmul": lambda: x @ w,
         "3-op forward+backward": three_ops,
     }
+
+
+def _overhead(b: Bench) -> None:
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in ((32, 32), (32, 32), (32,))]
+    common = dict(size=1024, dtype="float32")
+    cases = _overhead_cases(*[mg.tensor(a, requires_grad=True) for a in arrays], mg.relu)
     for name, fn in cases.items():
-        b.run("overhead", name, fn, backend="cython", framework="microgradnet", size=1024,
-              dtype="float32")
+        b.run("overhead", name, fn, backend="cython", framework="microgradnet", **common)
     with mg.no_grad():
         for name in ("add", "relu", "matmul"):
             b.run("overhead", name + " (no grad)", cases[name], backend="cython",
-                  framework="microgradnet", size=1024, dtype="float32")
-    b.run("overhead", "add", lambda: xa + wa, backend="numpy", framework="numpy", size=1024,
-          dtype="float32")
+                  framework="microgradnet", **common)
+    xa, wa = arrays[0], arrays[1]
+    b.run("overhead", "add", lambda: xa + wa, backend="numpy", framework="numpy", **common)
     torch = _torch()
     if torch is None:
         return
-    tx = torch.tensor(xa, requires_grad=True)
-    tw = torch.tensor(wa, requires_grad=True)
-    tb = torch.tensor(ba, requires_grad=True)
-
-    def torch_three_ops():
-        loss = torch.relu(tx @ tw + tb).sum()
-        loss.backward()
-
-    tcases = {
-        "add": lambda: tx + tw,
-        "relu": lambda: torch.relu(tx),
-        "matmul": lambda: tx @ tw,
-        "3-op forward+backward": torch_three_ops,
-    }
+    tcases = _overhead_cases(*[torch.tensor(a, requires_grad=True) for a in arrays], torch.relu)
     for name, fn in tcases.items():
         b.run("overhead", name, fn, backend="torch", framework="torch " + torch.__version__,
-              size=1024, dtype="float32")
+              **common)
 
 
 def section_activations(b: Bench) -> None:
