@@ -210,7 +210,8 @@ def _overhead(b: Bench) -> None:
     common = dict(size=1024, dtype="float32")
     cases = _overhead_cases(*[mg.tensor(a, requires_grad=True) for a in arrays], mg.relu)
     for name, fn in cases.items():
-        b.run("overhead", name, fn, backend="cython", framework="microgradnet", **common)
+        b.run("overhead", name, fn, backend="cython", framework="microgradnet", threads=1,
+              **common)
     with mg.no_grad():
         for name in ("add", "relu", "matmul"):
             b.run("overhead", name + " (no grad)", cases[name], backend="cython",
@@ -221,9 +222,14 @@ def _overhead(b: Bench) -> None:
     if torch is None:
         return
     tcases = _overhead_cases(*[torch.tensor(a, requires_grad=True) for a in arrays], torch.relu)
-    for name, fn in tcases.items():
-        b.run("overhead", name, fn, backend="torch", framework="torch " + torch.__version__,
-              **common)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # like our BLAS here; with 2, a busy core costs it a time slice
+    try:
+        for name, fn in tcases.items():
+            b.run("overhead", name, fn, backend="torch", framework="torch " + torch.__version__,
+                  threads=1, **common)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def section_activations(b: Bench) -> None:
