@@ -2,21 +2,26 @@
 log_softmax along any axis. Contract: csrc/README.md; oracle: microgradnet/_reference.py.
 
 Each def function checks its arguments with the numpy C-API (no buffer acquisition: that
-costs more than the kernel on small arrays), then runs a `noexcept nogil` loop written once
-for float and double through the fused type `floating`.
+costs more than the kernel on small arrays), then runs a `noexcept nogil` loop: written once
+for float and double through the fused type `floating` here, or, for the activations that
+need exp, tanh, log1p or erfc, in C in vmath_loops.h (vectorized math, and an AVX2+FMA copy
+picked at run time; see vmath.h).
 """
 
 cimport numpy as cnp
 
 from kernels cimport (
-    _BLOCK, _erfc, _exp, _expm1, _fabs, _float_array, _log, _log1p, _out,
-    _same_shape, _sigmoid, _tanh, _unalias, floating,
+    _BLOCK, _exp, _float_array, _log, _out, _same_shape, _unalias, floating,
+    vm_elu_fwd_f32, vm_elu_fwd_f64, vm_erfc_f32, vm_exp_f32, vm_exp_f64, vm_expm1_f32,
+    vm_expm1_f64, vm_gelu_bwd_f32, vm_gelu_bwd_f64, vm_gelu_fwd_f32, vm_gelu_fwd_f64,
+    vm_log1p_f32, vm_log1p_f64, vm_set_simd_level, vm_sigmoid_bwd_x_f32, vm_sigmoid_bwd_x_f64,
+    vm_sigmoid_fwd_f32, vm_sigmoid_fwd_f64, vm_silu_bwd_f32, vm_silu_bwd_f64, vm_silu_fwd_f32,
+    vm_silu_fwd_f64, vm_simd_level, vm_softplus_bwd_f32, vm_softplus_bwd_f64,
+    vm_softplus_fwd_f32, vm_softplus_fwd_f64, vm_tanh_bwd_x_f32, vm_tanh_bwd_x_f64,
+    vm_tanh_fwd_f32, vm_tanh_fwd_f64,
 )
 
 cnp.import_array()
-
-cdef double _SQRT1_2 = 0.70710678118654752440  # 1 / sqrt(2)
-cdef double _INV_SQRT_2PI = 0.39894228040143267794  # 1 / sqrt(2 pi)
 
 # The specializations of the elementwise loops, passed to the shared drivers below.
 ctypedef void (*_map1_f)(const float*, float*, Py_ssize_t, double) noexcept nogil
@@ -142,6 +147,8 @@ cdef object _along2(object dy, object y, object axis, object out, _axis2_f f32, 
 
 
 # --------------------------------------------------------------------------- elementwise loops
+# Here the ones of plain arithmetic; those of elu's forward, sigmoid, tanh, softplus, gelu
+# and silu (vm_<name>_fwd/bwd_f32/f64) are in vmath_loops.h.
 # `alpha` is unused by the kernels without one: every loop has the driver's signature.
 # Literals in arithmetic are cast, <floating>1: a bare 1 is a C double, and would make gcc
 # compute float data in double (another result than numpy's, and slower).
@@ -189,14 +196,6 @@ cdef void _leaky_relu_bwd(const floating* dy, const floating* x, floating* dx, P
         dx[i] = dy[i] * (1 if x[i] > 0 else a)  # a select, not a branch: see _leaky_relu_fwd
 
 
-cdef void _elu_fwd(const floating* x, floating* y, Py_ssize_t n, double alpha) noexcept nogil:
-    cdef floating a = <floating>alpha
-    cdef Py_ssize_t i
-    for i in range(n):
-        # expm1, not exp - 1: no cancellation for small |x|.
-        y[i] = x[i] if x[i] > 0 else a * _expm1(x[i])
-
-
 cdef void _elu_bwd(const floating* dy, const floating* y, floating* dx, Py_ssize_t n,
                    double alpha) noexcept nogil:
     cdef floating a = <floating>alpha
@@ -213,13 +212,6 @@ cdef void _elu_bwd(const floating* dy, const floating* y, floating* dx, Py_ssize
         dx[i] = dy[i] * ((nz if v > 0 else v) + (a if v <= 0 else 1))
 
 
-cdef void _sigmoid_fwd(const floating* x, floating* y, Py_ssize_t n,
-                       double alpha) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        y[i] = _sigmoid(x[i])
-
-
 cdef void _sigmoid_bwd(const floating* dy, const floating* y, floating* dx, Py_ssize_t n,
                        double alpha) noexcept nogil:
     cdef Py_ssize_t i
@@ -227,86 +219,11 @@ cdef void _sigmoid_bwd(const floating* dy, const floating* y, floating* dx, Py_s
         dx[i] = dy[i] * y[i] * (<floating>1 - y[i])
 
 
-cdef void _sigmoid_bwd_x(const floating* dy, const floating* x, floating* dx, Py_ssize_t n,
-                         double alpha) noexcept nogil:
-    cdef floating s
-    cdef Py_ssize_t i
-    for i in range(n):
-        s = _sigmoid(x[i])
-        dx[i] = dy[i] * s * (<floating>1 - s)
-
-
-cdef void _tanh_fwd(const floating* x, floating* y, Py_ssize_t n, double alpha) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        y[i] = _tanh(x[i])
-
-
 cdef void _tanh_bwd(const floating* dy, const floating* y, floating* dx, Py_ssize_t n,
                     double alpha) noexcept nogil:
     cdef Py_ssize_t i
     for i in range(n):
         dx[i] = dy[i] * (<floating>1 - y[i] * y[i])
-
-
-cdef void _tanh_bwd_x(const floating* dy, const floating* x, floating* dx, Py_ssize_t n,
-                      double alpha) noexcept nogil:
-    cdef floating t
-    cdef Py_ssize_t i
-    for i in range(n):
-        t = _tanh(x[i])
-        dx[i] = dy[i] * (<floating>1 - t * t)
-
-
-cdef void _softplus_fwd(const floating* x, floating* y, Py_ssize_t n,
-                        double alpha) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        # log(1 + e^x) = max(x, 0) + log1p(e^-|x|): exp never overflows.
-        y[i] = (x[i] if x[i] > 0 else 0) + _log1p(_exp(-_fabs(x[i])))
-
-
-cdef void _softplus_bwd(const floating* dy, const floating* x, floating* dx, Py_ssize_t n,
-                        double alpha) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        dx[i] = dy[i] * _sigmoid(x[i])
-
-
-cdef void _gelu_fwd(const floating* x, floating* y, Py_ssize_t n, double alpha) noexcept nogil:
-    cdef floating c = <floating>_SQRT1_2
-    cdef Py_ssize_t i
-    for i in range(n):
-        # 1 + erf(x / sqrt2) written as erfc(-x / sqrt2): the same number without the
-        # cancellation that loses all digits of the left tail (x < -3).
-        y[i] = <floating>0.5 * x[i] * _erfc(-x[i] * c)
-
-
-cdef void _gelu_bwd(const floating* dy, const floating* x, floating* dx, Py_ssize_t n,
-                    double alpha) noexcept nogil:
-    cdef floating c = <floating>_SQRT1_2
-    cdef floating k = <floating>_INV_SQRT_2PI
-    cdef floating cdf, pdf
-    cdef Py_ssize_t i
-    for i in range(n):
-        cdf = <floating>0.5 * _erfc(-x[i] * c)
-        pdf = k * _exp(<floating>-0.5 * x[i] * x[i])
-        dx[i] = dy[i] * (cdf + x[i] * pdf)
-
-
-cdef void _silu_fwd(const floating* x, floating* y, Py_ssize_t n, double alpha) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        y[i] = x[i] * _sigmoid(x[i])
-
-
-cdef void _silu_bwd(const floating* dy, const floating* x, floating* dx, Py_ssize_t n,
-                    double alpha) noexcept nogil:
-    cdef floating s
-    cdef Py_ssize_t i
-    for i in range(n):
-        s = _sigmoid(x[i])
-        dx[i] = dy[i] * s * (<floating>1 + x[i] * (<floating>1 - s))
 
 
 cdef void _step_fwd(const floating* x, floating* y, Py_ssize_t n, double alpha) noexcept nogil:
@@ -530,7 +447,7 @@ def leaky_relu_backward(dy, x, double alpha=0.01, out=None):
 
 def elu_forward(x, double alpha=1.0, out=None):
     """y = x > 0 ? x : alpha * expm1(x)."""
-    return _map1(x, out, alpha, _elu_fwd[float], _elu_fwd[double])
+    return _map1(x, out, alpha, vm_elu_fwd_f32, vm_elu_fwd_f64)
 
 
 def elu_backward(dy, y, double alpha=1.0, out=None):
@@ -540,7 +457,7 @@ def elu_backward(dy, y, double alpha=1.0, out=None):
 
 def sigmoid_forward(x, out=None):
     """y = 1 / (1 + exp(-x)), computed from exp(-|x|) on both sides."""
-    return _map1(x, out, 0.0, _sigmoid_fwd[float], _sigmoid_fwd[double])
+    return _map1(x, out, 0.0, vm_sigmoid_fwd_f32, vm_sigmoid_fwd_f64)
 
 
 def sigmoid_backward(dy, y, out=None):
@@ -550,12 +467,12 @@ def sigmoid_backward(dy, y, out=None):
 
 def sigmoid_backward_from_x(dy, x, out=None):
     """dx = dy * s * (1 - s) with s = sigmoid(x) recomputed."""
-    return _map2(dy, x, "x", out, 0.0, _sigmoid_bwd_x[float], _sigmoid_bwd_x[double])
+    return _map2(dy, x, "x", out, 0.0, vm_sigmoid_bwd_x_f32, vm_sigmoid_bwd_x_f64)
 
 
 def tanh_forward(x, out=None):
     """y = tanh(x)."""
-    return _map1(x, out, 0.0, _tanh_fwd[float], _tanh_fwd[double])
+    return _map1(x, out, 0.0, vm_tanh_fwd_f32, vm_tanh_fwd_f64)
 
 
 def tanh_backward(dy, y, out=None):
@@ -565,37 +482,37 @@ def tanh_backward(dy, y, out=None):
 
 def tanh_backward_from_x(dy, x, out=None):
     """dx = dy * (1 - t * t) with t = tanh(x) recomputed."""
-    return _map2(dy, x, "x", out, 0.0, _tanh_bwd_x[float], _tanh_bwd_x[double])
+    return _map2(dy, x, "x", out, 0.0, vm_tanh_bwd_x_f32, vm_tanh_bwd_x_f64)
 
 
 def softplus_forward(x, out=None):
     """y = max(x, 0) + log1p(exp(-|x|)) = log(1 + exp(x))."""
-    return _map1(x, out, 0.0, _softplus_fwd[float], _softplus_fwd[double])
+    return _map1(x, out, 0.0, vm_softplus_fwd_f32, vm_softplus_fwd_f64)
 
 
 def softplus_backward(dy, x, out=None):
     """dx = dy * sigmoid(x)."""
-    return _map2(dy, x, "x", out, 0.0, _softplus_bwd[float], _softplus_bwd[double])
+    return _map2(dy, x, "x", out, 0.0, vm_softplus_bwd_f32, vm_softplus_bwd_f64)
 
 
 def gelu_forward(x, out=None):
     """y = x * Phi(x) = 0.5 * x * erfc(-x / sqrt(2)) (exact GELU)."""
-    return _map1(x, out, 0.0, _gelu_fwd[float], _gelu_fwd[double])
+    return _map1(x, out, 0.0, vm_gelu_fwd_f32, vm_gelu_fwd_f64)
 
 
 def gelu_backward(dy, x, out=None):
     """dx = dy * (Phi(x) + x * phi(x))."""
-    return _map2(dy, x, "x", out, 0.0, _gelu_bwd[float], _gelu_bwd[double])
+    return _map2(dy, x, "x", out, 0.0, vm_gelu_bwd_f32, vm_gelu_bwd_f64)
 
 
 def silu_forward(x, out=None):
     """y = x * sigmoid(x)."""
-    return _map1(x, out, 0.0, _silu_fwd[float], _silu_fwd[double])
+    return _map1(x, out, 0.0, vm_silu_fwd_f32, vm_silu_fwd_f64)
 
 
 def silu_backward(dy, x, out=None):
     """dx = dy * s * (1 + x * (1 - s)) with s = sigmoid(x)."""
-    return _map2(dy, x, "x", out, 0.0, _silu_bwd[float], _silu_bwd[double])
+    return _map2(dy, x, "x", out, 0.0, vm_silu_bwd_f32, vm_silu_bwd_f64)
 
 
 def step_forward(x, out=None):
@@ -626,3 +543,34 @@ def log_softmax_forward(x, axis=-1, out=None):
 def log_softmax_backward(dy, y, axis=-1, out=None):
     """dx = dy - exp(y) * sum(dy, axis)."""
     return _along2(dy, y, axis, out, _log_softmax_bwd[float], _log_softmax_bwd[double])
+
+
+# --------------------------------------------------------------------------- test hooks
+# Private (not in the contract): tests/test_vmath.py measures the functions of vmath.h and
+# runs every kernel on each SIMD variant.
+
+_VMATH = {
+    "exp": (<Py_ssize_t>vm_exp_f32, <Py_ssize_t>vm_exp_f64),
+    "expm1": (<Py_ssize_t>vm_expm1_f32, <Py_ssize_t>vm_expm1_f64),
+    "log1p": (<Py_ssize_t>vm_log1p_f32, <Py_ssize_t>vm_log1p_f64),
+    "tanh": (<Py_ssize_t>vm_tanh_fwd_f32, <Py_ssize_t>vm_tanh_fwd_f64),
+    "sigmoid": (<Py_ssize_t>vm_sigmoid_fwd_f32, <Py_ssize_t>vm_sigmoid_fwd_f64),
+    "erfc": (<Py_ssize_t>vm_erfc_f32, 0),
+}
+
+
+def _vmath(str name, x, out=None):
+    """y = name(x) by vmath.h's function; name in _VMATH ("erfc" float32 only)."""
+    cdef Py_ssize_t f32, f64
+    f32, f64 = _VMATH[name]
+    if f64 == 0 and getattr(x, "dtype", None) != "float32":
+        raise TypeError(f"vmath {name} is float32 only")
+    return _map1(x, out, 0.0, <_map1_f>f32, <_map1_d>f64)
+
+
+def _simd_level(level=None):
+    """The SIMD variant the vmath loops of this module run: 1 AVX2+FMA, 0 the baseline.
+    `level` 0 or 1 forces one (1 only where the CPU has it), -1 detects again."""
+    if level is not None:
+        vm_set_simd_level(level)
+    return vm_simd_level()

@@ -1,13 +1,11 @@
 # Shared by the three kernel modules (cimported as `kernels`): the fused float type, the math
 # functions in the precision of the data, and the argument checks every wrapper runs before
-# it releases the GIL. Everything here is `cdef inline` or a type, so each module compiles its
-# own copy and nothing is imported at run time. The error messages are the reference's
-# (microgradnet/_reference.py), so both backends fail the same way.
+# it releases the GIL. Everything here is `cdef inline`, a type or from a C header, so each
+# module compiles its own copy and nothing is imported at run time. The error messages are
+# the reference's (microgradnet/_reference.py), so both backends fail the same way.
 
 cimport numpy as cnp
-from libc.math cimport (
-    erfc, erfcf, exp, expf, expm1, expm1f, fabs, fabsf, log, log1p, log1pf, logf, tanh, tanhf,
-)
+from libc.math cimport log, logf
 
 ctypedef fused floating:
     float
@@ -19,22 +17,66 @@ cdef enum:
     _BLOCK = 64
 
 
+# --------------------------------------------------------------------------- vmath.h
+# Branch-free exp, expm1, log1p, tanh, sigmoid (and erfc for float gelu) that gcc vectorizes,
+# and the elementwise loops built on them, each compiled for SSE2 and for AVX2+FMA with the
+# variant picked at run time (see the header). ulp errors: tests/test_vmath.py.
+
+cdef extern from "vmath.h" nogil:
+    float vm_expf(float x)
+    double vm_exp(double x)
+
+    int vm_simd_level()
+    int vm_set_simd_level(int level)
+
+    # y[i] = f(x[i]) (alpha: elu's); dx[i] = f(dy[i], saved[i])
+    void vm_exp_f32(const float*, float*, Py_ssize_t, double)
+    void vm_exp_f64(const double*, double*, Py_ssize_t, double)
+    void vm_expm1_f32(const float*, float*, Py_ssize_t, double)
+    void vm_expm1_f64(const double*, double*, Py_ssize_t, double)
+    void vm_log1p_f32(const float*, float*, Py_ssize_t, double)
+    void vm_log1p_f64(const double*, double*, Py_ssize_t, double)
+    void vm_erfc_f32(const float*, float*, Py_ssize_t, double)
+    void vm_elu_fwd_f32(const float*, float*, Py_ssize_t, double)
+    void vm_elu_fwd_f64(const double*, double*, Py_ssize_t, double)
+    void vm_sigmoid_fwd_f32(const float*, float*, Py_ssize_t, double)
+    void vm_sigmoid_fwd_f64(const double*, double*, Py_ssize_t, double)
+    void vm_sigmoid_bwd_x_f32(const float*, const float*, float*, Py_ssize_t, double)
+    void vm_sigmoid_bwd_x_f64(const double*, const double*, double*, Py_ssize_t, double)
+    void vm_tanh_fwd_f32(const float*, float*, Py_ssize_t, double)
+    void vm_tanh_fwd_f64(const double*, double*, Py_ssize_t, double)
+    void vm_tanh_bwd_x_f32(const float*, const float*, float*, Py_ssize_t, double)
+    void vm_tanh_bwd_x_f64(const double*, const double*, double*, Py_ssize_t, double)
+    void vm_softplus_fwd_f32(const float*, float*, Py_ssize_t, double)
+    void vm_softplus_fwd_f64(const double*, double*, Py_ssize_t, double)
+    void vm_softplus_bwd_f32(const float*, const float*, float*, Py_ssize_t, double)
+    void vm_softplus_bwd_f64(const double*, const double*, double*, Py_ssize_t, double)
+    void vm_gelu_fwd_f32(const float*, float*, Py_ssize_t, double)
+    void vm_gelu_fwd_f64(const double*, double*, Py_ssize_t, double)
+    void vm_gelu_bwd_f32(const float*, const float*, float*, Py_ssize_t, double)
+    void vm_gelu_bwd_f64(const double*, const double*, double*, Py_ssize_t, double)
+    void vm_silu_fwd_f32(const float*, float*, Py_ssize_t, double)
+    void vm_silu_fwd_f64(const double*, double*, Py_ssize_t, double)
+    void vm_silu_bwd_f32(const float*, const float*, float*, Py_ssize_t, double)
+    void vm_silu_bwd_f64(const double*, const double*, double*, Py_ssize_t, double)
+
+    # loss[i] = f(z[i], t[i]); dz[i] = f(dloss[i], z[i], t[i])
+    void vm_bce_fwd_f32(const float*, const float*, float*, Py_ssize_t, double)
+    void vm_bce_fwd_f64(const double*, const double*, double*, Py_ssize_t, double)
+    void vm_bce_bwd_f32(const float*, const float*, const float*, float*, Py_ssize_t)
+    void vm_bce_bwd_f64(const double*, const double*, const double*, double*, Py_ssize_t)
+
+
 # --------------------------------------------------------------------------- math
-# One name per function; `floating is float` is resolved at compile time, so float data
-# runs the single-precision libm routine (faster, and the precision the result has anyway).
+# One name per function for the fused loops; `floating is float` is resolved at compile
+# time, so float data runs the single-precision routine (faster, and the precision the
+# result has anyway).
 
 cdef inline floating _exp(floating x) noexcept nogil:
     if floating is float:
-        return expf(x)
+        return vm_expf(x)
     else:
-        return exp(x)
-
-
-cdef inline floating _expm1(floating x) noexcept nogil:
-    if floating is float:
-        return expm1f(x)
-    else:
-        return expm1(x)
+        return vm_exp(x)
 
 
 cdef inline floating _log(floating x) noexcept nogil:
@@ -42,41 +84,6 @@ cdef inline floating _log(floating x) noexcept nogil:
         return logf(x)
     else:
         return log(x)
-
-
-cdef inline floating _log1p(floating x) noexcept nogil:
-    if floating is float:
-        return log1pf(x)
-    else:
-        return log1p(x)
-
-
-cdef inline floating _tanh(floating x) noexcept nogil:
-    if floating is float:
-        return tanhf(x)
-    else:
-        return tanh(x)
-
-
-cdef inline floating _erfc(floating x) noexcept nogil:
-    if floating is float:
-        return erfcf(x)
-    else:
-        return erfc(x)
-
-
-cdef inline floating _fabs(floating x) noexcept nogil:
-    if floating is float:
-        return fabsf(x)
-    else:
-        return fabs(x)
-
-
-cdef inline floating _sigmoid(floating x) noexcept nogil:
-    """1 / (1 + exp(-x)), as exp(-|x|) only: no overflow on either side, nan stays nan."""
-    cdef floating e = _exp(-_fabs(x))
-    # <floating>1: a bare 1 is a C double, which would compute float data in double.
-    return (1 if x >= 0 else e) / (<floating>1 + e)
 
 
 # --------------------------------------------------------------------------- checks

@@ -6,8 +6,9 @@ weight and reduce them. Contract: csrc/README.md; oracle: microgradnet/_referenc
 cimport numpy as cnp
 
 from kernels cimport (
-    _c_order, _exp, _fabs, _float_array, _log, _log1p, _out, _same_shape, _sigmoid,
-    _unalias, floating,
+    _c_order, _exp, _float_array, _log, _out, _same_shape, _unalias, floating,
+    vm_bce_bwd_f32, vm_bce_bwd_f64, vm_bce_fwd_f32, vm_bce_fwd_f64, vm_set_simd_level,
+    vm_simd_level,
 )
 
 cnp.import_array()
@@ -79,7 +80,8 @@ cdef cnp.ndarray _labels(object labels, Py_ssize_t n, Py_ssize_t c):
 
 # --------------------------------------------------------------------------- loops
 # One row (sample) at a time: max, exp and sum, then normalize and reduce, all while the
-# row is in cache. Sums accumulate in double.
+# row is in cache. Sums accumulate in double. The elementwise sigmoid binary cross-entropy
+# loops (vm_bce_fwd/bwd_f32/f64) are in vmath_loops.h.
 
 cdef floating _row_max(const floating* z, Py_ssize_t c) noexcept nogil:
     cdef floating m = z[0]
@@ -173,21 +175,6 @@ cdef void _sparse_xent_bwd(const floating* dloss, const floating* p, const label
         dz[k] = (pk - <floating>1) * d
         p += c
         dz += c
-
-
-cdef void _bce_fwd(const floating* z, const floating* t, floating* loss,
-                   Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        # log(1 + e^z) - z t with the log term in the form whose exp never overflows.
-        loss[i] = (z[i] if z[i] > 0 else 0) - z[i] * t[i] + _log1p(_exp(-_fabs(z[i])))
-
-
-cdef void _bce_bwd(const floating* dloss, const floating* z, const floating* t, floating* dz,
-                   Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        dz[i] = dloss[i] * (_sigmoid(z[i]) - t[i])
 
 
 cdef double _sum_sq_diff(const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
@@ -352,9 +339,9 @@ def sigmoid_binary_cross_entropy_forward(logits, target, out=None):
     cdef void* po = cnp.PyArray_DATA(o)
     with nogil:
         if t == cnp.NPY_FLOAT32:
-            _bce_fwd(<const float*>pz, <const float*>pt, <float*>po, n)
+            vm_bce_fwd_f32(<const float*>pz, <const float*>pt, <float*>po, n, 0.0)
         else:
-            _bce_fwd(<const double*>pz, <const double*>pt, <double*>po, n)
+            vm_bce_fwd_f64(<const double*>pz, <const double*>pt, <double*>po, n, 0.0)
     return o
 
 
@@ -377,9 +364,10 @@ def sigmoid_binary_cross_entropy_backward(dloss, logits, target, out=None):
     cdef void* po = cnp.PyArray_DATA(o)
     with nogil:
         if t == cnp.NPY_FLOAT32:
-            _bce_bwd(<const float*>pd, <const float*>pz, <const float*>pt, <float*>po, n)
+            vm_bce_bwd_f32(<const float*>pd, <const float*>pz, <const float*>pt, <float*>po, n)
         else:
-            _bce_bwd(<const double*>pd, <const double*>pz, <const double*>pt, <double*>po, n)
+            vm_bce_bwd_f64(<const double*>pd, <const double*>pz, <const double*>pt,
+                           <double*>po, n)
     return o
 
 
@@ -425,3 +413,12 @@ def mse_backward(double dloss, pred, target, out=None):
         else:
             _mse_bwd(<const double*>pp, <const double*>pt, <double*>po, n, scale)
     return o
+
+
+# --------------------------------------------------------------------------- test hooks
+
+def _simd_level(level=None):
+    """The SIMD variant the vmath loops of this module run (see activations._simd_level)."""
+    if level is not None:
+        vm_set_simd_level(level)
+    return vm_simd_level()

@@ -1,0 +1,530 @@
+/* Vectorizable elementary functions for the kernels, and the elementwise loops that use them.
+ *
+ * Every function is branch-free straight-line arithmetic on one element (selects, no calls,
+ * no tables), so that gcc vectorizes a loop over an array into SIMD code. No -ffast-math is
+ * needed or allowed: NaN in gives NaN out, +-inf give the function's limits, signed zeros
+ * are kept. Max errors over a dense float32 sweep are in tests/test_vmath.py, which checks them.
+ *
+ * Technique (float and double alike):
+ *   exp     n = round(x / ln2) by adding 1.5 * 2^23 (2^52); r = x - n ln2 in two parts
+ *           (Cody-Waite); exp(r) = 1 + r + r^2 q(r), q a minimax polynomial (Taylor in double);
+ *           times 2^n built from integer bits in two factors 2^(n/2) 2^(n - n/2), so that
+ *           results that underflow to subnormals or 0, or overflow to inf, round once.
+ *   expm1   the same reduction; 2^n expm1(r) + (2^n - 1), no cancellation near 0.
+ *   log1p   u = 1 + x = 2^k m with m in [sqrt(1/2), sqrt(2)); log(m) by a polynomial in
+ *           f = m - 1 (float) or in s = f / (2 + f) (double, fdlibm's); plus k ln2 in two
+ *           parts and the rounding error of 1 + x, (x - (u - 1)) / u.
+ *   tanh    |t| = e / (e + 2) with e = expm1(2|x|), the sign restored; 1 beyond |x| = 10 (20).
+ *   sigmoid e = exp(-|x|); 1 / (1 + e) or e / (1 + e): never overflows.
+ *   erfc    (gelu, float data computed in double) erfc(a) = exp(-a^2) P(q) / (1 + 2a) with
+ *           q = (a - 2) / (a + 2) and P a degree-11 polynomial fitted to 1e-9 relative error
+ *           on [0, 10.5] (beyond, erfc(a) < 1e-49, below any float gelu); a^2 is exact in
+ *           double for float a, and exp(-a^2) is the pdf gelu's derivative needs as well.
+ *
+ * Runtime dispatch: the loops at the end are compiled twice on x86-64 with gcc (clang should
+ * do the same; untested), once for the baseline (SSE2) and once with
+ * __attribute__((target("avx2,fma"))); elsewhere only the plain copy is built. The first call
+ * picks the AVX2+FMA copy if the CPU (and OS) support it. No -march flag is needed, so a
+ * build runs on any x86-64. vm_set_simd_level(0) forces the baseline (for tests).
+ * The FMA copy contracts a * b + c into one rounding, so its results may differ from the
+ * baseline's in the last bit; both are tested.
+ */
+#ifndef MICROGRADNET_VMATH_H
+#define MICROGRADNET_VMATH_H
+
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#  define VM_INLINE static inline __attribute__((always_inline))
+#  define VM_UNUSED __attribute__((unused))
+#else
+#  define VM_INLINE static __inline
+#  define VM_UNUSED
+#endif
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#  define VM_X86_DISPATCH 1
+#endif
+
+/* --------------------------------------------------------------------------- bits */
+
+VM_INLINE uint32_t vm_bits_f(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
+VM_INLINE float vm_from_bits_f(uint32_t u) { float x; memcpy(&x, &u, 4); return x; }
+VM_INLINE uint64_t vm_bits_d(double x) { uint64_t u; memcpy(&u, &x, 8); return u; }
+VM_INLINE double vm_from_bits_d(uint64_t u) { double x; memcpy(&x, &u, 8); return x; }
+
+/* The clamps below are written `x > hi ? hi : x`: false for NaN, which passes through. */
+
+/* --------------------------------------------------------------------------- float */
+
+#define VM_MAGIC_F 12582912.0f        /* 1.5 * 2^23: x + magic rounds x to an integer */
+#define VM_LOG2E_F 1.44269502f
+#define VM_LN2_HI_F 0.693145752f      /* 16 significant bits: n * hi is exact */
+#define VM_LN2_LO_F 1.42860677e-06f
+
+/* (expm1(r) - r) / r^2 on [-ln2/2, ln2/2], minimax for relative error 1.3e-8 */
+VM_INLINE float vm_expq_f(float r)
+{
+    float q = 0.00138825201f;
+    q = q * r + 0.008366514f;
+    q = q * r + 0.0416672006f;
+    q = q * r + 0.166665435f;
+    return q * r + 0.49999997f;
+}
+
+/* x = n ln2 + r; returns r and sets *t to x / ln2 + magic (n sits in its low bits) */
+VM_INLINE float vm_reduce_f(float x, float *t)
+{
+    float tt = x * VM_LOG2E_F + VM_MAGIC_F;
+    float n = tt - VM_MAGIC_F;
+    *t = tt;
+    return (x - n * VM_LN2_HI_F) - n * VM_LN2_LO_F;
+}
+
+/* exp(x) = (the result) * *s2: multiply by *s2 last to round once where exp(x) underflows */
+VM_INLINE float vm_expf_split(float x, float *s2)
+{
+    float t, r, p;
+    uint32_t m, e1;
+    /* exp(89) = inf, exp(-104) = 0 in float; -150 keeps x e^x (silu) right below -104 */
+    x = x > 89.0f ? 89.0f : x;
+    x = x < -150.0f ? -150.0f : x;
+    r = vm_reduce_f(x, &t);
+    p = 1.0f + (r + r * r * vm_expq_f(r));
+    /* 2^n = 2^e1 2^(n - e1): both factors normal for n in [-217, 128] */
+    m = vm_bits_f(t) - vm_bits_f(VM_MAGIC_F) + 254u;    /* n + 254 >= 0 */
+    e1 = m >> 1;
+    *s2 = vm_from_bits_f((m - e1) << 23);
+    return p * vm_from_bits_f(e1 << 23);
+}
+
+VM_INLINE float vm_expf(float x)
+{
+    float s2;
+    float p = vm_expf_split(x, &s2);
+    return p * s2;
+}
+
+VM_INLINE float vm_expm1f(float x)
+{
+    float t, r, p, u, y;
+    float xc = x > 89.0f ? 89.0f : x;
+    xc = xc < -30.0f ? -30.0f : xc;   /* expm1(-30) = -1 in float */
+    r = vm_reduce_f(xc, &t);
+    p = r + r * r * vm_expq_f(r);
+    /* u = 2^(n-1), normal for n in [-43, 128]; 2^n p + 2^n - 1 = 2 (u p + (u - 1/2)) */
+    u = vm_from_bits_f((vm_bits_f(t) - vm_bits_f(VM_MAGIC_F) + 126u) << 23);
+    y = (u * p + (u - 0.5f)) * 2.0f;
+    return x == 0.0f ? x : y;         /* keeps -0 */
+}
+
+VM_INLINE float vm_log1pf(float x)
+{
+    float u = 1.0f + x;
+    /* u = 2^k m, m in [sqrt(1/2), sqrt(2)) */
+    uint32_t iu = vm_bits_f(u) + (0x3f800000u - 0x3f3504f3u);
+    float k = (float)((int32_t)(iu >> 23) - 127);
+    float m = vm_from_bits_f((iu & 0x007fffffu) + 0x3f3504f3u);
+    float f = m - 1.0f;
+    /* the rounding error of u = 1 + x (exactly, in either form), relative to u */
+    float c = (u >= 2.0f ? 1.0f - (u - x) : x - (u - 1.0f)) / u;
+    float z = f * f;
+    /* log(1 + f) = f - f^2/2 + f^3 P(f), P minimax for relative error 5.8e-9 */
+    float p = -0.0763442963f, y;
+    p = p * f + 0.127615497f;
+    p = p * f - 0.131601945f;
+    p = p * f + 0.142017618f;
+    p = p * f - 0.166233569f;
+    p = p * f + 0.200012267f;
+    p = p * f - 0.250008225f;
+    p = p * f + 0.333333313f;
+    y = k * VM_LN2_HI_F + ((f - (0.5f * z - f * z * p)) + (k * VM_LN2_LO_F + c));
+    /* x <= -1, inf, nan and the sign of 0 */
+    /* inf and nan, the sign of 0, x <= -1: one plain select each (vectorizes) */
+    y = x < INFINITY ? y : x;
+    y = x == 0.0f ? x : y;
+    y = x == -1.0f ? -INFINITY : y;
+    return x < -1.0f ? NAN : y;
+}
+
+VM_INLINE float vm_tanhf(float x)
+{
+    float a = fabsf(x);
+    float e = vm_expm1f(2.0f * a);
+    float t = e / (e + 2.0f);
+    t = a > 10.0f ? 1.0f : t;         /* tanh(10) = 1 in float; e / (e + 2) would be inf/inf */
+    return copysignf(t, x);
+}
+
+VM_INLINE float vm_sigmoidf(float x)
+{
+    float e = vm_expf(-fabsf(x));
+    float r = 1.0f / (1.0f + e);
+    return x >= 0.0f ? r : e * r;
+}
+
+/* --------------------------------------------------------------------------- double */
+
+#define VM_MAGIC_D 6755399441055744.0  /* 1.5 * 2^52 */
+#define VM_LOG2E_D 1.4426950408889634
+#define VM_LN2_HI_D 6.93147180369123816490e-01  /* fdlibm's: n * hi is exact */
+#define VM_LN2_LO_D 1.90821492927058770002e-10
+
+/* (expm1(r) - r) / r^2 on [-ln2/2, ln2/2]: Taylor to r^13, error < 1e-17 */
+VM_INLINE double vm_expq_d(double r)
+{
+    double q = 1.6059043836821613e-10;
+    q = q * r + 2.08767569878681e-09;
+    q = q * r + 2.505210838544172e-08;
+    q = q * r + 2.7557319223985888e-07;
+    q = q * r + 2.7557319223985893e-06;
+    q = q * r + 2.4801587301587302e-05;
+    q = q * r + 0.00019841269841269841;
+    q = q * r + 0.0013888888888888889;
+    q = q * r + 0.0083333333333333332;
+    q = q * r + 0.041666666666666664;
+    q = q * r + 0.16666666666666666;
+    return q * r + 0.5;
+}
+
+VM_INLINE double vm_reduce_d(double x, double *t)
+{
+    double tt = x * VM_LOG2E_D + VM_MAGIC_D;
+    double n = tt - VM_MAGIC_D;
+    *t = tt;
+    return (x - n * VM_LN2_HI_D) - n * VM_LN2_LO_D;
+}
+
+VM_INLINE double vm_exp(double x)
+{
+    double t, r, p;
+    uint64_t m, e1;
+    x = x > 710.0 ? 710.0 : x;        /* exp(710) = inf, exp(-746) = 0 */
+    x = x < -746.0 ? -746.0 : x;
+    r = vm_reduce_d(x, &t);
+    p = 1.0 + (r + r * r * vm_expq_d(r));
+    m = vm_bits_d(t) - vm_bits_d(VM_MAGIC_D) + 2046u;   /* n + 2046 >= 0 */
+    e1 = m >> 1;
+    return p * vm_from_bits_d(e1 << 52) * vm_from_bits_d((m - e1) << 52);
+}
+
+VM_INLINE double vm_expm1(double x)
+{
+    double t, r, p, u, y;
+    double xc = x > 710.0 ? 710.0 : x;
+    xc = xc < -40.0 ? -40.0 : xc;     /* expm1(-40) = -1 in double */
+    r = vm_reduce_d(xc, &t);
+    p = r + r * r * vm_expq_d(r);
+    u = vm_from_bits_d((vm_bits_d(t) - vm_bits_d(VM_MAGIC_D) + 1022u) << 52);
+    y = (u * p + (u - 0.5)) * 2.0;
+    return x == 0.0 ? x : y;
+}
+
+VM_INLINE double vm_log1p(double x)
+{
+    double u = 1.0 + x;
+    uint64_t iu = vm_bits_d(u) + (0x3ff0000000000000ull - 0x3fe6a09e667f3bcdull);
+    /* k as a double through 2^52 + e (AVX2 has no int64 -> double conversion) */
+    double k = vm_from_bits_d(0x4330000000000000ull | (iu >> 52)) - (4503599627370496.0 + 1023.0);
+    double m = vm_from_bits_d((iu & 0x000fffffffffffffull) + 0x3fe6a09e667f3bcdull);
+    double f = m - 1.0;
+    double c = (u >= 2.0 ? 1.0 - (u - x) : x - (u - 1.0)) / u;
+    /* fdlibm: log(1 + f) = f - (f^2/2 - s (f^2/2 + R(s^2))), s = f / (2 + f) */
+    double s = f / (2.0 + f);
+    double z = s * s, w = z * z;
+    double t1 = w * (3.999999999940941908e-01 + w * (2.222219843214978396e-01
+                + w * 1.531383769920937332e-01));
+    double t2 = z * (6.666666666666735130e-01 + w * (2.857142874366239149e-01
+                + w * (1.818357216161805012e-01 + w * 1.479819860511658591e-01)));
+    double hfsq = 0.5 * f * f;
+    double y = k * VM_LN2_HI_D + ((f - (hfsq - s * (hfsq + (t1 + t2)))) + (k * VM_LN2_LO_D + c));
+    /* inf and nan, the sign of 0, x <= -1: one plain select each (vectorizes) */
+    y = x < INFINITY ? y : x;
+    y = x == 0.0 ? x : y;
+    y = x == -1.0 ? -INFINITY : y;
+    return x < -1.0 ? NAN : y;
+}
+
+VM_INLINE double vm_tanh(double x)
+{
+    double a = fabs(x);
+    double e = vm_expm1(2.0 * a);
+    double t = e / (e + 2.0);
+    t = a > 20.0 ? 1.0 : t;
+    return copysign(t, x);
+}
+
+VM_INLINE double vm_sigmoid(double x)
+{
+    double e = vm_exp(-fabs(x));
+    double r = 1.0 / (1.0 + e);
+    return x >= 0.0 ? r : e * r;
+}
+
+/* --------------------------------------------------------------------------- gelu */
+
+#define VM_SQRT1_2 0.70710678118654752440
+#define VM_INV_SQRT_2PI 0.39894228040143267794
+
+/* erfc(a) for 0 <= a <= 10.5 (relative error ~1e-9) given ea = exp(-a^2) */
+VM_INLINE double vm_erfc_pos_d(double a, double ea)
+{
+    /* one division for both q = (a - 2) / (a + 2) and 1 / (1 + 2a) */
+    double d1 = a + 2.0, d2 = 1.0 + 2.0 * a;
+    double inv = 1.0 / (d1 * d2);
+    double q = (a - 2.0) * d2 * inv;
+    double p = 7.9876245581261916e-05;
+    p = p * q + 0.00017048913561644626;
+    p = p * q - 0.00040035109676421661;
+    p = p * q - 0.0014216563267577093;
+    p = p * q + 0.0012520754704420664;
+    p = p * q + 0.008709283809661357;
+    p = p * q - 0.0080306505241914336;
+    p = p * q - 0.054217833400521456;
+    p = p * q + 0.16405101395466518;
+    p = p * q - 0.16603052268525037;
+    p = p * q - 0.092763819848462672;
+    p = p * q + 1.2769783826999137;
+    return p * d1 * inv * ea;
+}
+
+/* erfc of a float, computed in double */
+VM_INLINE float vm_erfcf(float x)
+{
+    double a = fabs((double)x);
+    double ac = a > 10.5 ? 10.5 : a;
+    double h = vm_erfc_pos_d(ac, vm_exp(-(ac * ac)));
+    h = a > 10.5 ? 0.0 : h;
+    return (float)(x < 0.0f ? 2.0 - h : h);
+}
+
+/* Phi(x) = 0.5 erfc(-x / sqrt2) of a float x, in double; *pdf := phi(x) */
+VM_INLINE double vm_phi_cdf(float x, double *pdf)
+{
+    double xd = (double)x;
+    double a = fabs(xd) * VM_SQRT1_2;
+    double ac = a > 10.5 ? 10.5 : a;
+    double ea = vm_exp(-(ac * ac));   /* exp(-x^2 / 2) */
+    double h = 0.5 * vm_erfc_pos_d(ac, ea);
+    h = a > 10.5 ? 0.0 : h;           /* 0.5 erfc(a), 0 beyond the float range of gelu */
+    *pdf = a > 10.5 ? 0.0 : VM_INV_SQRT_2PI * ea;
+    return xd > 0.0 ? 1.0 - h : h;
+}
+
+VM_INLINE float vm_gelu_f(float x)
+{
+    double pdf;
+    double cdf = vm_phi_cdf(x, &pdf);
+    /* -inf * 0 would be nan: the limit is -0 */
+    return x < -16.0f ? -0.0f : (float)((double)x * cdf);
+}
+
+VM_INLINE float vm_gelu_grad_f(float x)
+{
+    double pdf;
+    double cdf = vm_phi_cdf(x, &pdf);
+    /* x phi(x) -> 0 as |x| -> inf (inf * 0 would be nan) */
+    return (float)(cdf + (pdf == 0.0 ? 0.0 : (double)x * pdf));
+}
+
+/* double data: libm's erfc (no vectorizable double erfc here), the limits at +-inf fixed */
+VM_INLINE double vm_gelu_d(double x)
+{
+    return x == -INFINITY ? -0.0 : 0.5 * x * erfc(-x * VM_SQRT1_2);
+}
+
+VM_INLINE double vm_gelu_grad_d(double x)
+{
+    double cdf = 0.5 * erfc(-x * VM_SQRT1_2);
+    double pdf = VM_INV_SQRT_2PI * vm_exp(-0.5 * x * x);
+    return cdf + (pdf == 0.0 ? 0.0 : x * pdf);
+}
+
+/* --------------------------------------------------------------------------- fused parts */
+
+/* silu(x) = x sigmoid(x); for x < 0, x e / (1 + e) with exp's last factor applied last, so
+ * that a subnormal result rounds once (x times a subnormal sigmoid would not). -> -0 at -inf
+ * (where x * 0 would be nan). */
+VM_INLINE float vm_silu_f(float x)
+{
+    float s2, eh = vm_expf_split(-fabsf(x), &s2);
+    float r = 1.0f / (1.0f + eh * s2);
+    float y = x >= 0.0f ? x * r : ((x * r) * eh) * s2;
+    return x < -150.0f ? -0.0f : y;   /* exp is clamped there; x e^x is -0 from -110 */
+}
+
+VM_INLINE double vm_silu_d(double x)
+{
+    return x == -INFINITY ? -0.0 : x * vm_sigmoid(x);
+}
+
+/* silu'(x) = s (1 + x (1 - s)): r + x e r^2 for x >= 0 and e r (1 + x r) for x < 0, with
+ * r = 1 / (1 + e), e = exp(-|x|) (1 - s would cancel for large x; the last factor of exp
+ * last, as in vm_silu_f). -> 1 at +inf, 0 at -inf. */
+VM_INLINE float vm_silu_grad_f(float x)
+{
+    float s2, eh = vm_expf_split(-fabsf(x), &s2);
+    float e = eh * s2;
+    float r = 1.0f / (1.0f + e);
+    float d = x >= 0.0f ? r + x * (e * r * r) : (eh * (r * (1.0f + x * r))) * s2;
+    d = x == INFINITY ? 1.0f : d;
+    return x < -150.0f ? 0.0f : d;
+}
+
+VM_INLINE double vm_silu_grad_d(double x)
+{
+    double e = vm_exp(-fabs(x));
+    double r = 1.0 / (1.0 + e);
+    double s = x >= 0.0 ? r : e * r;
+    double xq = x * (e * r * r);
+    return s + (fabs(x) < INFINITY ? xq : 0.0);
+}
+
+/* sigmoid'(x) = s (1 - s) = e / (1 + e)^2, e = exp(-|x|): one division, no cancellation */
+VM_INLINE float vm_sigmoid_grad_f(float x)
+{
+    float e = vm_expf(-fabsf(x));
+    float t = 1.0f + e;
+    return e / (t * t);
+}
+
+VM_INLINE double vm_sigmoid_grad_d(double x)
+{
+    double e = vm_exp(-fabs(x));
+    double t = 1.0 + e;
+    return e / (t * t);
+}
+
+/* tanh'(x) = 1 - tanh(x)^2 = 4 e / (1 + e)^2, e = exp(-2|x|): no cancellation for large |x| */
+VM_INLINE float vm_tanh_grad_f(float x)
+{
+    float e = vm_expf(-2.0f * fabsf(x));
+    float t = 1.0f + e;
+    return 4.0f * e / (t * t);
+}
+
+VM_INLINE double vm_tanh_grad_d(double x)
+{
+    double e = vm_exp(-2.0 * fabs(x));
+    double t = 1.0 + e;
+    return 4.0 * e / (t * t);
+}
+
+/* softplus(x) = max(x, 0) + log1p(exp(-|x|)) */
+VM_INLINE float vm_softplus_f(float x)
+{
+    return (x > 0.0f ? x : 0.0f) + vm_log1pf(vm_expf(-fabsf(x)));
+}
+
+VM_INLINE double vm_softplus_d(double x)
+{
+    return (x > 0.0 ? x : 0.0) + vm_log1p(vm_exp(-fabs(x)));
+}
+
+/* --------------------------------------------------------------------------- dispatch */
+
+/* 1 when the AVX2+FMA loops run, 0 for the baseline; decided at the first call */
+static int vm_simd = -1;
+
+VM_UNUSED static int vm_simd_level(void)
+{
+    if (vm_simd < 0) {
+#ifdef VM_X86_DISPATCH
+        __builtin_cpu_init();
+        vm_simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+        vm_simd = 0;
+#endif
+    }
+    return vm_simd;
+}
+
+/* Force a level: 0 the baseline, 1 AVX2+FMA if supported, -1 detect; returns the level. */
+VM_UNUSED static int vm_set_simd_level(int level)
+{
+    vm_simd = -1;
+    if (level >= 0 && vm_simd_level() > 0)
+        vm_simd = level > 0;
+    return vm_simd_level();
+}
+
+/* The loops: vmath_loops.h expands VM_LOOP1/2/3 once per variant. */
+#define VM_LOOP1(NAME, T, EXPR)                                                           \
+    VM_UNUSED VM_TARGET static void VM_VARIANT(NAME)(const T *x, T *y, Py_ssize_t n,       \
+                                                     double alpha)                        \
+    {                                                                                     \
+        Py_ssize_t i;                                                                     \
+        const T al = (T)alpha;                                                            \
+        (void)al;                                                                         \
+        for (i = 0; i < n; i++) {                                                         \
+            const T v = x[i];                                                             \
+            y[i] = (EXPR);                                                                \
+        }                                                                                 \
+    }
+#define VM_LOOP2(NAME, T, EXPR)                                                           \
+    VM_UNUSED VM_TARGET static void VM_VARIANT(NAME)(const T *a, const T *b, T *y,         \
+                                                     Py_ssize_t n, double alpha)          \
+    {                                                                                     \
+        Py_ssize_t i;                                                                     \
+        (void)alpha;                                                                      \
+        for (i = 0; i < n; i++) {                                                         \
+            const T u = a[i], v = b[i];                                                   \
+            y[i] = (EXPR);                                                                \
+        }                                                                                 \
+    }
+#define VM_LOOP3(NAME, T, EXPR)                                                           \
+    VM_UNUSED VM_TARGET static void VM_VARIANT(NAME)(const T *a, const T *b, const T *c,   \
+                                                     T *y, Py_ssize_t n)                  \
+    {                                                                                     \
+        Py_ssize_t i;                                                                     \
+        for (i = 0; i < n; i++) {                                                         \
+            const T u = a[i], v = b[i], w = c[i];                                         \
+            y[i] = (EXPR);                                                                \
+        }                                                                                 \
+    }
+
+#define VM_TARGET
+#define VM_VARIANT(name) name##_base
+#include "vmath_loops.h"
+#undef VM_TARGET
+#undef VM_VARIANT
+
+#ifdef VM_X86_DISPATCH
+#  define VM_TARGET __attribute__((target("avx2,fma")))
+#  define VM_VARIANT(name) name##_avx2
+#  include "vmath_loops.h"
+#  undef VM_TARGET
+#  undef VM_VARIANT
+#  define VM_PICK(name) (vm_simd_level() ? name##_avx2 : name##_base)
+#else
+#  define VM_PICK(name) name##_base
+#endif
+
+/* The entry points the kernels call: the same signatures, the variant picked at run time. */
+#undef VM_LOOP1
+#undef VM_LOOP2
+#undef VM_LOOP3
+#define VM_LOOP1(NAME, T, EXPR)                                                           \
+    VM_UNUSED static void NAME(const T *x, T *y, Py_ssize_t n, double alpha)               \
+    {                                                                                     \
+        VM_PICK(NAME)(x, y, n, alpha);                                                    \
+    }
+#define VM_LOOP2(NAME, T, EXPR)                                                           \
+    VM_UNUSED static void NAME(const T *a, const T *b, T *y, Py_ssize_t n, double alpha)   \
+    {                                                                                     \
+        VM_PICK(NAME)(a, b, y, n, alpha);                                                 \
+    }
+#define VM_LOOP3(NAME, T, EXPR)                                                           \
+    VM_UNUSED static void NAME(const T *a, const T *b, const T *c, T *y, Py_ssize_t n)     \
+    {                                                                                     \
+        VM_PICK(NAME)(a, b, c, y, n);                                                     \
+    }
+#include "vmath_loops.h"
+#undef VM_LOOP1
+#undef VM_LOOP2
+#undef VM_LOOP3
+
+#endif /* MICROGRADNET_VMATH_H */

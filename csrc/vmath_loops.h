@@ -1,0 +1,47 @@
+/* The elementwise loops of vmath.h, one line each; vmath.h includes this file once per SIMD
+ * variant (VM_LOOP* then define a loop named VM_VARIANT(NAME) compiled with VM_TARGET) and
+ * once more for the dispatching entry points. No include guard on purpose.
+ *
+ * VM_LOOP1(name, T, f(v))       y[i] = f(x[i])             (al = alpha, for elu)
+ * VM_LOOP2(name, T, f(u, v))    y[i] = f(a[i], b[i])       (backward: u = dy, v = saved)
+ * VM_LOOP3(name, T, f(u, v, w)) y[i] = f(a[i], b[i], c[i])
+ */
+
+/* the functions themselves (tests/test_vmath.py) */
+VM_LOOP1(vm_exp_f32, float, vm_expf(v))
+VM_LOOP1(vm_exp_f64, double, vm_exp(v))
+VM_LOOP1(vm_expm1_f32, float, vm_expm1f(v))
+VM_LOOP1(vm_expm1_f64, double, vm_expm1(v))
+VM_LOOP1(vm_log1p_f32, float, vm_log1pf(v))
+VM_LOOP1(vm_log1p_f64, double, vm_log1p(v))
+VM_LOOP1(vm_erfc_f32, float, vm_erfcf(v))
+
+/* activations */
+VM_LOOP1(vm_elu_fwd_f32, float, v > 0.0f ? v : al * vm_expm1f(v))
+VM_LOOP1(vm_elu_fwd_f64, double, v > 0.0 ? v : al * vm_expm1(v))
+VM_LOOP1(vm_sigmoid_fwd_f32, float, vm_sigmoidf(v))
+VM_LOOP1(vm_sigmoid_fwd_f64, double, vm_sigmoid(v))
+VM_LOOP2(vm_sigmoid_bwd_x_f32, float, u * vm_sigmoid_grad_f(v))
+VM_LOOP2(vm_sigmoid_bwd_x_f64, double, u * vm_sigmoid_grad_d(v))
+VM_LOOP1(vm_tanh_fwd_f32, float, vm_tanhf(v))
+VM_LOOP1(vm_tanh_fwd_f64, double, vm_tanh(v))
+VM_LOOP2(vm_tanh_bwd_x_f32, float, u * vm_tanh_grad_f(v))
+VM_LOOP2(vm_tanh_bwd_x_f64, double, u * vm_tanh_grad_d(v))
+VM_LOOP1(vm_softplus_fwd_f32, float, vm_softplus_f(v))
+VM_LOOP1(vm_softplus_fwd_f64, double, vm_softplus_d(v))
+VM_LOOP2(vm_softplus_bwd_f32, float, u * vm_sigmoidf(v))
+VM_LOOP2(vm_softplus_bwd_f64, double, u * vm_sigmoid(v))
+VM_LOOP1(vm_gelu_fwd_f32, float, vm_gelu_f(v))
+VM_LOOP1(vm_gelu_fwd_f64, double, vm_gelu_d(v))
+VM_LOOP2(vm_gelu_bwd_f32, float, u * vm_gelu_grad_f(v))
+VM_LOOP2(vm_gelu_bwd_f64, double, u * vm_gelu_grad_d(v))
+VM_LOOP1(vm_silu_fwd_f32, float, vm_silu_f(v))
+VM_LOOP1(vm_silu_fwd_f64, double, vm_silu_d(v))
+VM_LOOP2(vm_silu_bwd_f32, float, u * vm_silu_grad_f(v))
+VM_LOOP2(vm_silu_bwd_f64, double, u * vm_silu_grad_d(v))
+
+/* losses: logits u, targets v (and dloss first in the backward) */
+VM_LOOP2(vm_bce_fwd_f32, float, (u > 0.0f ? u : 0.0f) - u * v + vm_log1pf(vm_expf(-fabsf(u))))
+VM_LOOP2(vm_bce_fwd_f64, double, (u > 0.0 ? u : 0.0) - u * v + vm_log1p(vm_exp(-fabs(u))))
+VM_LOOP3(vm_bce_bwd_f32, float, u * (vm_sigmoidf(v) - w))
+VM_LOOP3(vm_bce_bwd_f64, double, u * (vm_sigmoid(v) - w))
