@@ -497,7 +497,7 @@ def _clipped_grad(grad, param: np.ndarray, grad_scale, clipvalue) -> np.ndarray:
     t = param.dtype.type
     g = grad * t(grad_scale)
     if clipvalue != math.inf:
-        np.clip(g, -t(clipvalue), t(clipvalue), out=g)
+        g = np.clip(g, -t(clipvalue), t(clipvalue))
     return g
 
 
