@@ -4,7 +4,7 @@ Watch small neural nets learn, and train them fast on a CPU. The Tensor API foll
 PyTorch (backward, grad, no_grad); the model API follows Keras.
 """
 
-from . import functional
+from . import functional, optimizers
 from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor
 from .backend import backend_name, set_backend, use_backend
 from .creation import ones, rand, randn, zeros
@@ -66,7 +66,8 @@ __all__ = [
     "concatenate", "div", "elu", "enable_grad", "equal", "exp", "functional", "gelu", "getitem",
     "gradcheck", "greater", "greater_equal", "is_grad_enabled", "leaky_relu", "less",
     "less_equal", "linear", "log", "log_softmax", "manual_seed", "matmul", "max", "maximum",
-    "mean", "min", "minimum", "mse_loss", "mul", "neg", "no_grad", "not_equal", "ones", "pow",
+    "mean", "min", "minimum", "mse_loss", "mul", "neg", "no_grad", "not_equal", "ones",
+    "optimizers", "pow",
     "rand", "randn", "relu", "reshape", "set_backend", "sigmoid", "sigmoid_binary_cross_entropy",
     "silu", "softmax", "softmax_cross_entropy", "softplus", "sqrt", "stack", "step", "sub", "sum",
     "tanh", "tensor", "transpose", "use_backend", "where", "zeros",
