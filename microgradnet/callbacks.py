@@ -1,0 +1,414 @@
+"""Keras-named training callbacks: History, EarlyStopping, ModelCheckpoint, LambdaCallback,
+LearningRateScheduler, ReduceLROnPlateau, TerminateOnNaN, CSVLogger, and the progress bar.
+
+A callback overrides the hooks it needs (`on_train_begin/end`, `on_epoch_begin/end`,
+`on_batch_begin/end`); `self.model` is the model being trained. Batch hooks are called only
+on callbacks that define them, so callbacks that watch epochs cost nothing per batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+_HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
+          "on_batch_begin", "on_batch_end")
+
+
+class Callback:
+    """Base class: override any of the hooks; `self.model` and `self.params` are set by fit."""
+
+    def __init__(self) -> None:
+        self.model: Any = None
+        self.params: dict = {}
+
+    def set_model(self, model: Any) -> None:
+        """Called by fit before training starts."""
+        self.model = model
+
+    def set_params(self, params: dict) -> None:
+        """Called by fit with epochs, steps and verbose."""
+        self.params = params
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        """Called once before the first epoch."""
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        """Called once after the last epoch."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        """Called before each epoch (epochs count from 0)."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        """Called after each epoch with its loss, metrics and val_* values."""
+
+    def on_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        """Called before each training batch (counted from 0 in every epoch)."""
+
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        """Called after each training batch with logs["loss"] (and metrics) of that batch."""
+
+    # Keras 3 names for the same hooks.
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        """Alias of on_batch_begin."""
+        self.on_batch_begin(batch, logs)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        """Alias of on_batch_end."""
+        self.on_batch_end(batch, logs)
+
+
+def _overrides(cb: Callback, hook: str) -> bool:
+    if hook in vars(cb):  # LambdaCallback sets its hooks on the instance
+        return True
+    own = getattr(type(cb), hook, None)
+    alias = {"on_batch_begin": "on_train_batch_begin",
+             "on_batch_end": "on_train_batch_end"}.get(hook)
+    if alias and getattr(type(cb), alias) is not getattr(Callback, alias):
+        return True
+    return own is not getattr(Callback, hook)
+
+
+class CallbackList:
+    """Calls a hook on every callback that defines it."""
+
+    def __init__(self, callbacks: Sequence[Callback], model: Any, params: dict) -> None:
+        self.callbacks = list(callbacks)
+        for cb in self.callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"callbacks must be Callback instances, got {cb!r}")
+            cb.set_model(model)
+            cb.set_params(params)
+        self._by_hook = {h: [cb for cb in self.callbacks if _overrides(cb, h)] for h in _HOOKS}
+        self.wants_batches = bool(self._by_hook["on_batch_begin"] or
+                                  self._by_hook["on_batch_end"])
+
+    def call(self, hook: str, *args: Any) -> None:
+        """Run `hook` on the callbacks that override it."""
+        for cb in self._by_hook[hook]:
+            if hook == "on_batch_begin":
+                cb.on_train_batch_begin(*args)
+            elif hook == "on_batch_end":
+                cb.on_train_batch_end(*args)
+            else:
+                getattr(cb, hook)(*args)
+
+
+class History(Callback):
+    """Per-epoch logs in `history` (loss, metrics, val_*), and per-batch ones in
+    `batch_history` (the loss of every training batch: `batch_history["loss"]`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.history: dict[str, list[float]] = {}
+        self.batch_history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.epoch = []
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch.append(epoch)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(value)
+
+    def record_batch(self, logs: dict) -> None:
+        """Keep one training batch's logs (the model calls this directly, cheaply)."""
+        for key, value in logs.items():
+            self.batch_history.setdefault(key, []).append(value)
+
+
+def _better(mode: str, monitor: str) -> Callable[[float, float], bool]:
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    if mode == "auto":
+        name = monitor.removeprefix("val_")
+        mode = "max" if ("acc" in name or name.startswith("auc")) else "min"
+    return (lambda a, b: a > b) if mode == "max" else (lambda a, b: a < b)
+
+
+def _monitored(logs: dict | None, monitor: str, who: str) -> float | None:
+    value = (logs or {}).get(monitor)
+    if value is None:
+        warnings.warn(
+            f"{who}: the monitored value {monitor!r} is not in the logs (have: "
+            f"{', '.join(sorted(logs or {}))}); did you mean one of those?",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return value
+
+
+class EarlyStopping(Callback):
+    """Stops training when `monitor` has not improved by `min_delta` for `patience` epochs."""
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        min_delta: float = 0.0,
+        patience: int = 0,
+        verbose: int = 0,
+        mode: str = "auto",
+        baseline: float | None = None,
+        restore_best_weights: bool = False,
+        start_from_epoch: int = 0,
+    ) -> None:
+        super().__init__()
+        self.monitor, self.min_delta, self.patience = monitor, abs(min_delta), int(patience)
+        self.verbose, self.baseline = verbose, baseline
+        self.restore_best_weights, self.start_from_epoch = restore_best_weights, start_from_epoch
+        self._better = _better(mode, monitor)
+        self._sign = 1 if self._better(1, 0) else -1
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.wait, self.stopped_epoch, self.best_epoch = 0, 0, 0
+        self.best = self.baseline if self.baseline is not None else -self._sign * math.inf
+        self.best_weights = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        current = _monitored(logs, self.monitor, "EarlyStopping")
+        if current is None or epoch < self.start_from_epoch:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = self.model.get_weights()
+        self.wait += 1
+        if self._better(current - self._sign * self.min_delta, self.best):
+            self.best, self.best_epoch, self.wait = current, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.stopped_epoch and self.verbose:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose:
+                print(f"Restoring model weights from the end of the best epoch: "
+                      f"{self.best_epoch + 1}.")
+            self.model.set_weights(self.best_weights)
+
+
+class ModelCheckpoint(Callback):
+    """Saves the model (or its weights) after each epoch; `filepath` may hold
+    `{epoch:02d}` and log keys such as `{val_loss:.3f}`."""
+
+    def __init__(
+        self,
+        filepath: str,
+        monitor: str = "val_loss",
+        verbose: int = 0,
+        save_best_only: bool = False,
+        save_weights_only: bool = False,
+        mode: str = "auto",
+        initial_value_threshold: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.filepath, self.monitor, self.verbose = str(filepath), monitor, verbose
+        self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
+        self._better = _better(mode, monitor)
+        sign = 1 if self._better(1, 0) else -1
+        self.best = initial_value_threshold if initial_value_threshold is not None else (
+            -sign * math.inf)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.save_best_only:
+            current = _monitored(logs, self.monitor, "ModelCheckpoint")
+            if current is None or not self._better(current, self.best):
+                return
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to "
+                      f"{current:.5f}, saving model to {path}")
+            self.best = current
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
+
+
+class LambdaCallback(Callback):
+    """A callback from plain functions: on_epoch_end=lambda epoch, logs: ..., etc."""
+
+    def __init__(self, **hooks: Callable[..., Any]) -> None:
+        super().__init__()
+        unknown = sorted(set(hooks) - set(_HOOKS))
+        if unknown:
+            raise ValueError(f"LambdaCallback: unknown hooks {unknown}; known: {list(_HOOKS)}")
+        for name, fn in hooks.items():
+            if fn is not None:
+                setattr(self, name, fn)
+
+
+class LearningRateScheduler(Callback):
+    """Sets the learning rate at each epoch's start to schedule(epoch, lr) (or schedule(epoch))."""
+
+    def __init__(self, schedule: Callable[..., float], verbose: int = 0) -> None:
+        super().__init__()
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        opt = self.model.optimizer
+        try:
+            lr = self.schedule(epoch, float(opt.learning_rate))
+        except TypeError:
+            lr = self.schedule(epoch)
+        lr = float(lr)
+        if not math.isfinite(lr) or lr < 0:
+            raise ValueError(f"LearningRateScheduler: the schedule gave {lr} at epoch {epoch}")
+        opt.learning_rate = lr
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs["learning_rate"] = float(self.model.optimizer.learning_rate)
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiplies the learning rate by `factor` when `monitor` stalls for `patience` epochs."""
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        factor: float = 0.1,
+        patience: int = 10,
+        verbose: int = 0,
+        mode: str = "auto",
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if not 0 < factor < 1:
+            raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor}")
+        self.monitor, self.factor, self.patience = monitor, factor, patience
+        self.verbose, self.min_delta = verbose, min_delta
+        self.cooldown, self.min_lr = cooldown, min_lr
+        self._better = _better(mode, monitor)
+        self._sign = 1 if self._better(1, 0) else -1
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.wait, self.cooldown_counter = 0, 0
+        self.best = -self._sign * math.inf
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        current = _monitored(logs, self.monitor, "ReduceLROnPlateau")
+        opt = self.model.optimizer
+        if logs is not None:
+            logs["learning_rate"] = float(opt.learning_rate)
+        if current is None:
+            return
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._better(current - self._sign * self.min_delta, self.best):
+            self.best, self.wait = current, 0
+        elif self.cooldown_counter <= 0:
+            self.wait += 1
+            if self.wait >= self.patience:
+                old = float(opt.learning_rate)
+                if old > self.min_lr:
+                    opt.learning_rate = max(old * self.factor, self.min_lr)
+                    if self.verbose:
+                        print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate "
+                              f"to {float(opt.learning_rate)}.")
+                    self.cooldown_counter, self.wait = self.cooldown, 0
+
+
+class TerminateOnNaN(Callback):
+    """Stops training at the first batch whose loss is NaN or infinite, and says where it
+    began: the first layer whose output, or whose weights' gradient, is not finite."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reason: str | None = None
+
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is None or math.isfinite(loss):
+            return
+        where = self.model.find_nonfinite()
+        self.reason = f"Batch {batch}: invalid loss {loss}; {where}"
+        print(self.reason + "; terminating training", file=sys.stderr)
+        self.model.stop_training = True
+
+
+class CSVLogger(Callback):
+    """Writes each epoch's logs as a row of a CSV file."""
+
+    def __init__(self, filename: str, separator: str = ",", append: bool = False) -> None:
+        super().__init__()
+        self.filename, self.separator, self.append = str(filename), separator, append
+        self._file = None
+        self._writer = None
+        self._keys: list[str] | None = None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        import os
+
+        has_rows = self.append and os.path.exists(self.filename) and os.path.getsize(
+            self.filename) > 0
+        self._file = open(self.filename, "a" if self.append else "w", newline="")  # noqa: SIM115
+        self._writer = None
+        self._keys = None
+        self._header_written = has_rows
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        if self._keys is None:
+            self._keys = sorted(logs)
+            self._writer = csv.writer(self._file, delimiter=self.separator)
+            if not self._header_written:
+                self._writer.writerow(["epoch", *self._keys])
+        self._writer.writerow([epoch, *(logs.get(k, "NA") for k in self._keys)])
+        self._file.flush()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class ProgbarLogger(Callback):
+    """What fit prints: verbose=1 a progress bar per epoch (steps, loss, metrics, time left),
+    verbose=2 one line per epoch."""
+
+    def __init__(self, verbose: int = 1) -> None:
+        super().__init__()
+        self.verbose = verbose
+        self._bar = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch_start = time.perf_counter()
+        if self.verbose == 1:
+            from tqdm.auto import tqdm
+
+            print(f"Epoch {epoch + 1}/{self.params.get('epochs', '?')}")
+            self._bar = tqdm(total=self.params.get("steps"), unit="step", leave=True,
+                             dynamic_ncols=True, file=sys.stdout, mininterval=0.1)
+
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+            if batch % 10 == 0 or batch + 1 == self.params.get("steps"):
+                self._bar.set_postfix({k: f"{v:.4g}" for k, v in (logs or {}).items()},
+                                      refresh=False)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        text = " - ".join(f"{k}: {v:.4g}" for k, v in (logs or {}).items())
+        if self._bar is not None:
+            self._bar.set_postfix_str(text, refresh=True)
+            self._bar.close()
+            self._bar = None
+        elif self.verbose == 2:
+            took = time.perf_counter() - self._epoch_start
+            print(f"Epoch {epoch + 1}/{self.params.get('epochs', '?')} - {took:.2f}s - {text}")
