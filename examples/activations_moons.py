@@ -6,12 +6,16 @@ from random-normal weights (mean 0, stddev 1) and once from all zeros. Prints th
 and accuracy of each: zero-initialized relu and tanh nets cannot break their symmetry and
 stay at chance.
 
-    python examples/activations_moons.py [--quick]
+    python examples/activations_moons.py [--quick] [--pictures DIR]
+
+With --pictures, writes the seed's grid of loss and accuracy curves (activations x
+initializations) and an animation of the relu net's decision boundary while it learns.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
 import numpy as np
 
@@ -52,6 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
     """Train the six configurations and print their final loss and accuracy."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer epochs (for tests)")
+    parser.add_argument("--pictures", metavar="DIR", help="write the pictures here")
     args = parser.parse_args(argv)
     epochs = 20 if args.quick else 100
     x, y = two_moons()
@@ -61,10 +66,23 @@ def main(argv: list[str] | None = None) -> dict:
         for act in ACTIVATIONS:
             mg.manual_seed(0)
             model = classifier(act, init)
-            history = model.fit(x, y, batch_size=32, epochs=epochs, verbose=0)
+            snapshots = mg.callbacks.WeightRecorder(every=max(1, epochs // 25), unit="epoch")
+            history = model.fit(x, y, batch_size=32, epochs=epochs, verbose=0,
+                                callbacks=[snapshots])
             loss, acc = model.evaluate(x, y)
-            results[(act, init)] = {"loss": loss, "accuracy": acc, "history": history.history}
+            results[(act, init)] = {"loss": loss, "accuracy": acc, "history": history.history,
+                                    "model": model, "snapshots": snapshots}
             print(f"{act:10s} {init:14s} {loss:8.4f} {acc:9.3f}")
+    if args.pictures:
+        os.makedirs(args.pictures, exist_ok=True)
+        grid = mg.viz.plot_comparison({k: v["history"] for k, v in results.items()})
+        path = os.path.join(args.pictures, "moons_activations_inits.png")
+        grid.savefig(path, dpi=80)
+        print("wrote", path)
+        relu = results[("relu", "random_normal")]
+        path = os.path.join(args.pictures, "moons_relu_boundary.gif")
+        mg.viz.animate_decision_boundary(relu["model"], relu["snapshots"], x, y, path)
+        print("wrote", path)
     return results
 
 

@@ -3,12 +3,16 @@ each trained with SGD and with Adam (500 points, batch 50, 1000 epochs).
 
 With SGD both nets stall on the first hill of the sine; Adam gets both close to the curve.
 
-    python examples/tiny_sine.py [--quick]
+    python examples/tiny_sine.py [--quick] [--pictures DIR]
+
+With --pictures, writes the seed's four animations (predictions while training, with the
+training error beside them).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
 import numpy as np
 
@@ -38,6 +42,7 @@ def main(argv: list[str] | None = None) -> dict:
     """Train the four configurations and print their final training error."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer epochs (for tests)")
+    parser.add_argument("--pictures", metavar="DIR", help="write the animations here")
     args = parser.parse_args(argv)
     epochs = 100 if args.quick else 1000
     x, y = noisy_sine()
@@ -48,10 +53,20 @@ def main(argv: list[str] | None = None) -> dict:
             mg.manual_seed(1234)
             model = Sequential(layers())
             model.compile(optimizer=opt(), loss="mean_squared_error")
-            history = model.fit(x, y, batch_size=50, epochs=epochs, verbose=0)
+            steps = epochs * 10
+            recorder = mg.callbacks.PredictionRecorder(x, every=max(1, steps // 60))
+            history = model.fit(x, y, batch_size=50, epochs=epochs, verbose=0,
+                                callbacks=[recorder] if args.pictures else None)
             mse = model.evaluate(x, y)
-            results[(net, opt_name)] = {"mse": mse, "history": history, "model": model}
+            results[(net, opt_name)] = {"mse": mse, "history": history, "model": model,
+                                        "recorder": recorder}
             print(f"{net:6s} {opt_name:9s} {mse:10.4f}")
+    if args.pictures:
+        os.makedirs(args.pictures, exist_ok=True)
+        for (net, opt_name), r in results.items():
+            path = os.path.join(args.pictures, f"sine_{net}_{opt_name}.gif")
+            mg.viz.animate_predictions(r["recorder"], x, y, path, title=f"{net} tanh, {opt_name}")
+            print("wrote", path)
     return results
 
 

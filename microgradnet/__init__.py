@@ -83,3 +83,12 @@ __all__ = [
     "silu", "softmax", "softmax_cross_entropy", "softplus", "sqrt", "stack", "step", "sub", "sum",
     "tanh", "tensor", "transpose", "use_backend", "where", "zeros",
 ]
+
+
+def __getattr__(name: str):
+    # viz pulls in matplotlib: imported on first use of mg.viz, not with the package.
+    if name == "viz":
+        import importlib
+
+        return importlib.import_module(".viz", __name__)
+    raise AttributeError(f"module 'microgradnet' has no attribute {name!r}")

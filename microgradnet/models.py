@@ -54,6 +54,7 @@ class Sequential:
         self.metrics: list[tuple[str, Any]] = []
         self.stop_training = False
         self.history: cbks.History | None = None
+        self.train_inputs: np.ndarray | None = None  # fit's x, while it runs (for monitors)
         self._compile_config: dict | None = None
         self._last_batch: np.ndarray | None = None
         self._optimizer_params: list[Tensor] | None = None
@@ -337,6 +338,7 @@ class Sequential:
         cb = cbks.CallbackList([*user, history, *extra], self,
                                {"epochs": epochs, "steps": steps, "verbose": verbose})
         self.history = history
+        self.train_inputs = x
         self.stop_training = False
         params = self.parameters()
         opt = self.optimizer
@@ -387,6 +389,7 @@ class Sequential:
             if self.stop_training:
                 break
         cb.call("on_train_end", {})
+        self.train_inputs = None
         return history
 
     def _sample_weights(self, y: np.ndarray, class_weight: dict | None, sample_weight: Any,
