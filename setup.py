@@ -11,7 +11,7 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-KERNEL_MODULES = ["matmul", "activations", "losses"]
+KERNEL_MODULES = ["matmul", "activations", "losses", "optim"]
 
 debug = os.environ.get("MICROGRADNET_DEBUG", "0") not in ("", "0")
 

@@ -29,6 +29,8 @@ import numpy as np
 import microgradnet as mg
 from microgradnet.backend import kernel_table
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # workloads.py beside this file
+
 ACTIVATIONS = ["relu", "leaky_relu", "elu", "sigmoid", "tanh", "softplus", "gelu", "silu", "step"]
 # What each backward kernel takes: the output y or the input x (csrc/README.md).
 SAVES_OUTPUT = {"relu", "elu", "sigmoid", "tanh"}
@@ -258,11 +260,44 @@ def section_activations(b: Bench) -> None:
               framework="numpy", dtype="float32", size=size)
 
 
+def section_training(b: Bench) -> None:
+    """The reference workloads (WORKLOADS.md) through Sequential.fit, and PyTorch eager."""
+    import workloads
+
+    torch = _torch()
+    with _one_blas_thread():
+        threads = torch.get_num_threads() if torch is not None else None
+        if torch is not None:
+            torch.set_num_threads(1)  # tiny nets: no framework gains from a second thread
+        try:
+            for w in workloads.all_workloads(b.quick):
+                runners = [("microgradnet", "cython", workloads.run_microgradnet)]
+                if torch is not None:
+                    runners.append(("torch " + torch.__version__, "torch",
+                                    lambda w, torch=torch: workloads.run_torch(w, torch)))
+                for framework, backend, run in runners:
+                    times, final, steps = [], None, None
+                    for _ in range(1 if b.quick else 3):
+                        seconds, steps, final = run(w)
+                        times.append(seconds)
+                    b.records.append({
+                        "section": "training", "name": w.name, "framework": framework,
+                        "backend": backend, "dtype": "float32", "activation": w.hidden,
+                        "median_s": statistics.median(times), "min_s": min(times),
+                        "repeats": len(times), "steps": steps, "final_loss": final,
+                        "us_per_step": statistics.median(times) / steps * 1e6,
+                    })
+        finally:
+            if torch is not None:
+                torch.set_num_threads(threads)
+
+
 SECTIONS = {
     "kernels": section_kernels,
     "gemm": section_gemm,
     "overhead": section_overhead,
     "activations": section_activations,
+    "training": section_training,
 }
 
 
@@ -319,6 +354,9 @@ def report(records: list[dict]) -> None:
                 line += f"   torch {_fmt_time(t)}   ratio {r['median_s'] / t:5.2f}"
             print(line)
 
+    if "training" in by_section:
+        _report_training(by_section["training"])
+
     if "activations" in by_section:
         print("\n== activations: forward+backward through the Tensor API, float32 (median)")
         rows = {}
@@ -329,6 +367,24 @@ def report(records: list[dict]) -> None:
         for act, v in rows.items():
             print(f"{act:12s} {v['cython']:8.3f} {v['numpy']:10.3f} {v['numpy by hand']:8.3f} "
                   f"{v['cython'] / v['numpy by hand']:15.3f}")
+
+
+def _report_training(records: list[dict]) -> None:
+    print("\n== training: the WORKLOADS.md runs, us per step (median); ratio = ours / torch")
+    rows: dict[str, dict] = {}
+    for r in records:
+        rows.setdefault(r["name"], {})[r["backend"]] = r
+    print(f"{'workload':12s} {'steps':>6s} {'ours':>9s} {'torch':>9s} {'ratio':>7s} "
+          f"{'our loss':>10s} {'torch loss':>10s}")
+    for name, v in rows.items():
+        ours, peer = v["cython"], v.get("torch")
+        line = f"{name:12s} {ours['steps']:6d} {ours['us_per_step']:9.1f} "
+        if peer:
+            line += (f"{peer['us_per_step']:9.1f} {ours['us_per_step'] / peer['us_per_step']:7.3f}"
+                     f" {ours['final_loss']:10.3e} {peer['final_loss']:10.3e}")
+        else:
+            line += f"{'-':>9s} {'-':>7s} {ours['final_loss']:10.3e}"
+        print(line)
 
 
 def machine() -> dict:

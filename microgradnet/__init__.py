@@ -4,7 +4,17 @@ Watch small neural nets learn, and train them fast on a CPU. The Tensor API foll
 PyTorch (backward, grad, no_grad); the model API follows Keras.
 """
 
-from . import functional
+from . import (
+    callbacks,
+    functional,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    models,
+    optimizers,
+    regularizers,
+)
 from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor
 from .backend import backend_name, set_backend, use_backend
 from .creation import ones, rand, randn, zeros
@@ -62,12 +72,23 @@ from .random import manual_seed
 __version__ = "0.1.0"
 
 __all__ = [
-    "Function", "GradcheckError", "Tensor", "abs", "add", "backend_name", "cast", "clip",
+    "Function", "GradcheckError", "Tensor", "abs", "add", "backend_name", "callbacks", "cast",
+    "clip", "initializers", "layers", "losses", "metrics", "models", "regularizers",
     "concatenate", "div", "elu", "enable_grad", "equal", "exp", "functional", "gelu", "getitem",
     "gradcheck", "greater", "greater_equal", "is_grad_enabled", "leaky_relu", "less",
     "less_equal", "linear", "log", "log_softmax", "manual_seed", "matmul", "max", "maximum",
-    "mean", "min", "minimum", "mse_loss", "mul", "neg", "no_grad", "not_equal", "ones", "pow",
+    "mean", "min", "minimum", "mse_loss", "mul", "neg", "no_grad", "not_equal", "ones",
+    "optimizers", "pow",
     "rand", "randn", "relu", "reshape", "set_backend", "sigmoid", "sigmoid_binary_cross_entropy",
     "silu", "softmax", "softmax_cross_entropy", "softplus", "sqrt", "stack", "step", "sub", "sum",
     "tanh", "tensor", "transpose", "use_backend", "where", "zeros",
 ]
+
+
+def __getattr__(name: str):
+    # viz pulls in matplotlib: imported on first use of mg.viz, not with the package.
+    if name == "viz":
+        import importlib
+
+        return importlib.import_module(".viz", __name__)
+    raise AttributeError(f"module 'microgradnet' has no attribute {name!r}")

@@ -448,6 +448,169 @@ def mse_backward(dloss, pred, target, out=None):
     return out
 
 
+# --------------------------------------------------------------------------- optim
+# In-place updates (Keras 3 formulas). Each computes in the parameter's dtype, with the
+# scalar coefficients computed in Python floats and cast once, as the Cython loops do.
+
+
+def _writable(name: str, a: np.ndarray) -> None:
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous: it is updated in place")
+    if not a.flags.aligned:
+        raise ValueError(f"{name} must be aligned: it is updated in place")
+    if not a.flags.writeable:
+        raise ValueError(f"{name} is read-only: it is updated in place")
+
+
+def _param(param) -> np.ndarray:
+    if not isinstance(param, np.ndarray):
+        raise TypeError(f"param must be a numpy array, got {type(param).__name__}")
+    if param.dtype not in _FLOATS:
+        raise TypeError(f"param must be float32 or float64, got {param.dtype}")
+    _writable("param", param)
+    return param
+
+
+def _state(name: str, a, param: np.ndarray) -> np.ndarray:
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(a).__name__}")
+    if a.dtype not in _FLOATS:
+        raise TypeError(f"{name} must be float32 or float64, got {a.dtype}")
+    if a.dtype != param.dtype:
+        raise TypeError(f"{name} has dtype {a.dtype}, expected {param.dtype} like the other inputs")
+    _same_shape(name, a, "param", param)
+    _writable(name, a)
+    if a.size and np.may_share_memory(a, param):
+        raise ValueError(f"{name} overlaps param: each state array needs its own memory")
+    return a
+
+
+def _distinct(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> None:
+    if a.size and np.may_share_memory(a, b):
+        raise ValueError(f"{name_a} overlaps {name_b}: each state array needs its own memory")
+
+
+def _clipped_grad(grad, param: np.ndarray, grad_scale, clipvalue) -> np.ndarray:
+    """g = clip(grad * grad_scale, -clipvalue, clipvalue), a new array (nan stays nan)."""
+    grad = _float_array("grad", grad, param.dtype)
+    _same_shape("grad", grad, "param", param)
+    t = param.dtype.type
+    g = grad * t(grad_scale)
+    if clipvalue != math.inf:
+        g = np.clip(g, -t(clipvalue), t(clipvalue))
+    return g
+
+
+def _decay(param: np.ndarray, lr, weight_decay) -> None:
+    """Decoupled weight decay, as Keras applies it before the update: p -= p * wd * lr."""
+    if weight_decay != 0:
+        param -= param * param.dtype.type(weight_decay * lr)
+
+
+def sgd_update(param, grad, lr, weight_decay=0.0, grad_scale=1.0, clipvalue=math.inf):
+    """In place: g = clip(grad * grad_scale, +-clipvalue); param -= param * weight_decay * lr;
+    param -= lr * g."""
+    param = _param(param)
+    g = _clipped_grad(grad, param, grad_scale, clipvalue)
+    _decay(param, lr, weight_decay)
+    param -= param.dtype.type(lr) * g
+
+
+def sgd_momentum_update(param, grad, velocity, lr, momentum, nesterov=False, weight_decay=0.0,
+                        grad_scale=1.0, clipvalue=math.inf):
+    """In place: velocity = momentum * velocity - lr * g; param += velocity, or with nesterov
+    param += momentum * velocity - lr * g (g clipped and weight decay first, as sgd_update)."""
+    param = _param(param)
+    velocity = _state("velocity", velocity, param)
+    g = _clipped_grad(grad, param, grad_scale, clipvalue)
+    t = param.dtype.type
+    _decay(param, lr, weight_decay)
+    velocity[...] = t(momentum) * velocity - t(lr) * g
+    if nesterov:
+        param += t(momentum) * velocity - t(lr) * g
+    else:
+        param += velocity
+
+
+def adam_update(param, grad, m, v, lr, beta_1, beta_2, epsilon, step, vhat=None,
+                weight_decay=0.0, grad_scale=1.0, clipvalue=math.inf):
+    """In place, step t >= 1: m += (g - m)(1 - beta_1); v += (g^2 - v)(1 - beta_2);
+    with vhat (amsgrad) vhat = max(vhat, v) is used for v;
+    param -= alpha * m / (sqrt(v) + epsilon), alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t)."""
+    if step < 1:
+        raise ValueError(f"step must be >= 1 (the 1-based count of updates), got {step}")
+    param = _param(param)
+    m = _state("m", m, param)
+    v = _state("v", v, param)
+    _distinct("m", m, "v", v)
+    if vhat is not None:
+        vhat = _state("vhat", vhat, param)
+        _distinct("vhat", vhat, "m", m)
+        _distinct("vhat", vhat, "v", v)
+    g = _clipped_grad(grad, param, grad_scale, clipvalue)
+    t = param.dtype.type
+    alpha = lr * math.sqrt(1 - beta_2 ** float(step)) / (1 - beta_1 ** float(step))
+    _decay(param, lr, weight_decay)
+    m += (g - m) * t(1 - beta_1)
+    v += (g * g - v) * t(1 - beta_2)
+    if vhat is not None:
+        np.maximum(vhat, v, out=vhat)
+        v = vhat
+    param -= (m * t(alpha)) / (np.sqrt(v) + t(epsilon))
+
+
+def rmsprop_update(param, grad, velocity, lr, rho, epsilon, momentum_buf=None, momentum=0.0,
+                   average_grad=None, weight_decay=0.0, grad_scale=1.0, clipvalue=math.inf):
+    """In place: velocity = rho velocity + (1 - rho) g^2; centered (average_grad given):
+    average_grad = rho average_grad + (1 - rho) g, denom = velocity - average_grad^2 + epsilon,
+    else denom = velocity + epsilon; inc = lr g / sqrt(denom); with momentum_buf:
+    momentum_buf = momentum momentum_buf + inc, param -= momentum_buf; else param -= inc."""
+    param = _param(param)
+    velocity = _state("velocity", velocity, param)
+    if momentum_buf is not None:
+        momentum_buf = _state("momentum_buf", momentum_buf, param)
+        _distinct("momentum_buf", momentum_buf, "velocity", velocity)
+    elif momentum != 0:
+        raise ValueError(f"momentum={momentum} needs a momentum_buf array")
+    if average_grad is not None:
+        average_grad = _state("average_grad", average_grad, param)
+        _distinct("average_grad", average_grad, "velocity", velocity)
+        if momentum_buf is not None:
+            _distinct("average_grad", average_grad, "momentum_buf", momentum_buf)
+    g = _clipped_grad(grad, param, grad_scale, clipvalue)
+    t = param.dtype.type
+    _decay(param, lr, weight_decay)
+    velocity[...] = t(rho) * velocity + t(1 - rho) * (g * g)
+    if average_grad is not None:
+        average_grad[...] = t(rho) * average_grad + t(1 - rho) * g
+        denom = (velocity - average_grad * average_grad) + t(epsilon)
+    else:
+        denom = velocity + t(epsilon)
+    increment = (t(lr) * g) / np.sqrt(denom)
+    if momentum_buf is not None:
+        momentum_buf[...] = t(momentum) * momentum_buf + increment
+        increment = momentum_buf
+    param -= increment
+
+
+def adagrad_update(param, grad, accumulator, lr, epsilon, weight_decay=0.0, grad_scale=1.0,
+                   clipvalue=math.inf):
+    """In place: accumulator += g^2; param -= lr g / sqrt(accumulator + epsilon)."""
+    param = _param(param)
+    accumulator = _state("accumulator", accumulator, param)
+    g = _clipped_grad(grad, param, grad_scale, clipvalue)
+    t = param.dtype.type
+    _decay(param, lr, weight_decay)
+    accumulator += g * g
+    param -= (t(lr) * g) / np.sqrt(accumulator + t(epsilon))
+
+
+def sum_squares(a):
+    """sum(a^2) as a Python float, accumulated in double (for clipnorm and global_clipnorm)."""
+    a = _float_array("a", a).astype(np.float64, copy=False).ravel()
+    return float(np.dot(a, a))
+
+
 KERNEL_NAMES = tuple(
     sorted(
         name

@@ -15,7 +15,7 @@ from types import ModuleType
 from . import _reference
 
 BACKENDS = ("cython", "numpy")
-_CYTHON_MODULES = ("matmul", "activations", "losses")
+_CYTHON_MODULES = ("matmul", "activations", "losses", "optim")
 
 _BUILD_HINT = (
     "microgradnet's Cython kernels are not built ({error}). Install the package with "

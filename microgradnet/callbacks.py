@@ -16,6 +16,8 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 _HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
           "on_batch_begin", "on_batch_end")
 
@@ -412,3 +414,227 @@ class ProgbarLogger(Callback):
         elif self.verbose == 2:
             took = time.perf_counter() - self._epoch_start
             print(f"Epoch {epoch + 1}/{self.params.get('epochs', '?')} - {took:.2f}s - {text}")
+
+
+# ---------------------------------------------------------------------------- watching
+
+
+class TrainingWarning(UserWarning):
+    """Something in training looks wrong (and what to try about it)."""
+
+
+class VanishingGradientWarning(TrainingWarning):
+    """A layer's gradients are orders of magnitude smaller than the largest layer's."""
+
+
+class ExplodingGradientWarning(TrainingWarning):
+    """A layer's gradient norm is huge or not finite."""
+
+
+class DeadUnitWarning(TrainingWarning):
+    """Many ReLU units of a layer output zero for every sample."""
+
+
+class _EveryN(Callback):
+    """Counts batches (or epochs) and calls `snapshot()` every `every` of them."""
+
+    def __init__(self, every: int, unit: str) -> None:
+        super().__init__()
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive int, got {every!r}")
+        if unit not in ("batch", "epoch"):
+            raise ValueError(f"unit must be 'batch' or 'epoch', got {unit!r}")
+        self.every, self.unit = every, unit
+        self.steps: list[int] = []  # training batches done at each snapshot
+        self._batches = 0
+        self._epochs = 0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if not self.steps:
+            self._take()  # the starting point is frame 0
+
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._batches += 1
+        self._batch_logs(logs or {})
+        if self.unit == "batch" and self._batches % self.every == 0:
+            self._take()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._epochs += 1
+        if self.unit == "epoch" and self._epochs % self.every == 0:
+            self._take()
+
+    def _take(self) -> None:
+        self.steps.append(self._batches)
+        self.snapshot()
+
+    def _batch_logs(self, logs: dict) -> None:
+        pass
+
+    def snapshot(self) -> None:
+        """Record the model's state now (subclasses implement this)."""
+        raise NotImplementedError
+
+
+class PredictionRecorder(_EveryN):
+    """The model's predictions for `x` every `every` batches (or epochs with unit="epoch"),
+    starting before the first step: `.predictions`, `.steps`, and `.losses` (every batch)."""
+
+    def __init__(self, x: Any, every: int = 50, unit: str = "batch") -> None:
+        super().__init__(every, unit)
+        self.x = x
+        self.predictions: list = []
+        self.losses: list[float] = []
+
+    def _batch_logs(self, logs: dict) -> None:
+        self.losses.append(logs.get("loss", float("nan")))
+
+    def snapshot(self) -> None:
+        self.predictions.append(self.model.predict(self.x))
+
+
+class WeightRecorder(_EveryN):
+    """Copies of every weight every `every` batches (or epochs): `.weights` (one list of
+    arrays per snapshot, in model.get_weights() order), `.names` and `.steps`."""
+
+    def __init__(self, every: int = 50, unit: str = "batch") -> None:
+        super().__init__(every, unit)
+        self.weights: list[list] = []
+        self.names: list[str] = []
+
+    def snapshot(self) -> None:
+        if not self.names:
+            self.names = [n for layer in self.model.layers for n in layer.weight_names]
+        self.weights.append(self.model.get_weights())
+
+
+class GradientMonitor(Callback):
+    """The gradient norm of every layer at every batch (`.norms[layer name]`); warns when a
+    layer's gradients vanish (over an epoch, its median norm is below `vanish` times the
+    largest layer's) or explode (a norm above `explode`, or not finite)."""
+
+    def __init__(self, vanish: float = 1e-3, explode: float = 1e3) -> None:
+        super().__init__()
+        self.vanish, self.explode = vanish, explode
+        self.norms: dict[str, list[float]] = {}
+        self._warned: set[tuple[str, str]] = set()
+        self._epoch_start = 0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._layers = [layer for layer in self.model.layers if layer.parameters()]
+        for layer in self._layers:
+            self.norms.setdefault(layer.name, [])
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch_start = len(next(iter(self.norms.values()), []))
+
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        for layer in self._layers:
+            total = 0.0
+            for p in layer.parameters():
+                if p.grad is not None:
+                    g = p.grad.data
+                    total += float(np.dot(g.ravel(), g.ravel()))
+            norm = math.sqrt(total) if math.isfinite(total) else float("inf")
+            self.norms[layer.name].append(norm)
+            if (norm > self.explode or not math.isfinite(norm)) and (
+                    layer.name, "explode") not in self._warned:
+                self._warned.add((layer.name, "explode"))
+                warnings.warn(
+                    f"exploding gradients in layer {layer.name!r}: norm {norm:.3g} at batch "
+                    f"{batch}. Try a smaller learning rate, gradient clipping (clipnorm=1.0 on "
+                    f"the optimizer) or BatchNormalization.",
+                    ExplodingGradientWarning, stacklevel=2,
+                )
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if len(self._layers) < 2:
+            return  # "vanishing" compares layers with each other
+        medians = {name: float(np.median(values[self._epoch_start:]))
+                   for name, values in self.norms.items() if len(values) > self._epoch_start}
+        top = max(medians.values(), default=0.0)
+        if not top > 0:
+            return
+        for name, value in medians.items():
+            if value < self.vanish * top and (name, "vanish") not in self._warned:
+                self._warned.add((name, "vanish"))
+                warnings.warn(
+                    f"vanishing gradients in layer {name!r}: in epoch {epoch + 1} its median "
+                    f"gradient norm is {value:.3g}, {value / top:.1e} of the largest layer's. "
+                    f"Saturating activations (sigmoid, tanh) in deep stacks shrink gradients "
+                    f"layer by layer: try relu or leaky_relu, He or Glorot initialization, "
+                    f"BatchNormalization, or fewer layers.",
+                    VanishingGradientWarning, stacklevel=2,
+                )
+
+
+class DeadUnitMonitor(Callback):
+    """After each epoch, the fraction of ReLU units of each layer that output zero for every
+    training sample (`.fractions[layer name]`); warns when it reaches `threshold`. Such units
+    get no gradient, so they never recover. Uses up to `max_samples` rows of the training
+    data (or of `x` when given)."""
+
+    def __init__(self, threshold: float = 0.5, x: Any = None, max_samples: int = 2048) -> None:
+        super().__init__()
+        if not 0 < threshold <= 1:
+            raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+        self.threshold, self.x, self.max_samples = threshold, x, max_samples
+        self.fractions: dict[str, list[float]] = {}
+        self._warned: set[str] = set()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        from .autograd import Tensor, no_grad
+
+        data = self.x if self.x is not None else self.model.train_inputs
+        if data is None:
+            return
+        h = Tensor(np.asarray(data)[: self.max_samples])
+        with no_grad():
+            for layer in self.model.layers:
+                h = layer(h)
+                if layer.output_activation() != "relu":
+                    continue
+                out = h.data.reshape(len(h.data), -1)
+                fraction = float(np.mean(np.all(out <= 0, axis=0))) if len(out) else 0.0
+                self.fractions.setdefault(layer.name, []).append(fraction)
+                if fraction >= self.threshold and layer.name not in self._warned:
+                    self._warned.add(layer.name)
+                    warnings.warn(
+                        f"{fraction:.0%} of the units of layer {layer.name!r} output zero for "
+                        f"every sample (dead ReLUs): they get no gradient and cannot recover. "
+                        f"Try a smaller learning rate, He initialization "
+                        f"(kernel_initializer='he_normal'), or leaky_relu.",
+                        DeadUnitWarning, stacklevel=2,
+                    )
+
+
+class LivePlot(Callback):
+    """Redraws the training curves every `every` epochs: in a notebook in place, elsewhere
+    into `.figure` (a matplotlib Figure) without blocking training."""
+
+    def __init__(self, every: int = 1, metrics: Sequence[str] | None = None) -> None:
+        super().__init__()
+        self.every, self.metrics = every, metrics
+        self.logs: dict[str, list[float]] = {}
+        self.figure = None
+        self.draws = 0
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        for key, value in (logs or {}).items():
+            self.logs.setdefault(key, []).append(value)
+        if (epoch + 1) % self.every:
+            return
+        from . import viz
+
+        batches = self.model.history.batch_history if self.model.history else {}
+        self.figure = viz.plot_history({"history": self.logs, "batch_history": batches},
+                                       metrics=self.metrics)
+        self.draws += 1
+        try:
+            from IPython import get_ipython
+            from IPython.display import clear_output, display
+        except ImportError:
+            return
+        if get_ipython() is not None:
+            clear_output(wait=True)
+            display(self.figure)

@@ -873,7 +873,8 @@ class MSELoss(Function):
 
     def forward(self, pred, target):
         self.pred, self.target = pred, target
-        return np.asarray(K.mse_forward(pred, target), dtype=pred.dtype)
+        with np.errstate(over="ignore"):  # a float32 loss past 3.4e38 is inf, as IEEE says
+            return np.asarray(K.mse_forward(pred, target), dtype=pred.dtype)
 
     def backward(self, grad):
         gp = K.mse_backward(float(grad), self.pred, self.target)

@@ -28,9 +28,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from microgradnet import _reference as ref
-from microgradnet._kernels import activations, losses, matmul
+from microgradnet._kernels import activations, losses, matmul, optim
 
-MODULES = {"matmul": matmul, "activations": activations, "losses": losses}
+MODULES = {
+    "matmul": matmul, "activations": activations, "losses": losses, "optim": optim,
+}
 CY = {n: getattr(m, n) for m in MODULES.values() for n in dir(m) if not n.startswith("_")}
 REF = {n: getattr(ref, n) for n in ref.KERNEL_NAMES}
 BACKENDS = {"reference": REF, "cython": CY}
@@ -52,6 +54,9 @@ CONTRACT = {
                      "sigmoid_binary_cross_entropy", "mse")
         for way in ("forward", "backward")
     },
+    # In-place updates: tested in test_optim_kernels.py.
+    "optim": {"sgd_update", "sgd_momentum_update", "adam_update", "rmsprop_update",
+              "adagrad_update", "sum_squares"},
 }
 
 ANY = [(), (0,), (0, 3), (3, 0), (1,), (7, 13), (2, 3, 5)]

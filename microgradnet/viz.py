@@ -1,0 +1,286 @@
+"""Pictures of training: histories, prediction animations, decision boundaries, comparison
+grids, gradient norms and weight histograms.
+
+Every function returns a matplotlib Figure (or, for animations, the path it wrote). Figures
+are made with matplotlib's object API, never pyplot, so nothing opens a window or blocks
+training and everything works headless; a notebook shows a returned Figure as it is.
+Animations are GIF (Pillow, which matplotlib brings) or MP4 (the ffmpeg binary that the
+imageio-ffmpeg package ships: `pip install "microgradnet[video]"`), chosen by the extension.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)  # a canvas that renders off screen
+    return fig
+
+
+def _histories(history: Any) -> tuple[dict, dict]:
+    """(per-epoch dict, per-batch dict) from a History, a fit result or plain dicts."""
+    if isinstance(history, Mapping) and "history" in history:
+        return dict(history["history"]), dict(history.get("batch_history", {}))
+    if isinstance(history, Mapping):
+        return dict(history), {}
+    return dict(getattr(history, "history", {})), dict(getattr(history, "batch_history", {}))
+
+
+def plot_history(history: Any, metrics: Sequence[str] | None = None):
+    """Loss per batch and per epoch (and val_loss), then one panel per metric."""
+    epochs, batches = _histories(history)
+    names = list(metrics) if metrics is not None else [
+        k for k in epochs if k != "loss" and not k.startswith("val_") and k != "learning_rate"]
+    fig = _figure(4.5 * (1 + len(names)), 3.2)
+    axes = fig.subplots(1, 1 + len(names), squeeze=False)[0]
+    ax = axes[0]
+    batch_loss = batches.get("loss", [])
+    n_epochs = len(epochs.get("loss", []))
+    if batch_loss:
+        ax.plot(np.arange(1, len(batch_loss) + 1), batch_loss, color="tab:blue", alpha=0.35,
+                linewidth=0.8, label="loss (batch)")
+    if n_epochs:
+        per_epoch = len(batch_loss) / n_epochs if batch_loss else 1
+        steps = np.arange(1, n_epochs + 1) * per_epoch
+        ax.plot(steps, epochs["loss"], color="tab:blue", marker="o", markersize=3,
+                label="loss (epoch)")
+        if "val_loss" in epochs:
+            ax.plot(steps, epochs["val_loss"], color="tab:orange", marker="o", markersize=3,
+                    label="val_loss")
+    ax.set_xlabel("training step (batch)" if batch_loss else "epoch")
+    ax.set_ylabel("loss")
+    ax.set_title("training error")
+    if _positive(batch_loss or epochs.get("loss", [])):
+        ax.set_yscale("log")
+    ax.legend(loc="best", fontsize=8)
+    for ax, name in zip(axes[1:], names, strict=True):
+        x = np.arange(1, len(epochs.get(name, [])) + 1)
+        ax.plot(x, epochs.get(name, []), marker="o", markersize=3, label=name)
+        if f"val_{name}" in epochs:
+            ax.plot(x, epochs[f"val_{name}"], marker="o", markersize=3, label=f"val_{name}")
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.legend(loc="best", fontsize=8)
+    return fig
+
+
+def _positive(values: Sequence[float]) -> bool:
+    arr = np.asarray(values, dtype=float)
+    return arr.size > 0 and bool(np.all(arr[np.isfinite(arr)] > 0)) and (
+        np.nanmax(arr) / max(np.nanmin(arr), 1e-300) > 20)
+
+
+def _save_animation(fig, update, frames: int, path: str, fps: int, dpi: int = 80) -> str:
+    from matplotlib.animation import FFMpegWriter, PillowWriter
+
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".gif":
+        writer = PillowWriter(fps=fps)
+    elif ext == ".mp4":
+        try:
+            import imageio_ffmpeg
+        except ImportError as exc:
+            raise ImportError(
+                "writing .mp4 needs the ffmpeg binary of the imageio-ffmpeg package: "
+                "pip install \"microgradnet[video]\" (or save a .gif instead)"
+            ) from exc
+        import matplotlib
+
+        matplotlib.rcParams["animation.ffmpeg_path"] = imageio_ffmpeg.get_ffmpeg_exe()
+        writer = FFMpegWriter(fps=fps, codec="libx264", extra_args=["-pix_fmt", "yuv420p"])
+    else:
+        raise ValueError(f"unknown animation format {ext!r}: use .gif or .mp4")
+    # Lay the figure out once, then render each frame exactly once (FuncAnimation would
+    # draw every frame three times and re-solve the layout each time).
+    update(0)
+    fig.canvas.draw()
+    fig.set_layout_engine("none")
+    with writer.saving(fig, path, dpi=dpi):
+        for i in range(frames):
+            update(i)
+            writer.grab_frame()
+    return path
+
+
+def animate_predictions(recorder: Any, x: Any, y: Any, path: str | os.PathLike, fps: int = 15,
+                        title: str | None = None) -> str:
+    """The seeds' animation: the data and the prediction line at every snapshot of a
+    PredictionRecorder, with the training error curve beside it advancing frame by frame."""
+    preds = [np.asarray(p).reshape(-1) for p in recorder.predictions]
+    if not preds:
+        raise ValueError("the recorder has no predictions: train with it in callbacks first")
+    xs = np.asarray(x, dtype=float).reshape(len(preds[0]), -1)
+    if xs.shape[1] != 1:
+        raise ValueError(f"animate_predictions draws 1-feature inputs, x has {xs.shape[1]}")
+    xs = xs[:, 0]
+    ys = np.asarray(y, dtype=float).reshape(-1)
+    order = np.argsort(xs)
+    losses = np.asarray(recorder.losses, dtype=float)
+    fig = _figure(9, 3.2)
+    left, right = fig.subplots(1, 2)
+    left.plot(xs[order], ys[order], ".", color="tab:gray", markersize=3, label="data")
+    (line,) = left.plot(xs[order], preds[0][order], color="tab:red", linewidth=2,
+                        label="prediction")
+    lo, hi = min(ys.min(), min(p.min() for p in preds)), max(ys.max(), max(p.max() for p in preds))
+    pad = 0.05 * (hi - lo or 1)
+    left.set_ylim(lo - pad, hi + pad)
+    left.legend(loc="upper left", fontsize=8)
+    left.set_title(title or "predictions while training")
+    right.set_title("training error")
+    right.set_xlabel("training step (batch)")
+    if losses.size:
+        right.plot(np.arange(1, losses.size + 1), losses, color="tab:blue", alpha=0.15)
+        if _positive(losses):
+            right.set_yscale("log")
+    (trace,) = right.plot([], [], color="tab:blue")
+    (dot,) = right.plot([], [], "o", color="tab:red")
+    label = left.text(0.98, 0.04, "", transform=left.transAxes, ha="right", fontsize=8)
+
+    def update(i: int):
+        line.set_ydata(preds[i][order])
+        step = recorder.steps[i]
+        label.set_text(f"step {step}")
+        if losses.size and step:
+            trace.set_data(np.arange(1, step + 1), losses[:step])
+            dot.set_data([step], [losses[step - 1]])
+        return line, trace, dot, label
+
+    return _save_animation(fig, update, len(preds), os.fspath(path), fps)
+
+
+def _grid(X: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    pad = 0.1 * (hi - lo + 1e-9)
+    gx, gy = np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution),
+                         np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution))
+    return gx, gy, np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
+
+
+def _class_surface(model: Any, points: np.ndarray, shape: tuple) -> np.ndarray:
+    out = model.predict(points)
+    if out.ndim == 1 or out.shape[1] == 1:
+        return out.reshape(shape)  # probability of class 1
+    return np.argmax(out, axis=1).reshape(shape).astype(float)
+
+
+def _draw_boundary(ax, gx, gy, surface, X, y, levels) -> None:
+    ax.contourf(gx, gy, surface, levels=levels, cmap="RdBu_r", alpha=0.6)
+    ax.scatter(X[:, 0], X[:, 1], c=y, cmap="RdBu_r", edgecolors="k", linewidths=0.3, s=12)
+    ax.set_xlim(gx.min(), gx.max())
+    ax.set_ylim(gy.min(), gy.max())
+
+
+def plot_decision_boundary(model: Any, X: Any, y: Any, resolution: int = 200,
+                           title: str | None = None):
+    """A 2-feature classifier's decision regions with the data on top."""
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(f"plot_decision_boundary needs 2 features, X has shape {X.shape}")
+    gx, gy, points = _grid(X, resolution)
+    surface = _class_surface(model, points, gx.shape)
+    fig = _figure(4.5, 4)
+    ax = fig.subplots()
+    _draw_boundary(ax, gx, gy, surface, X, np.asarray(y).reshape(-1), np.linspace(0, 1, 11)
+                   if surface.max() <= 1 else None)
+    ax.set_title(title or "decision boundary")
+    return fig
+
+
+def animate_decision_boundary(model: Any, recorder: Any, X: Any, y: Any,
+                              path: str | os.PathLike, fps: int = 10,
+                              resolution: int = 100) -> str:
+    """The decision regions at every snapshot of a WeightRecorder (the model's weights are
+    put back as they were afterwards)."""
+    X = np.asarray(X, dtype=np.float32)
+    if not recorder.weights:
+        raise ValueError("the recorder has no weights: train with it in callbacks first")
+    gx, gy, points = _grid(X, resolution)
+    current = model.get_weights()
+    surfaces = []
+    try:
+        for snapshot in recorder.weights:
+            model.set_weights(snapshot)
+            surfaces.append(_class_surface(model, points, gx.shape))
+    finally:
+        model.set_weights(current)
+    fig = _figure(4.5, 4)
+    ax = fig.subplots()
+    labels = np.asarray(y).reshape(-1)
+
+    def update(i: int):
+        ax.clear()
+        _draw_boundary(ax, gx, gy, surfaces[i], X, labels, np.linspace(0, 1, 11))
+        ax.set_title(f"decision boundary, step {recorder.steps[i]}")
+        return ()
+
+    return _save_animation(fig, update, len(surfaces), os.fspath(path), fps)
+
+
+def plot_comparison(histories: Mapping[Any, Any], metrics: Sequence[str] = ("loss", "accuracy")):
+    """The seed-003 grid: one row per metric; with (line, column) tuple keys such as
+    (activation, initialization), one column per second element, one line per first."""
+    keys = list(histories)
+    if not keys:
+        raise ValueError("plot_comparison needs at least one history")
+    columns = sorted({k[1] for k in keys}, key=str) if all(
+        isinstance(k, tuple) and len(k) == 2 for k in keys) else [None]
+    metrics = [m for m in metrics if any(m in _histories(h)[0] for h in histories.values())]
+    fig = _figure(4.2 * len(columns), 3 * len(metrics))
+    axes = fig.subplots(len(metrics), len(columns), squeeze=False, sharex=True, sharey="row")
+    for j, column in enumerate(columns):
+        for key in keys:
+            if column is not None and key[1] != column:
+                continue
+            epochs, _ = _histories(histories[key])
+            name = str(key[0] if column is not None else key)
+            for i, metric in enumerate(metrics):
+                values = epochs.get(metric, [])
+                axes[i][j].plot(np.arange(1, len(values) + 1), values, label=name)
+        for i, metric in enumerate(metrics):
+            ax = axes[i][j]
+            ax.set_title(f"{metric}" + (f" ({column})" if column is not None else ""))
+            ax.legend(loc="best", fontsize=8)
+            if i == len(metrics) - 1:
+                ax.set_xlabel("epoch")
+    return fig
+
+
+def plot_gradient_norms(monitor: Any):
+    """The gradient norm of each layer at every batch (log scale), from a GradientMonitor."""
+    fig = _figure(6, 3.5)
+    ax = fig.subplots()
+    for name, norms in monitor.norms.items():
+        values = np.asarray(norms, dtype=float)
+        ax.plot(np.arange(1, values.size + 1), np.where(values > 0, values, np.nan), label=name,
+                linewidth=1)
+    ax.set_yscale("log")
+    ax.set_xlabel("training step (batch)")
+    ax.set_ylabel("gradient norm")
+    ax.set_title("gradient norms by layer")
+    ax.legend(loc="best", fontsize=8)
+    return fig
+
+
+def plot_weights(recorder: Any, snapshots: Sequence[int] = (0, -1), bins: int = 30):
+    """Histograms of every weight array at the given snapshots of a WeightRecorder."""
+    if not recorder.weights:
+        raise ValueError("the recorder has no weights: train with it in callbacks first")
+    names = recorder.names
+    fig = _figure(3.2 * len(names), 3)
+    axes = fig.subplots(1, len(names), squeeze=False)[0]
+    for k, (ax, name) in enumerate(zip(axes, names, strict=True)):
+        for s in snapshots:
+            values = np.asarray(recorder.weights[s][k]).ravel()
+            ax.hist(values, bins=bins, alpha=0.5, label=f"step {recorder.steps[s]}")
+        ax.set_title(name, fontsize=9)
+        ax.legend(loc="best", fontsize=7)
+    return fig

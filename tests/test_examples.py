@@ -1,0 +1,74 @@
+"""The seed experiments in examples/ run and reach the seeds' results."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", ["single_neuron", "perceptron", "activations_moons",
+                                  "tiny_sine"])
+def test_example_runs_quick(name, capsys):
+    results = _load(name).main(["--quick"])
+    assert results
+    assert capsys.readouterr().out.strip()
+
+
+def test_single_neuron_reaches_the_seed_result():
+    results = _load("single_neuron").main([])
+    assert results["batch 50"]["mse"] < 1e-3  # WORKLOADS.md: about 4.5e-4
+    assert len(results["batch 50"]["batch_losses"]) == 8000
+    # Full-batch steps: the error never rises.
+    losses = np.array(results["batch 200"]["batch_losses"])
+    assert np.all(np.diff(losses) <= 1e-7)
+    dead = results["dead"]
+    assert (dead["w"], dead["b"]) == (-1.0, -0.5)
+
+
+def _seed_002_sigmoid(iterations: int) -> tuple[np.ndarray, np.ndarray]:
+    """The seed's own numpy code, as written, as the oracle."""
+    x = np.array([[0, 0, 1], [1, 1, 1], [1, 0, 1], [0, 1, 1]], float)
+    y = np.array([[0, 1, 1, 0]], float).T
+    w = 2 * np.random.RandomState(1).random_sample((3, 1)) - 1  # = seed(1); random((3, 1))
+    for _ in range(iterations):
+        p = 1 / (1 + np.exp(-(x @ w)))
+        w += x.T @ ((y - p) * p * (1 - p))
+    return w.ravel(), 1 / (1 + np.exp(-(x @ w))).ravel()
+
+
+def test_perceptron_reproduces_the_seed_numbers():
+    r = _load("perceptron").main([])
+    # NOTE: the seed prints [12.755, -0.204, -6.174] after "10,000 more" steps, but its code
+    # as written gives [9.674, -0.208, -4.630] (its notebook cells were evidently re-run); the
+    # tanh and relu+softmax runs below match its printed numbers exactly.
+    w, p = _seed_002_sigmoid(10002)
+    np.testing.assert_allclose(r["sigmoid"][0].ravel(), w, rtol=1e-9)
+    np.testing.assert_allclose(r["sigmoid"][1].ravel(), p, rtol=1e-9)
+    np.testing.assert_allclose(r["keras_weights"].ravel(), w, rtol=1e-4)
+    np.testing.assert_allclose(r["tanh"][0].ravel(), [2.70951758, 0.18477801, 0.32502783],
+                               rtol=1e-6)
+    np.testing.assert_allclose(r["relu_softmax"][0].ravel(), [2001.04892878, 7.6022605,
+                                                              2000.41343831], rtol=1e-6)
+    assert r["new_prediction"] > 0.99
+
+
+def test_activations_and_initializations_on_moons():
+    r = _load("activations_moons").main([])
+    assert r[("relu", "random_normal")]["accuracy"] >= 0.97
+    assert r[("tanh", "random_normal")]["accuracy"] >= 0.97
+    for act in ("relu", "tanh"):  # zero weights: no symmetry breaking, no learning
+        assert r[(act, "zeros")]["accuracy"] == pytest.approx(0.5)

@@ -1,0 +1,366 @@
+"""Sequential: Keras behaviour, callbacks, History, saving, reproducibility and bad input."""
+
+from __future__ import annotations
+
+import csv
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+import microgradnet as mg
+from microgradnet import callbacks as cb
+from microgradnet.layers import Activation, Dense, Dropout
+from microgradnet.models import Sequential, load_model
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(64, 3)).astype(np.float32)
+Y = (X @ np.array([[1.0], [-2.0], [0.5]]) + 0.3).astype(np.float32)
+YC = (X[:, :1] > 0).astype(np.float32)
+
+
+def regressor(**dense) -> Sequential:
+    model = Sequential([Dense(8, activation="tanh", input_dim=3, **dense), Dense(1)])
+    model.compile(optimizer=mg.optimizers.Adam(learning_rate=0.05), loss="mse", metrics=["mae"])
+    return model
+
+
+def classifier() -> Sequential:
+    model = Sequential([Dense(8, activation="relu", input_dim=3), Dropout(0.2),
+                        Dense(1, activation="sigmoid")])
+    model.compile(optimizer=mg.optimizers.SGD(learning_rate=0.1), loss="binary_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+class Recorder(cb.Callback):
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def on_train_begin(self, logs=None):
+        self.calls.append(("train_begin", self.model is not None))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.calls.append(("epoch_begin", epoch))
+
+    def on_batch_begin(self, batch, logs=None):
+        self.calls.append(("batch_begin", batch))
+
+    def on_batch_end(self, batch, logs=None):
+        self.calls.append(("batch_end", batch, sorted(logs)))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.calls.append(("epoch_end", epoch, sorted(logs)))
+
+    def on_train_end(self, logs=None):
+        self.calls.append(("train_end",))
+
+
+def test_callback_order_counts_and_logs():
+    mg.manual_seed(0)
+    model = regressor()
+    rec = Recorder()
+    model.fit(X, Y, epochs=2, batch_size=30, verbose=0, callbacks=[rec], validation_split=0.25)
+    steps = 2  # 48 training samples in batches of 30
+    kinds = [c[0] for c in rec.calls]
+    assert kinds == ["train_begin"] + (["epoch_begin"] + ["batch_begin", "batch_end"] * steps
+                                       + ["epoch_end"]) * 2 + ["train_end"]
+    assert rec.calls[0] == ("train_begin", True)
+    assert rec.calls[3] == ("batch_end", 0, ["loss", "mae"])
+    assert rec.calls[6] == ("epoch_end", 0, ["loss", "mae", "val_loss", "val_mae"])
+
+
+def test_history_per_epoch_and_per_batch():
+    mg.manual_seed(0)
+    model = regressor()
+    history = model.fit(X, Y, epochs=3, batch_size=16, verbose=0,
+                        validation_data=(X[:8], Y[:8]))
+    assert history.epoch == [0, 1, 2]
+    assert sorted(history.history) == ["loss", "mae", "val_loss", "val_mae"]
+    assert all(len(v) == 3 for v in history.history.values())
+    assert len(history.batch_history["loss"]) == 3 * 4
+    # The epoch loss is the sample-weighted mean of that epoch's batch losses.
+    assert history.history["loss"][0] == pytest.approx(np.mean(history.batch_history["loss"][:4]))
+    assert model.history is history
+
+
+def test_training_reduces_the_loss_and_evaluate_predict_agree():
+    mg.manual_seed(0)
+    model = regressor()
+    before = model.evaluate(X, Y)[0]
+    model.fit(X, Y, epochs=60, batch_size=16, verbose=0)
+    loss, mae = model.evaluate(X, Y)
+    assert loss < before / 10
+    pred = model.predict(X)
+    assert pred.shape == (64, 1) and pred.dtype == np.float32
+    assert loss == pytest.approx(float(np.mean((pred - Y) ** 2)), rel=1e-5)
+    assert mae == pytest.approx(float(np.mean(np.abs(pred - Y))), rel=1e-5)
+    assert model.evaluate(X, Y, return_dict=True).keys() == {"loss", "mae"}
+    np.testing.assert_allclose(model(mg.tensor(X)).numpy(), pred, rtol=1e-6)
+
+
+def test_fused_sigmoid_crossentropy_in_fit_matches_the_formula():
+    mg.manual_seed(0)
+    model = classifier()
+    model.fit(X, YC, epochs=30, batch_size=16, verbose=0)
+    loss, acc = model.evaluate(X, YC)
+    p = np.clip(model.predict(X), 1e-7, 1 - 1e-7)
+    expected = -np.mean(YC * np.log(p) + (1 - YC) * np.log(1 - p))
+    assert loss == pytest.approx(expected, rel=1e-4)
+    assert acc == pytest.approx(np.mean((p > 0.5) == (YC > 0.5)))
+    assert acc > 0.9
+
+
+def test_softmax_classifier_with_sparse_labels():
+    mg.manual_seed(0)
+    labels = (X[:, 0] > 0).astype(np.int64) + (X[:, 1] > 0).astype(np.int64)
+    model = Sequential([Dense(16, activation="relu", input_dim=3),
+                        Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(X, labels, epochs=80, batch_size=16, verbose=0)
+    assert model.evaluate(X, labels)[1] > 0.9
+    np.testing.assert_allclose(model.predict(X).sum(axis=1), 1, rtol=1e-5)
+
+
+def test_seeded_runs_are_identical_to_the_bit():
+    runs = []
+    for _ in range(2):
+        mg.manual_seed(42)
+        model = classifier()  # glorot draws, dropout masks and shuffling all seeded
+        model.fit(X, YC, epochs=3, batch_size=10, verbose=0)
+        runs.append(model.get_weights())
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_validation_split_takes_the_last_samples():
+    mg.manual_seed(0)
+    model = regressor()
+    history = model.fit(X, Y, epochs=1, validation_split=0.25, verbose=0, shuffle=False)
+    assert history.history["val_loss"][0] == pytest.approx(
+        model.evaluate(X[48:], Y[48:])[0], rel=1e-5)
+
+
+def test_class_weight_equals_the_matching_sample_weight():
+    weights = []
+    for kw in ({"class_weight": {0: 1.0, 1: 3.0}}, {"sample_weight": np.where(YC[:, 0], 3.0, 1.0)}):
+        mg.manual_seed(1)
+        model = classifier()
+        model.fit(X, YC, epochs=2, batch_size=16, verbose=0, **kw)
+        weights.append(model.get_weights())
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_initial_epoch_and_defaults():
+    mg.manual_seed(0)
+    model = regressor()
+    history = model.fit(X, Y, epochs=3, initial_epoch=1, verbose=0)
+    assert history.epoch == [1, 2]
+    assert len(history.batch_history["loss"]) == 2 * 2  # default batch_size 32
+    m = Sequential([Dense(1, input_dim=1)])
+    m.compile(loss="mse")
+    assert type(m.optimizer).__name__ == "RMSprop"
+
+
+def test_progress_output(capsys):
+    mg.manual_seed(0)
+    model = regressor()
+    model.fit(X, Y, epochs=2, verbose=2)
+    out = capsys.readouterr().out
+    assert out.count("Epoch ") == 2 and "loss:" in out and "mae:" in out
+    model.fit(X, Y, epochs=1, verbose=1)
+    captured = capsys.readouterr()
+    assert "Epoch 1/1" in captured.out and "2/2" in captured.out + captured.err
+    model.fit(X, Y, epochs=1, verbose=0)
+    assert capsys.readouterr().out == ""
+
+
+def test_summary(capsys):
+    model = regressor()
+    model.summary()
+    out = capsys.readouterr().out
+    assert "(None, 8)" in out and "(None, 1)" in out
+    assert "Total params: 41" in out and "Trainable params: 41" in out
+
+
+# --------------------------------------------------------------------------- callbacks
+
+
+def test_early_stopping_and_restore_best_weights():
+    mg.manual_seed(0)
+    model = regressor()
+    losses = iter([1.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1])
+    best = {}
+
+    class FakeVal(cb.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_loss"] = next(losses)
+            if epoch == 1:
+                best["weights"] = self.model.get_weights()
+
+    stop = cb.EarlyStopping(patience=2, restore_best_weights=True)
+    history = model.fit(X, Y, epochs=8, verbose=0, callbacks=[FakeVal(), stop])
+    assert history.epoch == [0, 1, 2, 3]
+    assert stop.stopped_epoch == 3
+    for a, b in zip(model.get_weights(), best["weights"], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_model_checkpoint_best_only(tmp_path):
+    mg.manual_seed(0)
+    model = regressor()
+    path = str(tmp_path / "ckpt-{epoch:02d}.npz")
+    model.fit(X, Y, epochs=3, verbose=0, validation_data=(X, Y),
+              callbacks=[cb.ModelCheckpoint(path, save_best_only=True)])
+    files = sorted(os.listdir(tmp_path))
+    assert files == ["ckpt-01.npz", "ckpt-02.npz", "ckpt-03.npz"]  # val_loss fell each epoch
+    restored = load_model(tmp_path / "ckpt-03.npz")
+    for a, b in zip(restored.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_learning_rate_scheduler_and_reduce_on_plateau():
+    mg.manual_seed(0)
+    model = regressor()
+    history = model.fit(X, Y, epochs=3, verbose=0, callbacks=[
+        cb.LearningRateScheduler(lambda epoch, lr: 0.1 / (epoch + 1))])
+    assert history.history["learning_rate"] == pytest.approx([0.1, 0.05, 0.1 / 3])
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.1 / 3)
+
+    stalls = cb.ReduceLROnPlateau(monitor="flat", factor=0.5, patience=1, min_lr=0.01)
+
+    class Flat(cb.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["flat"] = 1.0
+
+    model.optimizer.learning_rate = 0.08
+    model.fit(X, Y, epochs=4, verbose=0, callbacks=[Flat(), stalls])
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.01)
+
+
+def test_terminate_on_nan_names_where_it_started(capsys):
+    mg.manual_seed(0)
+    model = Sequential([Dense(4, activation="relu", input_dim=3), Dense(1)])
+    model.compile(optimizer=mg.optimizers.SGD(learning_rate=1e6), loss="mse")
+    term = cb.TerminateOnNaN()
+    history = model.fit(X * 100, Y, epochs=50, batch_size=8, verbose=0, callbacks=[term])
+    assert term.reason is not None and "invalid loss" in term.reason
+    assert "dense" in term.reason
+    assert len(history.batch_history["loss"]) < 50 * 8
+    assert not np.isfinite(history.batch_history["loss"][-1])
+
+
+def test_csv_logger_and_lambda_callback(tmp_path):
+    mg.manual_seed(0)
+    model = regressor()
+    seen = []
+    path = tmp_path / "log.csv"
+    model.fit(X, Y, epochs=2, verbose=0, callbacks=[
+        cb.CSVLogger(str(path)),
+        cb.LambdaCallback(on_batch_end=lambda batch, logs: seen.append(logs["loss"]))])
+    rows = list(csv.reader(open(path)))
+    assert rows[0] == ["epoch", "loss", "mae"] and len(rows) == 3
+    assert len(seen) == 4
+    assert seen == model.history.batch_history["loss"]
+
+
+# --------------------------------------------------------------------------- saving
+
+
+def test_save_and_load_model_round_trip_to_the_bit(tmp_path):
+    mg.manual_seed(0)
+    model = classifier()
+    model.fit(X, YC, epochs=2, verbose=0)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    assert [f for f in os.listdir(tmp_path) if f != "model.npz"] == []  # no temp file left
+    restored = load_model(path)
+    assert [type(layer).__name__ for layer in restored.layers] == ["Dense", "Dropout", "Dense"]
+    for a, b in zip(restored.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(restored.predict(X), model.predict(X))
+    assert type(restored.optimizer).__name__ == "SGD"
+    assert float(restored.optimizer.learning_rate) == pytest.approx(0.1)
+    assert restored.evaluate(X, YC) == pytest.approx(model.evaluate(X, YC))
+    restored.fit(X, YC, epochs=1, verbose=0)  # ready to train further
+
+
+def test_save_and_load_weights(tmp_path):
+    mg.manual_seed(0)
+    a, b = regressor(), regressor()
+    a.fit(X, Y, epochs=1, verbose=0)
+    a.save_weights(tmp_path / "w.npz")
+    b.load_weights(tmp_path / "w.npz")
+    for u, v in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_array_equal(u, v)
+
+
+def test_loading_another_architecture_fails_and_changes_nothing(tmp_path):
+    mg.manual_seed(0)
+    regressor().save_weights(tmp_path / "w.npz")
+    other = Sequential([Dense(5, activation="tanh", input_dim=3), Dense(1)])
+    before = other.get_weights()
+    with pytest.raises(ValueError, match=r"'dense\w*/kernel'.*\(3, 5\).*\(3, 8\)"):
+        other.load_weights(tmp_path / "w.npz")
+    for u, v in zip(before, other.get_weights(), strict=True):
+        np.testing.assert_array_equal(u, v)
+    deeper = Sequential([Dense(8, input_dim=3), Activation("tanh"), Dense(1)])
+    with pytest.raises(ValueError, match="weights for 2 layers, the model has 3"):
+        deeper.load_weights(tmp_path / "w.npz")
+
+
+def test_damaged_and_foreign_files_give_clear_errors(tmp_path):
+    mg.manual_seed(0)
+    model = regressor()
+    path = tmp_path / "m.npz"
+    model.save(path)
+    data = path.read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="damaged"):
+        load_model(tmp_path / "cut.npz")
+    np.savez(tmp_path / "plain.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match="not a microgradnet file"):
+        model.load_weights(tmp_path / "plain.npz")
+    with zipfile.ZipFile(tmp_path / "evil.npz", "w") as z:  # an object array needs a pickle
+        import io
+        buf = io.BytesIO()
+        np.save(buf, np.array([object()], dtype=object), allow_pickle=True)
+        z.writestr("__meta__.npy", buf.getvalue())
+    with pytest.raises(ValueError, match="damaged"):
+        load_model(tmp_path / "evil.npz")
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "missing.npz")
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_bad_input_raises_clear_errors():
+    model = regressor()
+    with pytest.raises(ValueError, match="different lengths: 64 and 10"):
+        model.fit(X, Y[:10], verbose=0)
+    with pytest.raises(ValueError, match=r"\(None, 3\).*\(64, 4\)"):
+        model.fit(np.ones((64, 4)), Y, verbose=0)
+    with pytest.raises(ValueError, match=r"y of shape \(64, 2\) does not fit .*\(None, 1\)"):
+        model.fit(X, np.ones((64, 2)), verbose=0)
+    bad = X.copy()
+    bad[5, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite values .*row 5"):
+        model.fit(bad, Y, verbose=0)
+    with pytest.raises(TypeError):
+        model.fit(np.array([["a", "b", "c"]]), Y[:1], verbose=0)
+    fresh = Sequential([Dense(1, input_dim=3)])
+    with pytest.raises(ValueError, match="compile the model before calling fit"):
+        fresh.fit(X, Y)
+    with pytest.raises(ValueError, match="unknown loss 'l2loss'; known:"):
+        fresh.compile(loss="l2loss")
+    with pytest.raises(ValueError, match="known names: .*adam.*sgd"):
+        fresh.compile(optimizer="adamm", loss="mse")
+    with pytest.raises(ValueError, match="unknown metric"):
+        fresh.compile(loss="mse", metrics=["acc2"])
+    with pytest.raises(TypeError, match="Layer"):
+        fresh.add("dense")
