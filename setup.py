@@ -6,6 +6,7 @@ checks on, assertions kept and no optimization (for debugging a kernel, not for 
 
 import os
 import sys
+from pathlib import Path
 
 import numpy
 from Cython.Build import cythonize
@@ -34,6 +35,8 @@ else:
     release = ["-O3", "-g0", "-fno-math-errno", "-fno-trapping-math"]
     compile_args = ["-O0", "-g", "-UNDEBUG"] if debug else release
 
+HEADERS = ["csrc/kernels.pxd", "csrc/vmath.h", "csrc/vmath_loops.h"]
+
 extensions = [
     Extension(
         f"microgradnet._kernels.{name}",
@@ -41,6 +44,7 @@ extensions = [
         include_dirs=[numpy.get_include(), "csrc"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
         extra_compile_args=compile_args,
+        depends=HEADERS,  # an edited header rebuilds the kernels
     )
     for name in KERNEL_MODULES
 ]
@@ -52,11 +56,20 @@ extensions.append(
     )
 )
 
+# Switching between debug and release builds must rebuild everything: the sources did not
+# change, so otherwise the other mode's objects would be kept (a -O0 kernel is 50x slower).
+mode = "debug" if debug else "release"
+marker = Path("build") / ".microgradnet-build-mode"
+switched = marker.exists() and marker.read_text() != mode
+marker.parent.mkdir(exist_ok=True)
+marker.write_text(mode)
+
 setup(
     ext_modules=cythonize(
         extensions,
         compiler_directives=directives,
         include_path=["csrc"],
-        force=debug,
+        force=debug or switched,
     ),
+    options={"build_ext": {"force": switched}},
 )

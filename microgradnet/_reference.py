@@ -187,10 +187,11 @@ def sigmoid_backward(dy, y, out=None):
 
 
 def sigmoid_backward_from_x(dy, x, out=None):
-    """dx = dy * s * (1 - s) with s = sigmoid(x) recomputed."""
+    """dx = dy * s * (1 - s), s = sigmoid(x), computed as e / (1 + e)^2 with e = exp(-|x|)."""
     dy, x, out = _binary(dy, x, "x", out)
-    s = _sigmoid(x)
-    out[...] = dy * s * (1 - s)
+    # No cancellation on the tails (1 - s rounds to 0 there, e does not).
+    e = np.exp(-np.abs(x))
+    out[...] = dy * (e / ((1 + e) * (1 + e)))
     return out
 
 
@@ -209,10 +210,10 @@ def tanh_backward(dy, y, out=None):
 
 
 def tanh_backward_from_x(dy, x, out=None):
-    """dx = dy * (1 - tanh(x)^2) with tanh recomputed."""
+    """dx = dy * (1 - tanh(x)^2), computed as 4e / (1 + e)^2 with e = exp(-2|x|)."""
     dy, x, out = _binary(dy, x, "x", out)
-    t = np.tanh(x)
-    out[...] = dy * (1 - t * t)
+    e = np.exp(-2 * np.abs(x))
+    out[...] = dy * (4 * e / ((1 + e) * (1 + e)))
     return out
 
 
@@ -237,8 +238,10 @@ _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 def gelu_forward(x, out=None):
     """y = x * Phi(x) = 0.5 * x * erfc(-x / sqrt(2))."""
     x, out = _unary(x, out)
-    # erfc(-t), not 1 + erf(t): no cancellation for negative x.
-    out[...] = 0.5 * x * erfc(-x * _SQRT1_2)
+    # erfc(-t), not 1 + erf(t): no cancellation for negative x. At -inf the limit is -0.
+    with np.errstate(invalid="ignore"):
+        y = 0.5 * x * erfc(-x * _SQRT1_2)
+    out[...] = np.where(x == -np.inf, -0.0, y)
     return out
 
 
@@ -247,15 +250,18 @@ def gelu_backward(dy, x, out=None):
     dy, x, out = _binary(dy, x, "x", out)
     xd = x.astype(np.float64)
     cdf = 0.5 * erfc(-xd * _SQRT1_2)
-    pdf = _INV_SQRT_2PI * np.exp(-0.5 * xd * xd)
-    out[...] = dy * (cdf + xd * pdf)
+    with np.errstate(invalid="ignore"):
+        pdf = np.where(np.isinf(xd), 0.0, _INV_SQRT_2PI * np.exp(-0.5 * xd * xd) * xd)
+    out[...] = dy * (cdf + pdf)
     return out
 
 
 def silu_forward(x, out=None):
-    """y = x * sigmoid(x)."""
+    """y = x * sigmoid(x) (-0 at -inf, the limit)."""
     x, out = _unary(x, out)
-    out[...] = x * _sigmoid(x)
+    with np.errstate(invalid="ignore"):
+        y = x * _sigmoid(x)
+    out[...] = np.where(x == -np.inf, -0.0, y)
     return out
 
 
@@ -263,7 +269,10 @@ def silu_backward(dy, x, out=None):
     """dx = dy * s * (1 + x * (1 - s)), s = sigmoid(x)."""
     dy, x, out = _binary(dy, x, "x", out)
     s = _sigmoid(x)
-    out[...] = dy * s * (1 + x * (1 - s))
+    with np.errstate(invalid="ignore"):
+        d = s * (1 + x * (1 - s))
+    # The limits: 1 at +inf, 0 at -inf (inf * 0 above).
+    out[...] = dy * np.where(x == np.inf, 1.0, np.where(x == -np.inf, 0.0, d)).astype(x.dtype)
     return out
 
 
