@@ -231,12 +231,13 @@ def test_live_plot_redraws_every_n_epochs():
     assert live.figure is not None and live.figure.axes[0].get_title() == "training error"
 
 
-def test_viz_is_imported_only_when_used():
+def test_viz_is_imported_only_when_used(tmp_path):
     import subprocess
     import sys
 
     code = ("import sys, microgradnet as mg; print('microgradnet.viz' in sys.modules, "
             "'matplotlib' in sys.modules); mg.viz; print('microgradnet.viz' in sys.modules)")
+    # From an empty folder: the package under test, not a source tree in the working folder.
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120).stdout.split()
+                         timeout=120, cwd=tmp_path).stdout.split()
     assert out == ["False", "False", "True"]
