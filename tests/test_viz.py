@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -237,7 +238,10 @@ def test_viz_is_imported_only_when_used(tmp_path):
 
     code = ("import sys, microgradnet as mg; print('microgradnet.viz' in sys.modules, "
             "'matplotlib' in sys.modules); mg.viz; print('microgradnet.viz' in sys.modules)")
-    # From an empty folder: the package under test, not a source tree in the working folder.
+    # From an empty folder, with the package under test (not a source tree) on the path.
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(mg.__file__).resolve().parent.parent)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, cwd=tmp_path).stdout.split()
+                         timeout=120, cwd=tmp_path, env=env).stdout.split()
     assert out == ["False", "False", "True"]
