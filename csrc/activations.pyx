@@ -20,6 +20,10 @@ from kernels cimport (
     vm_softplus_fwd_f32, vm_softplus_fwd_f64, vm_tanh_bwd_x_f32, vm_tanh_bwd_x_f64,
     vm_tanh_fwd_f32, vm_tanh_fwd_f64,
 )
+from loops cimport (
+    _elu_bwd, _leaky_relu_bwd, _leaky_relu_fwd, _relu_bwd, _relu_fwd, _sigmoid_bwd, _step_bwd,
+    _step_fwd, _tanh_bwd,
+)
 
 cnp.import_array()
 
@@ -152,93 +156,6 @@ cdef object _along2(object dy, object y, object axis, object out, _axis2_f f32, 
 # `alpha` is unused by the kernels without one: every loop has the driver's signature.
 # Literals in arithmetic are cast, <floating>1: a bare 1 is a C double, and would make gcc
 # compute float data in double (another result than numpy's, and slower).
-
-cdef void _relu_fwd(const floating* x, floating* y, Py_ssize_t n, double alpha) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        # Not max(x, 0): the comparison is false for nan, which then passes through.
-        y[i] = 0 if x[i] <= 0 else x[i]
-
-
-cdef void _relu_bwd(const floating* dy, const floating* y, floating* dx, Py_ssize_t n,
-                    double alpha) noexcept nogil:
-    cdef floating d
-    cdef Py_ssize_t i
-    for i in range(n):
-        d = dy[i]  # loaded unconditionally: a select, which gcc vectorizes, not a branch
-        dx[i] = 0 if y[i] <= 0 else d
-
-
-cdef void _leaky_relu_fwd(const floating* x, floating* y, Py_ssize_t n,
-                          double alpha) noexcept nogil:
-    cdef floating a = <floating>alpha
-    cdef floating nz = -0.0  # the additive identity: -0 + z is z for every z, even +-0
-    cdef floating v
-    cdef Py_ssize_t i
-    if not a - a == 0:  # alpha is inf or nan, and 0 * alpha nan: no trick below
-        for i in range(n):
-            y[i] = x[i] if x[i] > 0 else x[i] * a
-        return
-    for i in range(n):
-        # (x or -0) + alpha * (0 or x): exactly x or alpha * x, signed zeros and nan included
-        # (for a finite alpha). gcc vectorizes selects of plain values, but keeps
-        # `x if x > 0 else alpha * x` a branch (the product might raise an FP flag), and
-        # random signs mispredict it: 40x slower.
-        v = x[i]
-        y[i] = (v if v > 0 else nz) + a * (0 if v > 0 else v)
-
-
-cdef void _leaky_relu_bwd(const floating* dy, const floating* x, floating* dx, Py_ssize_t n,
-                          double alpha) noexcept nogil:
-    cdef floating a = <floating>alpha
-    cdef Py_ssize_t i
-    for i in range(n):
-        dx[i] = dy[i] * (1 if x[i] > 0 else a)  # a select, not a branch: see _leaky_relu_fwd
-
-
-cdef void _elu_bwd(const floating* dy, const floating* y, floating* dx, Py_ssize_t n,
-                   double alpha) noexcept nogil:
-    cdef floating a = <floating>alpha
-    cdef floating nz = -0.0
-    cdef floating v
-    cdef Py_ssize_t i
-    for i in range(n):
-        # For x <= 0, y = alpha * (exp(x) - 1) so y' = alpha * exp(x) = y + alpha.
-        # (-0 or y) + (1 or alpha) is exactly 1 or y + alpha, as selects of plain values
-        # that gcc vectorizes (see _leaky_relu_fwd). The second condition is spelled
-        # differently on purpose: with the same one gcc merges the selects back into one
-        # with a sum in a branch.
-        v = y[i]
-        dx[i] = dy[i] * ((nz if v > 0 else v) + (a if v <= 0 else 1))
-
-
-cdef void _sigmoid_bwd(const floating* dy, const floating* y, floating* dx, Py_ssize_t n,
-                       double alpha) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        dx[i] = dy[i] * y[i] * (<floating>1 - y[i])
-
-
-cdef void _tanh_bwd(const floating* dy, const floating* y, floating* dx, Py_ssize_t n,
-                    double alpha) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        dx[i] = dy[i] * (<floating>1 - y[i] * y[i])
-
-
-cdef void _step_fwd(const floating* x, floating* y, Py_ssize_t n, double alpha) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        # Both comparisons are false for nan, which then passes through.
-        y[i] = 1 if x[i] >= 0 else (0 if x[i] < 0 else x[i])
-
-
-cdef void _step_bwd(const floating* dy, const floating* x, floating* dx, Py_ssize_t n,
-                    double alpha) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        dx[i] = 0
-
 
 # --------------------------------------------------------------------------- axis loops
 # The array is (outer, n, inner), reduced over n. inner == 1 (the last axis) walks rows;

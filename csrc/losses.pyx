@@ -6,19 +6,16 @@ weight and reduce them. Contract: csrc/README.md; oracle: microgradnet/_referenc
 cimport numpy as cnp
 
 from kernels cimport (
-    _c_order, _exp, _float_array, _log, _out, _same_shape, _unalias, floating,
+    _c_order, _float_array, _out, _same_shape, _unalias,
     vm_bce_bwd_f32, vm_bce_bwd_f64, vm_bce_fwd_f32, vm_bce_fwd_f64, vm_set_simd_level,
     vm_simd_level,
 )
+from loops cimport (
+    _mse_bwd, _softmax_xent_bwd, _softmax_xent_fwd, _sparse_xent_bwd, _sparse_xent_fwd,
+    _sum_sq_diff, label_t,
+)
 
 cnp.import_array()
-
-# Class labels are read as they come in either common width; other integer types are
-# converted to int64 once checked.
-ctypedef fused label_t:
-    cnp.int32_t
-    cnp.int64_t
-
 
 # --------------------------------------------------------------------------- checks
 
@@ -82,130 +79,6 @@ cdef cnp.ndarray _labels(object labels, Py_ssize_t n, Py_ssize_t c):
 # One row (sample) at a time: max, exp and sum, then normalize and reduce, all while the
 # row is in cache. Sums accumulate in double. The elementwise sigmoid binary cross-entropy
 # loops (vm_bce_fwd/bwd_f32/f64) are in vmath_loops.h.
-
-cdef floating _row_max(const floating* z, Py_ssize_t c) noexcept nogil:
-    cdef floating m = z[0]
-    cdef Py_ssize_t j
-    for j in range(1, c):
-        if z[j] > m:
-            m = z[j]
-    return m
-
-
-cdef floating _row_exp(const floating* z, floating m, floating* p, Py_ssize_t c) noexcept nogil:
-    """p := exp(z - m); return the sum of p."""
-    cdef double s = 0
-    cdef floating e
-    cdef Py_ssize_t j
-    for j in range(c):
-        e = _exp(z[j] - m)
-        p[j] = e
-        s += e
-    return <floating>s
-
-
-cdef void _softmax_xent_fwd(const floating* z, const floating* t, floating* p, floating* loss,
-                            Py_ssize_t n, Py_ssize_t c) noexcept nogil:
-    cdef Py_ssize_t i, j
-    cdef floating m, s, lse
-    cdef double acc
-    for i in range(n):
-        if c == 0:
-            loss[i] = 0
-            continue
-        # Subtract the max: exp never overflows, log_softmax = (z - m) - log(sum).
-        m = _row_max(z, c)
-        s = _row_exp(z, m, p, c)
-        lse = _log(s)
-        acc = 0
-        for j in range(c):
-            p[j] = p[j] / s
-            # 0 * log p is 0 even where p underflowed to 0 (log p = -inf).
-            if t[j] != 0:
-                acc += t[j] * ((z[j] - m) - lse)
-        loss[i] = <floating>-acc
-        z += c
-        t += c
-        p += c
-
-
-cdef void _softmax_xent_bwd(const floating* dloss, const floating* p, const floating* t,
-                            floating* dz, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
-    cdef Py_ssize_t i, j
-    cdef floating d, ts
-    cdef double acc
-    for i in range(n):
-        acc = 0
-        for j in range(c):
-            acc += t[j]
-        ts = <floating>acc
-        d = dloss[i]
-        for j in range(c):
-            dz[j] = d * (p[j] * ts - t[j])
-        p += c
-        t += c
-        dz += c
-
-
-cdef void _sparse_xent_fwd(const floating* z, const label_t* labels, floating* p,
-                           floating* loss, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
-    cdef Py_ssize_t i, j
-    cdef floating m, s, zk
-    for i in range(n):
-        zk = z[labels[i]]  # read first: p may be z itself
-        m = _row_max(z, c)
-        s = _row_exp(z, m, p, c)
-        for j in range(c):
-            p[j] = p[j] / s
-        loss[i] = -((zk - m) - _log(s))
-        z += c
-        p += c
-
-
-cdef void _sparse_xent_bwd(const floating* dloss, const floating* p, const label_t* labels,
-                           floating* dz, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
-    cdef Py_ssize_t i, j, k
-    cdef floating d, pk
-    for i in range(n):
-        d = dloss[i]
-        k = labels[i]
-        pk = p[k]  # read first: dz may be p itself
-        for j in range(c):
-            dz[j] = p[j] * d
-        dz[k] = (pk - <floating>1) * d
-        p += c
-        dz += c
-
-
-cdef double _sum_sq_diff(const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
-    """sum((a - b)^2) in double, four partial sums: more accurate, and not latency bound."""
-    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
-    cdef double d0, d1, d2, d3
-    cdef Py_ssize_t i = 0
-    while i + 4 <= n:
-        d0 = a[i] - b[i]
-        d1 = a[i + 1] - b[i + 1]
-        d2 = a[i + 2] - b[i + 2]
-        d3 = a[i + 3] - b[i + 3]
-        s0 += d0 * d0
-        s1 += d1 * d1
-        s2 += d2 * d2
-        s3 += d3 * d3
-        i += 4
-    while i < n:
-        d0 = a[i] - b[i]
-        s0 += d0 * d0
-        i += 1
-    return (s0 + s1) + (s2 + s3)
-
-
-cdef void _mse_bwd(const floating* a, const floating* b, floating* d, Py_ssize_t n,
-                   double scale) noexcept nogil:
-    cdef floating f = <floating>scale
-    cdef Py_ssize_t i
-    for i in range(n):
-        d[i] = (a[i] - b[i]) * f
-
 
 # --------------------------------------------------------------------------- kernels
 

@@ -5,11 +5,11 @@ Contract: csrc/README.md; oracle: microgradnet/_reference.py.
 cimport numpy as cnp
 from libc.limits cimport INT_MAX
 from libc.string cimport memset
-from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from kernels cimport (
     _c_order, _float_array, _float_type, _out, _overlap, _unalias, floating,
 )
+from loops cimport _bias_add, _bias_grad, _gemm
 
 cnp.import_array()
 
@@ -43,26 +43,6 @@ cdef bint _blas_view(cnp.ndarray a, bint* transposed, int* ld) noexcept:
         return False
     ld[0] = <int>lead
     return True
-
-
-cdef void _gemm(bint ta, bint tb, int m, int n, int k, double alpha, const floating* a,
-                int lda, const floating* b, int ldb, double beta, floating* c) noexcept nogil:
-    """Row-major C (m, n) := alpha * op(A) op(B) + beta * C with op(X) = X.T where tX.
-
-    A, B are row-major buffers with leading dimensions lda, ldb. BLAS is column-major, and a
-    row-major buffer read column-major is its transpose, so ask it for C.T = op(B).T op(A).T:
-    B's buffer as the first operand, A's as the second, m and n exchanged.
-    """
-    cdef char* trans_b = "T" if tb else "N"
-    cdef char* trans_a = "T" if ta else "N"
-    cdef int ldc = max(1, n)
-    cdef floating fa = <floating>alpha
-    cdef floating fb = <floating>beta
-    # scipy's cython_blas declares no const; BLAS does not write the operands.
-    if floating is float:
-        sgemm(trans_b, trans_a, &n, &m, &k, &fa, <float*>b, &ldb, <float*>a, &lda, &fb, c, &ldc)
-    else:
-        dgemm(trans_b, trans_a, &n, &m, &k, &fa, <double*>b, &ldb, <double*>a, &lda, &fb, c, &ldc)
 
 
 cdef void _scale(floating* c, Py_ssize_t size, double beta) noexcept nogil:
@@ -141,30 +121,6 @@ def gemm(a, b, out=None, bint trans_a=False, bint trans_b=False, double alpha=1.
 
 
 # --------------------------------------------------------------------------- bias
-
-cdef void _bias_add(const floating* x, const floating* b, floating* y, Py_ssize_t n,
-                    Py_ssize_t m) noexcept nogil:
-    cdef Py_ssize_t i, j
-    for i in range(n):
-        for j in range(m):
-            y[i * m + j] = x[i * m + j] + b[j]
-
-
-cdef void _bias_grad(const floating* dy, floating* db, Py_ssize_t n,
-                     Py_ssize_t m) noexcept nogil:
-    cdef Py_ssize_t i, j
-    if n == 0:
-        for j in range(m):
-            db[j] = 0
-        return
-    for j in range(m):
-        db[j] = dy[j]
-    # Row by row: each pass adds one contiguous row to the contiguous result, which stays
-    # in cache, and the order of the additions is numpy's.
-    for i in range(1, n):
-        for j in range(m):
-            db[j] = db[j] + dy[i * m + j]
-
 
 def bias_add(x, b, out=None):
     """out := x + b for x (n, m) and b (m,), b added to every row."""

@@ -13,6 +13,7 @@ cimport numpy as cnp
 from libc.math cimport INFINITY, pow, sqrt, sqrtf
 
 from kernels cimport _float_array, _float_type, _overlap, _same_shape, _unalias, floating
+from loops cimport _adam, _clip, _sgd, _sgd_momentum
 
 cnp.import_array()
 
@@ -73,77 +74,6 @@ cdef inline void* _data(cnp.ndarray a) noexcept:
 # Common to every update, in Keras' order: g := clip(grad * grad_scale, -clipvalue,
 # clipvalue) (clip keeps nan, as numpy's does), then p := p - p * (weight_decay * lr) when
 # weight_decay != 0, then the rule. gcc unswitches the loop-invariant branches.
-
-cdef inline floating _clip(floating g, floating cv) noexcept nogil:
-    return -cv if g < -cv else (cv if g > cv else g)
-
-
-cdef void _sgd(floating* p, const floating* grad, Py_ssize_t n, double lr, double wd,
-               double scale, double clipvalue) noexcept nogil:
-    cdef floating flr = <floating>lr, fwd = <floating>(wd * lr)
-    cdef floating fs = <floating>scale, cv = <floating>clipvalue
-    cdef floating g, w
-    cdef Py_ssize_t i
-    for i in range(n):
-        g = _clip(grad[i] * fs, cv)
-        w = p[i]
-        if wd != 0:
-            w = w - w * fwd
-        p[i] = w - flr * g
-
-
-cdef void _sgd_momentum(floating* p, const floating* grad, floating* vel, Py_ssize_t n,
-                        double lr, double momentum, bint nesterov, double wd, double scale,
-                        double clipvalue) noexcept nogil:
-    cdef floating flr = <floating>lr, fm = <floating>momentum, fwd = <floating>(wd * lr)
-    cdef floating fs = <floating>scale, cv = <floating>clipvalue
-    cdef floating g, w, v
-    cdef Py_ssize_t i
-    for i in range(n):
-        g = _clip(grad[i] * fs, cv)
-        w = p[i]
-        if wd != 0:
-            w = w - w * fwd
-        v = fm * vel[i] - flr * g
-        vel[i] = v
-        if nesterov:
-            p[i] = w + (fm * v - flr * g)
-        else:
-            p[i] = w + v
-
-
-cdef void _adam(floating* p, const floating* grad, floating* m, floating* v, floating* vhat,
-                Py_ssize_t n, double lr, double alpha, double beta_1, double beta_2,
-                double epsilon, double wd, double scale, double clipvalue) noexcept nogil:
-    cdef floating fa = <floating>alpha, feps = <floating>epsilon, fwd = <floating>(wd * lr)
-    cdef floating c1 = <floating>(1 - beta_1), c2 = <floating>(1 - beta_2)
-    cdef floating fs = <floating>scale, cv = <floating>clipvalue
-    cdef floating g, w, mi, vi, vh, root
-    cdef Py_ssize_t i
-    for i in range(n):
-        g = _clip(grad[i] * fs, cv)
-        w = p[i]
-        if wd != 0:
-            w = w - w * fwd
-        mi = m[i]
-        mi = mi + (g - mi) * c1
-        m[i] = mi
-        vi = v[i]
-        vi = vi + (g * g - vi) * c2
-        v[i] = vi
-        if vhat != NULL:
-            # max(vhat, v) with nan winning, as numpy's maximum.
-            vh = vhat[i]
-            if vi > vh or vi != vi:
-                vh = vi
-            vhat[i] = vh
-            vi = vh
-        if floating is float:
-            root = sqrtf(vi)
-        else:
-            root = sqrt(vi)
-        p[i] = w - (mi * fa) / (root + feps)
-
 
 cdef void _rmsprop(floating* p, const floating* grad, floating* vel, floating* mom,
                    floating* avg, Py_ssize_t n, double lr, double rho, double epsilon,

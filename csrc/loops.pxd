@@ -1,0 +1,347 @@
+# The inner loops that more than one module runs: the kernel wrappers (matmul, activations,
+# losses, optim) and the captured training step (trainer) call the same code, so the fast
+# path computes exactly what the eager path does. Everything is `cdef inline ... nogil` over
+# raw pointers: the callers check shapes, dtypes and contiguity before they get here.
+
+cimport numpy as cnp
+from libc.math cimport sqrt, sqrtf
+from libc.string cimport memset
+from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+from kernels cimport _exp, _log, floating
+
+# Class labels are read as they come in either common width; other integer types are
+# converted to int64 once checked.
+ctypedef fused label_t:
+    cnp.int32_t
+    cnp.int64_t
+
+
+cdef inline void _gemm(bint ta, bint tb, int m, int n, int k, double alpha, const floating* a,
+                       int lda, const floating* b, int ldb, double beta,
+                       floating* c) noexcept nogil:
+    """Row-major C (m, n) := alpha * op(A) op(B) + beta * C with op(X) = X.T where tX.
+
+    A, B are row-major buffers with leading dimensions lda, ldb. BLAS is column-major, and a
+    row-major buffer read column-major is its transpose, so ask it for C.T = op(B).T op(A).T:
+    B's buffer as the first operand, A's as the second, m and n exchanged.
+    """
+    cdef char* trans_b = "T" if tb else "N"
+    cdef char* trans_a = "T" if ta else "N"
+    cdef int ldc = max(1, n)
+    cdef floating fa = <floating>alpha
+    cdef floating fb = <floating>beta
+    # scipy's cython_blas declares no const; BLAS does not write the operands.
+    if floating is float:
+        sgemm(trans_b, trans_a, &n, &m, &k, &fa, <float*>b, &ldb, <float*>a, &lda, &fb, c, &ldc)
+    else:
+        dgemm(trans_b, trans_a, &n, &m, &k, &fa, <double*>b, &ldb, <double*>a, &lda, &fb, c, &ldc)
+
+
+cdef inline void _bias_add(const floating* x, const floating* b, floating* y, Py_ssize_t n,
+                           Py_ssize_t m) noexcept nogil:
+    cdef Py_ssize_t i, j
+    for i in range(n):
+        for j in range(m):
+            y[i * m + j] = x[i * m + j] + b[j]
+
+
+cdef inline void _bias_grad(const floating* dy, floating* db, Py_ssize_t n,
+                            Py_ssize_t m) noexcept nogil:
+    cdef Py_ssize_t i, j
+    if n == 0:
+        for j in range(m):
+            db[j] = 0
+        return
+    for j in range(m):
+        db[j] = dy[j]
+    # Row by row: each pass adds one contiguous row to the contiguous result, which stays
+    # in cache, and the order of the additions is numpy's.
+    for i in range(1, n):
+        for j in range(m):
+            db[j] = db[j] + dy[i * m + j]
+
+
+cdef inline void _relu_fwd(const floating* x, floating* y, Py_ssize_t n,
+                           double alpha) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        # Not max(x, 0): the comparison is false for nan, which then passes through.
+        y[i] = 0 if x[i] <= 0 else x[i]
+
+
+cdef inline void _relu_bwd(const floating* dy, const floating* y, floating* dx, Py_ssize_t n,
+                           double alpha) noexcept nogil:
+    cdef floating d
+    cdef Py_ssize_t i
+    for i in range(n):
+        d = dy[i]  # loaded unconditionally: a select, which gcc vectorizes, not a branch
+        dx[i] = 0 if y[i] <= 0 else d
+
+
+cdef inline void _leaky_relu_fwd(const floating* x, floating* y, Py_ssize_t n,
+                                 double alpha) noexcept nogil:
+    cdef floating a = <floating>alpha
+    cdef floating nz = -0.0  # the additive identity: -0 + z is z for every z, even +-0
+    cdef floating v
+    cdef Py_ssize_t i
+    if not a - a == 0:  # alpha is inf or nan, and 0 * alpha nan: no trick below
+        for i in range(n):
+            y[i] = x[i] if x[i] > 0 else x[i] * a
+        return
+    for i in range(n):
+        # (x or -0) + alpha * (0 or x): exactly x or alpha * x, signed zeros and nan included
+        # (for a finite alpha). gcc vectorizes selects of plain values, but keeps
+        # `x if x > 0 else alpha * x` a branch (the product might raise an FP flag), and
+        # random signs mispredict it: 40x slower.
+        v = x[i]
+        y[i] = (v if v > 0 else nz) + a * (0 if v > 0 else v)
+
+
+cdef inline void _leaky_relu_bwd(const floating* dy, const floating* x, floating* dx, Py_ssize_t n,
+                                 double alpha) noexcept nogil:
+    cdef floating a = <floating>alpha
+    cdef Py_ssize_t i
+    for i in range(n):
+        dx[i] = dy[i] * (1 if x[i] > 0 else a)  # a select, not a branch: see _leaky_relu_fwd
+
+
+cdef inline void _elu_bwd(const floating* dy, const floating* y, floating* dx, Py_ssize_t n,
+                          double alpha) noexcept nogil:
+    cdef floating a = <floating>alpha
+    cdef floating nz = -0.0
+    cdef floating v
+    cdef Py_ssize_t i
+    for i in range(n):
+        # For x <= 0, y = alpha * (exp(x) - 1) so y' = alpha * exp(x) = y + alpha.
+        # (-0 or y) + (1 or alpha) is exactly 1 or y + alpha, as selects of plain values
+        # that gcc vectorizes (see _leaky_relu_fwd). The second condition is spelled
+        # differently on purpose: with the same one gcc merges the selects back into one
+        # with a sum in a branch.
+        v = y[i]
+        dx[i] = dy[i] * ((nz if v > 0 else v) + (a if v <= 0 else 1))
+
+
+cdef inline void _sigmoid_bwd(const floating* dy, const floating* y, floating* dx, Py_ssize_t n,
+                              double alpha) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        dx[i] = dy[i] * y[i] * (<floating>1 - y[i])
+
+
+cdef inline void _tanh_bwd(const floating* dy, const floating* y, floating* dx, Py_ssize_t n,
+                           double alpha) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        dx[i] = dy[i] * (<floating>1 - y[i] * y[i])
+
+
+cdef inline void _step_fwd(const floating* x, floating* y, Py_ssize_t n,
+                           double alpha) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        # Both comparisons are false for nan, which then passes through.
+        y[i] = 1 if x[i] >= 0 else (0 if x[i] < 0 else x[i])
+
+
+cdef inline void _step_bwd(const floating* dy, const floating* x, floating* dx, Py_ssize_t n,
+                           double alpha) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        dx[i] = 0
+
+
+cdef inline floating _row_max(const floating* z, Py_ssize_t c) noexcept nogil:
+    cdef floating m = z[0]
+    cdef Py_ssize_t j
+    for j in range(1, c):
+        if z[j] > m:
+            m = z[j]
+    return m
+
+
+cdef inline floating _row_exp(const floating* z, floating m, floating* p,
+                              Py_ssize_t c) noexcept nogil:
+    """p := exp(z - m); return the sum of p."""
+    cdef double s = 0
+    cdef floating e
+    cdef Py_ssize_t j
+    for j in range(c):
+        e = _exp(z[j] - m)
+        p[j] = e
+        s += e
+    return <floating>s
+
+
+cdef inline void _softmax_xent_fwd(const floating* z, const floating* t, floating* p,
+                                   floating* loss, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef floating m, s, lse
+    cdef double acc
+    for i in range(n):
+        if c == 0:
+            loss[i] = 0
+            continue
+        # Subtract the max: exp never overflows, log_softmax = (z - m) - log(sum).
+        m = _row_max(z, c)
+        s = _row_exp(z, m, p, c)
+        lse = _log(s)
+        acc = 0
+        for j in range(c):
+            p[j] = p[j] / s
+            # 0 * log p is 0 even where p underflowed to 0 (log p = -inf).
+            if t[j] != 0:
+                acc += t[j] * ((z[j] - m) - lse)
+        loss[i] = <floating>-acc
+        z += c
+        t += c
+        p += c
+
+
+cdef inline void _softmax_xent_bwd(const floating* dloss, const floating* p, const floating* t,
+                                   floating* dz, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef floating d, ts
+    cdef double acc
+    for i in range(n):
+        acc = 0
+        for j in range(c):
+            acc += t[j]
+        ts = <floating>acc
+        d = dloss[i]
+        for j in range(c):
+            dz[j] = d * (p[j] * ts - t[j])
+        p += c
+        t += c
+        dz += c
+
+
+cdef inline void _sparse_xent_fwd(const floating* z, const label_t* labels, floating* p,
+                                  floating* loss, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef floating m, s, zk
+    for i in range(n):
+        zk = z[labels[i]]  # read first: p may be z itself
+        m = _row_max(z, c)
+        s = _row_exp(z, m, p, c)
+        for j in range(c):
+            p[j] = p[j] / s
+        loss[i] = -((zk - m) - _log(s))
+        z += c
+        p += c
+
+
+cdef inline void _sparse_xent_bwd(const floating* dloss, const floating* p, const label_t* labels,
+                                  floating* dz, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
+    cdef Py_ssize_t i, j, k
+    cdef floating d, pk
+    for i in range(n):
+        d = dloss[i]
+        k = labels[i]
+        pk = p[k]  # read first: dz may be p itself
+        for j in range(c):
+            dz[j] = p[j] * d
+        dz[k] = (pk - <floating>1) * d
+        p += c
+        dz += c
+
+
+cdef inline double _sum_sq_diff(const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
+    """sum((a - b)^2) in double, four partial sums: more accurate, and not latency bound."""
+    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
+    cdef double d0, d1, d2, d3
+    cdef Py_ssize_t i = 0
+    while i + 4 <= n:
+        d0 = a[i] - b[i]
+        d1 = a[i + 1] - b[i + 1]
+        d2 = a[i + 2] - b[i + 2]
+        d3 = a[i + 3] - b[i + 3]
+        s0 += d0 * d0
+        s1 += d1 * d1
+        s2 += d2 * d2
+        s3 += d3 * d3
+        i += 4
+    while i < n:
+        d0 = a[i] - b[i]
+        s0 += d0 * d0
+        i += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef inline void _mse_bwd(const floating* a, const floating* b, floating* d, Py_ssize_t n,
+                          double scale) noexcept nogil:
+    cdef floating f = <floating>scale
+    cdef Py_ssize_t i
+    for i in range(n):
+        d[i] = (a[i] - b[i]) * f
+
+
+cdef inline floating _clip(floating g, floating cv) noexcept nogil:
+    return -cv if g < -cv else (cv if g > cv else g)
+
+
+cdef inline void _sgd(floating* p, const floating* grad, Py_ssize_t n, double lr, double wd,
+                      double scale, double clipvalue) noexcept nogil:
+    cdef floating flr = <floating>lr, fwd = <floating>(wd * lr)
+    cdef floating fs = <floating>scale, cv = <floating>clipvalue
+    cdef floating g, w
+    cdef Py_ssize_t i
+    for i in range(n):
+        g = _clip(grad[i] * fs, cv)
+        w = p[i]
+        if wd != 0:
+            w = w - w * fwd
+        p[i] = w - flr * g
+
+
+cdef inline void _sgd_momentum(floating* p, const floating* grad, floating* vel, Py_ssize_t n,
+                               double lr, double momentum, bint nesterov, double wd, double scale,
+                               double clipvalue) noexcept nogil:
+    cdef floating flr = <floating>lr, fm = <floating>momentum, fwd = <floating>(wd * lr)
+    cdef floating fs = <floating>scale, cv = <floating>clipvalue
+    cdef floating g, w, v
+    cdef Py_ssize_t i
+    for i in range(n):
+        g = _clip(grad[i] * fs, cv)
+        w = p[i]
+        if wd != 0:
+            w = w - w * fwd
+        v = fm * vel[i] - flr * g
+        vel[i] = v
+        if nesterov:
+            p[i] = w + (fm * v - flr * g)
+        else:
+            p[i] = w + v
+
+
+cdef inline void _adam(floating* p, const floating* grad, floating* m, floating* v, floating* vhat,
+                       Py_ssize_t n, double lr, double alpha, double beta_1, double beta_2,
+                       double epsilon, double wd, double scale, double clipvalue) noexcept nogil:
+    cdef floating fa = <floating>alpha, feps = <floating>epsilon, fwd = <floating>(wd * lr)
+    cdef floating c1 = <floating>(1 - beta_1), c2 = <floating>(1 - beta_2)
+    cdef floating fs = <floating>scale, cv = <floating>clipvalue
+    cdef floating g, w, mi, vi, vh, root
+    cdef Py_ssize_t i
+    for i in range(n):
+        g = _clip(grad[i] * fs, cv)
+        w = p[i]
+        if wd != 0:
+            w = w - w * fwd
+        mi = m[i]
+        mi = mi + (g - mi) * c1
+        m[i] = mi
+        vi = v[i]
+        vi = vi + (g * g - vi) * c2
+        v[i] = vi
+        if vhat != NULL:
+            # max(vhat, v) with nan winning, as numpy's maximum.
+            vh = vhat[i]
+            if vi > vh or vi != vi:
+                vh = vi
+            vhat[i] = vh
+            vi = vh
+        if floating is float:
+            root = sqrtf(vi)
+        else:
+            root = sqrt(vi)
+        p[i] = w - (mi * fa) / (root + feps)
