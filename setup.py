@@ -12,7 +12,7 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-KERNEL_MODULES = ["matmul", "activations", "losses", "optim"]
+KERNEL_MODULES = ["matmul", "activations", "losses", "optim", "trainer"]
 
 debug = os.environ.get("MICROGRADNET_DEBUG", "0") not in ("", "0")
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import callbacks as cbks
+from . import fastpath
 from . import layers as layers_module
 from . import losses as losses_module
 from . import metrics as metrics_module
@@ -58,6 +59,8 @@ class Sequential:
         self._compile_config: dict | None = None
         self._last_batch: np.ndarray | None = None
         self._optimizer_params: list[Tensor] | None = None
+        self.jit_compile: bool | str = "auto"
+        self._captured: fastpath.CapturedStep | None = None
         for layer in layers or []:
             self.add(layer)
 
@@ -158,8 +161,19 @@ class Sequential:
 
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None,
-                metrics: Sequence[Any] | None = None) -> None:
-        """Choose the optimizer, the loss and the metrics reported during training."""
+                metrics: Sequence[Any] | None = None, jit_compile: bool | str = "auto") -> None:
+        """Choose the optimizer, the loss and the metrics reported during training.
+
+        jit_compile: "auto" (default) lets fit run the captured training step in C when
+        the model allows it (microgradnet.fastpath: same results, no Python per batch),
+        True insists on it (fit raises, saying why, when it cannot), False always trains
+        eagerly through autograd.
+        """
+        if jit_compile not in (True, False, "auto"):
+            raise ValueError(f"compile: jit_compile must be True, False or 'auto', got "
+                             f"{jit_compile!r}")
+        self.jit_compile = jit_compile
+        self._captured = None
         if loss is None:
             raise ValueError(
                 "compile needs a loss, e.g. loss='mean_squared_error'; known: "
@@ -343,12 +357,33 @@ class Sequential:
         params = self.parameters()
         opt = self.optimizer
         cb.call("on_train_begin", {})
+        fast = self._captured_step(batch_size, x, y, weights)
+        if fast is not None:
+            xf, yf = fast
+            fast = self._captured
+        per_batch = cb.wants_batches or bool(self.metrics)
+        if fast is not None and not per_batch and not user and not extra and val is None:
+            # Nothing needs Python between batches or epochs: the whole run in one call.
+            self._fit_captured(fast, xf, yf, n, batch_size, steps, initial_epoch, epochs,
+                               shuffle, cb, history)
+            cb.call("on_train_end", {})
+            self.train_inputs = None
+            return history
         for epoch in range(initial_epoch, epochs):
             cb.call("on_epoch_begin", epoch, {})
             order = generator().permutation(n) if shuffle else None
+            orders = None if order is None else order.reshape(1, n)
             sums: dict[str, float] = {}
             seen = 0
-            for step in range(steps):
+            if fast is not None and not per_batch:
+                losses = fast.run(xf, yf, orders, 0, steps)
+                history.batch_history.setdefault("loss", []).extend(losses.tolist())
+                seen = n
+                sums["loss"] = float(losses @ _batch_sizes(n, batch_size, steps))
+                steps_run = 0  # the batch loop below is done
+            else:
+                steps_run = steps
+            for step in range(steps_run):
                 if order is None:
                     sl = slice(step * batch_size, (step + 1) * batch_size)
                     xb, yb = x[sl], y[sl]
@@ -360,14 +395,18 @@ class Sequential:
                 if cb.wants_batches:
                     cb.call("on_batch_begin", step, {"batch": step, "size": len(xb)})
                 self._last_batch = xb
-                loss, out = self._forward_loss(xb, yb, wb, True)
-                reg = self._regularization()
-                total = loss if reg is None else loss + reg
-                for p in params:
-                    p.grad = None
-                total.backward()
-                opt.step()
-                logs = {"loss": float(total.data)}
+                if fast is not None:
+                    logs = {"loss": float(fast.run(xf, yf, orders, step, step + 1)[0])}
+                    out = fast.output(len(xb)) if self.metrics else None
+                else:
+                    loss, out = self._forward_loss(xb, yb, wb, True)
+                    reg = self._regularization()
+                    total = loss if reg is None else loss + reg
+                    for p in params:
+                        p.grad = None
+                    total.backward()
+                    opt.step()
+                    logs = {"loss": float(total.data)}
                 size = len(xb)
                 seen += size
                 sums["loss"] = sums.get("loss", 0.0) + logs["loss"] * size
@@ -391,6 +430,46 @@ class Sequential:
         cb.call("on_train_end", {})
         self.train_inputs = None
         return history
+
+    def _captured_step(self, batch_size: int, x: np.ndarray, y: np.ndarray,
+                       weights: np.ndarray | None) -> tuple | None:
+        """(x, y) as the captured step reads them, with the step in self._captured; or None
+        when fit runs eagerly (jit_compile=False, or the model cannot be captured)."""
+        if not self.jit_compile:
+            return None
+        why = None
+        if weights is not None:
+            why = "sample and class weights are not captured"
+        else:
+            step = fastpath.captured_step(self, batch_size)
+            if step is None:
+                why = fastpath.explain(self)
+            elif x.dtype != step.dtype:
+                why = f"x has dtype {x.dtype}, the parameters {np.dtype(step.dtype)}"
+        if why is not None:
+            if self.jit_compile is True:
+                raise ValueError(f"fit: jit_compile=True, but {why}")
+            return None
+        if step.loss != "sparse_softmax_xent":
+            y = y.astype(step.dtype, copy=False)
+        return np.ascontiguousarray(x), np.ascontiguousarray(y)
+
+    def _fit_captured(self, fast: Any, x: np.ndarray, y: np.ndarray, n: int, batch_size: int,
+                      steps: int, initial_epoch: int, epochs: int, shuffle: bool,
+                      cb: cbks.CallbackList, history: cbks.History) -> None:
+        """Every epoch in one call of the captured step (only History is listening)."""
+        count = max(0, epochs - initial_epoch)
+        orders = None
+        if shuffle and count:
+            # The same draws as the epoch loop's, one permutation per epoch, in order.
+            gen = generator()
+            orders = np.stack([gen.permutation(n) for _ in range(count)])
+        losses = fast.run(x, y, orders, 0, count * steps)
+        history.batch_history.setdefault("loss", []).extend(losses.tolist())
+        per_epoch = losses.reshape(count, steps) @ _batch_sizes(n, batch_size, steps) / n
+        for i, epoch in enumerate(range(initial_epoch, epochs)):
+            cb.call("on_epoch_begin", epoch, {})
+            cb.call("on_epoch_end", epoch, {"loss": float(per_epoch[i])})
 
     def _sample_weights(self, y: np.ndarray, class_weight: dict | None, sample_weight: Any,
                         n: int) -> np.ndarray | None:
@@ -582,6 +661,14 @@ _ACTIVATE = {
     "softmax": lambda z: (e := np.exp(z - z.max(axis=-1, keepdims=True))) / e.sum(
         axis=-1, keepdims=True),
 }
+
+
+def _batch_sizes(n: int, batch_size: int, steps: int) -> np.ndarray:
+    """The number of samples in each batch of an epoch (the last one may be short)."""
+    sizes = np.full(steps, batch_size, np.float64)
+    if steps:
+        sizes[-1] = n - (steps - 1) * batch_size
+    return sizes
 
 
 def _write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:

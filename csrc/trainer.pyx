@@ -1,0 +1,513 @@
+"""The captured training step: forward, loss, backward and optimizer update of a stack of
+Dense layers, replayed in C for every batch over buffers allocated once.
+
+`microgradnet/fastpath.py` captures a compiled Sequential into a `Plan` and drives it; the
+eager path (Tensor ops through autograd) is its oracle: the same inner loops (loops.pxd,
+vmath.h) in the same order, so both give the same weights. Every call checks the arrays
+it will touch (parameters, optimizer state, data, order) before it releases the GIL, and
+re-reads the parameters from their tensors, so `set_weights` between calls is safe.
+"""
+
+import numpy as np
+
+cimport numpy as cnp
+from libc.math cimport INFINITY, pow, sqrt
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy
+
+from kernels cimport (
+    floating, vm_elu_fwd_f32, vm_elu_fwd_f64, vm_gelu_bwd_f32, vm_gelu_bwd_f64,
+    vm_gelu_fwd_f32, vm_gelu_fwd_f64, vm_sigmoid_fwd_f32, vm_sigmoid_fwd_f64, vm_silu_bwd_f32,
+    vm_silu_bwd_f64, vm_silu_fwd_f32, vm_silu_fwd_f64, vm_softplus_bwd_f32, vm_softplus_bwd_f64,
+    vm_softplus_fwd_f32, vm_softplus_fwd_f64, vm_tanh_fwd_f32, vm_tanh_fwd_f64,
+    vm_bce_bwd_f32, vm_bce_bwd_f64, vm_bce_fwd_f32, vm_bce_fwd_f64,
+)
+from loops cimport (
+    _adam, _bias_add, _bias_grad, _elu_bwd, _gemm, _leaky_relu_bwd, _leaky_relu_fwd, _mse_bwd,
+    _relu_bwd, _relu_fwd, _sgd, _sgd_momentum, _sigmoid_bwd, _softmax_xent_bwd,
+    _softmax_xent_fwd, _sparse_xent_bwd, _sparse_xent_fwd, _step_bwd, _step_fwd,
+    _sum_sq_diff, _tanh_bwd,
+)
+
+cnp.import_array()
+
+# Activation codes (ACTIVATIONS gives the names), loss codes, optimizer codes.
+ACTIVATIONS = ("linear", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "softplus", "gelu",
+               "silu", "step")
+LOSSES = ("mse", "sigmoid_bce", "softmax_xent", "sparse_softmax_xent")
+OPTIMIZERS = ("sgd", "sgd_momentum", "adam")
+
+cdef enum:
+    A_LINEAR, A_RELU, A_LEAKY, A_ELU, A_SIGMOID, A_TANH, A_SOFTPLUS, A_GELU, A_SILU, A_STEP
+
+cdef enum:
+    L_MSE, L_BCE, L_XENT, L_SPARSE
+
+cdef enum:
+    O_SGD, O_MOMENTUM, O_ADAM
+
+
+cdef struct LayerDesc:
+    Py_ssize_t fan_in
+    Py_ssize_t units
+    int act
+    double alpha
+    void* w       # the parameters (updated in place) and their optimizer state
+    void* b
+    void* sw[3]
+    void* sb[3]
+    void* z       # buffers: pre-activation, activation (z itself when linear),
+    void* a       # gradient at the output, then at the pre-activation (in place),
+    void* g       # and the parameter gradients
+    void* gw
+    void* gb
+
+
+cdef struct Config:
+    int nlayers
+    int loss
+    int opt
+    double lr
+    double momentum
+    bint nesterov
+    double beta_1
+    double beta_2
+    double epsilon
+    double wd
+    double clipvalue
+    long long iteration
+    Py_ssize_t n
+    Py_ssize_t batch
+    void* xb      # the gathered batch (shuffled runs)
+    void* yb
+    cnp.int64_t* lb
+    void* per     # per-element (bce) or per-sample (softmax) losses
+    void* dloss   # their gradient, 1 / batch
+
+
+# --------------------------------------------------------------------------- elementwise
+
+cdef inline void _act_fwd(int act, double alpha, floating* z, floating* a,
+                          Py_ssize_t n) noexcept nogil:
+    if act == A_RELU:
+        _relu_fwd(z, a, n, 0)
+    elif act == A_LEAKY:
+        _leaky_relu_fwd(z, a, n, alpha)
+    elif act == A_STEP:
+        _step_fwd(z, a, n, 0)
+    elif floating is float:
+        if act == A_ELU:
+            vm_elu_fwd_f32(z, a, n, alpha)
+        elif act == A_SIGMOID:
+            vm_sigmoid_fwd_f32(z, a, n, 0)
+        elif act == A_TANH:
+            vm_tanh_fwd_f32(z, a, n, 0)
+        elif act == A_SOFTPLUS:
+            vm_softplus_fwd_f32(z, a, n, 0)
+        elif act == A_GELU:
+            vm_gelu_fwd_f32(z, a, n, 0)
+        elif act == A_SILU:
+            vm_silu_fwd_f32(z, a, n, 0)
+    else:
+        if act == A_ELU:
+            vm_elu_fwd_f64(z, a, n, alpha)
+        elif act == A_SIGMOID:
+            vm_sigmoid_fwd_f64(z, a, n, 0)
+        elif act == A_TANH:
+            vm_tanh_fwd_f64(z, a, n, 0)
+        elif act == A_SOFTPLUS:
+            vm_softplus_fwd_f64(z, a, n, 0)
+        elif act == A_GELU:
+            vm_gelu_fwd_f64(z, a, n, 0)
+        elif act == A_SILU:
+            vm_silu_fwd_f64(z, a, n, 0)
+
+
+cdef inline void _act_bwd(int act, double alpha, floating* g, const floating* z,
+                          const floating* a, Py_ssize_t n) noexcept nogil:
+    """g := g * f'(.) in place, from the output a or the input z as the eager op does."""
+    if act == A_RELU:
+        _relu_bwd(g, a, g, n, 0)
+    elif act == A_LEAKY:
+        _leaky_relu_bwd(g, z, g, n, alpha)
+    elif act == A_ELU:
+        _elu_bwd(g, a, g, n, alpha)
+    elif act == A_SIGMOID:
+        _sigmoid_bwd(g, a, g, n, 0)
+    elif act == A_TANH:
+        _tanh_bwd(g, a, g, n, 0)
+    elif act == A_STEP:
+        _step_bwd(g, z, g, n, 0)
+    elif floating is float:
+        if act == A_SOFTPLUS:
+            vm_softplus_bwd_f32(g, z, g, n, 0)
+        elif act == A_GELU:
+            vm_gelu_bwd_f32(g, z, g, n, 0)
+        elif act == A_SILU:
+            vm_silu_bwd_f32(g, z, g, n, 0)
+    else:
+        if act == A_SOFTPLUS:
+            vm_softplus_bwd_f64(g, z, g, n, 0)
+        elif act == A_GELU:
+            vm_gelu_bwd_f64(g, z, g, n, 0)
+        elif act == A_SILU:
+            vm_silu_bwd_f64(g, z, g, n, 0)
+
+
+cdef inline void _update(const Config* c, floating* p, const floating* g, void** state,
+                         Py_ssize_t n, double alpha) noexcept nogil:
+    if c.opt == O_SGD:
+        _sgd(p, g, n, c.lr, c.wd, 1.0, c.clipvalue)
+    elif c.opt == O_MOMENTUM:
+        _sgd_momentum(p, g, <floating*>state[0], n, c.lr, c.momentum, c.nesterov, c.wd, 1.0,
+                      c.clipvalue)
+    else:
+        _adam(p, g, <floating*>state[0], <floating*>state[1], <floating*>state[2], n, c.lr,
+              alpha, c.beta_1, c.beta_2, c.epsilon, c.wd, 1.0, c.clipvalue)
+
+
+cdef inline void _fill(floating* a, floating v, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        a[i] = v
+
+
+cdef inline double _mean(const floating* a, Py_ssize_t n) noexcept nogil:
+    cdef double s = 0
+    cdef Py_ssize_t i
+    for i in range(n):
+        s += a[i]
+    return s / n
+
+
+# --------------------------------------------------------------------------- the step
+
+cdef void _run(LayerDesc* L, Config* c, const floating* x, const floating* y,
+               const cnp.int64_t* labels, const cnp.int64_t* orders, Py_ssize_t first,
+               Py_ssize_t last, Py_ssize_t per_epoch, double* losses) noexcept nogil:
+    """Steps [first, last) of the run: step s is batch s % per_epoch of epoch s // per_epoch,
+    whose samples are orders[epoch, batch rows] (or the rows in order when orders is NULL)."""
+    cdef Py_ssize_t s, e, k, start, nb, i, li, fan_in, units, out_dim
+    cdef Py_ssize_t in_dim = L[0].fan_in
+    cdef int nl = c.nlayers
+    cdef const floating* h
+    cdef const floating* yt
+    cdef const cnp.int64_t* lab
+    cdef const cnp.int64_t* idx
+    cdef floating* xb = <floating*>c.xb
+    cdef floating* yb = <floating*>c.yb
+    cdef LayerDesc* top = &L[nl - 1]
+    cdef double loss, alpha = 0, t
+    cdef floating* out
+    out_dim = top.units
+    for s in range(first, last):
+        e = s // per_epoch
+        k = s - e * per_epoch
+        start = k * c.batch
+        nb = min(c.batch, c.n - start)
+        lab = NULL
+        if orders != NULL:
+            idx = orders + e * c.n + start
+            for i in range(nb):
+                memcpy(xb + i * in_dim, x + idx[i] * in_dim, in_dim * sizeof(floating))
+            if labels != NULL:
+                for i in range(nb):
+                    c.lb[i] = labels[idx[i]]
+                lab = c.lb
+            else:
+                for i in range(nb):
+                    memcpy(yb + i * out_dim, y + idx[i] * out_dim, out_dim * sizeof(floating))
+            h = xb
+            yt = yb
+        else:
+            h = x + start * in_dim
+            yt = y + start * out_dim if y != NULL else NULL
+            lab = labels + start if labels != NULL else NULL
+
+        # forward: z = h W + b, a = f(z); a fused loss takes the top layer's logits
+        for li in range(nl):
+            fan_in = L[li].fan_in
+            units = L[li].units
+            _gemm(False, False, nb, units, fan_in, 1.0, h, fan_in, <floating*>L[li].w, units,
+                  0.0, <floating*>L[li].z)
+            if L[li].b != NULL:
+                _bias_add(<floating*>L[li].z, <floating*>L[li].b, <floating*>L[li].z, nb, units)
+            if L[li].act != A_LINEAR and (li < nl - 1 or c.loss == L_MSE):
+                _act_fwd(L[li].act, L[li].alpha, <floating*>L[li].z, <floating*>L[li].a,
+                         nb * units)
+            h = <floating*>L[li].a
+
+        # loss, and its gradient at the top layer's output (mse) or logits (fused)
+        out = <floating*>top.a
+        if c.loss == L_MSE:
+            loss = <floating>(_sum_sq_diff(out, yt, nb * out_dim) / (nb * out_dim))
+            _mse_bwd(out, yt, <floating*>top.g, nb * out_dim, 2.0 / (nb * out_dim))
+        elif c.loss == L_BCE:
+            _fill(<floating*>c.dloss, <floating>(1.0 / (nb * out_dim)), nb * out_dim)
+            if floating is float:
+                vm_bce_fwd_f32(<float*>top.z, yt, <float*>c.per, nb * out_dim, 0)
+                vm_bce_bwd_f32(<float*>c.dloss, <float*>top.z, yt, <float*>top.g,
+                               nb * out_dim)
+                vm_sigmoid_fwd_f32(<float*>top.z, out, nb * out_dim, 0)  # for the metrics
+            else:
+                vm_bce_fwd_f64(<double*>top.z, yt, <double*>c.per, nb * out_dim, 0)
+                vm_bce_bwd_f64(<double*>c.dloss, <double*>top.z, yt, <double*>top.g,
+                               nb * out_dim)
+                vm_sigmoid_fwd_f64(<double*>top.z, out, nb * out_dim, 0)
+            loss = <floating>_mean(<floating*>c.per, nb * out_dim)
+        else:
+            _fill(<floating*>c.dloss, <floating>(1.0 / nb), nb)
+            if c.loss == L_SPARSE:
+                _sparse_xent_fwd(<floating*>top.z, lab, out, <floating*>c.per, nb, out_dim)
+                _sparse_xent_bwd(<floating*>c.dloss, out, lab, <floating*>top.g, nb, out_dim)
+            else:
+                _softmax_xent_fwd(<floating*>top.z, yt, out, <floating*>c.per, nb, out_dim)
+                _softmax_xent_bwd(<floating*>c.dloss, out, yt, <floating*>top.g, nb, out_dim)
+            loss = <floating>_mean(<floating*>c.per, nb)
+        losses[s - first] = loss
+
+        # backward, each layer's update as soon as its input gradient is computed
+        if c.opt == O_ADAM:
+            t = <double>(c.iteration + 1)
+            alpha = c.lr * sqrt(1 - pow(c.beta_2, t)) / (1 - pow(c.beta_1, t))
+        for li in range(nl - 1, -1, -1):
+            fan_in = L[li].fan_in
+            units = L[li].units
+            if L[li].act != A_LINEAR and (li < nl - 1 or c.loss == L_MSE):
+                _act_bwd(L[li].act, L[li].alpha, <floating*>L[li].g, <floating*>L[li].z,
+                         <floating*>L[li].a, nb * units)
+            if li > 0:
+                h = <floating*>L[li - 1].a
+            elif orders != NULL:
+                h = xb
+            else:
+                h = x + start * in_dim
+            _gemm(True, False, fan_in, units, nb, 1.0, h, fan_in, <floating*>L[li].g, units,
+                  0.0, <floating*>L[li].gw)
+            if L[li].b != NULL:
+                _bias_grad(<floating*>L[li].g, <floating*>L[li].gb, nb, units)
+            if li > 0:
+                _gemm(False, True, nb, fan_in, units, 1.0, <floating*>L[li].g, units,
+                      <floating*>L[li].w, units, 0.0, <floating*>L[li - 1].g)
+            _update(c, <floating*>L[li].w, <floating*>L[li].gw, L[li].sw, fan_in * units, alpha)
+            if L[li].b != NULL:
+                _update(c, <floating*>L[li].b, <floating*>L[li].gb, L[li].sb, units, alpha)
+        c.iteration += 1
+
+
+# --------------------------------------------------------------------------- checks
+
+cdef inline void* _ptr(str what, object a, int typenum, tuple shape) except NULL:
+    """The data of `a` after checking it is what the loop will read and write in place."""
+    if not cnp.PyArray_Check(a):
+        raise TypeError(f"{what} must be a numpy array, got {type(a).__name__}")
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    if cnp.PyArray_TYPE(arr) != typenum or cnp.PyArray_ISBYTESWAPPED(arr):
+        raise TypeError(f"{what} has dtype {arr.dtype}, expected "
+                        f"{'float32' if typenum == cnp.NPY_FLOAT32 else 'float64'}")
+    if (<object>a).shape != shape:
+        raise ValueError(f"{what} has shape {(<object>a).shape}, expected {shape}")
+    if not cnp.PyArray_CHKFLAGS(arr, cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED
+                                | cnp.NPY_ARRAY_WRITEABLE):
+        raise ValueError(f"{what} must be C-contiguous, aligned and writeable")
+    if cnp.PyArray_SIZE(arr) == 0:
+        raise ValueError(f"{what} is empty")
+    return cnp.PyArray_DATA(arr)
+
+
+cdef class Plan:
+    """Buffers and descriptors of one captured training step (one batch size, one dtype).
+
+    Plan(dtype, layers, loss, batch) with layers a list of (fan_in, units, activation name,
+    alpha, has_bias); `run` trains with given parameter and optimizer-state arrays.
+    """
+
+    cdef LayerDesc* L
+    cdef Config c
+    cdef int typenum
+    cdef list shapes
+    cdef list buffers  # keeps the numpy buffers alive; L[] points into them
+    cdef object out_buf
+    cdef list grads
+    cdef readonly Py_ssize_t batch
+    cdef readonly int nlayers
+
+    def __cinit__(self):
+        self.L = NULL
+
+    def __init__(self, dtype, list layers, str loss, Py_ssize_t batch):
+        dt = cnp.dtype(dtype)
+        if dt not in (cnp.dtype("float32"), cnp.dtype("float64")):
+            raise TypeError(f"Plan: dtype must be float32 or float64, got {dt}")
+        if not layers:
+            raise ValueError("Plan: no layers")
+        if batch < 1:
+            raise ValueError(f"Plan: batch must be >= 1, got {batch}")
+        if loss not in LOSSES:
+            raise ValueError(f"Plan: unknown loss {loss!r}; known: {', '.join(LOSSES)}")
+        self.typenum = cnp.NPY_FLOAT32 if dt == cnp.dtype("float32") else cnp.NPY_FLOAT64
+        self.batch = batch
+        self.nlayers = len(layers)
+        self.L = <LayerDesc*>calloc(len(layers), sizeof(LayerDesc))
+        if self.L == NULL:
+            raise MemoryError()
+        self.c.nlayers = len(layers)
+        self.c.loss = LOSSES.index(loss)
+        self.c.batch = batch
+        self.shapes = []
+        self.buffers = []
+        self.grads = []
+        cdef Py_ssize_t li, fan_in, units, prev = -1
+        for li, spec in enumerate(layers):
+            fan_in, units, act, alpha, has_bias = spec
+            if fan_in < 1 or units < 1:
+                raise ValueError(f"Plan: layer {li} has shape ({fan_in}, {units})")
+            if prev >= 0 and fan_in != prev:
+                raise ValueError(f"Plan: layer {li} takes {fan_in} inputs, layer {li - 1} "
+                                 f"gives {prev}")
+            if act not in ACTIVATIONS:
+                raise ValueError(f"Plan: unknown activation {act!r}")
+            prev = units
+            self.L[li].fan_in = fan_in
+            self.L[li].units = units
+            self.L[li].act = ACTIVATIONS.index(act)
+            self.L[li].alpha = alpha
+            self.shapes.append(((fan_in, units), (units,) if has_bias else None))
+            z = self._buffer((batch, units))
+            self.L[li].z = cnp.PyArray_DATA(z)
+            self.L[li].a = self.L[li].z
+            top = li == len(layers) - 1
+            a = z
+            if self.L[li].act != A_LINEAR or (top and loss != "mse"):
+                a = self._buffer((batch, units))
+                self.L[li].a = cnp.PyArray_DATA(a)
+            if top:
+                self.out_buf = a
+            self.L[li].g = cnp.PyArray_DATA(self._buffer((batch, units)))
+            gw = self._buffer((fan_in, units))
+            self.L[li].gw = cnp.PyArray_DATA(gw)
+            gb = self._buffer((units,)) if has_bias else None
+            self.L[li].gb = cnp.PyArray_DATA(gb) if has_bias else NULL
+            self.grads += [gw, gb]
+        out_dim = self.L[len(layers) - 1].units
+        self.c.xb = cnp.PyArray_DATA(self._buffer((batch, self.L[0].fan_in)))
+        self.c.yb = cnp.PyArray_DATA(self._buffer((batch, out_dim)))
+        self.c.per = cnp.PyArray_DATA(self._buffer((batch * out_dim,)))
+        self.c.dloss = cnp.PyArray_DATA(self._buffer((batch * out_dim,)))
+        lb = np.zeros(batch, np.int64)
+        self.buffers.append(lb)
+        self.c.lb = <cnp.int64_t*>cnp.PyArray_DATA(lb)
+
+    cdef object _buffer(self, tuple shape):
+        a = np.zeros(shape, np.float32 if self.typenum == cnp.NPY_FLOAT32 else np.float64)
+        self.buffers.append(a)
+        return a
+
+    def __dealloc__(self):
+        free(self.L)
+
+    def gradients(self):
+        """The gradient buffers [dW0, db0 or None, dW1, ...], rewritten by every step."""
+        return list(self.grads)
+
+    def output(self, Py_ssize_t rows):
+        """A copy of the top layer's activated output for the first `rows` of the last batch."""
+        if not 0 <= rows <= self.batch:
+            raise ValueError(f"rows must be in [0, {self.batch}], got {rows}")
+        return self.out_buf[:rows].copy()
+
+    def run(self, x, y, labels, orders, Py_ssize_t first, Py_ssize_t last,
+            Py_ssize_t per_epoch, list params, list states, str optimizer, dict hyper,
+            long long iteration, double[::1] losses):
+        """Train steps [first, last); return nothing, write each step's loss into losses.
+
+        x (n, in) and y (n, out) or labels (n,) int64; orders (epochs, n) int64 sample
+        orders or None (rows in order); params [W0, b0 or None, W1, ...] updated in place;
+        states per parameter a tuple of its optimizer arrays; hyper the optimizer's numbers.
+        """
+        cdef int t = self.typenum
+        cdef Py_ssize_t li, n, in_dim = self.L[0].fan_in
+        cdef Py_ssize_t out_dim = self.L[self.nlayers - 1].units
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}; known: {', '.join(OPTIMIZERS)}")
+        if len(params) != 2 * self.nlayers or len(states) != 2 * self.nlayers:
+            raise ValueError(f"expected {2 * self.nlayers} parameters and states")
+        n = len(x) if cnp.PyArray_Check(x) and cnp.PyArray_NDIM(x) >= 1 else -1
+        cdef void* px = _ptr("x", x, t, (n, in_dim))
+        cdef void* py = NULL
+        cdef cnp.int64_t* plab = NULL
+        cdef cnp.int64_t* pord = NULL
+        if self.c.loss == L_SPARSE:
+            if not (cnp.PyArray_Check(labels) and labels.dtype == cnp.dtype("int64")
+                    and labels.shape == (n,) and labels.flags.c_contiguous):
+                raise TypeError(f"labels must be a C-contiguous int64 array of shape ({n},)")
+            if n and (labels.min() < 0 or labels.max() >= out_dim):
+                raise ValueError(f"labels must be in [0, {out_dim})")
+            plab = <cnp.int64_t*>cnp.PyArray_DATA(labels)
+        else:
+            py = _ptr("y", y, t, (n, out_dim))
+        if per_epoch != (n + self.batch - 1) // self.batch:
+            raise ValueError(f"per_epoch must be ceil(n / batch) = "
+                             f"{(n + self.batch - 1) // self.batch}, got {per_epoch}")
+        if not 0 <= first <= last:
+            raise ValueError(f"bad step range [{first}, {last})")
+        if losses.shape[0] != last - first:
+            raise ValueError(f"losses has {losses.shape[0]} places for {last - first} steps")
+        epochs_needed = (last + per_epoch - 1) // per_epoch if last > first else 0
+        if orders is not None:
+            if not (cnp.PyArray_Check(orders) and orders.dtype == cnp.dtype("int64")
+                    and orders.ndim == 2 and orders.shape[1] == n
+                    and orders.flags.c_contiguous):
+                raise TypeError(f"orders must be a C-contiguous int64 array (epochs, {n})")
+            if orders.shape[0] < epochs_needed:
+                raise ValueError(f"orders has {orders.shape[0]} epochs, steps need "
+                                 f"{epochs_needed}")
+            if orders.size and (orders.min() < 0 or orders.max() >= n):
+                raise ValueError(f"orders must hold sample indices in [0, {n})")
+            pord = <cnp.int64_t*>cnp.PyArray_DATA(orders)
+        nstate = {"sgd": 0, "sgd_momentum": 1, "adam": 2}[optimizer]
+        for li in range(self.nlayers):
+            shape_w, shape_b = self.shapes[li]
+            self.L[li].w = _ptr(f"parameter {2 * li}", params[2 * li], t, shape_w)
+            if (shape_b is None) != (params[2 * li + 1] is None):
+                raise ValueError(f"parameter {2 * li + 1}: the bias does not match the plan")
+            self.L[li].b = NULL
+            if shape_b is not None:
+                self.L[li].b = _ptr(f"parameter {2 * li + 1}", params[2 * li + 1], t, shape_b)
+            for j, (shape, slots) in enumerate(((shape_w, 0), (shape_b, 1))):
+                st = states[2 * li + j]
+                if shape is None:
+                    continue
+                if len(st) < nstate or len(st) > 3:
+                    raise ValueError(f"parameter {2 * li + j}: {optimizer} needs {nstate} "
+                                     f"state arrays, got {len(st)}")
+                for i in range(3):
+                    p = (_ptr(f"state {i} of parameter {2 * li + j}", st[i], t, shape)
+                         if i < len(st) and st[i] is not None else NULL)
+                    if slots == 0:
+                        self.L[li].sw[i] = p
+                    else:
+                        self.L[li].sb[i] = p
+        self.c.opt = OPTIMIZERS.index(optimizer)
+        self.c.lr = hyper.get("lr", 0.0)
+        self.c.momentum = hyper.get("momentum", 0.0)
+        self.c.nesterov = hyper.get("nesterov", False)
+        self.c.beta_1 = hyper.get("beta_1", 0.9)
+        self.c.beta_2 = hyper.get("beta_2", 0.999)
+        self.c.epsilon = hyper.get("epsilon", 1e-7)
+        self.c.wd = hyper.get("weight_decay", 0.0)
+        self.c.clipvalue = hyper.get("clipvalue", INFINITY)
+        self.c.iteration = iteration
+        self.c.n = n
+        if last == first:
+            return
+        if n == 0:
+            raise ValueError("no samples")
+        cdef double* pl = &losses[0]
+        with nogil:
+            if t == cnp.NPY_FLOAT32:
+                _run(self.L, &self.c, <const float*>px, <const float*>py, plab, pord, first,
+                     last, per_epoch, pl)
+            else:
+                _run(self.L, &self.c, <const double*>px, <const double*>py, plab, pord, first,
+                     last, per_epoch, pl)

@@ -1,0 +1,218 @@
+"""The captured training step: `Sequential.fit` on a stack of Dense layers without Python
+per batch.
+
+For the small nets this framework is for, the cost of a training step is its per-op
+overhead, not its arithmetic. So `fit` captures the step once (forward, loss, backward,
+optimizer update) into a plan of kernel calls over buffers allocated once
+(`microgradnet._kernels.trainer.Plan`) and replays it in C for every batch; the batch loop
+itself runs in C when no callback needs Python between batches. The plan calls the very
+loops the eager path calls (csrc/loops.pxd, csrc/vmath.h) in the same order, so both give
+the same weights; tests/test_fastpath.py holds them to that.
+
+What is captured: Input, Dense (any built-in activation but softmax, with or without bias,
+no regularizer) and an Activation right after a linear Dense; mean squared error, binary
+cross-entropy on a sigmoid output (or from logits), categorical and sparse categorical
+cross-entropy on a softmax output (or from logits); SGD (momentum, nesterov), Adam and AdamW
+(amsgrad, weight decay, clipvalue) with a constant learning rate; float32 or float64; no
+sample or class weights. Anything else trains on the eager path, with the same results;
+`explain(model)` says why a model is not captured.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import backend
+from . import losses as losses_module
+from . import optimizers as optimizers_module
+from .autograd import Tensor
+
+_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}  # the defaults that Dense("leaky_relu") uses
+
+
+def _trainer():
+    from ._kernels import trainer  # noqa: PLC0415  (built with the other kernels)
+
+    return trainer
+
+
+def _layer_specs(model: Any) -> tuple[list[list], list] | str:
+    """([fan_in, units, activation, alpha, has_bias] per Dense, [kernel, bias, ...]) or why
+    the layers cannot be captured."""
+    from .layers import ACTIVATIONS, Activation, Dense, Input  # noqa: PLC0415  (cycle)
+
+    trainer = _trainer()
+    specs: list[list] = []
+    params: list = []
+    for layer in model.layers:
+        if type(layer) is Input:
+            continue
+        if type(layer) is Dense:
+            name = layer.activation
+            if layer.kernel_regularizer is not None or layer.bias_regularizer is not None:
+                return f"layer {layer.name!r} has a regularizer"
+            if ACTIVATIONS.get(name) is not layer._activation_fn:
+                return f"layer {layer.name!r} has a custom activation"
+            if name not in trainer.ACTIVATIONS and name != "softmax":
+                return f"layer {layer.name!r}: activation {name!r} is not captured"
+            if layer.kernel is None:
+                return f"layer {layer.name!r} is not built"
+            fan_in, units = layer.kernel.shape
+            specs.append([fan_in, units, name, _ALPHA.get(name, 0.0), layer.use_bias])
+            params += [layer.kernel, layer.bias]
+        elif type(layer) is Activation and specs and specs[-1][2] == "linear":
+            name = layer.activation
+            if ACTIVATIONS.get(name) is not layer._activation_fn:
+                return f"layer {layer.name!r} has a custom activation"
+            specs[-1][2] = name
+            specs[-1][3] = _ALPHA.get(name, 0.0)
+        else:
+            return f"layer {layer.name!r} ({type(layer).__name__}) is not captured"
+    if not specs:
+        return "the model has no Dense layer"
+    if any(s[2] == "softmax" for s in specs[:-1]):
+        return "softmax is captured only as the output of a cross-entropy"
+    return specs, params
+
+
+def _loss_code(loss: Any, top: list) -> str | None:
+    """The plan's loss for `loss` after the top layer `top` (whose activation it may fuse)."""
+    if getattr(loss, "reduction", None) != "sum_over_batch_size":
+        return None
+    act = top[2]
+    if type(loss) is losses_module.MeanSquaredError:
+        return "mse" if act != "softmax" else None
+    fused = {losses_module.BinaryCrossentropy: ("sigmoid", "sigmoid_bce"),
+             losses_module.CategoricalCrossentropy: ("softmax", "softmax_xent"),
+             losses_module.SparseCategoricalCrossentropy: ("softmax", "sparse_softmax_xent")}
+    if type(loss) not in fused:
+        return None
+    wanted, code = fused[type(loss)]
+    if (loss.from_logits and act == "linear") or (not loss.from_logits and act == wanted):
+        top[2] = "linear"  # the plan applies the output activation inside the fused loss
+        return code
+    return None
+
+
+def _optimizer_code(opt: Any) -> tuple[str, dict] | str:
+    """(plan optimizer, hyper-parameters) or why the optimizer cannot be captured."""
+    if opt.clipnorm is not None or opt.global_clipnorm is not None:
+        return "clipnorm and global_clipnorm are not captured"
+    if opt._schedule is not None:
+        return "a learning-rate schedule is not captured"
+    hyper = {"lr": opt._lr,
+             "weight_decay": 0.0 if opt.weight_decay is None else opt.weight_decay,
+             "clipvalue": np.inf if opt.clipvalue is None else opt.clipvalue}
+    kind = type(opt)
+    if kind is optimizers_module.SGD:
+        if opt.momentum == 0:
+            return "sgd", hyper
+        return "sgd_momentum", {**hyper, "momentum": opt.momentum, "nesterov": opt.nesterov}
+    if kind in (optimizers_module.Adam, optimizers_module.AdamW):
+        return "adam", {**hyper, "beta_1": opt.beta_1, "beta_2": opt.beta_2,
+                        "epsilon": opt.epsilon}
+    return f"{kind.__name__} is not captured"
+
+
+def explain(model: Any) -> str | None:
+    """Why `model.fit` cannot run the captured step for this model (None: it can)."""
+    got = _describe(model)
+    return got if isinstance(got, str) else None
+
+
+def _describe(model: Any) -> tuple | str:
+    if backend.backend_name() != "cython":
+        return "the numpy reference backend is active"
+    if getattr(model, "optimizer", None) is None or getattr(model, "loss", None) is None:
+        return "the model is not compiled"
+    specs = _layer_specs(model)
+    if isinstance(specs, str):
+        return specs
+    layers, params = specs
+    dtypes = {p.data.dtype for p in params if p is not None}
+    if len(dtypes) != 1 or next(iter(dtypes)) not in (np.float32, np.float64):
+        return "the parameters must all be float32 or all float64"
+    loss = _loss_code(model.loss, layers[-1])
+    if loss is None:
+        return f"the loss {model.loss.name!r} on a {layers[-1][2]!r} output is not captured"
+    opt = _optimizer_code(model.optimizer)
+    if isinstance(opt, str):
+        return opt
+    return layers, params, loss, opt, next(iter(dtypes))
+
+
+class CapturedStep:
+    """A plan for one model and batch size, and the tensors it trains."""
+
+    def __init__(self, model: Any, batch_size: int) -> None:
+        got = _describe(model)
+        if isinstance(got, str):
+            raise ValueError(f"this model's training step cannot be captured: {got}")
+        layers, params, loss, (opt_name, _), dtype = got
+        self.key = _key(layers, params, loss, opt_name, dtype, batch_size, model.optimizer)
+        self.model = model
+        self.dtype = dtype
+        self.loss = loss
+        self.params = params
+        self.plan = _trainer().Plan(dtype, [tuple(s) for s in layers], loss, batch_size)
+        self.batch_size = batch_size
+        # Tensors over the plan's gradient buffers, given to the parameters' .grad after
+        # each run: callbacks (GradientMonitor) see the gradients as on the eager path.
+        self._grads = [None if p is None else Tensor._wrap(g)
+                       for p, g in zip(params, self.plan.gradients(), strict=True)]
+
+    def run(self, x: np.ndarray, y: np.ndarray, orders: np.ndarray | None, first: int,
+            last: int) -> np.ndarray:
+        """Train steps [first, last) of the run; return their losses (float64)."""
+        model = self.model
+        opt = model.optimizer
+        opt_name, hyper = _optimizer_code(opt)
+        states = []
+        for p in self.params:
+            if p is None:
+                states.append(())
+                continue
+            i = next(k for k, q in enumerate(opt._params) if q is p)
+            if opt._states[i] is None:
+                opt._states[i] = opt._new_state(p.data)
+            states.append(opt._states[i])
+        per_epoch = -(-len(x) // self.batch_size)
+        losses = np.empty(last - first, np.float64)
+        sparse = self.loss == "sparse_softmax_xent"
+        self.plan.run(x, None if sparse else y, y if sparse else None, orders, first, last,
+                      per_epoch, [None if p is None else p.data for p in self.params], states,
+                      opt_name, hyper, opt.iterations, losses)
+        opt.iterations += last - first
+        for p, g in zip(self.params, self._grads, strict=True):
+            if p is not None:
+                p.grad = g
+        return losses
+
+    def output(self, rows: int) -> np.ndarray:
+        """The model's (activated) output for the last batch trained."""
+        return self.plan.output(rows)
+
+
+def _key(layers, params, loss, opt_name, dtype, batch_size, optimizer) -> tuple:
+    return (tuple(map(tuple, layers)), tuple(id(p) for p in params), loss, opt_name,
+            np.dtype(dtype).str, batch_size, id(optimizer))
+
+
+def captured_step(model: Any, batch_size: int) -> CapturedStep | None:
+    """The model's captured step for this batch size (cached), or None if not capturable."""
+    got = _describe(model)
+    if isinstance(got, str):
+        return None
+    layers, params, loss, (opt_name, _), dtype = got
+    key = _key(layers, params, loss, opt_name, dtype, batch_size, model.optimizer)
+    cached = getattr(model, "_captured", None)
+    if cached is not None and cached.key == key:
+        return cached
+    step = CapturedStep(model, batch_size)
+    model._captured = step
+    return step
+
+
+__all__ = ["CapturedStep", "captured_step", "explain"]
