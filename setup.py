@@ -35,7 +35,9 @@ else:
     release = ["-O3", "-g0", "-fno-math-errno", "-fno-trapping-math"]
     compile_args = ["-O0", "-g", "-UNDEBUG"] if debug else release
 
-HEADERS = ["csrc/kernels.pxd", "csrc/loops.pxd", "csrc/vmath.h", "csrc/vmath_loops.h"]
+HEADERS = [
+    "csrc/kernels.pxd", "csrc/loops.pxd", "csrc/fpenv.h", "csrc/vmath.h", "csrc/vmath_loops.h",
+]
 
 extensions = [
     Extension(

@@ -8,10 +8,14 @@ it will touch (parameters, optimizer state, data, order) before it releases the 
 re-reads the parameters from their tensors, so `set_weights` between calls is safe.
 """
 
+import contextlib
+
 import numpy as np
 
 cimport numpy as cnp
+from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.math cimport INFINITY, pow, sqrt
+from libc.stdint cimport uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 
@@ -30,6 +34,24 @@ from loops cimport (
 )
 
 cnp.import_array()
+
+_NO_LOCK = contextlib.nullcontext()
+
+cdef extern from "numpy/random/bitgen.h":
+    struct bitgen:
+        void* state
+        uint64_t (*next_uint64)(void* st) nogil
+        unsigned int (*next_uint32)(void* st) nogil
+
+    ctypedef bitgen bitgen_t
+
+cdef extern from "fpenv.h" nogil:
+    unsigned int mg_ftz_enter()
+    void mg_ftz_leave(unsigned int old)
+    int mg_ftz_supported()
+
+# Whether run(flush_denormal=True) can flush subnormals to zero here (x86); see fpenv.h.
+CAN_FLUSH_DENORMAL = bool(mg_ftz_supported())
 
 # Activation codes (ACTIVATIONS gives the names), loss codes, optimizer codes.
 ACTIVATIONS = ("linear", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "softplus", "gelu",
@@ -83,6 +105,8 @@ cdef struct Config:
     cnp.int64_t* lb
     void* per     # per-element (bce) or per-sample (softmax) losses
     void* dloss   # their gradient, 1 / batch
+    bitgen_t* rng  # when set, each epoch's order is drawn here into `order`
+    cnp.int64_t* order
 
 
 # --------------------------------------------------------------------------- elementwise
@@ -180,6 +204,75 @@ cdef inline double _mean(const floating* a, Py_ssize_t n) noexcept nogil:
     return s / n
 
 
+# --------------------------------------------------------------------------- shuffling
+# numpy's Generator.permutation(n), drawn from the same bit generator: a Fisher-Yates
+# shuffle of 0..n-1 from the last element down, each index drawn in [0, i] by masked
+# rejection (numpy's random_interval). The captured run draws the same orders as the eager
+# epoch loop, without a call into Python per epoch; shuffle_matches_numpy() checks it.
+
+cdef inline uint64_t _interval(bitgen_t* g, uint64_t mx) noexcept nogil:
+    cdef uint64_t mask = mx, value
+    if mx == 0:
+        return 0
+    mask |= mask >> 1
+    mask |= mask >> 2
+    mask |= mask >> 4
+    mask |= mask >> 8
+    mask |= mask >> 16
+    mask |= mask >> 32
+    if mx <= <uint64_t>0xffffffffU:
+        value = g.next_uint32(g.state) & mask
+        while value > mx:
+            value = g.next_uint32(g.state) & mask
+    else:
+        value = g.next_uint64(g.state) & mask
+        while value > mx:
+            value = g.next_uint64(g.state) & mask
+    return value
+
+
+cdef void _permutation(bitgen_t* g, cnp.int64_t* out, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef cnp.int64_t tmp
+    for i in range(n):
+        out[i] = i
+    for i in range(n - 1, 0, -1):
+        j = <Py_ssize_t>_interval(g, <uint64_t>i)
+        tmp = out[i]
+        out[i] = out[j]
+        out[j] = tmp
+
+
+cdef bitgen_t* _bitgen(object generator) except NULL:
+    capsule = generator.bit_generator.capsule
+    return <bitgen_t*>PyCapsule_GetPointer(capsule, "BitGenerator")
+
+
+def permutation(generator, Py_ssize_t n):
+    """generator.permutation(n) drawn in C, the way the captured run shuffles."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    out = np.empty(n, np.int64)
+    cdef bitgen_t* g = _bitgen(generator)
+    cdef cnp.int64_t* po = <cnp.int64_t*>cnp.PyArray_DATA(out)
+    with generator.bit_generator.lock, nogil:
+        _permutation(g, po, n)
+    return out
+
+
+def shuffle_matches_numpy():
+    """Whether permutation() draws what this numpy's Generator.permutation draws."""
+    for n in (0, 1, 2, 7, 100, 1000):
+        a = np.random.default_rng(n)
+        b = np.random.default_rng(n)
+        for _ in range(3):
+            if not np.array_equal(permutation(a, n), b.permutation(n)):
+                return False
+        if a.integers(1 << 62) != b.integers(1 << 62):
+            return False
+    return True
+
+
 # --------------------------------------------------------------------------- the step
 
 cdef void _run(LayerDesc* L, Config* c, const floating* x, const floating* y,
@@ -206,8 +299,10 @@ cdef void _run(LayerDesc* L, Config* c, const floating* x, const floating* y,
         start = k * c.batch
         nb = min(c.batch, c.n - start)
         lab = NULL
-        if orders != NULL:
-            idx = orders + e * c.n + start
+        if c.rng != NULL and k == 0:
+            _permutation(c.rng, c.order, c.n)
+        if c.rng != NULL or orders != NULL:
+            idx = (c.order if c.rng != NULL else orders + e * c.n) + start
             for i in range(nb):
                 memcpy(xb + i * in_dim, x + idx[i] * in_dim, in_dim * sizeof(floating))
             if labels != NULL:
@@ -278,7 +373,7 @@ cdef void _run(LayerDesc* L, Config* c, const floating* x, const floating* y,
                          <floating*>L[li].a, nb * units)
             if li > 0:
                 h = <floating*>L[li - 1].a
-            elif orders != NULL:
+            elif orders != NULL or c.rng != NULL:
                 h = xb
             else:
                 h = x + start * in_dim
@@ -329,6 +424,7 @@ cdef class Plan:
     cdef list buffers  # keeps the numpy buffers alive; L[] points into them
     cdef object out_buf
     cdef list grads
+    cdef object order
     cdef readonly Py_ssize_t batch
     cdef readonly int nlayers
 
@@ -357,6 +453,7 @@ cdef class Plan:
         self.shapes = []
         self.buffers = []
         self.grads = []
+        self.order = None
         cdef Py_ssize_t li, fan_in, units, prev = -1
         for li, spec in enumerate(layers):
             fan_in, units, act, alpha, has_bias = spec
@@ -418,12 +515,16 @@ cdef class Plan:
 
     def run(self, x, y, labels, orders, Py_ssize_t first, Py_ssize_t last,
             Py_ssize_t per_epoch, list params, list states, str optimizer, dict hyper,
-            long long iteration, double[::1] losses):
+            long long iteration, double[::1] losses, bint flush_denormal=False,
+            shuffle_with=None):
         """Train steps [first, last); return nothing, write each step's loss into losses.
 
         x (n, in) and y (n, out) or labels (n,) int64; orders (epochs, n) int64 sample
         orders or None (rows in order); params [W0, b0 or None, W1, ...] updated in place;
-        states per parameter a tuple of its optimizer arrays; hyper the optimizer's numbers.
+        states per parameter a tuple of its optimizer arrays; hyper the optimizer's numbers;
+        flush_denormal: subnormals flushed to zero (faster once weights get that small, not
+        IEEE arithmetic; fpenv.h). shuffle_with: a numpy Generator that draws each epoch's
+        order (its permutation(n)) in place of `orders`; the run must start an epoch.
         """
         cdef int t = self.typenum
         cdef Py_ssize_t li, n, in_dim = self.L[0].fan_in
@@ -465,6 +566,15 @@ cdef class Plan:
             if orders.size and (orders.min() < 0 or orders.max() >= n):
                 raise ValueError(f"orders must hold sample indices in [0, {n})")
             pord = <cnp.int64_t*>cnp.PyArray_DATA(orders)
+        self.c.rng = NULL
+        if shuffle_with is not None:
+            if orders is not None:
+                raise ValueError("give orders or shuffle_with, not both")
+            if per_epoch and first % per_epoch:
+                raise ValueError("a run that shuffles must start at an epoch's first step")
+            if self.order is None or len(self.order) != n:
+                self.order = np.empty(n, np.int64)  # once per data size, not per step
+            self.c.order = <cnp.int64_t*>cnp.PyArray_DATA(self.order)
         nstate = {"sgd": 0, "sgd_momentum": 1, "adam": 2}[optimizer]
         for li in range(self.nlayers):
             shape_w, shape_b = self.shapes[li]
@@ -504,10 +614,25 @@ cdef class Plan:
         if n == 0:
             raise ValueError("no samples")
         cdef double* pl = &losses[0]
+        lock = shuffle_with.bit_generator.lock if shuffle_with is not None else _NO_LOCK
+        with lock:
+            if shuffle_with is not None:
+                self.c.rng = _bitgen(shuffle_with)
+            self._run_nogil(t, px, py, plab, pord, first, last, per_epoch, pl, flush_denormal)
+            self.c.rng = NULL
+
+    cdef void _run_nogil(self, int t, void* px, void* py, cnp.int64_t* plab,
+                         cnp.int64_t* pord, Py_ssize_t first, Py_ssize_t last,
+                         Py_ssize_t per_epoch, double* pl, bint flush_denormal) noexcept:
+        cdef unsigned int mode = 0
         with nogil:
+            if flush_denormal:
+                mode = mg_ftz_enter()
             if t == cnp.NPY_FLOAT32:
                 _run(self.L, &self.c, <const float*>px, <const float*>py, plab, pord, first,
                      last, per_epoch, pl)
             else:
                 _run(self.L, &self.c, <const double*>px, <const double*>py, plab, pord, first,
                      last, per_epoch, pl)
+            if flush_denormal:
+                mg_ftz_leave(mode)

@@ -29,6 +29,28 @@ from . import losses as losses_module
 from . import optimizers as optimizers_module
 from .autograd import Tensor
 
+_flush_denormal = False
+
+
+def set_flush_denormal(mode: bool) -> bool:
+    """Flush subnormal numbers to zero in the captured training step (False by default).
+
+    Returns whether the machine supports it (x86 with SSE2). Faster once some weights decay
+    below 1.2e-38, but not IEEE arithmetic: such a weight becomes 0 and stays 0 where a
+    tiny one could grow back, so training can end elsewhere than on the eager path. XLA
+    flushes on CPU; PyTorch has the same switch, torch.set_flush_denormal.
+    """
+    global _flush_denormal
+    supported = _trainer().CAN_FLUSH_DENORMAL
+    _flush_denormal = bool(mode) and supported
+    return supported
+
+
+def get_flush_denormal() -> bool:
+    """Whether the captured training step flushes subnormal numbers to zero."""
+    return _flush_denormal
+
+
 _ALPHA = {"leaky_relu": 0.01, "elu": 1.0}  # the defaults that Dense("leaky_relu") uses
 
 
@@ -116,6 +138,17 @@ def _optimizer_code(opt: Any) -> tuple[str, dict] | str:
     return f"{kind.__name__} is not captured"
 
 
+_shuffles_like_numpy: bool | None = None
+
+
+def shuffles_like_numpy() -> bool:
+    """Whether the captured run can draw its epoch orders in C, as numpy's permutation."""
+    global _shuffles_like_numpy
+    if _shuffles_like_numpy is None:
+        _shuffles_like_numpy = bool(_trainer().shuffle_matches_numpy())
+    return _shuffles_like_numpy
+
+
 def explain(model: Any) -> str | None:
     """Why `model.fit` cannot run the captured step for this model (None: it can)."""
     got = _describe(model)
@@ -164,8 +197,12 @@ class CapturedStep:
                        for p, g in zip(params, self.plan.gradients(), strict=True)]
 
     def run(self, x: np.ndarray, y: np.ndarray, orders: np.ndarray | None, first: int,
-            last: int) -> np.ndarray:
-        """Train steps [first, last) of the run; return their losses (float64)."""
+            last: int, shuffle_with: np.random.Generator | None = None) -> np.ndarray:
+        """Train steps [first, last) of the run; return their losses (float64).
+
+        Each epoch takes its samples in the order of its row of `orders`, or in the order
+        shuffle_with.permutation(n) gives (drawn in C), or in order.
+        """
         model = self.model
         opt = model.optimizer
         opt_name, hyper = _optimizer_code(opt)
@@ -183,7 +220,7 @@ class CapturedStep:
         sparse = self.loss == "sparse_softmax_xent"
         self.plan.run(x, None if sparse else y, y if sparse else None, orders, first, last,
                       per_epoch, [None if p is None else p.data for p in self.params], states,
-                      opt_name, hyper, opt.iterations, losses)
+                      opt_name, hyper, opt.iterations, losses, _flush_denormal, shuffle_with)
         opt.iterations += last - first
         for p, g in zip(self.params, self._grads, strict=True):
             if p is not None:
@@ -215,4 +252,5 @@ def captured_step(model: Any, batch_size: int) -> CapturedStep | None:
     return step
 
 
-__all__ = ["CapturedStep", "captured_step", "explain"]
+__all__ = ["CapturedStep", "captured_step", "explain", "get_flush_denormal",
+           "set_flush_denormal"]

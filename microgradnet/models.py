@@ -459,12 +459,15 @@ class Sequential:
                       cb: cbks.CallbackList, history: cbks.History) -> None:
         """Every epoch in one call of the captured step (only History is listening)."""
         count = max(0, epochs - initial_epoch)
-        orders = None
+        orders, rng = None, None
         if shuffle and count:
-            # The same draws as the epoch loop's, one permutation per epoch, in order.
-            gen = generator()
-            orders = np.stack([gen.permutation(n) for _ in range(count)])
-        losses = fast.run(x, y, orders, 0, count * steps)
+            # The same draws as the epoch loop's, one permutation(n) per epoch, in order:
+            # in C from the same generator when that gives numpy's permutations.
+            if fastpath.shuffles_like_numpy():
+                rng = generator()
+            else:
+                orders = np.stack([generator().permutation(n) for _ in range(count)])
+        losses = fast.run(x, y, orders, 0, count * steps, shuffle_with=rng)
         history.batch_history.setdefault("loss", []).extend(losses.tolist())
         per_epoch = losses.reshape(count, steps) @ _batch_sizes(n, batch_size, steps) / n
         for i, epoch in enumerate(range(initial_epoch, epochs)):

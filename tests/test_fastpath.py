@@ -355,3 +355,30 @@ def test_plan_steps_allocate_nothing():
         tracemalloc.stop()
     # 40x more steps, no more memory: the buffers were allocated when the plan was made
     assert long < 4096 and short < 4096, (short, long)
+
+
+def test_the_c_shuffle_draws_numpys_permutations_from_the_same_generator():
+    assert trainer.shuffle_matches_numpy()
+    a, b = np.random.default_rng(11), np.random.default_rng(11)
+    for n in (0, 1, 3, 50, 1 << 12):
+        np.testing.assert_array_equal(trainer.permutation(a, n), b.permutation(n))
+    assert a.bit_generator.state == b.bit_generator.state
+    with pytest.raises(ValueError):
+        trainer.permutation(a, -1)
+
+
+def test_flush_denormal_is_opt_in_and_restored():
+    assert fastpath.get_flush_denormal() is False
+    supported = fastpath.set_flush_denormal(True)
+    try:
+        assert fastpath.get_flush_denormal() is supported
+        x, y = _data()
+        eager, fast = _train_both(lambda: _model("tanh", "linear", [3, 4, 1]),
+                                  lambda: Adam(learning_rate=0.01), "mse", x, y, batch_size=8,
+                                  epochs=2)
+        _assert_same(eager, fast)  # nothing subnormal in this short run: same numbers
+        # the caller's floating-point mode is back: numpy still makes subnormals
+        assert np.float32(1e-38) * np.float32(0.01) != 0
+    finally:
+        fastpath.set_flush_denormal(False)
+    assert fastpath.get_flush_denormal() is False

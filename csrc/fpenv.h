@@ -1,0 +1,31 @@
+/* Flush-to-zero for the captured training step (csrc/trainer.pyx), when asked for.
+ *
+ * x86 computes on subnormal numbers (below 1.2e-38 in float) through a microcode assist,
+ * about 100x slower. Training drives a few weights there (a unit whose weights decay
+ * towards 0), and from then on every step touches them: W2a ran 2x slower. With FTZ and
+ * DAZ set, subnormals read and written as 0, the step keeps its speed, but the arithmetic
+ * is no longer IEEE's: a weight flushed to 0 stays there where a tiny one could grow back
+ * under Adam, so training follows another path. XLA runs so on CPU, PyTorch offers it
+ * (torch.set_flush_denormal); here it is opt-in, and the caller's mode is restored after.
+ */
+#ifndef MICROGRADNET_FPENV_H
+#define MICROGRADNET_FPENV_H
+
+#if defined(__SSE2__) || defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 2)
+#include <xmmintrin.h>
+#define MG_FTZ_DAZ 0x8040u  /* MXCSR bit 15 flush-to-zero, bit 6 denormals-are-zero */
+static inline unsigned int mg_ftz_enter(void)
+{
+    unsigned int old = _mm_getcsr();
+    _mm_setcsr(old | MG_FTZ_DAZ);
+    return old;
+}
+static inline void mg_ftz_leave(unsigned int old) { _mm_setcsr(old); }
+static inline int mg_ftz_supported(void) { return 1; }
+#else
+static inline unsigned int mg_ftz_enter(void) { return 0; }
+static inline void mg_ftz_leave(unsigned int old) { (void)old; }
+static inline int mg_ftz_supported(void) { return 0; }
+#endif
+
+#endif /* MICROGRADNET_FPENV_H */
