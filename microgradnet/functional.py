@@ -130,7 +130,8 @@ class Pow(Function):
         ga = gb = None
         with np.errstate(divide="ignore", invalid="ignore"):
             if need_a:
-                ga = grad * b * a ** (b - 1)
+                # NOTE: d(a^0)/da = 0, also at a == 0 where b * a^(b-1) would be 0 * inf.
+                ga = np.where(b == 0, 0, grad * b * a ** (b - 1))
             if need_b:
                 # NOTE: d(a^b)/db = a^b log a; taken as 0 at a == 0 (b >= 0), as PyTorch does.
                 gb = np.where((a == 0) & (b >= 0), 0, grad * self.out * np.log(a))
