@@ -342,63 +342,73 @@ class Sequential:
         self.stop_training = False
         params = self.parameters()
         opt = self.optimizer
-        cb.call("on_train_begin", {})
-        for epoch in range(initial_epoch, epochs):
-            cb.call("on_epoch_begin", epoch, {})
-            order = generator().permutation(n) if shuffle else None
-            sums: dict[str, float] = {}
-            seen = 0
-            for step in range(steps):
-                if order is None:
-                    sl = slice(step * batch_size, (step + 1) * batch_size)
-                    xb, yb = x[sl], y[sl]
-                    wb = None if weights is None else weights[sl]
-                else:
-                    idx = order[step * batch_size:(step + 1) * batch_size]
-                    xb, yb = x[idx], y[idx]
-                    wb = None if weights is None else weights[idx]
-                if cb.wants_batches:
-                    cb.call("on_batch_begin", step, {"batch": step, "size": len(xb)})
-                self._last_batch = xb
-                loss, out = self._forward_loss(xb, yb, wb, True)
-                reg = self._regularization()
-                total = loss if reg is None else loss + reg
-                for p in params:
-                    p.grad = None
-                total.backward()
-                opt.step()
-                logs = {"loss": float(total.data)}
-                size = len(xb)
-                seen += size
-                sums["loss"] = sums.get("loss", 0.0) + logs["loss"] * size
-                if self.metrics:
-                    for name, values in self._batch_metrics(yb, out).items():
-                        logs[name] = float(values.mean())
-                        sums[name] = sums.get(name, 0.0) + float(values.sum())
-                history.record_batch(logs)
-                if cb.wants_batches:
-                    cb.call("on_batch_end", step, logs)
+        try:
+            cb.call("on_train_begin", {})
+            for epoch in range(initial_epoch, epochs):
+                cb.call("on_epoch_begin", epoch, {})
+                order = generator().permutation(n) if shuffle else None
+                sums: dict[str, float] = {}
+                seen = 0
+                for step in range(steps):
+                    if order is None:
+                        sl = slice(step * batch_size, (step + 1) * batch_size)
+                        xb, yb = x[sl], y[sl]
+                        wb = None if weights is None else weights[sl]
+                    else:
+                        idx = order[step * batch_size:(step + 1) * batch_size]
+                        xb, yb = x[idx], y[idx]
+                        wb = None if weights is None else weights[idx]
+                    if cb.wants_batches:
+                        cb.call("on_batch_begin", step, {"batch": step, "size": len(xb)})
+                    self._last_batch = xb
+                    loss, out = self._forward_loss(xb, yb, wb, True)
+                    reg = self._regularization()
+                    total = loss if reg is None else loss + reg
+                    for p in params:
+                        p.grad = None
+                    total.backward()
+                    opt.step()
+                    logs = {"loss": float(total.data)}
+                    size = len(xb)
+                    seen += size
+                    sums["loss"] = sums.get("loss", 0.0) + logs["loss"] * size
+                    if self.metrics:
+                        for name, values in self._batch_metrics(yb, out).items():
+                            logs[name] = float(values.mean())
+                            sums[name] = sums.get(name, 0.0) + float(values.sum())
+                    history.record_batch(logs)
+                    if cb.wants_batches:
+                        cb.call("on_batch_end", step, logs)
+                    if self.stop_training:
+                        break
+                epoch_logs = {k: v / max(seen, 1) for k, v in sums.items()}
+                # As Keras: an epoch cut short by stop_training is still validated.
+                if val is not None:
+                    val_logs = self.evaluate(val[0], val[1], batch_size=batch_size, verbose=0,
+                                             return_dict=True)
+                    epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                cb.call("on_epoch_end", epoch, epoch_logs)
                 if self.stop_training:
                     break
-            epoch_logs = {k: v / max(seen, 1) for k, v in sums.items()}
-            if val is not None and not self.stop_training:
-                val_logs = self.evaluate(val[0], val[1], batch_size=batch_size, verbose=0,
-                                         return_dict=True)
-                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-            cb.call("on_epoch_end", epoch, epoch_logs)
-            if self.stop_training:
-                break
-        cb.call("on_train_end", {})
-        self.train_inputs = None
+            cb.call("on_train_end", {})
+        except BaseException:
+            cb.close()  # on_train_end did not run: close CSVLogger's file, the progress bar
+            raise
+        finally:
+            self.train_inputs = None
         return history
 
     def _sample_weights(self, y: np.ndarray, class_weight: dict | None, sample_weight: Any,
                         n: int) -> np.ndarray | None:
         w = None
         if sample_weight is not None:
-            w = _as_float("sample_weight", sample_weight).reshape(-1)
-            if len(w) != n:
-                raise ValueError(f"sample_weight has {len(w)} values for {n} samples")
+            w = _as_float("sample_weight", sample_weight)
+            # One weight per sample, as (n,) or (n, 1); not any array that happens to have
+            # n values (a (1, n) row would pass a flat length check).
+            if w.shape not in ((n,), (n, 1)):
+                raise ValueError(f"sample_weight must have shape ({n},) or ({n}, 1), one "
+                                 f"weight per sample, got {w.shape}")
+            w = w.reshape(-1)
         if class_weight is not None:
             if not isinstance(class_weight, dict):
                 raise TypeError("class_weight must be a dict {class: weight}")

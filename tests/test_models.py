@@ -364,3 +364,110 @@ def test_bad_input_raises_clear_errors():
         fresh.compile(loss="mse", metrics=["acc2"])
     with pytest.raises(TypeError, match="Layer"):
         fresh.add("dense")
+
+
+# --------------------------------------------------------------------------- review fixes
+
+
+def _early_stopping_run(values, **kwargs):
+    mg.manual_seed(0)
+    model = regressor()
+    values = iter(values)
+    snapshots = []
+
+    class FakeVal(cb.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_loss"] = next(values)
+            snapshots.append(self.model.get_weights())
+
+    stop = cb.EarlyStopping(**kwargs)
+    history = model.fit(X, Y, epochs=8, verbose=0, callbacks=[FakeVal(), stop])
+    return model, stop, history, snapshots
+
+
+def test_early_stopping_baseline_gates_the_wait_not_the_best():
+    # Never below the baseline 0.1: stop after `patience` epochs, restoring the best epoch
+    # seen (epoch 1), which the old code never recorded because the baseline started as best.
+    model, stop, history, snaps = _early_stopping_run(
+        [1.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1], patience=2, baseline=0.1,
+        restore_best_weights=True)
+    assert history.epoch == [0, 1, 2]
+    assert stop.best == 0.5 and stop.best_epoch == 1
+    for a, b in zip(model.get_weights(), snaps[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    # Epochs that improve but stay above the baseline do not reset the wait: at the first
+    # epoch without improvement, patience has run out (without a baseline: 2 epochs later).
+    values = [1.0, 0.9, 0.8, 0.85, 0.84, 0.83, 0.82, 0.81]
+    _, stop, history, _ = _early_stopping_run(values, patience=3, baseline=0.1)
+    assert history.epoch == [0, 1, 2, 3] and stop.best == 0.8
+    _, stop, history, _ = _early_stopping_run(values, patience=3)
+    assert history.epoch == [0, 1, 2, 3, 4, 5]
+    # Beating the baseline resets the wait as usual; mode "max" starts at -inf.
+    _, stop, history, _ = _early_stopping_run(
+        [0.05, 0.04, 0.03, 0.02, 0.01, 0.009, 0.008, 0.007], patience=1, baseline=0.1)
+    assert history.epoch == list(range(8))
+    _, stop, history, _ = _early_stopping_run(
+        [-5.0, -4.0, -6.0, -7.0, 0, 0, 0, 0], patience=1, mode="max")
+    assert stop.best == -4.0 and history.epoch == [0, 1, 2]
+
+
+def test_validation_runs_for_an_epoch_stopped_mid_way():
+    class StopAtSecondBatch(cb.Callback):
+        def on_batch_end(self, batch, logs=None):
+            if batch == 1:
+                self.model.stop_training = True
+
+    mg.manual_seed(0)
+    model = regressor()
+    rec = Recorder()
+    history = model.fit(X, Y, epochs=3, batch_size=8, verbose=0, validation_data=(X, Y),
+                        callbacks=[StopAtSecondBatch(), rec])
+    assert history.epoch == [0]
+    assert rec.calls[-2] == ("epoch_end", 0, ["loss", "mae", "val_loss", "val_mae"])
+    assert history.history["val_loss"][0] == pytest.approx(model.evaluate(X, Y)[0])
+    assert history.epoch_ends == [2]
+
+
+def test_model_checkpoint_filepath_errors_are_value_errors(tmp_path):
+    with pytest.raises(ValueError, match=r"must end in \.npz.*m\.h5'"):
+        cb.ModelCheckpoint(str(tmp_path / "m.h5"))
+    with pytest.raises(ValueError, match=r"must end in \.npz"):
+        cb.ModelCheckpoint(tmp_path / "m.keras")
+    model = regressor()
+    ckpt = cb.ModelCheckpoint(str(tmp_path / "m-{val_acc:.2f}.npz"), monitor="loss")
+    with pytest.raises(ValueError, match=r"cannot fill in .*'val_acc'.*: loss, mae"):
+        model.fit(X, Y, epochs=1, verbose=0, callbacks=[ckpt])
+
+
+def test_lambda_callback_takes_the_keras3_batch_hook_names():
+    mg.manual_seed(0)
+    model = regressor()
+    seen = []
+
+    class Keras3Style(cb.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(("subclass begin", batch))
+
+    lam = cb.LambdaCallback(on_train_batch_begin=lambda batch, logs: seen.append(("begin", batch)),
+                            on_train_batch_end=lambda batch, logs: seen.append(("end", batch)))
+    model.fit(X, Y, epochs=1, batch_size=32, verbose=0, callbacks=[Keras3Style(), lam])
+    assert seen == [("subclass begin", 0), ("begin", 0), ("end", 0),
+                    ("subclass begin", 1), ("begin", 1), ("end", 1)]
+    with pytest.raises(ValueError, match="not both"):
+        cb.LambdaCallback(on_batch_end=print, on_train_batch_end=print)
+
+
+def test_fit_closes_files_and_resets_state_when_training_fails(tmp_path):
+    class Boom(cb.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("boom")
+
+    model = regressor()
+    logger = cb.CSVLogger(str(tmp_path / "log.csv"))
+    with pytest.raises(RuntimeError, match="boom"):
+        model.fit(X, Y, epochs=3, verbose=1, callbacks=[logger, Boom()])
+    assert logger._file is None
+    assert model.train_inputs is None
+    rows = list(csv.reader(open(tmp_path / "log.csv")))
+    assert len(rows) == 3  # header, epochs 0 and 1
