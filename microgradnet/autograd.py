@@ -11,6 +11,7 @@ to each input's shape, once, here in the engine.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,23 +22,42 @@ except ImportError:  # uncompiled, without Cython installed: no-op stand-ins
 import numpy as np
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_grad_enabled = True
 
 
 # --------------------------------------------------------------------------- grad mode
+
+
+class _GradMode(threading.local):
+    """Whether ops record the graph, per thread (as PyTorch): no_grad in one thread, e.g.
+    a monitor predicting in the background, must not stop another thread's training."""
+
+    enabled = True  # the class attribute is every new thread's starting value
+
+
+_grad_mode = _GradMode()
+_mode_lock = threading.Lock()
+# How many threads have recording off right now. While it is 0 (nearly always during
+# training), an op knows recording is on without the slower thread-local lookup.
+_threads_without_grad = 0
+
+
+def _set_grad_enabled(enabled: bool) -> None:
+    global _threads_without_grad
+    with _mode_lock:
+        if _grad_mode.enabled != enabled:
+            _threads_without_grad += -1 if enabled else 1
+            _grad_mode.enabled = enabled
 
 
 class no_grad:
     """Context manager and decorator that turns off graph recording inside it."""
 
     def __enter__(self) -> None:
-        global _grad_enabled
-        self._previous = _grad_enabled
-        _grad_enabled = False
+        self._previous = _grad_mode.enabled
+        _set_grad_enabled(False)
 
     def __exit__(self, *exc: object) -> None:
-        global _grad_enabled
-        _grad_enabled = self._previous
+        _set_grad_enabled(self._previous)
 
     def __call__(self, func: Callable) -> Callable:
         @functools.wraps(func)
@@ -52,14 +72,13 @@ class enable_grad(no_grad):
     """Context manager and decorator that turns graph recording back on inside it."""
 
     def __enter__(self) -> None:
-        global _grad_enabled
-        self._previous = _grad_enabled
-        _grad_enabled = True
+        self._previous = _grad_mode.enabled
+        _set_grad_enabled(True)
 
 
 def is_grad_enabled() -> bool:
-    """Return True when ops record the graph for backward."""
-    return _grad_enabled
+    """Return True when ops record the graph for backward (in this thread)."""
+    return _grad_mode.enabled
 
 
 # --------------------------------------------------------------------------- conversion
@@ -161,7 +180,7 @@ class Function:
             else:
                 data = ctx.forward(a.data, b.data)
             needs = (a.requires_grad, b.requires_grad)
-            record = _grad_enabled and (needs[0] or needs[1])
+            record = needs[0] or needs[1]
         elif len(inputs) == 1:
             a = inputs[0]
             if params:
@@ -169,11 +188,13 @@ class Function:
             else:
                 data = ctx.forward(a.data)
             needs = (a.requires_grad,)
-            record = _grad_enabled and needs[0]
+            record = needs[0]
         else:
             data = ctx.forward(*[t.data for t in inputs], **params)
             needs = tuple([t.requires_grad for t in inputs])
-            record = _grad_enabled and True in needs
+            record = True in needs
+        if record and _threads_without_grad != 0:
+            record = _grad_mode.enabled  # some thread is under no_grad: is this one?
         if type(data) is not np.ndarray:
             data = np.asarray(data)  # numpy hands back scalars for 0-d results
         out = Tensor.__new__(Tensor)
@@ -190,11 +211,12 @@ class Function:
         return out
 
     def release(self) -> None:
-        """Drop the arrays saved for backward, keeping only the graph's structure."""
-        parents, needs = self.parents, self.needs_input_grad
+        """Drop the arrays saved for backward and the links to the inputs."""
         vars(self).clear()
-        # Compiled, these two are C fields that clear() leaves alone; uncompiled they are not.
-        self.parents, self.needs_input_grad = parents, needs
+        # Without the links, the intermediate tensors above this node are freed as soon as
+        # the caller drops them, even while the output (e.g. a loss) is kept. `released`
+        # stays, so a second backward still reaches this node and says what happened.
+        self.parents, self.needs_input_grad = (), ()
         self.released = True
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import sys
 import time
 import warnings
@@ -20,6 +21,9 @@ import numpy as np
 
 _HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
           "on_batch_begin", "on_batch_end")
+# Keras 3's names of the batch hooks: the same hooks, called in their place.
+_KERAS3_BATCH_HOOKS = {"on_train_batch_begin": "on_batch_begin",
+                       "on_train_batch_end": "on_batch_end"}
 
 
 class Callback:
@@ -64,16 +68,18 @@ class Callback:
         """Alias of on_batch_end."""
         self.on_batch_end(batch, logs)
 
+    def _close(self) -> None:
+        """Release what the callback holds open (files, progress bars) when fit stops on
+        an exception, so on_train_end never ran. Not a Keras hook: fit calls it."""
+
 
 def _overrides(cb: Callback, hook: str) -> bool:
-    if hook in vars(cb):  # LambdaCallback sets its hooks on the instance
+    alias = {v: k for k, v in _KERAS3_BATCH_HOOKS.items()}.get(hook)
+    if hook in vars(cb) or alias in vars(cb):  # hooks set on the instance (LambdaCallback)
         return True
-    own = getattr(type(cb), hook, None)
-    alias = {"on_batch_begin": "on_train_batch_begin",
-             "on_batch_end": "on_train_batch_end"}.get(hook)
     if alias and getattr(type(cb), alias) is not getattr(Callback, alias):
         return True
-    return own is not getattr(Callback, hook)
+    return getattr(type(cb), hook, None) is not getattr(Callback, hook)
 
 
 class CallbackList:
@@ -90,6 +96,11 @@ class CallbackList:
         self.wants_batches = bool(self._by_hook["on_batch_begin"] or
                                   self._by_hook["on_batch_end"])
 
+    def close(self) -> None:
+        """Let every callback release its files after training failed (see Callback._close)."""
+        for cb in self.callbacks:
+            cb._close()
+
     def call(self, hook: str, *args: Any) -> None:
         """Run `hook` on the callbacks that override it."""
         for cb in self._by_hook[hook]:
@@ -103,19 +114,24 @@ class CallbackList:
 
 class History(Callback):
     """Per-epoch logs in `history` (loss, metrics, val_*), and per-batch ones in
-    `batch_history` (the loss of every training batch: `batch_history["loss"]`)."""
+    `batch_history` (the loss of every training batch: `batch_history["loss"]`);
+    `epoch_ends[i]` is the number of batches trained when epoch `epoch[i]` ended."""
 
     def __init__(self) -> None:
         super().__init__()
         self.history: dict[str, list[float]] = {}
         self.batch_history: dict[str, list[float]] = {}
         self.epoch: list[int] = []
+        self.epoch_ends: list[int] = []
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.epoch = []
+        self.epoch_ends = []
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch.append(epoch)
+        # An epoch cut short (stop_training mid-epoch) has fewer batches than the others.
+        self.epoch_ends.append(len(self.batch_history.get("loss", ())))
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(value)
 
@@ -123,6 +139,10 @@ class History(Callback):
         """Keep one training batch's logs (the model calls this directly, cheaply)."""
         for key, value in logs.items():
             self.batch_history.setdefault(key, []).append(value)
+
+    def record_batches(self, losses: np.ndarray) -> None:
+        """Keep the losses of several training batches at once (the captured step's)."""
+        self.batch_history.setdefault("loss", []).extend(losses.tolist())
 
 
 def _better(mode: str, monitor: str) -> Callable[[float, float], bool]:
@@ -147,7 +167,13 @@ def _monitored(logs: dict | None, monitor: str, who: str) -> float | None:
 
 
 class EarlyStopping(Callback):
-    """Stops training when `monitor` has not improved by `min_delta` for `patience` epochs."""
+    """Stops training when `monitor` has not improved by `min_delta` for `patience` epochs.
+
+    As Keras 3: `baseline` does not seed the best value; an epoch resets the wait only if it
+    beats both the best so far and the baseline, so training stops when the model has not
+    got past the baseline within `patience` epochs. restore_best_weights restores the best
+    epoch seen (even when that never beat the baseline).
+    """
 
     def __init__(
         self,
@@ -169,20 +195,25 @@ class EarlyStopping(Callback):
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.wait, self.stopped_epoch, self.best_epoch = 0, 0, 0
-        self.best = self.baseline if self.baseline is not None else -self._sign * math.inf
+        self.best = -self._sign * math.inf
         self.best_weights = None
+
+    def _improves(self, current: float, reference: float) -> bool:
+        return self._better(current - self._sign * self.min_delta, reference)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         current = _monitored(logs, self.monitor, "EarlyStopping")
         if current is None or epoch < self.start_from_epoch:
             return
         if self.restore_best_weights and self.best_weights is None:
-            self.best_weights = self.model.get_weights()
+            self.best_weights, self.best_epoch = self.model.get_weights(), epoch
         self.wait += 1
-        if self._better(current - self._sign * self.min_delta, self.best):
-            self.best, self.best_epoch, self.wait = current, epoch, 0
+        if self._improves(current, self.best):
+            self.best, self.best_epoch = current, epoch
             if self.restore_best_weights:
                 self.best_weights = self.model.get_weights()
+            if self.baseline is None or self._improves(current, self.baseline):
+                self.wait = 0
             return
         if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
@@ -213,7 +244,15 @@ class ModelCheckpoint(Callback):
         initial_value_threshold: float | None = None,
     ) -> None:
         super().__init__()
-        self.filepath, self.monitor, self.verbose = str(filepath), monitor, verbose
+        filepath = os.fspath(filepath)
+        ext = os.path.splitext(filepath)[1].lower()
+        if ext != ".npz":
+            # Keras' .keras / .h5 would be written in another format under that name.
+            raise ValueError(
+                f"ModelCheckpoint: the filepath must end in .npz (microgradnet's file format, "
+                f"read by load_model and load_weights), got {filepath!r}"
+            )
+        self.filepath, self.monitor, self.verbose = filepath, monitor, verbose
         self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
         self._better = _better(mode, monitor)
         sign = 1 if self._better(1, 0) else -1
@@ -222,7 +261,14 @@ class ModelCheckpoint(Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
-        path = self.filepath.format(epoch=epoch + 1, **logs)
+        try:
+            path = self.filepath.format(epoch=epoch + 1, **logs)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"ModelCheckpoint: cannot fill in the filepath {self.filepath!r} ({exc!r}); "
+                f"it may use {{epoch}} and the keys of this epoch's logs: "
+                f"{', '.join(sorted(logs)) or 'none'}"
+            ) from exc
         if self.save_best_only:
             current = _monitored(logs, self.monitor, "ModelCheckpoint")
             if current is None or not self._better(current, self.best):
@@ -242,12 +288,18 @@ class LambdaCallback(Callback):
 
     def __init__(self, **hooks: Callable[..., Any]) -> None:
         super().__init__()
-        unknown = sorted(set(hooks) - set(_HOOKS))
+        known = [*_HOOKS, *_KERAS3_BATCH_HOOKS]
+        unknown = sorted(set(hooks) - set(known))
         if unknown:
-            raise ValueError(f"LambdaCallback: unknown hooks {unknown}; known: {list(_HOOKS)}")
+            raise ValueError(f"LambdaCallback: unknown hooks {unknown}; known: {known}")
+        for keras3, old in _KERAS3_BATCH_HOOKS.items():
+            if hooks.get(keras3) is not None and hooks.get(old) is not None:
+                raise ValueError(f"LambdaCallback: {keras3} is the Keras 3 name of {old}; "
+                                 f"give one of them, not both")
         for name, fn in hooks.items():
             if fn is not None:
-                setattr(self, name, fn)
+                # Stored under the old name, which the Keras 3 hooks of Callback call.
+                setattr(self, _KERAS3_BATCH_HOOKS.get(name, name), fn)
 
 
 class LearningRateScheduler(Callback):
@@ -355,8 +407,6 @@ class CSVLogger(Callback):
         self._keys: list[str] | None = None
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        import os
-
         has_rows = self.append and os.path.exists(self.filename) and os.path.getsize(
             self.filename) > 0
         self._file = open(self.filename, "a" if self.append else "w", newline="")  # noqa: SIM115
@@ -375,6 +425,9 @@ class CSVLogger(Callback):
         self._file.flush()
 
     def on_train_end(self, logs: dict | None = None) -> None:
+        self._close()
+
+    def _close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -414,6 +467,11 @@ class ProgbarLogger(Callback):
         elif self.verbose == 2:
             took = time.perf_counter() - self._epoch_start
             print(f"Epoch {epoch + 1}/{self.params.get('epochs', '?')} - {took:.2f}s - {text}")
+
+    def _close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 # ---------------------------------------------------------------------------- watching
@@ -616,19 +674,21 @@ class LivePlot(Callback):
         super().__init__()
         self.every, self.metrics = every, metrics
         self.logs: dict[str, list[float]] = {}
+        self.epoch_ends: list[int] = []
         self.figure = None
         self.draws = 0
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         for key, value in (logs or {}).items():
             self.logs.setdefault(key, []).append(value)
+        batches = self.model.history.batch_history if self.model.history else {}
+        self.epoch_ends.append(len(batches.get("loss", ())))
         if (epoch + 1) % self.every:
             return
         from . import viz
 
-        batches = self.model.history.batch_history if self.model.history else {}
-        self.figure = viz.plot_history({"history": self.logs, "batch_history": batches},
-                                       metrics=self.metrics)
+        self.figure = viz.plot_history({"history": self.logs, "batch_history": batches,
+                                        "epoch_ends": self.epoch_ends}, metrics=self.metrics)
         self.draws += 1
         try:
             from IPython import get_ipython

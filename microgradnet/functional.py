@@ -130,7 +130,8 @@ class Pow(Function):
         ga = gb = None
         with np.errstate(divide="ignore", invalid="ignore"):
             if need_a:
-                ga = grad * b * a ** (b - 1)
+                # NOTE: d(a^0)/da = 0, also at a == 0 where b * a^(b-1) would be 0 * inf.
+                ga = np.where(b == 0, 0, grad * b * a ** (b - 1))
             if need_b:
                 # NOTE: d(a^b)/db = a^b log a; taken as 0 at a == 0 (b >= 0), as PyTorch does.
                 gb = np.where((a == 0) & (b >= 0), 0, grad * self.out * np.log(a))
@@ -638,11 +639,18 @@ def linear(x: Any, w: Any, b: Any = None) -> Tensor:
     w = as_tensor(w, x)
     if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[0]:
         raise ValueError(f"linear needs x (n, in) and w (in, out), got {x.shape} and {w.shape}")
+    if w.data.dtype != x.data.dtype:
+        # NOTE: no silent promotion (as PyTorch): the caller chooses which side to convert.
+        raise TypeError(f"linear: x is {x.data.dtype} but w is {w.data.dtype}; convert one "
+                        f"with mg.cast(t, dtype) so that both match")
     if b is None:
         return Linear.apply(x, w)
     b = as_tensor(b, x)
     if b.shape != (w.shape[1],):
         raise ValueError(f"linear: bias has shape {b.shape}, expected ({w.shape[1]},)")
+    if b.data.dtype != x.data.dtype:
+        raise TypeError(f"linear: x is {x.data.dtype} but b is {b.data.dtype}; convert one "
+                        f"with mg.cast(t, dtype) so that both match")
     return Linear.apply(x, w, b)
 
 

@@ -43,6 +43,36 @@ def get_activation(identifier: Any) -> tuple[str, Callable[[Tensor], Tensor]]:
     raise TypeError(f"an activation must be a name, None or a callable, not {identifier!r}")
 
 
+def is_builtin_activation(name: str, fn: Callable) -> bool:
+    """Whether `fn` is the built-in activation called `name` (not a callable that only
+    shares its __name__): only those can be saved by name or fused with a loss."""
+    return ACTIVATIONS.get(name) is fn
+
+
+def check_weight_value(layer: str, name: str, current: Tensor, value: Any) -> np.ndarray:
+    """`value` as an array that can replace weight `name` of `layer`, else a clear error.
+
+    Real numbers of the weight's shape, all finite; integers are accepted (as Keras does)
+    since they convert exactly. Callers check every weight before assigning any.
+    """
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"layer {layer!r}: weight {name!r} is not an array: {exc}") from exc
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(
+            f"layer {layer!r}: weight {name!r} must hold real numbers, got dtype {arr.dtype}"
+        )
+    if arr.shape != current.shape:
+        raise ValueError(
+            f"layer {layer!r}: weight {name!r} has shape {current.shape}, "
+            f"the new value has shape {arr.shape}"
+        )
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise ValueError(f"layer {layer!r}: weight {name!r} has NaN or infinite values")
+    return arr
+
+
 # ---------------------------------------------------------------------------- base
 
 
@@ -121,6 +151,15 @@ class Layer:
             self.build(x.shape)
         else:
             self._check_input(x)
+        # As Keras' autocast: inputs take the weights' dtype (float32 unless the weights
+        # were converted), and integer or bool inputs become float32 in any layer.
+        weights = self._trainable or self._non_trainable
+        dtype = x.data.dtype
+        if weights:
+            if dtype != weights[0].data.dtype:
+                x = F.cast(x, weights[0].data.dtype)
+        elif dtype.kind != "f":
+            x = F.cast(x, np.float32)
         return self.call(x, training)
 
     def call(self, x: Tensor, training: bool = False) -> Tensor:
@@ -172,13 +211,8 @@ class Layer:
             raise ValueError(
                 f"layer {self.name!r} has {len(current)} weights, got {len(weights)} arrays"
             )
-        arrays = [np.asarray(w) for w in weights]
-        for name, w, new in zip(self.weight_names, current, arrays, strict=True):
-            if new.shape != w.shape:
-                raise ValueError(
-                    f"layer {self.name!r}: weight {name!r} has shape {w.shape}, "
-                    f"the new value has shape {new.shape}"
-                )
+        arrays = [check_weight_value(self.name, name, w, new)
+                  for name, w, new in zip(self.weight_names, current, weights, strict=True)]
         for w, new in zip(current, arrays, strict=True):
             w.data[...] = new  # in place: optimizer state and views stay attached
 
@@ -232,6 +266,14 @@ class Input(Layer):
 InputLayer = Input
 
 
+def _custom_activation_error(layer: Layer) -> ValueError:
+    return ValueError(
+        f"layer {layer.name!r}: its activation {layer.activation!r} is a custom callable, "
+        f"which cannot be saved (files name built-in activations only, and never hold "
+        f"code). Use a built-in activation, or save_weights() and rebuild the model in code"
+    )
+
+
 class Dense(Layer):
     """A fully connected layer: activation(x @ kernel + bias)."""
 
@@ -254,6 +296,7 @@ class Dense(Layer):
         self.units = int(units)
         self.activation, self._activation_fn = get_activation(activation)
         self._activation_arg = activation
+        self._builtin_activation = is_builtin_activation(self.activation, self._activation_fn)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
@@ -285,15 +328,20 @@ class Dense(Layer):
     def call(self, x: Tensor, training: bool = False) -> Tensor:
         return self._activation_fn(self.pre_activation(x, training))
 
+    def _check_savable_activation(self) -> None:
+        if not self._builtin_activation:
+            raise _custom_activation_error(self)
+
     def output_activation(self) -> str | None:
-        return self.activation
+        # A custom callable that merely shares a built-in's name must not be replaced by
+        # the built-in (a fused loss, the dead-ReLU monitor): it reports no name.
+        return self.activation if self._builtin_activation else None
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return (*input_shape[:-1], self.units)
 
     def get_config(self) -> dict:
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"layer {self.name!r}: a custom activation cannot be saved")
+        self._check_savable_activation()
         return {
             **super().get_config(),
             "units": self.units,
@@ -315,19 +363,25 @@ class Activation(Layer):
     def __init__(self, activation: Any, name: str | None = None, **kwargs: Any) -> None:
         super().__init__(name=name, **kwargs)
         self.activation, self._activation_fn = get_activation(activation)
+        self._builtin_activation = is_builtin_activation(self.activation, self._activation_fn)
 
     def call(self, x: Tensor, training: bool = False) -> Tensor:
         return self._activation_fn(x)
 
+    def _check_savable_activation(self) -> None:
+        if not self._builtin_activation:
+            raise _custom_activation_error(self)
+
     def output_activation(self) -> str | None:
-        return self.activation
+        # A custom callable that merely shares a built-in's name must not be replaced by
+        # the built-in (a fused loss, the dead-ReLU monitor): it reports no name.
+        return self.activation if self._builtin_activation else None
 
     def pre_activation(self, x: Tensor, training: bool = False) -> Tensor:
         return x
 
     def get_config(self) -> dict:
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"layer {self.name!r}: a custom activation cannot be saved")
+        self._check_savable_activation()
         return {**super().get_config(), "activation": self.activation}
 
     def __repr__(self) -> str:
@@ -389,6 +443,8 @@ class BatchNormalization(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(name=name, **kwargs)
+        if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+            raise TypeError(f"BatchNormalization: axis must be an int, got {axis!r}")
         if not 0 <= momentum <= 1:
             raise ValueError(f"BatchNormalization: momentum must be in [0, 1], got {momentum}")
         if epsilon <= 0:
@@ -405,7 +461,17 @@ class BatchNormalization(Layer):
 
     def build(self, input_shape: tuple) -> None:
         ndim = len(input_shape)
+        if not -ndim <= self.axis < ndim:
+            raise ValueError(
+                f"layer {self.name!r}: axis {self.axis} is out of range for inputs of shape "
+                f"{tuple(input_shape)} ({ndim} dimensions)"
+            )
         self._axis = self.axis % ndim
+        if self._axis == 0:
+            raise ValueError(
+                f"layer {self.name!r}: axis {self.axis} is the batch axis; normalize a feature "
+                f"axis (the default -1 is the last one)"
+            )
         dim = int(input_shape[self._axis])
         self._reduce = tuple(i for i in range(ndim) if i != self._axis)
         self._bshape = tuple(dim if i == self._axis else 1 for i in range(ndim))

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import secrets
+import warnings
 import zipfile
 from collections.abc import Sequence
 from typing import Any
@@ -23,7 +24,8 @@ from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from .autograd import Tensor, _to_numpy, no_grad
-from .layers import Input, Layer
+from .backend import kernels as K
+from .layers import Input, Layer, check_weight_value
 from .random import generator
 
 _FORMAT = "microgradnet-1"
@@ -42,6 +44,16 @@ def _as_float(name: str, data: Any) -> np.ndarray:
             f"{name} contains NaN or infinite values (first in row {row}); clean the data first"
         )
     return arr
+
+
+def _batch_size(what: str, value: Any, default: int) -> int:
+    """A batch size: None (the default) or a positive int, else a clear ValueError."""
+    if value is None:
+        return default
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or (
+            value < 1):
+        raise ValueError(f"{what}: batch_size must be a positive int, got {value!r}")
+    return int(value)
 
 
 class Sequential:
@@ -145,13 +157,10 @@ class Sequential:
         current = self.weights
         if len(weights) != len(current):
             raise ValueError(f"the model has {len(current)} weights, got {len(weights)} arrays")
-        arrays = [np.asarray(w) for w in weights]
-        names = [n for layer in self.layers for n in layer.weight_names]
-        for name, w, new in zip(names, current, arrays, strict=True):
-            if new.shape != w.shape:
-                raise ValueError(
-                    f"weight {name!r} has shape {w.shape}, the new value has shape {new.shape}"
-                )
+        owners = [(layer.name, name) for layer in self.layers for name in layer.weight_names]
+        # Every array is checked before any is assigned: all or nothing.
+        arrays = [check_weight_value(layer, name, w, new)
+                  for (layer, name), w, new in zip(owners, current, weights, strict=True)]
         for w, new in zip(current, arrays, strict=True):
             w.data[...] = new
 
@@ -184,9 +193,9 @@ class Sequential:
         self.metrics = [metrics_module.get(m) for m in (metrics or [])]
         self._compile_config = None
         try:
+            # The optimizer's settings are read when saving (as Keras does): a learning-rate
+            # schedule (a callable) trains fine and is only refused by get_config().
             self._compile_config = {
-                "optimizer": {"class_name": type(self.optimizer).__name__,
-                              "config": self.optimizer.get_config()},
                 "loss": losses_module.serialize(self.loss),
                 "metrics": [m for m in (metrics or []) if isinstance(m, str)],
             }
@@ -205,6 +214,16 @@ class Sequential:
         if x is None:
             raise ValueError(f"{what}: x is missing")
         x = _as_float("x", x)
+        if x.ndim == 1:
+            if self.input_shape is None or tuple(self.input_shape[1:]) != (1,):
+                expects = ("does not know its input shape" if self.input_shape is None else
+                           f"expects inputs of shape {self.input_shape}")
+                raise ValueError(
+                    f"{what}: x is 1-D (shape {x.shape}) and the model {expects}: pass "
+                    f"x.reshape(-1, 1) for {len(x)} samples of one feature, or x.reshape(1, -1) "
+                    f"for one sample of {len(x)} features"
+                )
+            x = x.reshape(-1, 1)  # as Keras: n numbers are n samples of the one feature
         if self.input_shape is not None and x.shape[1:] != tuple(self.input_shape[1:]):
             raise ValueError(
                 f"{what}: the model expects inputs of shape {self.input_shape} "
@@ -317,9 +336,7 @@ class Sequential:
         self._require_compiled("fit")
         if y is None:
             raise ValueError("fit: y is missing")
-        batch_size = 32 if batch_size is None else batch_size
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"fit: batch_size must be a positive int, got {batch_size!r}")
+        batch_size = _batch_size("fit", batch_size, 32)
         if not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
         if not 0 <= validation_split < 1:
@@ -356,79 +373,83 @@ class Sequential:
         self.stop_training = False
         params = self.parameters()
         opt = self.optimizer
-        cb.call("on_train_begin", {})
-        fast = self._captured_step(batch_size, x, y, weights)
-        if fast is not None:
-            xf, yf = fast
-            fast = self._captured
-        per_batch = cb.wants_batches or bool(self.metrics)
-        if fast is not None and not per_batch and not user and not extra and val is None:
-            # Nothing needs Python between batches or epochs: the whole run in one call.
-            self._fit_captured(fast, xf, yf, n, batch_size, steps, initial_epoch, epochs,
-                               shuffle, cb, history)
-            cb.call("on_train_end", {})
-            self.train_inputs = None
-            return history
-        for epoch in range(initial_epoch, epochs):
-            cb.call("on_epoch_begin", epoch, {})
-            order = generator().permutation(n) if shuffle else None
-            orders = None if order is None else order.reshape(1, n)
-            sums: dict[str, float] = {}
-            seen = 0
-            if fast is not None and not per_batch:
-                losses = fast.run(xf, yf, orders, 0, steps)
-                history.batch_history.setdefault("loss", []).extend(losses.tolist())
-                seen = n
-                sums["loss"] = float(losses @ _batch_sizes(n, batch_size, steps))
-                steps_run = 0  # the batch loop below is done
-            else:
+        try:
+            cb.call("on_train_begin", {})
+            fast = self._captured_step(batch_size, x, y, weights)
+            if fast is not None:
+                xf, yf = fast
+                fast = self._captured
+            per_batch = cb.wants_batches or bool(self.metrics)
+            if fast is not None and not per_batch and not user and not extra and val is None:
+                # Nothing needs Python between batches or epochs: the whole run in one call.
+                self._fit_captured(fast, xf, yf, n, batch_size, steps, initial_epoch, epochs,
+                                   shuffle, cb, history)
+                cb.call("on_train_end", {})
+                return history
+            for epoch in range(initial_epoch, epochs):
+                cb.call("on_epoch_begin", epoch, {})
+                order = generator().permutation(n) if shuffle else None
+                orders = None if order is None else order.reshape(1, n)
+                sums: dict[str, float] = {}
+                seen = 0
                 steps_run = steps
-            for step in range(steps_run):
-                if order is None:
-                    sl = slice(step * batch_size, (step + 1) * batch_size)
-                    xb, yb = x[sl], y[sl]
-                    wb = None if weights is None else weights[sl]
-                else:
-                    idx = order[step * batch_size:(step + 1) * batch_size]
-                    xb, yb = x[idx], y[idx]
-                    wb = None if weights is None else weights[idx]
-                if cb.wants_batches:
-                    cb.call("on_batch_begin", step, {"batch": step, "size": len(xb)})
-                self._last_batch = xb
-                if fast is not None:
-                    logs = {"loss": float(fast.run(xf, yf, orders, step, step + 1)[0])}
-                    out = fast.output(len(xb)) if self.metrics else None
-                else:
-                    loss, out = self._forward_loss(xb, yb, wb, True)
-                    reg = self._regularization()
-                    total = loss if reg is None else loss + reg
-                    for p in params:
-                        p.grad = None
-                    total.backward()
-                    opt.step()
-                    logs = {"loss": float(total.data)}
-                size = len(xb)
-                seen += size
-                sums["loss"] = sums.get("loss", 0.0) + logs["loss"] * size
-                if self.metrics:
-                    for name, values in self._batch_metrics(yb, out).items():
-                        logs[name] = float(values.mean())
-                        sums[name] = sums.get(name, 0.0) + float(values.sum())
-                history.record_batch(logs)
-                if cb.wants_batches:
-                    cb.call("on_batch_end", step, logs)
+                if fast is not None and not per_batch:
+                    losses = fast.run(xf, yf, orders, 0, steps)
+                    history.record_batches(losses)
+                    seen = n
+                    sums["loss"] = float(losses @ _batch_sizes(n, batch_size, steps))
+                    steps_run = 0  # the epoch is done: no batch loop
+                for step in range(steps_run):
+                    if order is None:
+                        sl = slice(step * batch_size, (step + 1) * batch_size)
+                        xb, yb = x[sl], y[sl]
+                        wb = None if weights is None else weights[sl]
+                    else:
+                        idx = order[step * batch_size:(step + 1) * batch_size]
+                        xb, yb = x[idx], y[idx]
+                        wb = None if weights is None else weights[idx]
+                    if cb.wants_batches:
+                        cb.call("on_batch_begin", step, {"batch": step, "size": len(xb)})
+                    self._last_batch = xb
+                    if fast is not None:
+                        logs = {"loss": float(fast.run(xf, yf, orders, step, step + 1)[0])}
+                        out = fast.output(len(xb)) if self.metrics else None
+                    else:
+                        loss, out = self._forward_loss(xb, yb, wb, True)
+                        reg = self._regularization()
+                        total = loss if reg is None else loss + reg
+                        for p in params:
+                            p.grad = None
+                        total.backward()
+                        opt.step()
+                        logs = {"loss": float(total.data)}
+                    size = len(xb)
+                    seen += size
+                    sums["loss"] = sums.get("loss", 0.0) + logs["loss"] * size
+                    if self.metrics:
+                        for name, values in self._batch_metrics(yb, out).items():
+                            logs[name] = float(values.mean())
+                            sums[name] = sums.get(name, 0.0) + float(values.sum())
+                    history.record_batch(logs)
+                    if cb.wants_batches:
+                        cb.call("on_batch_end", step, logs)
+                    if self.stop_training:
+                        break
+                epoch_logs = {k: v / max(seen, 1) for k, v in sums.items()}
+                # As Keras: an epoch cut short by stop_training is still validated.
+                if val is not None:
+                    val_logs = self.evaluate(val[0], val[1], batch_size=batch_size, verbose=0,
+                                             return_dict=True)
+                    epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                cb.call("on_epoch_end", epoch, epoch_logs)
                 if self.stop_training:
                     break
-            epoch_logs = {k: v / max(seen, 1) for k, v in sums.items()}
-            if val is not None and not self.stop_training:
-                val_logs = self.evaluate(val[0], val[1], batch_size=batch_size, verbose=0,
-                                         return_dict=True)
-                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-            cb.call("on_epoch_end", epoch, epoch_logs)
-            if self.stop_training:
-                break
-        cb.call("on_train_end", {})
-        self.train_inputs = None
+            cb.call("on_train_end", {})
+        except BaseException:
+            cb.close()  # on_train_end did not run: close CSVLogger's file, the progress bar
+            raise
+        finally:
+            self.train_inputs = None
         return history
 
     def _captured_step(self, batch_size: int, x: np.ndarray, y: np.ndarray,
@@ -468,19 +489,23 @@ class Sequential:
             else:
                 orders = np.stack([generator().permutation(n) for _ in range(count)])
         losses = fast.run(x, y, orders, 0, count * steps, shuffle_with=rng)
-        history.batch_history.setdefault("loss", []).extend(losses.tolist())
         per_epoch = losses.reshape(count, steps) @ _batch_sizes(n, batch_size, steps) / n
         for i, epoch in enumerate(range(initial_epoch, epochs)):
             cb.call("on_epoch_begin", epoch, {})
+            history.record_batches(losses[i * steps:(i + 1) * steps])
             cb.call("on_epoch_end", epoch, {"loss": float(per_epoch[i])})
 
     def _sample_weights(self, y: np.ndarray, class_weight: dict | None, sample_weight: Any,
                         n: int) -> np.ndarray | None:
         w = None
         if sample_weight is not None:
-            w = _as_float("sample_weight", sample_weight).reshape(-1)
-            if len(w) != n:
-                raise ValueError(f"sample_weight has {len(w)} values for {n} samples")
+            w = _as_float("sample_weight", sample_weight)
+            # One weight per sample, as (n,) or (n, 1); not any array that happens to have
+            # n values (a (1, n) row would pass a flat length check).
+            if w.shape not in ((n,), (n, 1)):
+                raise ValueError(f"sample_weight must have shape ({n},) or ({n}, 1), one "
+                                 f"weight per sample, got {w.shape}")
+            w = w.reshape(-1)
         if class_weight is not None:
             if not isinstance(class_weight, dict):
                 raise TypeError("class_weight must be a dict {class: weight}")
@@ -503,10 +528,12 @@ class Sequential:
         self._require_compiled("evaluate")
         if y is None:
             raise ValueError("evaluate: y is missing")
+        batch_size = _batch_size("evaluate", batch_size, 32)
         x, y = self._prepare(x, y, "evaluate")
+        if len(x) == 0:
+            raise ValueError("evaluate: x has no samples; the loss of an empty set is undefined")
         self._setup_training()
         w = self._sample_weights(y, None, sample_weight, len(x))
-        batch_size = batch_size or 32
         sums: dict[str, float] = {}
         n = len(x)
         with no_grad():
@@ -519,7 +546,7 @@ class Sequential:
                 sums["loss"] = sums.get("loss", 0.0) + value * len(xb)
                 for name, values in self._batch_metrics(yb, out).items():
                     sums[name] = sums.get(name, 0.0) + float(values.sum())
-        results = {k: v / max(n, 1) for k, v in sums.items()} if n else {"loss": float("nan")}
+        results = {k: v / n for k, v in sums.items()}
         if verbose:
             print(" - ".join(f"{k}: {v:.4g}" for k, v in results.items()))
         if return_dict:
@@ -530,8 +557,8 @@ class Sequential:
 
     def predict(self, x: Any, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
         """The model's outputs for x as a numpy array (inference mode, no graph)."""
+        batch_size = _batch_size("predict", batch_size, 1024)
         x, _ = self._prepare(x, None, "predict")
-        batch_size = batch_size or 1024
         outs = []
         with no_grad():
             for start in range(0, len(x), batch_size):
@@ -641,28 +668,41 @@ class Sequential:
                 new = contents.get(f"layer{i}/{j}")
                 if new is None:
                     raise ValueError(f"{path}: the file lacks weight {j} of layer {i}")
-                if new.shape != w.shape:
-                    raise ValueError(
-                        f"{path}: weight {name!r} of layer {layer.name!r} has shape {w.shape}, "
-                        f"the file has {new.shape}"
-                    )
+                try:
+                    new = check_weight_value(layer.name, name, w, new)
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(f"{path}: {exc} in the file") from exc
                 updates.append((w, new))
         for w, new in updates:  # only after every check passed: all or nothing
             w.data[...] = new
+
+    def _compile_state(self, path: Any) -> dict | None:
+        """compile()'s arguments as JSON, with the optimizer's current settings."""
+        if self._compile_config is None or self.optimizer is None:
+            return None
+        try:
+            optimizer = {"class_name": type(self.optimizer).__name__,
+                         "config": self.optimizer.get_config()}
+        except (TypeError, ValueError) as exc:
+            warnings.warn(f"{path}: saved without the compile settings, so load_model() "
+                          f"returns an uncompiled model: {exc}", UserWarning, stacklevel=3)
+            return None
+        return {"optimizer": optimizer, **self._compile_config}
 
     def save(self, path: str | os.PathLike) -> None:
         """Write architecture, weights and compile settings to one .npz file (atomically)."""
         if not self.built:
             raise ValueError("the model has no weights yet: build or fit it first")
-        meta = {"format": _FORMAT, "model": self.get_config(), "compile": self._compile_config,
-                "layers": self._layer_index()}
+        meta = {"format": _FORMAT, "model": self.get_config(),
+                "compile": self._compile_state(path), "layers": self._layer_index()}
         _write_npz(path, {"__meta__": np.array(json.dumps(meta)), **self._weight_arrays()})
 
 
+# The output activation applied to the logits of a fused loss, for the metrics: the same
+# kernels as the activation ops (through K at call time, so use_backend() applies).
 _ACTIVATE = {
-    "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
-    "softmax": lambda z: (e := np.exp(z - z.max(axis=-1, keepdims=True))) / e.sum(
-        axis=-1, keepdims=True),
+    "sigmoid": lambda z: K.sigmoid_forward(z),
+    "softmax": lambda z: K.softmax_forward(z, -1),
 }
 
 
@@ -678,7 +718,7 @@ def _write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
     """Write arrays to `path` through a temporary file and a rename: never half a file."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    fd, tmp = _create_temporary(folder)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -687,6 +727,22 @@ def _write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _create_temporary(folder: str) -> tuple[int, str]:
+    """A new file next to the target, opened for writing: (descriptor, path).
+
+    Unlike mkstemp (mode 0o600), it is created with mode 0o666 and the kernel applies the
+    umask, so the renamed file has the permissions of any file the user writes.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(folder, f".tmp-{secrets.token_hex(8)}.npz")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file in {folder}")
 
 
 def _read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -709,9 +765,58 @@ def _meta(contents: dict[str, np.ndarray], path: Any) -> dict:
         meta = json.loads(str(contents["__meta__"]))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: its description is damaged: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: its description is not a JSON object")
     if meta.get("format") != _FORMAT:
         raise ValueError(f"{path}: unknown format {meta.get('format')!r}")
+    _check_schema(meta, path)
     return meta
+
+
+def _check_schema(meta: dict, path: Any) -> None:
+    """Check the shape of a file's description, so that a malformed one gives a ValueError
+    naming the file and the layer, never a KeyError or TypeError from deep inside."""
+
+    def bad(what: str) -> ValueError:
+        return ValueError(f"{path}: malformed description: {what}")
+
+    layers = meta.get("layers")
+    if not isinstance(layers, list):
+        raise bad("'layers' must be a list")
+    for i, entry in enumerate(layers):
+        if not isinstance(entry, dict):
+            raise bad(f"layer {i} must be an object, got {entry!r:.60}")
+        name = entry.get("name")
+        if not isinstance(name, str) or not isinstance(entry.get("class_name"), str):
+            raise bad(f"layer {i} ({name!r}) needs a string name and class_name")
+        count = entry.get("weights")
+        if type(count) is not int or count < 0:
+            raise bad(f"layer {i} ({name!r}) needs a weight count, got {count!r}")
+    if "model" in meta:
+        model = meta["model"]
+        if not isinstance(model, dict) or not isinstance(model.get("layers"), list):
+            raise bad("'model' must be an object with a 'layers' list")
+        if not isinstance(model.get("name", ""), str | None):
+            raise bad(f"the model's name must be a string, got {model['name']!r}")
+        if len(model["layers"]) != len(layers):
+            raise bad(f"the model has {len(model['layers'])} layers, the weights are for "
+                      f"{len(layers)}")
+        for i, spec in enumerate(model["layers"]):
+            name = layers[i]["name"]
+            if not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str):
+                raise bad(f"layer {i} ({name!r}) needs a string class_name")
+            if not isinstance(spec.get("config", {}), dict):
+                raise bad(f"the config of layer {i} ({name!r}) must be an object")
+    compiled = meta.get("compile")
+    if compiled is not None:
+        if not isinstance(compiled, dict) or not isinstance(compiled.get("optimizer"), dict):
+            raise bad("'compile' must be null or an object with an 'optimizer' object")
+        if not isinstance(compiled.get("loss"), str | dict):
+            raise bad(f"the compiled loss must be a name or an object, got "
+                      f"{compiled.get('loss')!r}")
+        metrics = compiled.get("metrics", [])
+        if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
+            raise bad(f"the compiled metrics must be a list of names, got {metrics!r}")
 
 
 def _optimizer_from_config(spec: dict) -> Any:
@@ -729,14 +834,29 @@ def load_model(path: str | os.PathLike) -> Sequential:
     meta = _meta(contents, path)
     if "model" not in meta:
         raise ValueError(f"{path} holds weights only (save_weights); use model.load_weights")
-    model = Sequential.from_config(meta["model"])
-    model.build()
+    layers = []
+    for i, spec in enumerate(meta["model"]["layers"]):
+        try:
+            layers.append(layers_module.deserialize(spec))
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(
+                f"{path}: layer {i} ({meta['layers'][i]['name']!r}) cannot be made from its "
+                f"config: {exc}"
+            ) from exc
+    try:
+        model = Sequential(layers, name=meta["model"].get("name"))
+        model.build()
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"{path}: the model cannot be built from the file: {exc}") from exc
     model.load_weights(path)
     compiled = meta.get("compile")
     if compiled:
-        model.compile(
-            optimizer=_optimizer_from_config(compiled["optimizer"]),
-            loss=losses_module.get(compiled["loss"]),
-            metrics=compiled["metrics"],
-        )
+        try:
+            model.compile(
+                optimizer=_optimizer_from_config(compiled["optimizer"]),
+                loss=losses_module.get(compiled["loss"]),
+                metrics=compiled.get("metrics", []),
+            )
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"{path}: malformed compile settings: {exc}") from exc
     return model

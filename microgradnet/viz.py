@@ -26,18 +26,39 @@ def _figure(width: float, height: float):
     return fig
 
 
-def _histories(history: Any) -> tuple[dict, dict]:
-    """(per-epoch dict, per-batch dict) from a History, a fit result or plain dicts."""
+def _histories(history: Any) -> tuple[dict, dict, list]:
+    """(per-epoch dict, per-batch dict, batches done at each epoch's end) from a History, a
+    fit result or plain dicts; the last is empty when unknown."""
     if isinstance(history, Mapping) and "history" in history:
-        return dict(history["history"]), dict(history.get("batch_history", {}))
+        return (dict(history["history"]), dict(history.get("batch_history", {})),
+                list(history.get("epoch_ends", [])))
     if isinstance(history, Mapping):
-        return dict(history), {}
-    return dict(getattr(history, "history", {})), dict(getattr(history, "batch_history", {}))
+        return dict(history), {}, []
+    return (dict(getattr(history, "history", {})), dict(getattr(history, "batch_history", {})),
+            list(getattr(history, "epoch_ends", [])))
+
+
+def _epoch_ends(n_epochs: int, n_batches: int, recorded: list) -> np.ndarray:
+    """The x of each epoch's end on the batch axis: the recorded counts (an epoch stopped
+    early is shorter), else evenly spread; 1..n on an epoch axis without batches."""
+    if not n_batches:
+        return np.arange(1, n_epochs + 1, dtype=float)
+    if len(recorded) == n_epochs:
+        return np.asarray(recorded, dtype=float)
+    return np.arange(1, n_epochs + 1) * (n_batches / n_epochs)
+
+
+def _plot_series(ax, x: np.ndarray, values: Sequence[float], **style: Any) -> None:
+    # A series recorded for fewer epochs (e.g. validation that began later) takes the x of
+    # its own epochs, the last ones, instead of failing on a length mismatch.
+    values = list(values)
+    ax.plot(x[len(x) - len(values):] if len(values) <= len(x) else np.arange(1, len(values) + 1),
+            values, **style)
 
 
 def plot_history(history: Any, metrics: Sequence[str] | None = None):
     """Loss per batch and per epoch (and val_loss), then one panel per metric."""
-    epochs, batches = _histories(history)
+    epochs, batches, recorded_ends = _histories(history)
     names = list(metrics) if metrics is not None else [
         k for k in epochs if k != "loss" and not k.startswith("val_") and k != "learning_rate"]
     fig = _figure(4.5 * (1 + len(names)), 3.2)
@@ -49,13 +70,13 @@ def plot_history(history: Any, metrics: Sequence[str] | None = None):
         ax.plot(np.arange(1, len(batch_loss) + 1), batch_loss, color="tab:blue", alpha=0.35,
                 linewidth=0.8, label="loss (batch)")
     if n_epochs:
-        per_epoch = len(batch_loss) / n_epochs if batch_loss else 1
-        steps = np.arange(1, n_epochs + 1) * per_epoch
+        # Epoch values sit at the epoch's end on the batch axis, validation with them.
+        steps = _epoch_ends(n_epochs, len(batch_loss), recorded_ends)
         ax.plot(steps, epochs["loss"], color="tab:blue", marker="o", markersize=3,
                 label="loss (epoch)")
         if "val_loss" in epochs:
-            ax.plot(steps, epochs["val_loss"], color="tab:orange", marker="o", markersize=3,
-                    label="val_loss")
+            _plot_series(ax, steps, epochs["val_loss"], color="tab:orange", marker="o",
+                         markersize=3, label="val_loss")
     ax.set_xlabel("training step (batch)" if batch_loss else "epoch")
     ax.set_ylabel("loss")
     ax.set_title("training error")
@@ -66,7 +87,8 @@ def plot_history(history: Any, metrics: Sequence[str] | None = None):
         x = np.arange(1, len(epochs.get(name, [])) + 1)
         ax.plot(x, epochs.get(name, []), marker="o", markersize=3, label=name)
         if f"val_{name}" in epochs:
-            ax.plot(x, epochs[f"val_{name}"], marker="o", markersize=3, label=f"val_{name}")
+            _plot_series(ax, x, epochs[f"val_{name}"], marker="o", markersize=3,
+                         label=f"val_{name}")
         ax.set_xlabel("epoch")
         ax.set_title(name)
         ax.legend(loc="best", fontsize=8)
@@ -240,7 +262,7 @@ def plot_comparison(histories: Mapping[Any, Any], metrics: Sequence[str] = ("los
         for key in keys:
             if column is not None and key[1] != column:
                 continue
-            epochs, _ = _histories(histories[key])
+            epochs, *_ = _histories(histories[key])
             name = str(key[0] if column is not None else key)
             for i, metric in enumerate(metrics):
                 values = epochs.get(metric, [])

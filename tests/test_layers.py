@@ -64,6 +64,59 @@ def test_set_weights_checks_shapes_and_changes_nothing_on_error():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("bad, error, match", [
+    (np.full((3, 2), np.nan), ValueError, "NaN or infinite"),
+    (np.full((3, 2), np.inf), ValueError, "NaN or infinite"),
+    (np.full((3, 2), "a"), TypeError, "real numbers"),
+    (np.ones((3, 2), dtype=complex), TypeError, "real numbers"),
+    (np.ones((3, 2), dtype=bool), TypeError, "real numbers"),
+])
+def test_set_weights_checks_dtype_and_finiteness_before_assigning(bad, error, match):
+    d = Dense(2, input_dim=3, name="checked")
+    before = d.get_weights()
+    # The bias is valid and comes second: it must not be assigned either.
+    with pytest.raises(error, match=rf"'checked'.*'checked/kernel'.*{match}"):
+        d.set_weights([bad, np.ones(2)])
+    for b, a in zip(before, d.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    d.set_weights([np.ones((3, 2), dtype=np.int64), np.ones(2)])  # integers convert exactly
+    assert d.kernel.dtype == np.float32 and d.get_weights()[0].sum() == 6
+
+
+def test_layers_take_integer_and_float64_inputs_as_their_weights_dtype():
+    d = Dense(2, input_dim=3, kernel_initializer="ones")
+    out = d(np.ones((4, 3), dtype=np.int64))
+    assert out.dtype == np.float32 and out.tolist() == [[3.0, 3.0]] * 4
+    x = mg.tensor(np.ones((4, 3)), dtype="float64", requires_grad=True)
+    out = d(x)
+    assert out.dtype == np.float32
+    out.sum().backward()
+    assert x.grad.dtype == np.float64 and x.grad.tolist() == [[2.0] * 3] * 4
+    assert Activation("relu")(np.array([[-1, 2]])).tolist() == [[0.0, 2.0]]
+    assert Flatten()(np.ones((2, 1, 2), dtype=bool)).dtype == np.float32
+
+
+def test_linear_with_mixed_dtypes_names_both():
+    x = mg.tensor(np.ones((2, 3)), dtype="float64")
+    w = mg.tensor(np.ones((3, 1)))
+    with pytest.raises(TypeError, match="x is float64 but w is float32"):
+        mg.linear(x, w)
+    with pytest.raises(TypeError, match="x is float64 but b is float32"):
+        mg.linear(x, mg.cast(w, "float64"), mg.tensor([0.0]))
+
+
+def test_custom_activation_with_a_builtin_name_is_not_the_builtin():
+    def sigmoid(t):  # the user's own "sigmoid": a scaled tanh
+        return mg.tanh(t) * 2
+
+    for layer in (Dense(1, activation=sigmoid, input_dim=1), Activation(sigmoid)):
+        assert layer.output_activation() is None  # never fused with a loss as the built-in
+        with pytest.raises(ValueError, match="custom callable"):
+            layer.get_config()
+    assert Dense(1, activation=mg.sigmoid).output_activation() == "sigmoid"
+    assert Dense(1, activation=mg.sigmoid).get_config()["activation"] == "sigmoid"
+
+
 def test_wrong_feature_count_names_the_layer_and_shapes():
     d = Dense(2, input_dim=3, name="first")
     with pytest.raises(ValueError, match=r"'first' expects inputs of shape \(None, 3\).*\(4, 5\)"):
@@ -132,6 +185,16 @@ def test_batch_normalization_gradient():
         w.data = w.data.astype(np.float64)
     assert mg.gradcheck(lambda t: bn(t, training=True) * mg.tensor(np.arange(24.0).reshape(8, 3),
                                                                    dtype="float64"), [x])
+
+
+def test_batch_normalization_checks_its_axis():
+    with pytest.raises(TypeError, match="axis must be an int"):
+        BatchNormalization(axis="features")
+    with pytest.raises(ValueError, match=r"axis 5 is out of range for inputs of shape \(4, 3\)"):
+        BatchNormalization(axis=5, name="bn5")(mg.tensor(np.ones((4, 3))))
+    with pytest.raises(ValueError, match="batch axis"):
+        BatchNormalization(axis=0)(mg.tensor(np.ones((4, 3))))
+    assert BatchNormalization(axis=1)(mg.tensor(np.ones((4, 3)))).shape == (4, 3)
 
 
 def test_flatten_and_input():

@@ -364,3 +364,273 @@ def test_bad_input_raises_clear_errors():
         fresh.compile(loss="mse", metrics=["acc2"])
     with pytest.raises(TypeError, match="Layer"):
         fresh.add("dense")
+
+
+# --------------------------------------------------------------------------- review fixes
+
+
+def test_compile_takes_a_learning_rate_schedule(tmp_path):
+    mg.manual_seed(0)
+    model = Sequential([Dense(1, input_dim=3)])
+    rates = []
+
+    def schedule(step):
+        rates.append(step)
+        return 0.1 / (1 + step)
+
+    model.compile(optimizer=mg.optimizers.SGD(learning_rate=schedule), loss="mse")
+    model.fit(X, Y, epochs=1, batch_size=16, verbose=0)
+    assert model.optimizer.iterations == 4 and rates[:4] == [0, 1, 2, 3]
+    # A callable cannot be written as JSON: the model is saved without its compile state.
+    with pytest.warns(UserWarning, match="without the compile settings.*callable"):
+        model.save(tmp_path / "m.npz")
+    restored = load_model(tmp_path / "m.npz")
+    assert restored.optimizer is None
+    np.testing.assert_array_equal(restored.predict(X), model.predict(X))
+
+
+def _early_stopping_run(values, **kwargs):
+    mg.manual_seed(0)
+    model = regressor()
+    values = iter(values)
+    snapshots = []
+
+    class FakeVal(cb.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_loss"] = next(values)
+            snapshots.append(self.model.get_weights())
+
+    stop = cb.EarlyStopping(**kwargs)
+    history = model.fit(X, Y, epochs=8, verbose=0, callbacks=[FakeVal(), stop])
+    return model, stop, history, snapshots
+
+
+def test_early_stopping_baseline_gates_the_wait_not_the_best():
+    # Never below the baseline 0.1: stop after `patience` epochs, restoring the best epoch
+    # seen (epoch 1), which the old code never recorded because the baseline started as best.
+    model, stop, history, snaps = _early_stopping_run(
+        [1.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1], patience=2, baseline=0.1,
+        restore_best_weights=True)
+    assert history.epoch == [0, 1, 2]
+    assert stop.best == 0.5 and stop.best_epoch == 1
+    for a, b in zip(model.get_weights(), snaps[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    # Epochs that improve but stay above the baseline do not reset the wait: at the first
+    # epoch without improvement, patience has run out (without a baseline: 2 epochs later).
+    values = [1.0, 0.9, 0.8, 0.85, 0.84, 0.83, 0.82, 0.81]
+    _, stop, history, _ = _early_stopping_run(values, patience=3, baseline=0.1)
+    assert history.epoch == [0, 1, 2, 3] and stop.best == 0.8
+    _, stop, history, _ = _early_stopping_run(values, patience=3)
+    assert history.epoch == [0, 1, 2, 3, 4, 5]
+    # Beating the baseline resets the wait as usual; mode "max" starts at -inf.
+    _, stop, history, _ = _early_stopping_run(
+        [0.05, 0.04, 0.03, 0.02, 0.01, 0.009, 0.008, 0.007], patience=1, baseline=0.1)
+    assert history.epoch == list(range(8))
+    _, stop, history, _ = _early_stopping_run(
+        [-5.0, -4.0, -6.0, -7.0, 0, 0, 0, 0], patience=1, mode="max")
+    assert stop.best == -4.0 and history.epoch == [0, 1, 2]
+
+
+def test_validation_runs_for_an_epoch_stopped_mid_way():
+    class StopAtSecondBatch(cb.Callback):
+        def on_batch_end(self, batch, logs=None):
+            if batch == 1:
+                self.model.stop_training = True
+
+    mg.manual_seed(0)
+    model = regressor()
+    rec = Recorder()
+    history = model.fit(X, Y, epochs=3, batch_size=8, verbose=0, validation_data=(X, Y),
+                        callbacks=[StopAtSecondBatch(), rec])
+    assert history.epoch == [0]
+    assert rec.calls[-2] == ("epoch_end", 0, ["loss", "mae", "val_loss", "val_mae"])
+    assert history.history["val_loss"][0] == pytest.approx(model.evaluate(X, Y)[0])
+    assert history.epoch_ends == [2]
+
+
+def test_model_checkpoint_filepath_errors_are_value_errors(tmp_path):
+    with pytest.raises(ValueError, match=r"must end in \.npz.*m\.h5'"):
+        cb.ModelCheckpoint(str(tmp_path / "m.h5"))
+    with pytest.raises(ValueError, match=r"must end in \.npz"):
+        cb.ModelCheckpoint(tmp_path / "m.keras")
+    model = regressor()
+    ckpt = cb.ModelCheckpoint(str(tmp_path / "m-{val_acc:.2f}.npz"), monitor="loss")
+    with pytest.raises(ValueError, match=r"cannot fill in .*'val_acc'.*: loss, mae"):
+        model.fit(X, Y, epochs=1, verbose=0, callbacks=[ckpt])
+
+
+def test_model_set_weights_and_load_weights_check_values_first(tmp_path):
+    mg.manual_seed(0)
+    model = regressor()
+    before = model.get_weights()
+    bad = [w.copy() for w in before]
+    bad[2] = np.full_like(bad[2], np.nan)  # the second layer's kernel; the first one is fine
+    with pytest.raises(ValueError, match=r"layer 'dense\w*': weight 'dense\w*/kernel' has NaN"):
+        model.set_weights(bad)
+    for a, b in zip(model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(TypeError, match="real numbers"):
+        model.set_weights([*before[:3], np.array(["x"])])
+    # A file whose arrays are not finite (or not numbers) is refused, naming file and layer.
+    path = tmp_path / "w.npz"
+    model.save_weights(path)
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["layer1/0"] = np.full_like(arrays["layer1/0"], np.inf)
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=r"w\.npz: layer 'dense\w*'.*NaN or infinite"):
+        model.load_weights(path)
+    for a, b in zip(model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def _rewrite_meta(path, edit):
+    import json
+
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(str(arrays["__meta__"]))
+    edit(meta)
+    arrays["__meta__"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda m: m.update(layers={"a": 1}), "'layers' must be a list"),
+    (lambda m: m["layers"][1].pop("weights"), r"layer 1 \('dense\w*'\) needs a weight count"),
+    (lambda m: m["layers"].__setitem__(0, 7), "layer 0 must be an object"),
+    (lambda m: m["model"]["layers"][0].pop("class_name"),
+     r"layer 0 \('dense\w*'\) needs a string class_name"),
+    (lambda m: m["model"]["layers"][1]["config"].update(units="many"),
+     r"layer 1 \('dense\w*'\) cannot be made from its config: .*units"),
+    (lambda m: m["model"]["layers"][1]["config"].update(colour="red"),
+     r"layer 1 \('dense\w*'\) cannot be made from its config: .*colour"),
+    (lambda m: m["model"]["layers"][0].update(config=[1, 2]),
+     r"the config of layer 0 \('dense\w*'\) must be an object"),
+    (lambda m: m["model"]["layers"][0]["config"].pop("input_shape"), "cannot be built"),
+    (lambda m: m["model"].update(layers=m["model"]["layers"][:1]),
+     "the model has 1 layers, the weights are for 2"),
+    (lambda m: m["compile"].update(optimizer="sgd"), "'optimizer' object"),
+    (lambda m: m["compile"].update(metrics="mae"), "metrics must be a list"),
+    (lambda m: m["compile"]["optimizer"]["config"].update(learning_rate="fast"),
+     "malformed compile settings"),
+])
+def test_malformed_descriptions_give_value_errors_naming_file_and_layer(tmp_path, edit, match):
+    path = tmp_path / "m.npz"
+    regressor().save(path)
+    _rewrite_meta(path, edit)
+    with pytest.raises(ValueError, match=rf"m\.npz: .*{match}"):
+        load_model(path)
+
+
+def test_evaluate_and_predict_check_batch_size_and_empty_input():
+    model = regressor()
+    for bad in (0, -1, 2.5, "8", True):
+        with pytest.raises(ValueError, match="batch_size must be a positive int"):
+            model.predict(X, batch_size=bad)
+        with pytest.raises(ValueError, match="batch_size must be a positive int"):
+            model.evaluate(X, Y, batch_size=bad)
+    empty = model.predict(np.zeros((0, 3), np.float32))
+    assert empty.shape == (0, 1) and empty.dtype == np.float32
+    with pytest.raises(ValueError, match="no samples"):
+        model.evaluate(np.zeros((0, 3)), np.zeros((0, 1)))
+
+
+def test_saving_a_custom_activation_named_like_a_builtin_fails(tmp_path):
+    def relu(t):  # not the built-in relu: it would be loaded back as one
+        return mg.tanh(t)
+
+    model = Sequential([Dense(2, activation=relu, input_dim=3), Dense(1)])
+    with pytest.raises(ValueError, match=r"activation 'relu' is a custom callable"):
+        model.save(tmp_path / "m.npz")
+    assert not os.listdir(tmp_path)
+
+
+def test_lambda_callback_takes_the_keras3_batch_hook_names():
+    mg.manual_seed(0)
+    model = regressor()
+    seen = []
+
+    class Keras3Style(cb.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(("subclass begin", batch))
+
+    lam = cb.LambdaCallback(on_train_batch_begin=lambda batch, logs: seen.append(("begin", batch)),
+                            on_train_batch_end=lambda batch, logs: seen.append(("end", batch)))
+    model.fit(X, Y, epochs=1, batch_size=32, verbose=0, callbacks=[Keras3Style(), lam])
+    assert seen == [("subclass begin", 0), ("begin", 0), ("end", 0),
+                    ("subclass begin", 1), ("begin", 1), ("end", 1)]
+    with pytest.raises(ValueError, match="not both"):
+        cb.LambdaCallback(on_batch_end=print, on_train_batch_end=print)
+
+
+def test_one_dimensional_x_for_a_one_feature_model():
+    mg.manual_seed(0)
+    x = np.linspace(-1, 1, 20, dtype=np.float32)
+    model = Sequential([Dense(1, input_dim=1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, 2 * x, epochs=1, verbose=0)
+    np.testing.assert_array_equal(model.predict(x), model.predict(x.reshape(-1, 1)))
+    assert model.evaluate(x, 2 * x) == model.evaluate(x.reshape(-1, 1), 2 * x)
+    three = Sequential([Dense(1, input_dim=3)])
+    with pytest.raises(ValueError, match=r"x is 1-D .*\(None, 3\).*x\.reshape\(1, -1\)"):
+        three.predict(np.ones(3))
+    unknown = Sequential([Dense(1)])
+    with pytest.raises(ValueError, match="x is 1-D .*does not know its input shape"):
+        unknown.predict(np.ones(3))
+
+
+def test_fit_closes_files_and_resets_state_when_training_fails(tmp_path):
+    class Boom(cb.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("boom")
+
+    model = regressor()
+    logger = cb.CSVLogger(str(tmp_path / "log.csv"))
+    with pytest.raises(RuntimeError, match="boom"):
+        model.fit(X, Y, epochs=3, verbose=1, callbacks=[logger, Boom()])
+    assert logger._file is None
+    assert model.train_inputs is None
+    rows = list(csv.reader(open(tmp_path / "log.csv")))
+    assert len(rows) == 3  # header, epochs 0 and 1
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o027)
+    try:
+        model = regressor()
+        model.save(tmp_path / "m.npz")
+        model.save_weights(tmp_path / "w.npz")
+    finally:
+        os.umask(old)
+    for name in ("m.npz", "w.npz"):
+        assert os.stat(tmp_path / name).st_mode & 0o777 == 0o640
+
+
+def test_metrics_of_a_fused_sigmoid_use_the_kernel():
+    import warnings
+
+    model = Sequential([Dense(1, activation="sigmoid", input_dim=1)])
+    model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=["accuracy"])
+    model.set_weights([np.array([[1000.0]]), np.array([0.0])])
+    x, y = np.array([[-1.0], [1.0]]), np.array([[0.0], [1.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's 1 / (1 + exp(-z)) overflows at z = -1000
+        loss, acc = model.evaluate(x, y)
+    assert acc == 1.0 and loss == pytest.approx(0.0, abs=1e-6)
+
+
+def test_sample_weight_is_one_value_per_sample():
+    mg.manual_seed(0)
+    weights = []
+    for sw in (np.arange(64.0), np.arange(64.0).reshape(64, 1)):
+        mg.manual_seed(0)
+        model = regressor()
+        model.fit(X, Y, epochs=1, verbose=0, sample_weight=sw)
+        weights.append(model.get_weights())
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for bad in (np.ones((1, 64)), np.ones((32, 2))):
+        with pytest.raises(ValueError, match=r"sample_weight must have shape \(64,\) or \(64, 1\)"):
+            regressor().fit(X, Y, verbose=0, sample_weight=bad)

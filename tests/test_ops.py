@@ -8,6 +8,8 @@ sampled in the op's domain). A test below fails if a registered op has no case.
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -315,6 +317,27 @@ def test_saved_arrays_are_released_after_backward():
         assert not saved, f"{type(ctx).__name__} kept {saved} after backward"
 
 
+def test_backward_frees_the_intermediate_tensors():
+    x = mg.tensor(np.ones((4, 4)), requires_grad=True)
+    h = mg.sigmoid(x)
+    alive = weakref.ref(h)
+    y = (h * x).sum()
+    del h
+    y.backward()
+    assert alive() is None, "the loss still holds the graph's intermediates after backward"
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        y.backward()
+
+
+def test_pow_zero_has_zero_gradient_at_zero():
+    x = mg.tensor([0.0, 2.0], requires_grad=True)
+    (x**0).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])
+    x = mg.tensor([0.0, 2.0], requires_grad=True)
+    (x ** mg.tensor([0.0, 3.0])).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 12.0])
+
+
 def test_non_scalar_backward_needs_grad():
     x = mg.tensor([1.0, 2.0], requires_grad=True)
     y = x * 2
@@ -349,6 +372,27 @@ def test_no_grad_as_context_and_decorator():
 
     assert not double(x).requires_grad
     assert (x * 2).requires_grad
+
+
+def test_no_grad_is_per_thread():
+    inside, outside = threading.Event(), threading.Event()
+    seen = {}
+
+    def train():
+        inside.wait()  # the main thread is under no_grad now
+        x = mg.tensor([1.0], requires_grad=True)
+        seen["enabled"], seen["recorded"] = mg.is_grad_enabled(), (x * 2).requires_grad
+        outside.set()
+
+    worker = threading.Thread(target=train)
+    worker.start()
+    with mg.no_grad():
+        inside.set()
+        outside.wait(10)
+        assert not (mg.tensor([1.0], requires_grad=True) * 2).requires_grad
+    worker.join()
+    assert seen == {"enabled": True, "recorded": True}
+    assert (mg.tensor([1.0], requires_grad=True) * 2).requires_grad
 
 
 def test_detach_cuts_the_graph_and_shares_data():

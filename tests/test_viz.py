@@ -191,6 +191,26 @@ def test_plot_history_axes_and_lines(recorded):
     assert "val_loss" in [line.get_label() for line in fig.axes[0].get_lines()]
 
 
+def test_plot_history_puts_epoch_values_at_epoch_ends():
+    class StopMidEpoch(cb.Callback):
+        def on_batch_end(self, batch, logs=None):
+            if len(self.model.history.batch_history["loss"]) == 9:
+                self.model.stop_training = True  # the third epoch ends after 1 of 4 batches
+
+    mg.manual_seed(0)
+    model = neuron()
+    history = model.fit(X1, Y1, epochs=5, batch_size=50, verbose=0, shuffle=False,
+                        validation_data=(X1, Y1), callbacks=[StopMidEpoch()])
+    assert history.epoch_ends == [4, 8, 9]
+    lines = {line.get_label(): line for line in mg.viz.plot_history(history).axes[0].get_lines()}
+    for label in ("loss (epoch)", "val_loss"):
+        np.testing.assert_array_equal(lines[label].get_xdata(), [4, 8, 9])
+    # Plain dicts: a validation series shorter than the loss takes the last epochs' x.
+    fig = mg.viz.plot_history({"loss": [3.0, 2.0, 1.0], "val_loss": [2.5, 1.5]})
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    np.testing.assert_array_equal(lines["val_loss"].get_xdata(), [2, 3])
+
+
 def test_decision_boundary_plots(tmp_path):
     mg.manual_seed(0)
     model = Sequential([Dense(8, activation="tanh", input_dim=2), Dense(1, activation="sigmoid")])
