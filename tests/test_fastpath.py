@@ -73,6 +73,7 @@ def _assert_same(eager, fast, rtol=1e-6):
     for key in h0.history:
         np.testing.assert_allclose(h1.history[key], h0.history[key], rtol=1e-5, atol=1e-7)
     assert m1.optimizer.iterations == m0.optimizer.iterations
+    assert h1.epoch == h0.epoch and h1.epoch_ends == h0.epoch_ends
 
 
 @pytest.mark.parametrize("hidden", HIDDEN)
