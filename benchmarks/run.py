@@ -88,7 +88,7 @@ def measure(fn: Callable[[], Any], repeats: int, min_repeat_s: float) -> dict:
 class Bench:
     """The run's settings; collects records and shows progress."""
 
-    def __init__(self, quick: bool, smoke: bool = False):
+    def __init__(self, quick: bool, smoke: bool = False, threads: int = 1):
         self.quick = quick or smoke
         self.smoke = smoke
         self.repeats = 3 if smoke else 5 if quick else 9
@@ -98,6 +98,7 @@ class Bench:
         # Epochs scale: quick runs a tenth of each workload (targets may then be out of reach).
         self.train_scale = 0.02 if smoke else 0.1 if quick else 1.0
         self.activations = ["relu", "sigmoid"] if smoke else ACTIVATIONS
+        self.threads = threads
         self.records: list[dict] = []
         self.section = ""
 
@@ -129,10 +130,13 @@ def _jax():
     return jax
 
 
-def _threads_for(w: wl.Workload) -> int:
-    """Threads for a training run: one for the small nets (a second thread only adds
-    hand-over cost and steals the core that runs Python), every core for W4's GEMMs."""
-    return os.cpu_count() or 1 if w.family == "W4" else 1
+def _timed_run(run: Callable[[], wl.Run]) -> wl.Run:
+    """Call a runner, noting CPU time over wall time of the call (threads kept busy)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = run()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    result.cpu_per_wall = cpu / wall if wall > 0 else float("nan")
+    return result
 
 
 @contextlib.contextmanager
@@ -431,8 +435,10 @@ def _training_record(section: str, w: wl.Workload, runs: list[wl.Run], **fields:
         "final_loss": summary["final_loss"], "final_accuracy": summary["final_accuracy"],
         "target": w.target_text, "steps_to_target": to_target,
         "time_to_target_s": None if to_target is None else to_target * median / steps,
-        "exact": w.exact, "epochs": w.epochs, "batch": w.batch, "samples": len(w.x),
-        "optimizer": w.optimizer, "lr": w.lr,
+        "exact": w.exact, "as_written": w.as_written, "epochs": w.epochs, "batch": w.batch,
+        "samples": len(w.x), "optimizer": w.optimizer, "lr": w.lr,
+        # CPU seconds over wall seconds of the whole call: how many cores it kept busy.
+        "cpu_per_wall": statistics.median(r.cpu_per_wall for r in runs),
         # Every repeat starts from the same weights and order: the same bits must come out.
         "repeats_agree": all(
             all(np.array_equal(p, q) for p, q in zip(s, last[0], strict=True)) for s in last),
@@ -443,18 +449,18 @@ def section_training(b: Bench) -> None:
     """The WORKLOADS.md runs and the seed-002 perceptron through Sequential.fit, with each
     hidden activation: time per step, steps and time to the target, final loss. The
     configurations as written run on the numpy reference backend too."""
+    n = b.threads
     for w in wl.training_workloads(b.train_scale, b.smoke):
-        n = _threads_for(w)
         with _threads(n):
             b.progress(f"{w.name}: {w.steps} steps x {b.train_repeats}")
-            runs = [wl.run_microgradnet(w) for _ in range(b.train_repeats)]
+            runs = [_timed_run(lambda: wl.run_microgradnet(w)) for _ in range(b.train_repeats)]
             b.records.append(_training_record(
                 "training", w, runs, framework=f"microgradnet {mg.__version__}",
                 backend="cython", threads=n))
-            if w.exact or b.smoke:
+            if w.as_written:
                 b.progress(f"{w.name}: {w.steps} steps, numpy reference backend")
                 with mg.use_backend("numpy"):
-                    runs = [wl.run_microgradnet(w)]
+                    runs = [_timed_run(lambda: wl.run_microgradnet(w))]
                 b.records.append(_training_record(
                     "training", w, runs, framework=f"microgradnet {mg.__version__}",
                     backend="numpy", threads=n))
@@ -483,8 +489,8 @@ def section_peers(b: Bench) -> None:
     """The configurations as written in each installed framework, ours measured beside them:
     repeats interleaved round-robin so that the machine's drift hits every framework alike."""
     peers = _peer_runners()
+    n = b.threads
     for w in wl.peer_workloads(b.train_scale, b.smoke):
-        n = _threads_for(w)
         with _threads(n):
             runners = {}
             for key, (_, prepare) in peers.items():
@@ -495,7 +501,7 @@ def section_peers(b: Bench) -> None:
                 b.progress(f"{w.name}: {w.steps} steps, repeat {r + 1}/{b.train_repeats} of "
                            + ", ".join(runners))
                 for key, run in runners.items():
-                    runs[key].append(run())
+                    runs[key].append(_timed_run(run))
             for key, label in ((k, v[0]) for k, v in peers.items()):
                 threads = "xla default" if key.startswith("jax") else n
                 b.records.append(_training_record("peers", w, runs[key], framework=label,
@@ -678,7 +684,10 @@ def _report_peers(records: list[dict]) -> None:
           "ratio = ours / peer (< 1: ours is faster)")
     for r in records:
         if r["name"] == records[0]["name"]:
-            print(f"   {r['backend']:9s} {r['framework']}, threads {r['threads']}")
+            busy = statistics.median(q["cpu_per_wall"] for q in records
+                                     if q["backend"] == r["backend"])
+            print(f"   {r['backend']:9s} {r['framework']}, threads {r['threads']}, "
+                  f"cores kept busy (cpu/wall, median) {busy:.2f}")
     head = f"{'workload':12s} {'steps':>6s}" + "".join(f"{labels.get(k, k):>10s}" for k in keys)
     head += "".join(f"{'/' + k:>10s}" for k in keys[1:])
     print(head)
@@ -867,8 +876,6 @@ def machine() -> dict:
         "numpy": np.__version__,
         "microgradnet": mg.__version__,
         "microgradnet_backend": mg.backend_name(),
-        # Small nets run on one thread, W4 on every core (see _threads_for).
-        "training_threads": {"small nets": 1, "W4": os.cpu_count()},
     }
     with contextlib.suppress(AttributeError, OSError):
         info["load_average"] = os.getloadavg()  # the machine is shared: how busy it was
@@ -914,9 +921,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=list(SECTIONS),
                         help="run only this section (repeatable)")
     parser.add_argument("--out", type=Path, default=None, help="JSON output path")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS and PyTorch threads in training and peers (default 1: on "
+                             "this shared 2-core machine a second BLAS thread made W4 5-10x "
+                             "slower; JAX's XLA pool cannot be limited and is left alone)")
     args = parser.parse_args(argv)
     chosen = args.only or list(SECTIONS)
-    bench = Bench(args.quick, args.smoke)
+    bench = Bench(args.quick, args.smoke, args.threads)
     mode = "smoke" if bench.smoke else "quick" if bench.quick else "full"
     print(f"microgradnet {mg.__version__} benchmarks ({mode}): {', '.join(chosen)}", flush=True)
     for name in chosen:
@@ -933,6 +944,8 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     info = machine()
     info["mode"] = mode
+    info["training_threads"] = {"blas": bench.threads, "torch": bench.threads,
+                                "jax": "XLA default (not limitable after import)"}
     info["command"] = " ".join(["python benchmarks/run.py", *(argv if argv is not None
                                                               else sys.argv[1:])])
     out.write_text(json.dumps({"machine": info, "results": bench.records}, indent=1))
