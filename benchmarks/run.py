@@ -191,8 +191,15 @@ def section_kernels(b: Bench) -> None:
                           **common)
 
 
+# numpy and scipy each ship an OpenBLAS; after a call its threads spin for about 0.1 s
+# (OpenBLAS' THREAD_TIMEOUT) and would compete with the other library's threads on 2 cores:
+# measured, a 128x128 float64 @ took 3.4 ms instead of 0.11 ms right after the other's GEMM.
+_BLAS_SETTLE_S = 0.3
+
+
 def section_gemm(b: Bench) -> None:
-    """GEMM GFLOP/s: the kernel on both backends against numpy's @."""
+    """GEMM GFLOP/s: the kernel on both backends against numpy's @ (each after a pause that
+    lets the other BLAS's threads go idle)."""
     sizes = [64] if b.smoke else [64, 256] if b.quick else [64, 128, 256, 512, 1024]
     dtypes = [np.float32] if b.quick else [np.float32, np.float64]
     rng = np.random.default_rng(0)
@@ -205,16 +212,15 @@ def section_gemm(b: Bench) -> None:
             out = np.empty((n, n), dtype)
             common = dict(dtype=np.dtype(dtype).name, size=n)
             flops = 2.0 * n**3
-            for backend, k in tables.items():
-                gemm = k["gemm"]
-                r = b.run("gemm", "gemm", lambda: gemm(a, c, out=out), backend=backend, **common)
-                r["gflops"] = flops / r["median_s"] / 1e9
-            r = b.run("gemm", "numpy @", lambda: np.matmul(a, c, out=out), backend="numpy @",
-                      **common)
-            r["gflops"] = flops / r["median_s"] / 1e9
             at, ct = mg.tensor(a, dtype=dtype), mg.tensor(c, dtype=dtype)
-            r = b.run("gemm", "Tensor @", lambda: at @ ct, backend="cython", **common)
-            r["gflops"] = flops / r["median_s"] / 1e9
+            cases = [("gemm", backend, lambda gemm=k["gemm"]: gemm(a, c, out=out))
+                     for backend, k in tables.items()]
+            cases += [("numpy @", "numpy @", lambda: np.matmul(a, c, out=out)),
+                      ("Tensor @", "cython", lambda: at @ ct)]
+            for name, backend, fn in cases:
+                time.sleep(0 if b.smoke else _BLAS_SETTLE_S)
+                r = b.run("gemm", name, fn, backend=backend, **common)
+                r["gflops"] = flops / r["median_s"] / 1e9
 
 
 def section_overhead(b: Bench) -> None:
