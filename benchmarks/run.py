@@ -1,18 +1,29 @@
 #!/usr/bin/env python
-"""microgradnet microbenchmarks: kernels, GEMM, per-op overhead, activations via the Tensor API.
+"""microgradnet benchmarks: kernels, derivatives, overhead and training speed, with peers.
 
-    python benchmarks/run.py                 # everything (a few minutes)
-    python benchmarks/run.py --quick         # reduced sizes and repeats (well under 2 minutes)
-    python benchmarks/run.py --only overhead --only gemm
+    python benchmarks/run.py                 # everything (about ten minutes)
+    python benchmarks/run.py --quick         # shorter runs, fewer repeats (under 2 minutes)
+    python benchmarks/run.py --only derivatives --only training
+    python benchmarks/run.py --smoke         # a reduced set in seconds (what the tests run)
+
+Sections: kernels (activation kernels, both backends), gemm, overhead (per-op cost on small
+tensors), activations (forward+backward through the Tensor API), derivatives (each
+activation's derivative formulations side by side, checked to give the same numbers),
+training (WORKLOADS.md's W1-W4 and the seed-002 perceptron with each hidden activation: time
+per step, steps and time to a stated target, final loss) and peers (the same training in
+numpy by hand, PyTorch eager, a JAX jit step and JAX's whole run in one lax.scan, each only
+when installed: never a dependency).
 
 Every number is a median over repeats (min also recorded) measured in this one process, so
-ratios compare like with like on a noisy machine. PyTorch is measured as a peer when it is
-installed; it is never a dependency. Results go to a table per section and to JSON.
+ratios compare like with like on a noisy machine. Results go to a table per section on the
+terminal, to JSON (`--out`, default benchmarks/results/run-<time>.json) and to one PNG chart
+per section beside the JSON (`<stem>-<section>.png`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -20,53 +31,30 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-import microgradnet as mg
-from microgradnet.backend import kernel_table
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # workloads.py beside this file
+try:
+    import microgradnet as mg
+except ImportError:  # run from a source checkout built in place, without `pip install .`
+    sys.path.insert(1, str(HERE.parent))
+    import microgradnet as mg
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # workloads.py beside this file
+import workloads as wl  # noqa: E402  (found through the path above)
+
+from microgradnet.backend import kernel_table  # noqa: E402
 
 ACTIVATIONS = ["relu", "leaky_relu", "elu", "sigmoid", "tanh", "softplus", "gelu", "silu", "step"]
 # What each backward kernel takes: the output y or the input x (csrc/README.md).
 SAVES_OUTPUT = {"relu", "elu", "sigmoid", "tanh"}
-
-# Plain numpy forward + backward, the way one writes them by hand (several passes each).
-NUMPY_ACTIVATIONS: dict[str, tuple[Callable, Callable]] = {
-    "relu": (lambda x: np.maximum(x, 0), lambda dy, x, y: dy * (x > 0)),
-    "leaky_relu": (lambda x: np.where(x > 0, x, 0.01 * x),
-                   lambda dy, x, y: dy * np.where(x > 0, 1.0, 0.01).astype(x.dtype)),
-    "elu": (lambda x: np.where(x > 0, x, np.expm1(x)),
-            lambda dy, x, y: dy * np.where(x > 0, 1, y + 1)),
-    "sigmoid": (lambda x: 1 / (1 + np.exp(-x)), lambda dy, x, y: dy * y * (1 - y)),
-    "tanh": (np.tanh, lambda dy, x, y: dy * (1 - y * y)),
-    "softplus": (lambda x: np.logaddexp(x, 0), lambda dy, x, y: dy / (1 + np.exp(-x))),
-    "gelu": None,  # filled below (needs scipy's erf)
-    "silu": (lambda x: x / (1 + np.exp(-x)),
-             lambda dy, x, y: dy * (s := 1 / (1 + np.exp(-x))) * (1 + x * (1 - s))),
-    "step": (lambda x: (x >= 0).astype(x.dtype), lambda dy, x, y: np.zeros_like(dy)),
-}
-
-
-def _numpy_gelu():
-    from scipy.special import erf
-
-    def fwd(x):
-        return 0.5 * x * (1 + erf(x * np.float32(0.7071067811865476)))
-
-    def bwd(dy, x, y):
-        cdf = 0.5 * (1 + erf(x * np.float32(0.7071067811865476)))
-        return dy * (cdf + x * np.exp(-0.5 * x * x) * np.float32(0.3989422804014327))
-
-    return fwd, bwd
-
-
-NUMPY_ACTIVATIONS["gelu"] = _numpy_gelu()
-
+# The derivative recomputed from the input x instead of the saved output.
+FROM_X = {"sigmoid", "tanh"}
+NUMPY_ACTIVATIONS = wl.NUMPY_ACTIVATIONS
 
 # --------------------------------------------------------------------------- timing
 
@@ -98,13 +86,25 @@ def measure(fn: Callable[[], Any], repeats: int, min_repeat_s: float) -> dict:
 
 
 class Bench:
-    """Collects records and prints progress."""
+    """The run's settings; collects records and shows progress."""
 
-    def __init__(self, quick: bool):
-        self.quick = quick
-        self.repeats = 5 if quick else 9
-        self.min_repeat_s = 0.01 if quick else 0.05
+    def __init__(self, quick: bool, smoke: bool = False, threads: int = 1):
+        self.quick = quick or smoke
+        self.smoke = smoke
+        self.repeats = 3 if smoke else 5 if quick else 9
+        self.min_repeat_s = 0.002 if smoke else 0.01 if quick else 0.05
+        # Training runs: whole runs repeated (each one takes up to seconds).
+        self.train_repeats = 1 if self.quick else 3
+        # Epochs scale: quick runs a tenth of each workload (targets may then be out of reach).
+        self.train_scale = 0.02 if smoke else 0.1 if quick else 1.0
+        self.activations = ["relu", "sigmoid"] if smoke else ACTIVATIONS
+        self.threads = threads
         self.records: list[dict] = []
+        self.section = ""
+
+    def progress(self, item: str) -> None:
+        """Print what runs now, under the current section."""
+        print(f"[{self.section}] {item}", flush=True)
 
     def run(self, section: str, name: str, fn: Callable[[], Any], **fields: Any) -> dict:
         """Time fn and keep the record."""
@@ -119,8 +119,49 @@ def _torch():
         import torch
     except ImportError:
         return None
-    torch.set_num_threads(int(os.environ.get("MG_BENCH_THREADS", "0")) or torch.get_num_threads())
     return torch
+
+
+def _jax():
+    try:
+        import jax
+    except ImportError:
+        return None
+    return jax
+
+
+def _timed_run(run: Callable[[], wl.Run]) -> wl.Run:
+    """Call a runner, noting CPU time over wall time of the call (threads kept busy)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = run()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    result.cpu_per_wall = cpu / wall if wall > 0 else float("nan")
+    return result
+
+
+@contextlib.contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """BLAS (through threadpoolctl) and PyTorch limited to n threads inside the block.
+
+    Without a limit, OpenBLAS threads that spin after a call steal the second core from
+    whatever runs next (PyTorch's ops were 1.5x slower). JAX's XLA pool cannot be changed
+    after import: it keeps its default, recorded in the machine info."""
+    torch = _torch()
+    previous = torch.get_num_threads() if torch is not None else None
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        limits: Any = contextlib.nullcontext()
+    else:
+        limits = threadpool_limits(limits=n, user_api="blas")
+    with limits:
+        if torch is not None:
+            torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            if torch is not None:
+                torch.set_num_threads(previous)
 
 
 # --------------------------------------------------------------------------- sections
@@ -128,11 +169,12 @@ def _torch():
 
 def section_kernels(b: Bench) -> None:
     """Forward and backward of every activation kernel: ns per element, both backends."""
-    sizes = [1_000, 100_000] if b.quick else [100, 10_000, 1_000_000]
+    sizes = [1_000] if b.smoke else [1_000, 100_000] if b.quick else [100, 10_000, 1_000_000]
     dtypes = [np.float32] if b.quick else [np.float32, np.float64]
     rng = np.random.default_rng(0)
     tables = {name: kernel_table(name) for name in ("cython", "numpy")}
-    for act in ACTIVATIONS:
+    for act in b.activations:
+        b.progress(act)
         for dtype in dtypes:
             for size in sizes:
                 x = rng.standard_normal(size).astype(dtype)
@@ -149,46 +191,42 @@ def section_kernels(b: Bench) -> None:
                           **common)
 
 
+# numpy and scipy each ship an OpenBLAS; after a call its threads spin for about 0.1 s
+# (OpenBLAS' THREAD_TIMEOUT) and would compete with the other library's threads on 2 cores:
+# measured, a 128x128 float64 @ took 3.4 ms instead of 0.11 ms right after the other's GEMM.
+_BLAS_SETTLE_S = 0.3
+
+
 def section_gemm(b: Bench) -> None:
-    """GEMM GFLOP/s: the kernel on both backends against numpy's @."""
-    sizes = [64, 256] if b.quick else [64, 128, 256, 512, 1024]
+    """GEMM GFLOP/s: the kernel on both backends against numpy's @ (each after a pause that
+    lets the other BLAS's threads go idle)."""
+    sizes = [64] if b.smoke else [64, 256] if b.quick else [64, 128, 256, 512, 1024]
     dtypes = [np.float32] if b.quick else [np.float32, np.float64]
     rng = np.random.default_rng(0)
     tables = {name: kernel_table(name) for name in ("cython", "numpy")}
     for dtype in dtypes:
         for n in sizes:
+            b.progress(f"{np.dtype(dtype).name} {n}x{n}")
             a = rng.standard_normal((n, n)).astype(dtype)
             c = rng.standard_normal((n, n)).astype(dtype)
             out = np.empty((n, n), dtype)
             common = dict(dtype=np.dtype(dtype).name, size=n)
             flops = 2.0 * n**3
-            for backend, k in tables.items():
-                gemm = k["gemm"]
-                r = b.run("gemm", "gemm", lambda: gemm(a, c, out=out), backend=backend, **common)
-                r["gflops"] = flops / r["median_s"] / 1e9
-            r = b.run("gemm", "numpy @", lambda: np.matmul(a, c, out=out), backend="numpy @",
-                      **common)
-            r["gflops"] = flops / r["median_s"] / 1e9
             at, ct = mg.tensor(a, dtype=dtype), mg.tensor(c, dtype=dtype)
-            r = b.run("gemm", "Tensor @", lambda: at @ ct, backend="cython", **common)
-            r["gflops"] = flops / r["median_s"] / 1e9
-
-
-def _one_blas_thread():
-    """Context pinning BLAS to one thread: otherwise OpenBLAS threads that spin after a call
-    steal the second core from whatever runs next (PyTorch's ops were 1.5x slower)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        import contextlib
-
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+            cases = [("gemm", backend, lambda gemm=k["gemm"]: gemm(a, c, out=out))
+                     for backend, k in tables.items()]
+            cases += [("numpy @", "numpy @", lambda: np.matmul(a, c, out=out)),
+                      ("Tensor @", "cython", lambda: at @ ct)]
+            for name, backend, fn in cases:
+                time.sleep(0 if b.smoke else _BLAS_SETTLE_S)
+                r = b.run("gemm", name, fn, backend=backend, **common)
+                r["gflops"] = flops / r["median_s"] / 1e9
 
 
 def section_overhead(b: Bench) -> None:
     """Per-op cost on (32, 32) float32 tensors, recording autograd, against PyTorch eager."""
-    with _one_blas_thread():
+    # One thread for everyone, like our BLAS here; with 2, a busy core costs torch a slice.
+    with _threads(1):
         _overhead(b)
 
 
@@ -210,6 +248,7 @@ def _overhead(b: Bench) -> None:
     rng = np.random.default_rng(0)
     arrays = [rng.standard_normal(s).astype(np.float32) for s in ((32, 32), (32, 32), (32,))]
     common = dict(size=1024, dtype="float32")
+    b.progress("microgradnet")
     cases = _overhead_cases(*[mg.tensor(a, requires_grad=True) for a in arrays], mg.relu)
     for name, fn in cases.items():
         b.run("overhead", name, fn, backend="cython", framework="microgradnet", threads=1,
@@ -217,30 +256,28 @@ def _overhead(b: Bench) -> None:
     with mg.no_grad():
         for name in ("add", "relu", "matmul"):
             b.run("overhead", name + " (no grad)", cases[name], backend="cython",
-                  framework="microgradnet", **common)
+                  framework="microgradnet", threads=1, **common)
     xa, wa = arrays[0], arrays[1]
-    b.run("overhead", "add", lambda: xa + wa, backend="numpy", framework="numpy", **common)
+    b.run("overhead", "add", lambda: xa + wa, backend="numpy", framework="numpy", threads=1,
+          **common)
     torch = _torch()
     if torch is None:
         return
+    b.progress("torch")
     tcases = _overhead_cases(*[torch.tensor(a, requires_grad=True) for a in arrays], torch.relu)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # like our BLAS here; with 2, a busy core costs it a time slice
-    try:
-        for name, fn in tcases.items():
-            b.run("overhead", name, fn, backend="torch", framework="torch " + torch.__version__,
-                  threads=1, **common)
-    finally:
-        torch.set_num_threads(threads)
+    for name, fn in tcases.items():
+        b.run("overhead", name, fn, backend="torch", framework="torch " + torch.__version__,
+              threads=1, **common)
 
 
 def section_activations(b: Bench) -> None:
     """Activation forward+backward on 1e6 float32 through the Tensor API vs plain numpy."""
-    size = 100_000 if b.quick else 1_000_000
+    size = 1_000 if b.smoke else 100_000 if b.quick else 1_000_000
     rng = np.random.default_rng(0)
     xa = rng.standard_normal(size).astype(np.float32)
     dya = rng.standard_normal(size).astype(np.float32)
-    for act in ACTIVATIONS:
+    for act in b.activations:
+        b.progress(act)
         fn = getattr(mg, act)
         for backend in ("cython", "numpy"):
             def tensor_api(fn=fn, backend=backend):
@@ -260,36 +297,221 @@ def section_activations(b: Bench) -> None:
               framework="numpy", dtype="float32", size=size)
 
 
-def section_training(b: Bench) -> None:
-    """The reference workloads (WORKLOADS.md) through Sequential.fit, and PyTorch eager."""
-    import workloads
+# ----------------------------------------------------------------- derivatives
 
+_SQRT1_2 = 0.7071067811865476
+
+
+def _erf_composed(z):
+    """erf from primitive Tensor ops: Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7), since
+    the Tensor API has no erf primitive."""
+    a = mg.abs(z)
+    t = 1 / (1 + 0.3275911 * a)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741
+                                                       + t * (-1.453152027 + t * 1.061405429))))
+    e = 1 - poly * mg.exp(-(a * a))
+    return mg.where(z.data >= 0, e, -e)
+
+
+# Each activation written with primitive Tensor ops, so that autograd derives it op by op.
+# The conditions of `where` are numpy arrays: a condition takes no gradient.
+COMPOSED: dict[str, Callable] = {
+    "relu": lambda x: mg.where(x.data > 0, x, x * 0),
+    "leaky_relu": lambda x: mg.where(x.data > 0, x, 0.01 * x),
+    # minimum(x, 0) keeps exp finite in the branch that where() discards.
+    "elu": lambda x: mg.where(x.data > 0, x, mg.exp(mg.minimum(x, 0)) - 1),
+    "sigmoid": lambda x: 1 / (1 + mg.exp(-x)),
+    "tanh": lambda x: 2 / (1 + mg.exp(-2 * x)) - 1,
+    "softplus": lambda x: mg.maximum(x, 0) + mg.log(1 + mg.exp(-mg.abs(x))),
+    "gelu": lambda x: 0.5 * x * (1 + _erf_composed(x * _SQRT1_2)),
+    "silu": lambda x: x / (1 + mg.exp(-x)),
+    "step": lambda x: mg.where(x.data >= 0, x * 0 + 1, x * 0),
+}
+
+# Tolerance of "the same numbers" in float32: the composed gelu carries its erf's 1.5e-7.
+_DERIV_RTOL, _DERIV_ATOL = 1e-4, 1e-5
+
+
+def _derivative_forms(act: str, xa: np.ndarray, dya: np.ndarray, tables: dict) -> list:
+    """[(name, backend, backward-only fn, forward+backward fn)]; each fn returns dx."""
+    forms = []
+    saves_y = act in SAVES_OUTPUT
+    for backend, k in tables.items():
+        fwd, bwd = k[f"{act}_forward"], k[f"{act}_backward"]
+        y = fwd(xa)
+        y_buf, dx = np.empty_like(xa), np.empty_like(xa)
+        saved = y if saves_y else xa
+        label = "kernel from y" if saves_y else "kernel from x"
+
+        def full(fwd=fwd, bwd=bwd, y_buf=y_buf, dx=dx):
+            fwd(xa, out=y_buf)
+            return bwd(dya, y_buf if saves_y else xa, out=dx)
+
+        forms.append((label, backend, lambda bwd=bwd, saved=saved, dx=dx: bwd(dya, saved, out=dx),
+                      full))
+        if act in FROM_X:
+            bwd_x = k[f"{act}_backward_from_x"]
+
+            def full_x(fwd=fwd, bwd_x=bwd_x, y_buf=y_buf, dx=dx):
+                fwd(xa, out=y_buf)  # the output is needed anyway, only not for dx
+                return bwd_x(dya, xa, out=dx)
+
+            forms.append(("kernel from x", backend,
+                          lambda bwd_x=bwd_x, dx=dx: bwd_x(dya, xa, out=dx), full_x))
+
+    for label, fn in (("Tensor op (autograd)", getattr(mg, act)),
+                      ("composed ops (autograd)", COMPOSED[act])):
+        x = mg.Tensor(xa, requires_grad=True)
+        out = fn(x)
+
+        # The graph is built once and walked again each call: the backward alone.
+        def backward_only(x=x, out=out):
+            x.grad = None
+            out.backward(dya, retain_graph=True)
+            return np.asarray(x.grad)
+
+        def forward_backward(fn=fn):
+            x = mg.Tensor(xa, requires_grad=True)
+            fn(x).backward(dya)
+            return np.asarray(x.grad)
+
+        forms.append((label, "cython", backward_only, forward_backward))
+
+    np_fwd, np_bwd = NUMPY_ACTIVATIONS[act]
+    y_np = np_fwd(xa)
+
+    def by_hand_full():
+        return np_bwd(dya, xa, np_fwd(xa))
+
+    forms.append(("numpy by hand", "numpy by hand", lambda: np_bwd(dya, xa, y_np), by_hand_full))
+    return forms
+
+
+def section_derivatives(b: Bench) -> None:
+    """Each activation's derivative formulations side by side on float32: the fused backward
+    kernel (from the saved output or the input, both backends), the derivative recomputed
+    from x (sigmoid, tanh), the Tensor op and the same function composed of primitive ops
+    through autograd, and numpy by hand. All must give the same numbers (checked)."""
+    from microgradnet import _reference
+
+    sizes = [1_000] if b.smoke else [1_000, 100_000] if b.quick else [10_000, 1_000_000]
+    tables = {name: kernel_table(name) for name in ("cython", "numpy")}
+    rng = np.random.default_rng(0)
+    for act in b.activations:
+        b.progress(act)
+        for size in sizes:
+            # Standard normal times 3: the tails where the formulations differ are sampled too.
+            xa = (rng.standard_normal(size) * 3).astype(np.float32)
+            dya = rng.standard_normal(size).astype(np.float32)
+            x64, dy64 = xa.astype(np.float64), dya.astype(np.float64)
+            y64 = getattr(_reference, f"{act}_forward")(x64)
+            expected = getattr(_reference, f"{act}_backward")(
+                dy64, y64 if act in SAVES_OUTPUT else x64)
+            for name, backend, backward, full in _derivative_forms(act, xa, dya, tables):
+                diffs = []
+                for fn in (backward, full):
+                    dx = np.asarray(fn(), np.float64)
+                    if not np.allclose(dx, expected, rtol=_DERIV_RTOL, atol=_DERIV_ATOL):
+                        raise AssertionError(
+                            f"derivatives: {act} by {name} ({backend}) differs from the float64 "
+                            f"reference by up to {np.max(np.abs(dx - expected)):.3g}")
+                    diffs.append(float(np.max(np.abs(dx - expected))))
+                common = dict(activation=act, backend=backend, dtype="float32", size=size,
+                              max_abs_diff=max(diffs), reference="float64 numpy reference")
+                b.run("derivatives", name, backward, phase="backward", **common)
+                b.run("derivatives", name, full, phase="forward+backward", **common)
+
+
+# ----------------------------------------------------------------- training
+
+
+def _training_record(section: str, w: wl.Workload, runs: list[wl.Run], **fields: Any) -> dict:
+    """One record for repeated runs of a workload: time per step, target, final loss."""
+    times = [r.seconds for r in runs]
+    median = statistics.median(times)
+    steps = runs[0].steps
+    summary = wl.summarize(w, runs[0])
+    to_target = summary["steps_to_target"]
+    last = [run.snapshots[-1] for run in runs]
+    return {
+        "section": section, "name": w.name, "workload": w.family, "activation": w.activation,
+        "dtype": "float32", **fields,
+        "median_s": median, "min_s": min(times), "repeats": len(runs), "steps": steps,
+        "us_per_step": median / steps * 1e6,
+        "final_loss": summary["final_loss"], "final_accuracy": summary["final_accuracy"],
+        "target": w.target_text, "steps_to_target": to_target,
+        "time_to_target_s": None if to_target is None else to_target * median / steps,
+        "exact": w.exact, "as_written": w.as_written, "epochs": w.epochs, "batch": w.batch,
+        "samples": len(w.x), "optimizer": w.optimizer, "lr": w.lr,
+        # CPU seconds over wall seconds of the whole call: how many cores it kept busy.
+        "cpu_per_wall": statistics.median(r.cpu_per_wall for r in runs),
+        # Every repeat starts from the same weights and order: the same bits must come out.
+        "repeats_agree": all(
+            all(np.array_equal(p, q) for p, q in zip(s, last[0], strict=True)) for s in last),
+    }
+
+
+def section_training(b: Bench) -> None:
+    """The WORKLOADS.md runs and the seed-002 perceptron through Sequential.fit, with each
+    hidden activation: time per step, steps and time to the target, final loss. The
+    configurations as written run on the numpy reference backend too."""
+    n = b.threads
+    for w in wl.training_workloads(b.train_scale, b.smoke):
+        with _threads(n):
+            b.progress(f"{w.name}: {w.steps} steps x {b.train_repeats}")
+            runs = [_timed_run(lambda: wl.run_microgradnet(w)) for _ in range(b.train_repeats)]
+            b.records.append(_training_record(
+                "training", w, runs, framework=f"microgradnet {mg.__version__}",
+                backend="cython", threads=n))
+            if w.as_written:
+                b.progress(f"{w.name}: {w.steps} steps, numpy reference backend")
+                with mg.use_backend("numpy"):
+                    runs = [_timed_run(lambda: wl.run_microgradnet(w))]
+                b.records.append(_training_record(
+                    "training", w, runs, framework=f"microgradnet {mg.__version__}",
+                    backend="numpy", threads=n))
+
+
+def _peer_runners() -> dict[str, tuple[str, Callable[[wl.Workload], Callable[[], wl.Run]]]]:
+    """{backend key: (framework label, prepare(workload) -> runner)} for what is installed."""
+    peers: dict[str, tuple[str, Callable]] = {
+        "cython": (f"microgradnet {mg.__version__}", lambda w: lambda: wl.run_microgradnet(w)),
+        "numpy": (f"numpy {np.__version__} by hand", lambda w: lambda: wl.run_numpy(w)),
+    }
     torch = _torch()
-    with _one_blas_thread():
-        threads = torch.get_num_threads() if torch is not None else None
-        if torch is not None:
-            torch.set_num_threads(1)  # tiny nets: no framework gains from a second thread
-        try:
-            for w in workloads.all_workloads(b.quick):
-                runners = [("microgradnet", "cython", workloads.run_microgradnet)]
-                if torch is not None:
-                    runners.append(("torch " + torch.__version__, "torch",
-                                    lambda w, torch=torch: workloads.run_torch(w, torch)))
-                for framework, backend, run in runners:
-                    times, final, steps = [], None, None
-                    for _ in range(1 if b.quick else 3):
-                        seconds, steps, final = run(w)
-                        times.append(seconds)
-                    b.records.append({
-                        "section": "training", "name": w.name, "framework": framework,
-                        "backend": backend, "dtype": "float32", "activation": w.hidden,
-                        "median_s": statistics.median(times), "min_s": min(times),
-                        "repeats": len(times), "steps": steps, "final_loss": final,
-                        "us_per_step": statistics.median(times) / steps * 1e6,
-                    })
-        finally:
-            if torch is not None:
-                torch.set_num_threads(threads)
+    if torch is not None:
+        peers["torch"] = (f"torch {torch.__version__} eager",
+                          lambda w: lambda: wl.run_torch(w, torch))
+    jax = _jax()
+    if jax is not None:
+        peers["jax-jit"] = (f"jax {jax.__version__} jit step",
+                            lambda w: wl.prepare_jax_jit(w, jax))
+        peers["jax-scan"] = (f"jax {jax.__version__} lax.scan",
+                             lambda w: wl.prepare_jax_scan(w, jax))
+    return peers
+
+
+def section_peers(b: Bench) -> None:
+    """The configurations as written in each installed framework, ours measured beside them:
+    repeats interleaved round-robin so that the machine's drift hits every framework alike."""
+    peers = _peer_runners()
+    n = b.threads
+    for w in wl.peer_workloads(b.train_scale, b.smoke):
+        with _threads(n):
+            runners = {}
+            for key, (_, prepare) in peers.items():
+                b.progress(f"{w.name}: preparing {key}")
+                runners[key] = prepare(w)  # JAX compiles here, before any clock
+            runs: dict[str, list[wl.Run]] = {key: [] for key in runners}
+            for r in range(b.train_repeats):
+                b.progress(f"{w.name}: {w.steps} steps, repeat {r + 1}/{b.train_repeats} of "
+                           + ", ".join(runners))
+                for key, run in runners.items():
+                    runs[key].append(_timed_run(run))
+            for key, label in ((k, v[0]) for k, v in peers.items()):
+                threads = "xla default" if key.startswith("jax") else n
+                b.records.append(_training_record("peers", w, runs[key], framework=label,
+                                                  backend=key, threads=threads))
 
 
 SECTIONS = {
@@ -297,7 +519,9 @@ SECTIONS = {
     "gemm": section_gemm,
     "overhead": section_overhead,
     "activations": section_activations,
+    "derivatives": section_derivatives,
     "training": section_training,
+    "peers": section_peers,
 }
 
 
@@ -308,6 +532,10 @@ def _fmt_time(seconds: float) -> str:
     if seconds < 1e-3:
         return f"{seconds * 1e6:9.2f} us"
     return f"{seconds * 1e3:9.2f} ms"
+
+
+def _fmt_opt(value: Any, fmt: str, width: int) -> str:
+    return f"{'-':>{width}s}" if value is None else f"{value:{width}{fmt}}"
 
 
 def report(records: list[dict]) -> None:
@@ -354,42 +582,298 @@ def report(records: list[dict]) -> None:
                 line += f"   torch {_fmt_time(t)}   ratio {r['median_s'] / t:5.2f}"
             print(line)
 
-    if "training" in by_section:
-        _report_training(by_section["training"])
-
     if "activations" in by_section:
         print("\n== activations: forward+backward through the Tensor API, float32 (median)")
         rows = {}
+        size = by_section["activations"][0]["size"]
         for r in by_section["activations"]:
             rows.setdefault(r["activation"], {})[r["backend"]] = r["median_s"] / r["size"] * 1e9
         print(f"{'activation':12s} {'cython':>8s} {'numpy ref':>10s} {'by hand':>8s} "
-              f"{'cython/by hand':>15s}  (ns per element)")
+              f"{'cython/by hand':>15s}  (ns per element, {size:,} values)")
         for act, v in rows.items():
             print(f"{act:12s} {v['cython']:8.3f} {v['numpy']:10.3f} {v['numpy by hand']:8.3f} "
                   f"{v['cython'] / v['numpy by hand']:15.3f}")
 
+    if "derivatives" in by_section:
+        _report_derivatives(by_section["derivatives"])
+    if "training" in by_section:
+        _report_training(by_section["training"])
+    if "peers" in by_section:
+        _report_peers(by_section["peers"])
+
+
+# Column order and short labels of the derivative formulations.
+_DERIV_COLUMNS = [
+    (("kernel from y", "cython"), "y-kern cy"), (("kernel from x", "cython"), "x-kern cy"),
+    (("kernel from y", "numpy"), "y-kern np"), (("kernel from x", "numpy"), "x-kern np"),
+    (("Tensor op (autograd)", "cython"), "Tensor op"),
+    (("composed ops (autograd)", "cython"), "composed"),
+    (("numpy by hand", "numpy by hand"), "by hand"),
+]
+
+
+def _report_derivatives(records: list[dict]) -> None:
+    print("\n== derivatives: dx = dy * f'(x), float32, ns per element (median). y-kern: the "
+          "fused backward kernel\n   from the saved output; x-kern: from the input (cy: "
+          "cython, np: numpy reference);\n   Tensor op / composed: autograd through the fused "
+          "op / through primitive ops; all checked\n   against a float64 reference "
+          f"(rtol {_DERIV_RTOL:g}, atol {_DERIV_ATOL:g}); max|diff| is the largest over the row")
+    for phase in ("backward", "forward+backward"):
+        for size in sorted({r["size"] for r in records}, reverse=True):
+            rows: dict[str, dict] = {}
+            for r in records:
+                if r["phase"] == phase and r["size"] == size:
+                    rows.setdefault(r["activation"], {})[(r["name"], r["backend"])] = r
+            print(f"\n-- {phase}, {size:,} values")
+            print(f"{'activation':11s}" + "".join(f"{label:>10s}" for _, label in _DERIV_COLUMNS)
+                  + f"  {'fastest':10s} {'by':>6s} {'max|diff|':>9s}")
+            for act, v in rows.items():
+                cells = []
+                for key, _ in _DERIV_COLUMNS:
+                    r = v.get(key)
+                    cells.append(f"{'-':>10s}" if r is None
+                                 else f"{r['median_s'] / size * 1e9:10.3f}")
+                ranked = sorted(v.values(), key=lambda r: r["median_s"])
+                best, second = ranked[0], ranked[1]
+                best_label = dict(_DERIV_COLUMNS)[(best["name"], best["backend"])]
+                factor = second["median_s"] / best["median_s"]
+                diff = max(r["max_abs_diff"] for r in v.values())
+                print(f"{act:11s}" + "".join(cells) + f"  {best_label:10s} {factor:5.2f}x "
+                      f"{diff:9.2e}")
+    print("   (fastest: the quickest formulation; by: how much faster than the runner-up)")
+
 
 def _report_training(records: list[dict]) -> None:
-    print("\n== training: the WORKLOADS.md runs, us per step (median); ratio = ours / torch")
-    rows: dict[str, dict] = {}
-    for r in records:
-        rows.setdefault(r["name"], {})[r["backend"]] = r
-    print(f"{'workload':12s} {'steps':>6s} {'ours':>9s} {'torch':>9s} {'ratio':>7s} "
-          f"{'our loss':>10s} {'torch loss':>10s}")
-    for name, v in rows.items():
-        ours, peer = v["cython"], v.get("torch")
-        line = f"{name:12s} {ours['steps']:6d} {ours['us_per_step']:9.1f} "
-        if peer:
-            line += (f"{peer['us_per_step']:9.1f} {ours['us_per_step'] / peer['us_per_step']:7.3f}"
-                     f" {ours['final_loss']:10.3e} {peer['final_loss']:10.3e}")
-        else:
-            line += f"{'-':>9s} {'-':>7s} {ours['final_loss']:10.3e}"
+    print("\n== training: Sequential.fit, us per step (median of repeats of the whole run); "
+          "target on the full\n   training set, checked at each epoch's end; final loss on the "
+          "full training set (float64 forward).\n   * = the configuration as WORKLOADS.md / "
+          "the seed write it; np ref = the same run on the numpy reference kernels")
+    ours = [r for r in records if r["backend"] == "cython"]
+    ref = {r["name"]: r for r in records if r["backend"] == "numpy"}
+    print(f"{'workload':15s} {'steps':>6s} {'us/step':>8s} {'target':>17s} {'to target':>9s} "
+          f"{'time (s)':>8s} {'final loss':>10s} {'acc':>6s} {'np ref':>8s} {'ratio':>6s}")
+    family = None
+    for r in ours:
+        if r["workload"] != family:
+            family = r["workload"]
+            group = [q for q in ours if q["workload"] == family]
+            if len(group) > 1:
+                fastest = min(group, key=lambda q: q["us_per_step"])["activation"]
+                reached = [q for q in group if q["time_to_target_s"] is not None]
+                soonest = (min(reached, key=lambda q: q["time_to_target_s"])["activation"]
+                           if reached else "none")
+                fewest = (min(reached, key=lambda q: q["steps_to_target"])["activation"]
+                          if reached else "none")
+                print(f"-- {family}: fastest per step {fastest}; fewest steps to target "
+                      f"{fewest}; first to target {soonest}")
+        name = r["name"] + (" *" if r["exact"] else "")
+        line = (f"{name:15s} {r['steps']:6d} {r['us_per_step']:8.1f} {r['target']:>17s} "
+                f"{_fmt_opt(r['steps_to_target'], 'd', 9)} "
+                f"{_fmt_opt(r['time_to_target_s'], '.3f', 8)} {r['final_loss']:10.3e} "
+                f"{r['final_accuracy']:6.3f}")
+        if r["name"] in ref:
+            p = ref[r["name"]]["us_per_step"]
+            line += f" {p:8.1f} {r['us_per_step'] / p:6.3f}"
         print(line)
 
 
+_PEER_ORDER = ["cython", "numpy", "torch", "jax-jit", "jax-scan"]
+
+
+def _report_peers(records: list[dict]) -> None:
+    rows: dict[str, dict] = {}
+    for r in records:
+        rows.setdefault(r["name"], {})[r["backend"]] = r
+    keys = [k for k in _PEER_ORDER if any(k in v for v in rows.values())]
+    labels = {"cython": "ours"}
+    print("\n== peers: the same training in each framework, us per step (median); "
+          "ratio = ours / peer (< 1: ours is faster)")
+    for r in records:
+        if r["name"] == records[0]["name"]:
+            busy = statistics.median(q["cpu_per_wall"] for q in records
+                                     if q["backend"] == r["backend"])
+            print(f"   {r['backend']:9s} {r['framework']}, threads {r['threads']}, "
+                  f"cores kept busy (cpu/wall, median) {busy:.2f}")
+    head = f"{'workload':12s} {'steps':>6s}" + "".join(f"{labels.get(k, k):>10s}" for k in keys)
+    head += "".join(f"{'/' + k:>10s}" for k in keys[1:])
+    print(head)
+    for name, v in rows.items():
+        ours = v["cython"]["us_per_step"]
+        line = f"{name:12s} {v['cython']['steps']:6d}"
+        line += "".join(_fmt_opt(v[k]["us_per_step"] if k in v else None, ".1f", 10)
+                        for k in keys)
+        line += "".join(_fmt_opt(ours / v[k]["us_per_step"] if k in v else None, ".3f", 10)
+                        for k in keys[1:])
+        print(line)
+    print("\n-- final loss on the full training set (float64 forward from each framework's "
+          "weights); agree = max relative difference to ours")
+    print(f"{'workload':12s}" + "".join(f"{labels.get(k, k):>11s}" for k in keys)
+          + f" {'max rel':>9s} {'to target':>16s}")
+    for name, v in rows.items():
+        ours = v["cython"]["final_loss"]
+        rel = max(abs(v[k]["final_loss"] - ours) / max(abs(ours), 1e-12) for k in keys if k in v)
+        steps = sorted({str(v[k]["steps_to_target"]) for k in keys if k in v})
+        print(f"{name:12s}" + "".join(_fmt_opt(v[k]["final_loss"] if k in v else None, ".4e", 11)
+                                      for k in keys)
+              + f" {rel:9.2e} {'/'.join(steps):>16s}")
+    print("   (to target: the steps to target of every framework; one value when all agree)")
+
+
+# --------------------------------------------------------------------------- charts
+
+
+def _grouped_bars(ax, groups: list[str], series: dict[str, list[float | None]],
+                  ylabel: str, log: bool = True) -> None:
+    """Bars of each series side by side within each group."""
+    width = 0.8 / max(len(series), 1)
+    xs = np.arange(len(groups))
+    for i, (label, values) in enumerate(series.items()):
+        heights = [np.nan if v is None else v for v in values]
+        ax.bar(xs + (i - (len(series) - 1) / 2) * width, heights, width, label=label)
+    ax.set_xlim(-0.5, len(groups) - 0.5)  # a group without bars keeps its place
+    ax.set_xticks(xs)
+    ax.set_xticklabels(groups, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    if log:
+        ax.set_yscale("log")
+    ax.legend(fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _chart_kernels(fig, records):
+    dtype = "float32"
+    size = max(r["size"] for r in records if r["dtype"] == dtype)
+    acts = list(dict.fromkeys(r["activation"] for r in records))
+    axes = fig.subplots(1, 2)
+    for ax, phase in zip(axes, ("forward", "backward"), strict=True):
+        series = {}
+        for backend in ("cython", "numpy"):
+            got = {r["activation"]: r["median_s"] / size * 1e9 for r in records
+                   if r["backend"] == backend and r["size"] == size and r["dtype"] == dtype
+                   and r["name"].endswith(phase)}
+            series[backend] = [got.get(a) for a in acts]
+        _grouped_bars(ax, acts, series, "ns per element")
+        ax.set_title(f"{phase}, {size:,} {dtype}")
+
+
+def _chart_gemm(fig, records):
+    ax = fig.subplots()
+    for dtype in dict.fromkeys(r["dtype"] for r in records):
+        for label in dict.fromkeys((r["name"], r["backend"]) for r in records):
+            pts = sorted((r["size"], r["gflops"]) for r in records
+                         if (r["name"], r["backend"]) == label and r["dtype"] == dtype)
+            ax.plot(*zip(*pts, strict=True), marker="o", label=f"{label[0]} ({label[1]}) {dtype}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("n (n x n @ n x n)")
+    ax.set_ylabel("GFLOP/s")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+
+
+def _chart_overhead(fig, records):
+    ax = fig.subplots()
+    names = list(dict.fromkeys(r["name"] for r in records))
+    series: dict[str, list] = {}
+    for r in records:
+        series.setdefault(r["framework"], [None] * len(names))[names.index(r["name"])] = (
+            r["median_s"] * 1e6)
+    _grouped_bars(ax, names, series, "us per call")
+    ax.set_title("per-op cost, (32, 32) float32")
+
+
+def _chart_activations(fig, records):
+    ax = fig.subplots()
+    acts = list(dict.fromkeys(r["activation"] for r in records))
+    series: dict[str, list] = {}
+    for r in records:
+        series.setdefault(r["backend"], [None] * len(acts))[acts.index(r["activation"])] = (
+            r["median_s"] / r["size"] * 1e9)
+    _grouped_bars(ax, acts, series, "ns per element")
+    ax.set_title(f"forward+backward through the Tensor API, {records[0]['size']:,} float32")
+
+
+def _chart_derivatives(fig, records):
+    size = max(r["size"] for r in records)
+    acts = list(dict.fromkeys(r["activation"] for r in records))
+    axes = fig.subplots(2, 1)
+    for ax, phase in zip(axes, ("backward", "forward+backward"), strict=True):
+        series: dict[str, list] = {}
+        for key, label in _DERIV_COLUMNS:
+            got = {r["activation"]: r["median_s"] / size * 1e9 for r in records
+                   if (r["name"], r["backend"]) == key and r["phase"] == phase
+                   and r["size"] == size}
+            if got:
+                series[label] = [got.get(a) for a in acts]
+        _grouped_bars(ax, acts, series, "ns per element")
+        ax.set_title(f"{phase}, {size:,} float32")
+
+
+def _chart_training(fig, records):
+    ours = [r for r in records if r["backend"] == "cython"]
+    names = [r["name"] for r in ours]
+    axes = fig.subplots(3, 1)
+    panels = (("us_per_step", "us per step"), ("steps_to_target", "steps to target"),
+              ("time_to_target_s", "seconds to target"))
+    ref = {r["name"]: r for r in records if r["backend"] == "numpy"}
+    for ax, (field, label) in zip(axes, panels, strict=True):
+        series = {"microgradnet (cython)": [r[field] for r in ours]}
+        if field == "us_per_step":
+            series["numpy reference backend"] = [
+                ref[n][field] if n in ref else None for n in names]
+        _grouped_bars(ax, names, series, label)
+    axes[0].set_title("training with each activation (no bar: target not reached)")
+
+
+def _chart_peers(fig, records):
+    names = list(dict.fromkeys(r["name"] for r in records))
+    axes = fig.subplots(2, 1)
+    for ax, field, label in ((axes[0], "us_per_step", "us per step"),
+                             (axes[1], "final_loss", "final loss")):
+        series: dict[str, list] = {}
+        for r in records:
+            series.setdefault(r["framework"], [None] * len(names))[names.index(r["name"])] = (
+                r[field])
+        _grouped_bars(ax, names, series, label)
+    axes[0].set_title("the same training in each framework")
+
+
+CHARTS = {
+    "kernels": _chart_kernels, "gemm": _chart_gemm, "overhead": _chart_overhead,
+    "activations": _chart_activations, "derivatives": _chart_derivatives,
+    "training": _chart_training, "peers": _chart_peers,
+}
+
+
+def write_charts(records: list[dict], json_path: Path) -> list[Path]:
+    """One PNG per section present, beside the JSON: <stem>-<section>.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for section, chart in CHARTS.items():
+        part = [r for r in records if r["section"] == section]
+        if not part:
+            continue
+        tall = section in ("derivatives", "training", "peers")
+        fig = plt.figure(figsize=(12, 9 if tall else 5))
+        chart(fig, part)
+        fig.suptitle(f"microgradnet benchmarks: {section}")
+        fig.tight_layout()
+        path = json_path.with_name(f"{json_path.stem}-{section}.png")
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+# --------------------------------------------------------------------------- machine
+
+
 def machine() -> dict:
-    """What ran the benchmark: CPU, threads, versions."""
-    info = {
+    """What ran the benchmark: CPU, load, threads, versions."""
+    info: dict[str, Any] = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
@@ -397,7 +881,12 @@ def machine() -> dict:
         "python": sys.version.split()[0],
         "numpy": np.__version__,
         "microgradnet": mg.__version__,
+        "microgradnet_backend": mg.backend_name(),
     }
+    with contextlib.suppress(AttributeError, OSError):
+        info["load_average"] = os.getloadavg()  # the machine is shared: how busy it was
+    with contextlib.suppress(AttributeError):
+        info["usable_cpus"] = len(os.sched_getaffinity(0))
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -409,7 +898,13 @@ def machine() -> dict:
     torch = _torch()
     if torch is not None:
         info["torch"] = torch.__version__
-        info["torch_threads"] = torch.get_num_threads()
+        info["torch_threads_default"] = torch.get_num_threads()
+    jax = _jax()
+    if jax is not None:
+        info["jax"] = jax.__version__
+        info["jax_devices"] = [str(d) for d in jax.devices()]
+        info["jax_threads"] = "XLA CPU default"
+        info["xla_flags"] = os.environ.get("XLA_FLAGS", "")
     try:
         from threadpoolctl import threadpool_info
 
@@ -423,28 +918,46 @@ def machine() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the selected sections, print tables, write JSON."""
+    """Run the selected sections, print tables, write JSON and one PNG per section."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="reduced sizes and repeats")
-    parser.add_argument("--only", action="append", choices=sorted(SECTIONS),
+    parser.add_argument("--quick", action="store_true", help="shorter runs, fewer repeats")
+    parser.add_argument("--smoke", action="store_true",
+                        default=os.environ.get("MG_BENCH_SMOKE", "") not in ("", "0"),
+                        help="a reduced set that runs in seconds (also MG_BENCH_SMOKE=1)")
+    parser.add_argument("--only", action="append", choices=list(SECTIONS),
                         help="run only this section (repeatable)")
     parser.add_argument("--out", type=Path, default=None, help="JSON output path")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS and PyTorch threads in training and peers (default 1: on "
+                             "this shared 2-core machine a second BLAS thread made W4 5-10x "
+                             "slower; JAX's XLA pool cannot be limited and is left alone)")
     args = parser.parse_args(argv)
     chosen = args.only or list(SECTIONS)
-    bench = Bench(args.quick)
+    bench = Bench(args.quick, args.smoke, args.threads)
+    mode = "smoke" if bench.smoke else "quick" if bench.quick else "full"
+    print(f"microgradnet {mg.__version__} benchmarks ({mode}): {', '.join(chosen)}", flush=True)
     for name in chosen:
         t0 = time.perf_counter()
-        print(f"[{name}] running ...", flush=True)
+        bench.section = name
+        bench.progress("running ...")
         SECTIONS[name](bench)
-        print(f"[{name}] done in {time.perf_counter() - t0:.1f} s", flush=True)
+        bench.progress(f"done in {time.perf_counter() - t0:.1f} s")
     report(bench.records)
     out = args.out
     if out is None:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = Path(__file__).resolve().parent / "results" / f"run-{stamp}.json"
+        out = HERE / "results" / f"run-{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine(), "results": bench.records}, indent=1))
+    info = machine()
+    info["mode"] = mode
+    info["training_threads"] = {"blas": bench.threads, "torch": bench.threads,
+                                "jax": "XLA default (not limitable after import)"}
+    info["command"] = " ".join(["python benchmarks/run.py", *(argv if argv is not None
+                                                              else sys.argv[1:])])
+    out.write_text(json.dumps({"machine": info, "results": bench.records}, indent=1))
     print(f"\nwrote {out}")
+    for path in write_charts(bench.records, out):
+        print(f"wrote {path}")
     return 0
 
 
