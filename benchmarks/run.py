@@ -476,6 +476,8 @@ def _peer_runners() -> dict[str, tuple[str, Callable[[wl.Workload], Callable[[],
     """{backend key: (framework label, prepare(workload) -> runner)} for what is installed."""
     peers: dict[str, tuple[str, Callable]] = {
         "cython": (f"microgradnet {mg.__version__}", lambda w: lambda: wl.run_microgradnet(w)),
+        "eager": (f"microgradnet {mg.__version__} eager (jit_compile=False)",
+                  lambda w: lambda: wl.run_microgradnet(w, jit_compile=False)),
         "numpy": (f"numpy {np.__version__} by hand", lambda w: lambda: wl.run_numpy(w)),
     }
     torch = _torch()
@@ -677,7 +679,7 @@ def _report_training(records: list[dict]) -> None:
         print(line)
 
 
-_PEER_ORDER = ["cython", "numpy", "torch", "jax-jit", "jax-scan"]
+_PEER_ORDER = ["cython", "eager", "numpy", "torch", "jax-jit", "jax-scan"]
 
 
 def _report_peers(records: list[dict]) -> None:
@@ -685,7 +687,7 @@ def _report_peers(records: list[dict]) -> None:
     for r in records:
         rows.setdefault(r["name"], {})[r["backend"]] = r
     keys = [k for k in _PEER_ORDER if any(k in v for v in rows.values())]
-    labels = {"cython": "ours"}
+    labels = {"cython": "ours", "eager": "ours eager"}
     print("\n== peers: the same training in each framework, us per step (median); "
           "ratio = ours / peer (< 1: ours is faster)")
     for r in records:

@@ -262,15 +262,12 @@ def permutation(generator, Py_ssize_t n):
 
 def shuffle_matches_numpy():
     """Whether permutation() draws what this numpy's Generator.permutation draws."""
-    for n in (0, 1, 2, 7, 100, 1000):
-        a = np.random.default_rng(n)
-        b = np.random.default_rng(n)
-        for _ in range(3):
-            if not np.array_equal(permutation(a, n), b.permutation(n)):
-                return False
-        if a.integers(1 << 62) != b.integers(1 << 62):
+    a = np.random.default_rng(12345)
+    b = np.random.default_rng(12345)
+    for n in (0, 1, 2, 7, 100, 1000, 3):
+        if not np.array_equal(permutation(a, n), b.permutation(n)):
             return False
-    return True
+    return a.integers(1 << 62) == b.integers(1 << 62)
 
 
 # --------------------------------------------------------------------------- the step
