@@ -17,6 +17,44 @@ ctypedef fused label_t:
     cnp.int64_t
 
 
+# Below this many multiply-adds a product is cheaper as a plain loop than as a call into
+# BLAS, whose entry costs more than the arithmetic of the tiny layers this library trains
+# (a Dense(1) on a batch of 50 is 50 of them).
+cdef enum:
+    _SMALL_GEMM = 256
+
+
+cdef inline void _gemm_small(bint ta, bint tb, int m, int n, int k, const floating* a, int lda,
+                             const floating* b, int ldb, floating* c,
+                             int ldc) noexcept nogil:
+    """Row-major C (m, n) := op(A) op(B) by loops, the sum over k in order (not (ta and tb))."""
+    cdef Py_ssize_t i, j, p
+    cdef floating s, v
+    if tb:  # C[i, j] = sum_p A[i, p] B[j, p]: dot products of rows
+        for i in range(m):
+            for j in range(n):
+                s = 0
+                for p in range(k):
+                    s = s + a[i * lda + p] * b[j * ldb + p]
+                c[i * ldc + j] = s
+        return
+    for i in range(m):
+        for j in range(n):
+            c[i * ldc + j] = 0
+    if ta:  # C[i, j] = sum_p A[p, i] B[p, j]
+        for p in range(k):
+            for i in range(m):
+                v = a[p * lda + i]
+                for j in range(n):
+                    c[i * ldc + j] = c[i * ldc + j] + v * b[p * ldb + j]
+    else:  # C[i, j] = sum_p A[i, p] B[p, j]
+        for i in range(m):
+            for p in range(k):
+                v = a[i * lda + p]
+                for j in range(n):
+                    c[i * ldc + j] = c[i * ldc + j] + v * b[p * ldb + j]
+
+
 cdef inline void _gemm(bint ta, bint tb, int m, int n, int k, double alpha, const floating* a,
                        int lda, const floating* b, int ldb, double beta,
                        floating* c) noexcept nogil:
@@ -29,6 +67,10 @@ cdef inline void _gemm(bint ta, bint tb, int m, int n, int k, double alpha, cons
     cdef char* trans_b = "T" if tb else "N"
     cdef char* trans_a = "T" if ta else "N"
     cdef int ldc = max(1, n)
+    if (alpha == 1 and beta == 0 and not (ta and tb)
+            and <long long>m * n * k <= _SMALL_GEMM):
+        _gemm_small(ta, tb, m, n, k, a, lda, b, ldb, c, ldc)
+        return
     cdef floating fa = <floating>alpha
     cdef floating fb = <floating>beta
     # scipy's cython_blas declares no const; BLAS does not write the operands.

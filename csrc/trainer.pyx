@@ -17,7 +17,6 @@ from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.math cimport INFINITY, pow, sqrt
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport calloc, free
-from libc.string cimport memcpy
 
 from kernels cimport (
     floating, vm_elu_fwd_f32, vm_elu_fwd_f64, vm_gelu_bwd_f32, vm_gelu_bwd_f64,
@@ -190,6 +189,13 @@ cdef inline void _update(const Config* c, floating* p, const floating* g, void**
               alpha, c.beta_1, c.beta_2, c.epsilon, c.wd, 1.0, c.clipvalue)
 
 
+cdef inline void _copy_row(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:
+    # A loop, not memcpy: rows of one to a few values are the common case here.
+    cdef Py_ssize_t j
+    for j in range(n):
+        dst[j] = src[j]
+
+
 cdef inline void _fill(floating* a, floating v, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i
     for i in range(n):
@@ -301,14 +307,14 @@ cdef void _run(LayerDesc* L, Config* c, const floating* x, const floating* y,
         if c.rng != NULL or orders != NULL:
             idx = (c.order if c.rng != NULL else orders + e * c.n) + start
             for i in range(nb):
-                memcpy(xb + i * in_dim, x + idx[i] * in_dim, in_dim * sizeof(floating))
+                _copy_row(xb + i * in_dim, x + idx[i] * in_dim, in_dim)
             if labels != NULL:
                 for i in range(nb):
                     c.lb[i] = labels[idx[i]]
                 lab = c.lb
             else:
                 for i in range(nb):
-                    memcpy(yb + i * out_dim, y + idx[i] * out_dim, out_dim * sizeof(floating))
+                    _copy_row(yb + i * out_dim, y + idx[i] * out_dim, out_dim)
             h = xb
             yt = yb
         else:
@@ -422,6 +428,7 @@ cdef class Plan:
     cdef object out_buf
     cdef list grads
     cdef object order
+    cdef object order_key
     cdef readonly Py_ssize_t batch
     cdef readonly int nlayers
 
@@ -451,6 +458,7 @@ cdef class Plan:
         self.buffers = []
         self.grads = []
         self.order = None
+        self.order_key = None
         cdef Py_ssize_t li, fan_in, units, prev = -1
         for li, spec in enumerate(layers):
             fan_in, units, act, alpha, has_bias = spec
@@ -521,7 +529,8 @@ cdef class Plan:
         states per parameter a tuple of its optimizer arrays; hyper the optimizer's numbers;
         flush_denormal: subnormals flushed to zero (faster once weights get that small, not
         IEEE arithmetic; fpenv.h). shuffle_with: a numpy Generator that draws each epoch's
-        order (its permutation(n)) in place of `orders`; the run must start an epoch.
+        order (its permutation(n)) in place of `orders`, at the epoch's first step; a run
+        that starts within an epoch goes on with the order the previous run drew.
         """
         cdef int t = self.typenum
         cdef Py_ssize_t li, n, in_dim = self.L[0].fan_in
@@ -567,8 +576,10 @@ cdef class Plan:
         if shuffle_with is not None:
             if orders is not None:
                 raise ValueError("give orders or shuffle_with, not both")
-            if per_epoch and first % per_epoch:
-                raise ValueError("a run that shuffles must start at an epoch's first step")
+            if per_epoch and first % per_epoch and self.order_key != (
+                    id(shuffle_with), n, first // per_epoch):
+                raise ValueError("a run that shuffles and starts within an epoch must go on "
+                                 "from the run that drew that epoch's order")
             if self.order is None or len(self.order) != n:
                 self.order = np.empty(n, np.int64)  # once per data size, not per step
             self.c.order = <cnp.int64_t*>cnp.PyArray_DATA(self.order)
@@ -617,6 +628,10 @@ cdef class Plan:
                 self.c.rng = _bitgen(shuffle_with)
             self._run_nogil(t, px, py, plab, pord, first, last, per_epoch, pl, flush_denormal)
             self.c.rng = NULL
+        # The order in the buffer now is that of the run's last epoch: a next run may go on
+        # within that epoch with it.
+        self.order_key = (None if shuffle_with is None else
+                          (id(shuffle_with), n, (last - 1) // per_epoch))
 
     cdef void _run_nogil(self, int t, void* px, void* py, cnp.int64_t* plab,
                          cnp.int64_t* pord, Py_ssize_t first, Py_ssize_t last,

@@ -72,6 +72,25 @@ class Callback:
         """Release what the callback holds open (files, progress bars) when fit stops on
         an exception, so on_train_end never ran. Not a Keras hook: fit calls it."""
 
+    # Following a captured run (microgradnet.fastpath) -- not Keras. fit's captured step
+    # trains many batches, across epochs, in one call to C. A callback that needs the model
+    # only every so many batches says how many (batches_until_live) and takes the losses of
+    # the batches in between in bulk (on_batches_end), and promises that its epoch hooks
+    # only count or record: they may be called after the batches of the epoch ran. fit then
+    # stops in Python only at the batches where such callbacks look at the model, and keeps
+    # its per-batch pace. Callbacks that do not opt in see every hook live.
+    def follows_captured_runs(self) -> bool:
+        """Whether this callback implements batches_until_live and on_batches_end."""
+        return False
+
+    def batches_until_live(self) -> int:
+        """How many batches may train before on_batch_end must see one live (1: the next)."""
+        return 1
+
+    def on_batches_end(self, losses: np.ndarray, epochs_ended: int) -> None:
+        """The losses of training batches that ran without a live on_batch_end, in order,
+        and how many epochs ended among them (their on_epoch_end is not called)."""
+
 
 def _overrides(cb: Callback, hook: str) -> bool:
     alias = {v: k for k, v in _KERAS3_BATCH_HOOKS.items()}.get(hook)
@@ -96,6 +115,10 @@ class CallbackList:
         self.wants_batches = bool(self._by_hook["on_batch_begin"] or
                                   self._by_hook["on_batch_end"])
 
+    def hooked(self, hook: str) -> bool:
+        """Whether any callback overrides `hook`."""
+        return bool(self._by_hook[hook])
+
     def close(self) -> None:
         """Let every callback release its files after training failed (see Callback._close)."""
         for cb in self.callbacks:
@@ -110,6 +133,11 @@ class CallbackList:
                 cb.on_train_batch_end(*args)
             else:
                 getattr(cb, hook)(*args)
+
+
+def _defined_in(cls: type, name: str) -> type | None:
+    """The class of cls's MRO that defines attribute `name`."""
+    return next((c for c in cls.__mro__ if name in vars(c)), None)
 
 
 class History(Callback):
@@ -128,6 +156,12 @@ class History(Callback):
         self.epoch = []
         self.epoch_ends = []
 
+    def follows_captured_runs(self) -> bool:
+        return type(self) is History
+
+    def batches_until_live(self) -> int:
+        return 1 << 62  # it only records; fit hands it the batch losses itself
+
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch.append(epoch)
         # An epoch cut short (stop_training mid-epoch) has fewer batches than the others.
@@ -143,6 +177,14 @@ class History(Callback):
     def record_batches(self, losses: np.ndarray) -> None:
         """Keep the losses of several training batches at once (the captured step's)."""
         self.batch_history.setdefault("loss", []).extend(losses.tolist())
+
+    def record_epochs(self, epochs: list[int], ends: list[int], losses: list[float]) -> None:
+        """Keep several epochs' ends at once: their numbers, the batches trained when each
+        ended, and their losses (the captured step's, which has only the loss to log)."""
+        if epochs:
+            self.epoch.extend(epochs)
+            self.epoch_ends.extend(ends)
+            self.history.setdefault("loss", []).extend(losses)
 
 
 def _better(mode: str, monitor: str) -> Callable[[float, float], bool]:
@@ -526,6 +568,28 @@ class _EveryN(Callback):
         self.steps.append(self._batches)
         self.snapshot()
 
+    def follows_captured_runs(self) -> bool:
+        # Its epoch hook only counts, unless it records at epoch ends; a subclass that
+        # changes a hook, or what a batch end records without saying how in bulk, needs
+        # every batch live.
+        cls = type(self)
+        hooks = ("on_batch_begin", "on_batch_end", "on_train_batch_begin",
+                 "on_train_batch_end", "on_epoch_begin", "on_epoch_end")
+        return (self.unit == "batch"
+                and all(getattr(cls, h) is getattr(_EveryN, h) for h in hooks)
+                and _defined_in(cls, "_batch_logs") is _defined_in(cls, "_batch_logs_bulk"))
+
+    def batches_until_live(self) -> int:
+        return self.every - self._batches % self.every
+
+    def on_batches_end(self, losses: np.ndarray, epochs_ended: int) -> None:
+        self._batches += len(losses)
+        self._epochs += epochs_ended
+        self._batch_logs_bulk(losses)
+
+    def _batch_logs_bulk(self, losses: np.ndarray) -> None:
+        pass
+
     def _batch_logs(self, logs: dict) -> None:
         pass
 
@@ -546,6 +610,9 @@ class PredictionRecorder(_EveryN):
 
     def _batch_logs(self, logs: dict) -> None:
         self.losses.append(logs.get("loss", float("nan")))
+
+    def _batch_logs_bulk(self, losses: np.ndarray) -> None:
+        self.losses.extend(losses.tolist())
 
     def snapshot(self) -> None:
         self.predictions.append(self.model.predict(self.x))

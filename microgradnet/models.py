@@ -380,8 +380,11 @@ class Sequential:
                 xf, yf = fast
                 fast = self._captured
             per_batch = cb.wants_batches or bool(self.metrics)
-            if fast is not None and not per_batch and not user and not extra and val is None:
-                # Nothing needs Python between batches or epochs: the whole run in one call.
+            if (fast is not None and not self.metrics and val is None
+                    and not cb.hooked("on_epoch_begin") and not cb.hooked("on_batch_begin")
+                    and all(c.follows_captured_runs() for c in cb.callbacks)):
+                # Only History and recorders listen: one call to C from each batch where a
+                # recorder looks at the model to the next (no callback: the whole run).
                 self._fit_captured(fast, xf, yf, n, batch_size, steps, initial_epoch, epochs,
                                    shuffle, cb, history)
                 cb.call("on_train_end", {})
@@ -478,8 +481,14 @@ class Sequential:
     def _fit_captured(self, fast: Any, x: np.ndarray, y: np.ndarray, n: int, batch_size: int,
                       steps: int, initial_epoch: int, epochs: int, shuffle: bool,
                       cb: cbks.CallbackList, history: cbks.History) -> None:
-        """Every epoch in one call of the captured step (only History is listening)."""
+        """Train through the captured step in as few calls as the callbacks allow.
+
+        Every callback follows captured runs (Callback.follows_captured_runs): each call to
+        C runs to the next batch at which one of them looks at the model. The batches and
+        epoch ends in between are handed over in bulk; the segment's last batch, and an
+        epoch that ends with it, go through the hooks live."""
         count = max(0, epochs - initial_epoch)
+        total = count * steps
         orders, rng = None, None
         if shuffle and count:
             # The same draws as the epoch loop's, one permutation(n) per epoch, in order:
@@ -488,12 +497,45 @@ class Sequential:
                 rng = generator()
             else:
                 orders = np.stack([generator().permutation(n) for _ in range(count)])
-        losses = fast.run(x, y, orders, 0, count * steps, shuffle_with=rng)
-        per_epoch = losses.reshape(count, steps) @ _batch_sizes(n, batch_size, steps) / n
-        for i, epoch in enumerate(range(initial_epoch, epochs)):
-            cb.call("on_epoch_begin", epoch, {})
-            history.record_batches(losses[i * steps:(i + 1) * steps])
-            cb.call("on_epoch_end", epoch, {"loss": float(per_epoch[i])})
+        followers = [c for c in cb.callbacks if c is not history]
+        # samples in each batch of an epoch, laid out for a whole run of steps
+        weights = np.tile(_batch_sizes(n, batch_size, steps), 2)
+        done, carry, carry_seen = 0, 0.0, 0  # carry: weighted loss of the open epoch
+        while done < total:
+            k = max(1, min([total - done, *(c.batches_until_live() for c in followers)]))
+            losses = fast.run(x, y, orders, done, done + k, shuffle_with=rng)
+            first = done % steps
+            w = losses * np.resize(weights[first:first + steps], k)
+            cum = np.cumsum(w)
+            # epochs that end within the segment: their last batch's index in it
+            ends = np.arange(steps - 1 - first, k, steps)
+            sums = np.diff(cum[ends], prepend=0.0)
+            if len(ends):
+                sums[0] += carry
+            epoch0 = initial_epoch + done // steps
+            live_end = len(ends) and ends[-1] == k - 1
+            bulk_ends = ends[:-1] if live_end else ends
+            history.record_batches(losses)
+            history.record_epochs(list(range(epoch0, epoch0 + len(bulk_ends))),
+                                  (done + bulk_ends + 1).tolist(),
+                                  (sums[:len(bulk_ends)] / n).tolist())
+            for c in followers:
+                c.on_batches_end(losses[:-1], len(bulk_ends))
+            if len(ends):
+                carry = float(cum[-1] - cum[ends[-1]])
+                carry_seen = int(np.resize(weights[first:first + steps], k)[ends[-1] + 1:].sum())
+            else:
+                carry += float(cum[-1])
+                carry_seen += int(np.resize(weights[first:first + steps], k).sum())
+            done += k
+            cb.call("on_batch_end", (done - 1) % steps, {"loss": float(losses[-1])})
+            if live_end:
+                cb.call("on_epoch_end", epoch0 + len(ends) - 1, {"loss": float(sums[-1]) / n})
+            elif self.stop_training:  # stopped within an epoch: it ends here, as eagerly
+                cb.call("on_epoch_end", initial_epoch + (done - 1) // steps,
+                        {"loss": carry / max(carry_seen, 1)})
+            if self.stop_training:
+                return
 
     def _sample_weights(self, y: np.ndarray, class_weight: dict | None, sample_weight: Any,
                         n: int) -> np.ndarray | None:

@@ -383,3 +383,48 @@ def test_flush_denormal_is_opt_in_and_restored():
     finally:
         fastpath.set_flush_denormal(False)
     assert fastpath.get_flush_denormal() is False
+
+
+@pytest.mark.parametrize("every,epochs,batch", [(3, 4, 5), (50, 30, 50), (1, 2, 8), (7, 3, 100)])
+def test_recorders_follow_the_captured_run_and_see_what_eager_sees(every, epochs, batch):
+    from microgradnet.callbacks import PredictionRecorder, WeightRecorder
+
+    x, y = _data(n=37)
+    grid = np.linspace(-2, 2, 9, dtype=np.float32).reshape(-1, 1).repeat(3, axis=1)
+    recorded = []
+    for mode in (False, True):
+        model = _model("tanh", "linear", [3, 5, 1])
+        model.compile(optimizer=Adam(learning_rate=0.01), loss="mse", jit_compile=mode)
+        preds, weights = PredictionRecorder(grid, every=every), WeightRecorder(every=every)
+        assert preds.follows_captured_runs() and weights.follows_captured_runs()
+        mg.manual_seed(5)
+        history = model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0,
+                            callbacks=[preds, weights])
+        recorded.append((model, history, preds, weights))
+    (m0, h0, p0, w0), (m1, h1, p1, w1) = recorded
+    _assert_same((m0, h0), (m1, h1))
+    assert p1.steps == p0.steps and w1.steps == w0.steps
+    np.testing.assert_allclose(p1.losses, p0.losses, rtol=1e-6)
+    for a, b in zip(p0.predictions, p1.predictions, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
+    for s0, s1 in zip(w0.weights, w1.weights, strict=True):
+        for a, b in zip(s0, s1, strict=True):
+            np.testing.assert_array_equal(b, a)
+
+
+def test_callbacks_that_do_not_follow_captured_runs_see_every_batch_live():
+    from microgradnet.callbacks import PredictionRecorder
+
+    class Counting(PredictionRecorder):
+        def on_batch_end(self, batch, logs=None):
+            super().on_batch_end(batch, logs)
+            self.live = getattr(self, "live", 0) + 1
+
+    x, y = _data(n=20)
+    rec = Counting(x[:2], every=3)
+    assert not rec.follows_captured_runs()
+    assert not PredictionRecorder(x[:2], every=3, unit="epoch").follows_captured_runs()
+    model = _model("relu", "linear", [3, 4, 1])
+    model.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    model.fit(x, y, batch_size=5, epochs=3, verbose=0, callbacks=[rec])
+    assert rec.live == 12 and rec.steps == [0, 3, 6, 9, 12]
