@@ -27,7 +27,8 @@ from kernels cimport (
 )
 from loops cimport (
     _adam, _bias_add, _bias_grad, _elu_bwd, _gemm, _leaky_relu_bwd, _leaky_relu_fwd, _mse_bwd,
-    _relu_bwd, _relu_fwd, _sgd, _sgd_momentum, _sigmoid_bwd, _softmax_xent_bwd,
+    _relu_bwd, _relu_fwd, _row_exp, _row_max, _sgd, _sgd_momentum, _sigmoid_bwd,
+    _softmax_xent_bwd,
     _softmax_xent_fwd, _sparse_xent_bwd, _sparse_xent_fwd, _step_bwd, _step_fwd,
     _sum_sq_diff, _tanh_bwd,
 )
@@ -106,6 +107,13 @@ cdef struct Config:
     void* dloss   # their gradient, 1 / batch
     bitgen_t* rng  # when set, each epoch's order is drawn here into `order`
     cnp.int64_t* order
+    int out_act   # the output activation a fused loss applies: 0 none, 1 sigmoid, 2 softmax
+    const void* rec_x  # recording: the model's outputs for rec_x (rec_rows rows) after
+    void* rec_out      # every rec_every-th step, counting rec_phase steps before `first`,
+    Py_ssize_t rec_rows  # into rec_out[rec_count], rec_count += 1
+    Py_ssize_t rec_every
+    Py_ssize_t rec_phase
+    Py_ssize_t rec_count
 
 
 # --------------------------------------------------------------------------- elementwise
@@ -276,6 +284,55 @@ def shuffle_matches_numpy():
     return a.integers(1 << 62) == b.integers(1 << 62)
 
 
+# --------------------------------------------------------------------------- recording
+
+cdef void _record(LayerDesc* L, Config* c, const floating* x) noexcept nogil:
+    """The model's outputs for the recorded rows, as predict gives them, batch by batch
+    through the step's buffers (free between steps) into rec_out[rec_count]."""
+    cdef int nl = c.nlayers
+    cdef Py_ssize_t in_dim = L[0].fan_in, out_dim = L[nl - 1].units
+    cdef Py_ssize_t r0, nb, li, i, j
+    cdef const floating* h
+    cdef floating* src
+    cdef floating* row
+    cdef floating m, s
+    cdef floating* dest = <floating*>c.rec_out + c.rec_count * c.rec_rows * out_dim
+    r0 = 0
+    while r0 < c.rec_rows:
+        nb = min(c.batch, c.rec_rows - r0)
+        h = x + r0 * in_dim
+        for li in range(nl):
+            _gemm(False, False, nb, L[li].units, L[li].fan_in, 1.0, h, L[li].fan_in,
+                  <floating*>L[li].w, L[li].units, 0.0, <floating*>L[li].z)
+            if L[li].b != NULL:
+                _bias_add(<floating*>L[li].z, <floating*>L[li].b, <floating*>L[li].z, nb,
+                          L[li].units)
+            if L[li].act != A_LINEAR and (li < nl - 1 or c.loss == L_MSE):
+                _act_fwd(L[li].act, L[li].alpha, <floating*>L[li].z, <floating*>L[li].a,
+                         nb * L[li].units)
+                h = <floating*>L[li].a
+            else:
+                h = <floating*>L[li].z
+        src = <floating*>h
+        row = dest + r0 * out_dim
+        if c.out_act == 0:
+            for i in range(nb * out_dim):
+                row[i] = src[i]
+        elif c.out_act == 1:
+            if floating is float:
+                vm_sigmoid_fwd_f32(src, row, nb * out_dim, 0)
+            else:
+                vm_sigmoid_fwd_f64(src, row, nb * out_dim, 0)
+        else:  # softmax by rows, as the softmax kernel computes it
+            for i in range(nb):
+                m = _row_max(src + i * out_dim, out_dim)
+                s = _row_exp(src + i * out_dim, m, row + i * out_dim, out_dim)
+                for j in range(out_dim):
+                    row[i * out_dim + j] = row[i * out_dim + j] / s
+        r0 += nb
+    c.rec_count += 1
+
+
 # --------------------------------------------------------------------------- the step
 
 cdef void _run(LayerDesc* L, Config* c, const floating* x, const floating* y,
@@ -391,26 +448,39 @@ cdef void _run(LayerDesc* L, Config* c, const floating* x, const floating* y,
             if L[li].b != NULL:
                 _update(c, <floating*>L[li].b, <floating*>L[li].gb, L[li].sb, units, alpha)
         c.iteration += 1
+        if c.rec_every > 0 and (c.rec_phase + s - first + 1) % c.rec_every == 0:
+            _record(L, c, <const floating*>c.rec_x)
 
 
 # --------------------------------------------------------------------------- checks
 
-cdef inline void* _ptr(str what, object a, int typenum, tuple shape) except NULL:
-    """The data of `a` after checking it is what the loop will read and write in place."""
+cdef inline void* _ptr(object what, object a, int typenum, tuple shape) except NULL:
+    """The data of `a` after checking it is what the loop will read and write in place.
+
+    `what` names `a` in errors: a str, or (state index or -1, parameter index), formatted
+    only when there is an error (this runs for every parameter at every call)."""
+    cdef cnp.ndarray arr
+    if (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
+            and not cnp.PyArray_ISBYTESWAPPED(<cnp.ndarray>a)
+            and (<object>a).shape == shape
+            and cnp.PyArray_CHKFLAGS(<cnp.ndarray>a, cnp.NPY_ARRAY_C_CONTIGUOUS
+                                     | cnp.NPY_ARRAY_ALIGNED | cnp.NPY_ARRAY_WRITEABLE)
+            and cnp.PyArray_SIZE(<cnp.ndarray>a) > 0):
+        return cnp.PyArray_DATA(<cnp.ndarray>a)
+    if not isinstance(what, str):
+        what = (f"parameter {what[1]}" if what[0] < 0 else
+                f"state {what[0]} of parameter {what[1]}")
     if not cnp.PyArray_Check(a):
         raise TypeError(f"{what} must be a numpy array, got {type(a).__name__}")
-    cdef cnp.ndarray arr = <cnp.ndarray>a
+    arr = <cnp.ndarray>a
     if cnp.PyArray_TYPE(arr) != typenum or cnp.PyArray_ISBYTESWAPPED(arr):
         raise TypeError(f"{what} has dtype {arr.dtype}, expected "
                         f"{'float32' if typenum == cnp.NPY_FLOAT32 else 'float64'}")
     if (<object>a).shape != shape:
         raise ValueError(f"{what} has shape {(<object>a).shape}, expected {shape}")
-    if not cnp.PyArray_CHKFLAGS(arr, cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED
-                                | cnp.NPY_ARRAY_WRITEABLE):
-        raise ValueError(f"{what} must be C-contiguous, aligned and writeable")
     if cnp.PyArray_SIZE(arr) == 0:
         raise ValueError(f"{what} is empty")
-    return cnp.PyArray_DATA(arr)
+    raise ValueError(f"{what} must be C-contiguous, aligned and writeable")
 
 
 cdef class Plan:
@@ -453,6 +523,7 @@ cdef class Plan:
             raise MemoryError()
         self.c.nlayers = len(layers)
         self.c.loss = LOSSES.index(loss)
+        self.c.out_act = {"mse": 0, "sigmoid_bce": 1}.get(loss, 2)
         self.c.batch = batch
         self.shapes = []
         self.buffers = []
@@ -521,7 +592,7 @@ cdef class Plan:
     def run(self, x, y, labels, orders, Py_ssize_t first, Py_ssize_t last,
             Py_ssize_t per_epoch, list params, list states, str optimizer, dict hyper,
             long long iteration, double[::1] losses, bint flush_denormal=False,
-            shuffle_with=None):
+            shuffle_with=None, record=None):
         """Train steps [first, last); return nothing, write each step's loss into losses.
 
         x (n, in) and y (n, out) or labels (n,) int64; orders (epochs, n) int64 sample
@@ -531,6 +602,10 @@ cdef class Plan:
         IEEE arithmetic; fpenv.h). shuffle_with: a numpy Generator that draws each epoch's
         order (its permutation(n)) in place of `orders`, at the epoch's first step; a run
         that starts within an epoch goes on with the order the previous run drew.
+        record: (rows, every, phase, out) to write the model's outputs for `rows` (m, in)
+        after every `every`-th step, counting `phase` steps before `first`, into out[0],
+        out[1], ... (out: (snapshots, m, out_dim), as many as the steps make); returns the
+        number of snapshots written.
         """
         cdef int t = self.typenum
         cdef Py_ssize_t li, n, in_dim = self.L[0].fan_in
@@ -586,12 +661,12 @@ cdef class Plan:
         nstate = {"sgd": 0, "sgd_momentum": 1, "adam": 2}[optimizer]
         for li in range(self.nlayers):
             shape_w, shape_b = self.shapes[li]
-            self.L[li].w = _ptr(f"parameter {2 * li}", params[2 * li], t, shape_w)
+            self.L[li].w = _ptr((-1, 2 * li), params[2 * li], t, shape_w)
             if (shape_b is None) != (params[2 * li + 1] is None):
                 raise ValueError(f"parameter {2 * li + 1}: the bias does not match the plan")
             self.L[li].b = NULL
             if shape_b is not None:
-                self.L[li].b = _ptr(f"parameter {2 * li + 1}", params[2 * li + 1], t, shape_b)
+                self.L[li].b = _ptr((-1, 2 * li + 1), params[2 * li + 1], t, shape_b)
             for j, (shape, slots) in enumerate(((shape_w, 0), (shape_b, 1))):
                 st = states[2 * li + j]
                 if shape is None:
@@ -600,7 +675,7 @@ cdef class Plan:
                     raise ValueError(f"parameter {2 * li + j}: {optimizer} needs {nstate} "
                                      f"state arrays, got {len(st)}")
                 for i in range(3):
-                    p = (_ptr(f"state {i} of parameter {2 * li + j}", st[i], t, shape)
+                    p = (_ptr((i, 2 * li + j), st[i], t, shape)
                          if i < len(st) and st[i] is not None else NULL)
                     if slots == 0:
                         self.L[li].sw[i] = p
@@ -617,8 +692,12 @@ cdef class Plan:
         self.c.clipvalue = hyper.get("clipvalue", INFINITY)
         self.c.iteration = iteration
         self.c.n = n
+        self.c.rec_every = 0
+        self.c.rec_count = 0
+        if record is not None:
+            self._check_record(record, first, last)
         if last == first:
-            return
+            return 0
         if n == 0:
             raise ValueError("no samples")
         cdef double* pl = &losses[0]
@@ -628,10 +707,39 @@ cdef class Plan:
                 self.c.rng = _bitgen(shuffle_with)
             self._run_nogil(t, px, py, plab, pord, first, last, per_epoch, pl, flush_denormal)
             self.c.rng = NULL
+        snapshots = self.c.rec_count
+        self.c.rec_every = 0
+        self.c.rec_x = NULL
+        self.c.rec_out = NULL
         # The order in the buffer now is that of the run's last epoch: a next run may go on
         # within that epoch with it.
         self.order_key = (None if shuffle_with is None else
                           (id(shuffle_with), n, (last - 1) // per_epoch))
+        return snapshots
+
+    cdef int _check_record(self, tuple record, Py_ssize_t first, Py_ssize_t last) except -1:
+        rows, every, phase, out = record
+        cdef int t = self.typenum
+        cdef Py_ssize_t in_dim = self.L[0].fan_in
+        cdef Py_ssize_t out_dim = self.L[self.nlayers - 1].units
+        if not isinstance(every, int) or every < 1 or not isinstance(phase, int) or phase < 0:
+            raise ValueError(f"record: every must be >= 1 and phase >= 0, got {every}, {phase}")
+        if not (cnp.PyArray_Check(rows) and cnp.PyArray_TYPE(<cnp.ndarray>rows) == t
+                and not cnp.PyArray_ISBYTESWAPPED(<cnp.ndarray>rows)
+                and cnp.PyArray_CHKFLAGS(<cnp.ndarray>rows,
+                                         cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED)
+                and rows.ndim == 2 and rows.shape[1] == in_dim and rows.shape[0] >= 1):
+            raise ValueError(f"record: rows must be a C-contiguous (m >= 1, {in_dim}) array "
+                             f"of the parameters' dtype")
+        wanted = (phase + (last - first)) // every - phase // every
+        if wanted:
+            _ptr("record: out", out, t, (wanted, rows.shape[0], out_dim))
+        self.c.rec_x = cnp.PyArray_DATA(<cnp.ndarray>rows)
+        self.c.rec_out = cnp.PyArray_DATA(<cnp.ndarray>out) if wanted else NULL
+        self.c.rec_rows = rows.shape[0]
+        self.c.rec_every = every if wanted else 0
+        self.c.rec_phase = phase
+        return 0
 
     cdef void _run_nogil(self, int t, void* px, void* py, cnp.int64_t* plab,
                          cnp.int64_t* pord, Py_ssize_t first, Py_ssize_t last,

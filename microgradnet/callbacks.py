@@ -124,9 +124,11 @@ class CallbackList:
         for cb in self.callbacks:
             cb._close()
 
-    def call(self, hook: str, *args: Any) -> None:
-        """Run `hook` on the callbacks that override it."""
+    def call(self, hook: str, *args: Any, skip: Callback | None = None) -> None:
+        """Run `hook` on the callbacks that override it (but `skip`)."""
         for cb in self._by_hook[hook]:
+            if cb is skip:
+                continue
             if hook == "on_batch_begin":
                 cb.on_train_batch_begin(*args)
             elif hook == "on_batch_end":

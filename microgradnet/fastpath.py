@@ -191,36 +191,45 @@ class CapturedStep:
         self.params = params
         self.plan = _trainer().Plan(dtype, [tuple(s) for s in layers], loss, batch_size)
         self.batch_size = batch_size
+        self._slots: list | None = None
+        self.recorded = 0
         # Tensors over the plan's gradient buffers, given to the parameters' .grad after
         # each run: callbacks (GradientMonitor) see the gradients as on the eager path.
         self._grads = [None if p is None else Tensor._wrap(g)
                        for p, g in zip(params, self.plan.gradients(), strict=True)]
 
     def run(self, x: np.ndarray, y: np.ndarray, orders: np.ndarray | None, first: int,
-            last: int, shuffle_with: np.random.Generator | None = None) -> np.ndarray:
+            last: int, shuffle_with: np.random.Generator | None = None,
+            record: tuple | None = None) -> np.ndarray:
         """Train steps [first, last) of the run; return their losses (float64).
 
         Each epoch takes its samples in the order of its row of `orders`, or in the order
-        shuffle_with.permutation(n) gives (drawn in C), or in order.
+        shuffle_with.permutation(n) gives (drawn in C), or in order. record: (rows, every,
+        phase, out), the model's outputs for rows after every `every`-th step into out
+        (Plan.run); self.recorded then says how many were written.
         """
         model = self.model
         opt = model.optimizer
         opt_name, hyper = _optimizer_code(opt)
+        if self._slots is None:  # where each parameter's state sits in the optimizer
+            ids = {id(q): k for k, q in enumerate(opt._params)}
+            self._slots = [None if p is None else ids[id(p)] for p in self.params]
         states = []
-        for p in self.params:
+        for p, i in zip(self.params, self._slots, strict=True):
             if p is None:
                 states.append(())
                 continue
-            i = next(k for k, q in enumerate(opt._params) if q is p)
             if opt._states[i] is None:
                 opt._states[i] = opt._new_state(p.data)
             states.append(opt._states[i])
         per_epoch = -(-len(x) // self.batch_size)
         losses = np.empty(last - first, np.float64)
         sparse = self.loss == "sparse_softmax_xent"
-        self.plan.run(x, None if sparse else y, y if sparse else None, orders, first, last,
-                      per_epoch, [None if p is None else p.data for p in self.params], states,
-                      opt_name, hyper, opt.iterations, losses, _flush_denormal, shuffle_with)
+        params = [None if p is None else p.data for p in self.params]
+        self.recorded = self.plan.run(
+            x, None if sparse else y, y if sparse else None, orders, first, last, per_epoch,
+            params, states, opt_name, hyper, opt.iterations, losses, _flush_denormal,
+            shuffle_with, record)
         opt.iterations += last - first
         for p, g in zip(self.params, self._grads, strict=True):
             if p is not None:

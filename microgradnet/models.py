@@ -498,42 +498,65 @@ class Sequential:
             else:
                 orders = np.stack([generator().permutation(n) for _ in range(count)])
         followers = [c for c in cb.callbacks if c is not history]
-        # samples in each batch of an epoch, laid out for a whole run of steps
-        weights = np.tile(_batch_sizes(n, batch_size, steps), 2)
-        done, carry, carry_seen = 0, 0.0, 0  # carry: weighted loss of the open epoch
+        # One PredictionRecorder can record in C, inside the run: fit then need not stop.
+        rec = next((c for c in followers if type(c) is cbks.PredictionRecorder), None)
+        rows = None
+        if rec is not None:
+            rows = np.ascontiguousarray(self._prepare(rec.x, None, "PredictionRecorder")[0],
+                                        dtype=fast.dtype)
+            followers.remove(rec)
+        out_shape = self.layers_output_shape((None, x.shape[1]))[1:]
+        last_size = n - (steps - 1) * batch_size  # the last batch of an epoch may be short
+        done, carry, carry_seen = 0, 0.0, 0  # carry: summed loss x samples of the open epoch
         while done < total:
             k = max(1, min([total - done, *(c.batches_until_live() for c in followers)]))
-            losses = fast.run(x, y, orders, done, done + k, shuffle_with=rng)
-            first = done % steps
-            w = losses * np.resize(weights[first:first + steps], k)
+            record = None
+            if rec is not None:
+                phase = rec._batches
+                out = np.empty(((phase + k) // rec.every - phase // rec.every, len(rows),
+                                *out_shape), fast.dtype)
+                record = (rows, rec.every, phase, out)
+            losses = fast.run(x, y, orders, done, done + k, shuffle_with=rng, record=record)
+            if rec is not None:
+                first_step = (phase // rec.every + 1) * rec.every
+                rec.steps.extend(range(first_step, phase + k + 1, rec.every))
+                rec.predictions.extend(list(out))
+            # the epochs that end within the segment: their last batch's index in it
+            ends = np.arange(steps - 1 - done % steps, k, steps)
+            w = losses * batch_size
+            if last_size != batch_size:
+                w[ends] = losses[ends] * last_size
             cum = np.cumsum(w)
-            # epochs that end within the segment: their last batch's index in it
-            ends = np.arange(steps - 1 - first, k, steps)
-            sums = np.diff(cum[ends], prepend=0.0)
+            at_ends = cum[ends]
+            sums = at_ends.copy()
+            sums[1:] -= at_ends[:-1]
             if len(ends):
                 sums[0] += carry
             epoch0 = initial_epoch + done // steps
             live_end = len(ends) and ends[-1] == k - 1
-            bulk_ends = ends[:-1] if live_end else ends
+            nbulk = len(ends) - 1 if live_end else len(ends)
             history.record_batches(losses)
-            history.record_epochs(list(range(epoch0, epoch0 + len(bulk_ends))),
-                                  (done + bulk_ends + 1).tolist(),
-                                  (sums[:len(bulk_ends)] / n).tolist())
+            history.record_epochs(list(range(epoch0, epoch0 + nbulk)),
+                                  (ends[:nbulk] + (done + 1)).tolist(),
+                                  (sums[:nbulk] / n).tolist())
             for c in followers:
-                c.on_batches_end(losses[:-1], len(bulk_ends))
+                c.on_batches_end(losses[:-1], nbulk)
+            if rec is not None:  # it saw every batch and epoch end of the run, in C
+                rec.on_batches_end(losses, len(ends))
             if len(ends):
-                carry = float(cum[-1] - cum[ends[-1]])
-                carry_seen = int(np.resize(weights[first:first + steps], k)[ends[-1] + 1:].sum())
+                carry = float(cum[-1] - at_ends[-1])
+                carry_seen = (k - 1 - int(ends[-1])) * batch_size
             else:
                 carry += float(cum[-1])
-                carry_seen += int(np.resize(weights[first:first + steps], k).sum())
+                carry_seen += k * batch_size
             done += k
-            cb.call("on_batch_end", (done - 1) % steps, {"loss": float(losses[-1])})
+            cb.call("on_batch_end", (done - 1) % steps, {"loss": float(losses[-1])}, skip=rec)
             if live_end:
-                cb.call("on_epoch_end", epoch0 + len(ends) - 1, {"loss": float(sums[-1]) / n})
+                cb.call("on_epoch_end", epoch0 + len(ends) - 1, {"loss": float(sums[-1]) / n},
+                        skip=rec)
             elif self.stop_training:  # stopped within an epoch: it ends here, as eagerly
                 cb.call("on_epoch_end", initial_epoch + (done - 1) // steps,
-                        {"loss": carry / max(carry_seen, 1)})
+                        {"loss": carry / max(carry_seen, 1)}, skip=rec)
             if self.stop_training:
                 return
 

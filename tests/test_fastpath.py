@@ -428,3 +428,31 @@ def test_callbacks_that_do_not_follow_captured_runs_see_every_batch_live():
     model.compile(optimizer="sgd", loss="mse", jit_compile=True)
     model.fit(x, y, batch_size=5, epochs=3, verbose=0, callbacks=[rec])
     assert rec.live == 12 and rec.steps == [0, 3, 6, 9, 12]
+
+
+@pytest.mark.parametrize("loss,output,kind,outputs", [
+    ("binary_crossentropy", "sigmoid", "binary", 1),
+    ("sparse_categorical_crossentropy", "softmax", "labels", 4),
+    ("mse", "relu", "regression", 2),
+])
+def test_predictions_recorded_in_c_match_predict(loss, output, kind, outputs):
+    from microgradnet.callbacks import PredictionRecorder
+
+    x, y = _data(n=45, outputs=outputs, kind=kind)
+    grid = np.random.default_rng(3).normal(size=(70, 3))  # float64, more rows than a batch
+    recorded = []
+    for mode in (False, True):
+        model = _model("gelu", output, [3, 6, outputs])
+        model.compile(optimizer=SGD(learning_rate=0.1, momentum=0.5), loss=loss,
+                      jit_compile=mode)
+        rec = PredictionRecorder(grid, every=4)
+        mg.manual_seed(2)
+        model.fit(x, y, batch_size=10, epochs=5, verbose=0, callbacks=[rec])
+        recorded.append(rec)
+    eager, fast = recorded
+    assert fast.steps == eager.steps == list(range(0, 25, 4))
+    assert len(fast.predictions) == len(eager.predictions)
+    for a, b in zip(eager.predictions, fast.predictions, strict=True):
+        assert b.shape == a.shape == (70, outputs) and b.dtype == a.dtype
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fast.losses, eager.losses, rtol=1e-6)
