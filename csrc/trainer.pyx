@@ -9,6 +9,7 @@ re-reads the parameters from their tensors, so `set_weights` between calls is sa
 """
 
 import contextlib
+import threading
 
 import numpy as np
 
@@ -499,13 +500,24 @@ cdef class Plan:
     cdef list grads
     cdef object order
     cdef object order_key
+    cdef object _lock
     cdef readonly Py_ssize_t batch
     cdef readonly int nlayers
 
     def __cinit__(self):
         self.L = NULL
+        # One run at a time: a run writes the plan's buffers and descriptors without the
+        # GIL, so a second thread's run would change them under it.
+        self._lock = threading.Lock()
+
+    def run(self, *args, **kwargs):
+        """Train steps [first, last) (see _run_locked), one call at a time per plan."""
+        with self._lock:
+            return self._run_locked(*args, **kwargs)
 
     def __init__(self, dtype, list layers, str loss, Py_ssize_t batch):
+        if self.L != NULL:
+            raise RuntimeError("Plan: already initialized")
         dt = cnp.dtype(dtype)
         if dt not in (cnp.dtype("float32"), cnp.dtype("float64")):
             raise TypeError(f"Plan: dtype must be float32 or float64, got {dt}")
@@ -589,10 +601,10 @@ cdef class Plan:
             raise ValueError(f"rows must be in [0, {self.batch}], got {rows}")
         return self.out_buf[:rows].copy()
 
-    def run(self, x, y, labels, orders, Py_ssize_t first, Py_ssize_t last,
-            Py_ssize_t per_epoch, list params, list states, str optimizer, dict hyper,
-            long long iteration, double[::1] losses, bint flush_denormal=False,
-            shuffle_with=None, record=None):
+    def _run_locked(self, x, y, labels, orders, Py_ssize_t first, Py_ssize_t last,
+                    Py_ssize_t per_epoch, list params, list states, str optimizer,
+                    dict hyper, long long iteration, double[::1] losses,
+                    bint flush_denormal=False, shuffle_with=None, record=None):
         """Train steps [first, last); return nothing, write each step's loss into losses.
 
         x (n, in) and y (n, out) or labels (n,) int64; orders (epochs, n) int64 sample
@@ -658,7 +670,8 @@ cdef class Plan:
             if self.order is None or len(self.order) != n:
                 self.order = np.empty(n, np.int64)  # once per data size, not per step
             self.c.order = <cnp.int64_t*>cnp.PyArray_DATA(self.order)
-        nstate = {"sgd": 0, "sgd_momentum": 1, "adam": 2}[optimizer]
+        nstate = {"sgd": 0, "sgd_momentum": 1, "adam": 3 if hyper.get("amsgrad") else 2}[
+            optimizer]
         for li in range(self.nlayers):
             shape_w, shape_b = self.shapes[li]
             self.L[li].w = _ptr((-1, 2 * li), params[2 * li], t, shape_w)
@@ -675,8 +688,8 @@ cdef class Plan:
                     raise ValueError(f"parameter {2 * li + j}: {optimizer} needs {nstate} "
                                      f"state arrays, got {len(st)}")
                 for i in range(3):
-                    p = (_ptr((i, 2 * li + j), st[i], t, shape)
-                         if i < len(st) and st[i] is not None else NULL)
+                    # Exactly the arrays the update writes: a None among them would be NULL.
+                    p = _ptr((i, 2 * li + j), st[i], t, shape) if i < nstate else NULL
                     if slots == 0:
                         self.L[li].sw[i] = p
                     else:

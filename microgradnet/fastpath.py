@@ -134,7 +134,7 @@ def _optimizer_code(opt: Any) -> tuple[str, dict] | str:
         return "sgd_momentum", {**hyper, "momentum": opt.momentum, "nesterov": opt.nesterov}
     if kind in (optimizers_module.Adam, optimizers_module.AdamW):
         return "adam", {**hyper, "beta_1": opt.beta_1, "beta_2": opt.beta_2,
-                        "epsilon": opt.epsilon}
+                        "epsilon": opt.epsilon, "amsgrad": opt.amsgrad}
     return f"{kind.__name__} is not captured"
 
 

@@ -504,7 +504,10 @@ class Sequential:
         if rec is not None:
             rows = np.ascontiguousarray(self._prepare(rec.x, None, "PredictionRecorder")[0],
                                         dtype=fast.dtype)
-            followers.remove(rec)
+            if len(rows):
+                followers.remove(rec)
+            else:  # nothing to compute: it follows in Python, as the others
+                rec = None
         out_shape = self.layers_output_shape((None, x.shape[1]))[1:]
         last_size = n - (steps - 1) * batch_size  # the last batch of an epoch may be short
         done, carry, carry_seen = 0, 0.0, 0  # carry: summed loss x samples of the open epoch

@@ -456,3 +456,66 @@ def test_predictions_recorded_in_c_match_predict(loss, output, kind, outputs):
         assert b.shape == a.shape == (70, outputs) and b.dtype == a.dtype
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(fast.losses, eager.losses, rtol=1e-6)
+
+
+@pytest.mark.parametrize("optimizer,states,hyper", [
+    ("adam", lambda ps: [(np.zeros_like(p), None) for p in ps], {"lr": 0.1}),
+    ("adam", lambda ps: [(None, np.zeros_like(p)) for p in ps], {"lr": 0.1}),
+    ("adam", lambda ps: [(np.zeros_like(p),) * 2 for p in ps], {"lr": 0.1, "amsgrad": True}),
+    ("sgd_momentum", lambda ps: [(None,) for p in ps], {"lr": 0.1, "momentum": 0.9}),
+])
+def test_plan_rejects_missing_optimizer_state(optimizer, states, hyper):
+    plan, args = _plan_args()
+    args.update(optimizer=optimizer, states=states(args["params"]), hyper=hyper)
+    with pytest.raises((TypeError, ValueError)):
+        plan.run(**args)
+
+
+def test_amsgrad_follows_the_optimizer_not_the_state_it_left():
+    x, y = _data()
+    results = []
+    for mode in (False, True):
+        model = _model("tanh", "linear", [3, 4, 1])
+        opt = Adam(learning_rate=0.05, amsgrad=True)
+        model.compile(optimizer=opt, loss="mse", jit_compile=mode)
+        mg.manual_seed(1)
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+        opt.amsgrad = False
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+        results.append(model.get_weights())
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+
+
+def test_a_recorder_of_no_rows_works_as_eagerly():
+    from microgradnet.callbacks import PredictionRecorder
+
+    x, y = _data()
+    model = _model("relu", "linear", [3, 4, 1])
+    model.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    rec = PredictionRecorder(np.zeros((0, 3), np.float32), every=3)
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[rec])
+    assert rec.steps == [0, 3, 6, 9] and all(p.shape == (0, 1) for p in rec.predictions)
+
+
+def test_runs_of_one_plan_from_two_threads_take_turns():
+    import threading
+
+    plan, small = _plan_args(n=5, batch=4)
+    _, big = _plan_args(n=64, batch=4)
+    small.update(last=2000 * 2, losses=np.empty(4000))
+    big.update(params=small["params"])
+    errors = []
+
+    def train(args):
+        try:
+            plan.run(**args)
+        except Exception as exc:  # noqa: BLE001  (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=train, args=(a,)) for a in (small, big, small)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and np.all(np.isfinite(small["losses"]))
