@@ -486,8 +486,8 @@ def _vmath(str name, x, out=None):
 
 
 def _simd_level(level=None):
-    """The SIMD variant the vmath loops of this module run: 1 AVX2+FMA, 0 the baseline.
-    `level` 0 or 1 forces one (1 only where the CPU has it), -1 detects again."""
+    """The SIMD variant the vmath loops of this module run: 2 AVX-512, 1 AVX2+FMA, 0 the
+    baseline. `level` 0, 1 or 2 forces one (capped at what the CPU has), -1 detects again."""
     if level is not None:
         vm_set_simd_level(level)
     return vm_simd_level()

@@ -11,7 +11,7 @@ Derivatives that are a sum with a zero crossing (gelu' = Phi + x phi at x = -0.7
 s + x s (1 - s) at x = -1.28) cannot be within ulps of a result that is ~0: for them the ulp
 is that of the larger term, the error any float32 evaluation of the sum makes.
 
-Measured max errors in ulp (the larger of the AVX2+FMA and the SSE2 baseline variants; the
+Measured max errors in ulp (the largest of the AVX-512, AVX2+FMA and SSE2 baseline variants; the
 bounds in BOUNDS leave a little room): exp 1.02, expm1 1.68, log1p 1.44, tanh 2.46, sigmoid
 2.71, erfc 0.52; forward kernels: elu 1.03, softplus 1.99, gelu 0.52, silu 3.37; derivatives:
 sigmoid 3.91, tanh 4.01, softplus 2.71, gelu 0.52 and silu 3.74 (of the larger term).
@@ -31,12 +31,12 @@ MODULES = (activations, losses)
 
 
 def _levels():
-    """The SIMD variants this CPU runs: 0 (baseline) and, where supported, 1 (AVX2+FMA)."""
-    best = activations._simd_level(-1)
-    return [0, 1] if best == 1 else [0]
+    """The SIMD variants this CPU runs: 0 (baseline) and, where supported, 1 (AVX2+FMA) and
+    2 (AVX-512)."""
+    return list(range(activations._simd_level(-1) + 1))
 
 
-@pytest.fixture(params=_levels(), ids=lambda v: ["baseline", "avx2"][v])
+@pytest.fixture(params=_levels(), ids=lambda v: ["baseline", "avx2", "avx512"][v])
 def level(request):
     for m in MODULES:
         assert m._simd_level(request.param) == request.param
@@ -262,22 +262,25 @@ def test_float64_ulp_error(name, level):
 
 def test_simd_level_can_be_forced_and_restored():
     best = activations._simd_level(-1)
-    assert best in (0, 1)
+    assert best in (0, 1, 2)
     for m in MODULES:
         assert m._simd_level(0) == 0
-        assert m._simd_level(1) == best  # 1 only where the CPU has AVX2 and FMA
+        assert m._simd_level(1) == min(best, 1)  # 1 only where the CPU has AVX2 and FMA
+        assert m._simd_level(2) == best  # capped at what the CPU has
+        assert m._simd_level(7) == best
         assert m._simd_level(-1) == best
 
 
 def test_variants_agree():
-    """The AVX2+FMA loops differ from the baseline's only by FMA rounding: a few ulp."""
+    """The AVX2+FMA and AVX-512 loops differ from the baseline's only by FMA rounding: a few
+    ulp."""
     if _levels() == [0]:
         pytest.skip("no AVX2+FMA on this CPU")
     x = X[np.isfinite(X)][::7]
     dy = np.linspace(-2, 2, x.size).astype(np.float32)
     t = np.linspace(0, 1, x.size).astype(np.float32)
     results = []
-    for lvl in (0, 1):
+    for lvl in _levels():
         for m in MODULES:
             m._simd_level(lvl)
         with np.errstate(all="ignore"):
@@ -292,6 +295,7 @@ def test_variants_agree():
     # near its zero, bce's max(z, 0) - z t + ...)
     with np.errstate(over="ignore"):
         scale = (1 + np.abs(x).astype(np.float64)) * (1 + np.abs(dy))
-    for a, b in zip(*results, strict=True):
-        ok = np.isclose(a, b, rtol=1e-6, atol=0) | (np.abs(a - b) <= 1e-7 * scale)
-        assert ok.all(), (x[~ok][:5], a[~ok][:5], b[~ok][:5])
+    for variant in results[1:]:
+        for a, b in zip(results[0], variant, strict=True):
+            ok = np.isclose(a, b, rtol=1e-6, atol=0) | (np.abs(a - b) <= 1e-7 * scale)
+            assert ok.all(), (x[~ok][:5], a[~ok][:5], b[~ok][:5])
