@@ -618,9 +618,17 @@ def prepare_jax_jit(w: Workload, jax, seed: int = 0) -> Callable[[], Run]:
     return run
 
 
-def prepare_jax_scan(w: Workload, jax, seed: int = 0) -> Callable[[], Run]:
+def prepare_jax_scan(w: Workload, jax, seed: int = 0,
+                     shuffle_inside: bool = False) -> Callable[[], Run]:
     """Compile the whole training as one call (lax.scan over epochs, lax.scan over batches);
-    return a runner. The scan over epochs also emits the parameters at each epoch's end."""
+    return a runner. The scan over epochs also emits the parameters at each epoch's end.
+
+    The orders of the epochs are numpy's permutations, made before the clock starts (the
+    other frameworks' runners are given them too; only ours draws them as it trains), or,
+    with shuffle_inside, drawn inside the scan by jax.random.permutation from one key per
+    epoch, as an all-JAX training loop shuffles: the work `fit` does, but other orders, so
+    the trajectory differs a little from everyone else's.
+    """
     jnp = jax.numpy
     loss_fn, init, update = _jax_parts(w, jax)
     n = len(w.x)
@@ -633,6 +641,9 @@ def prepare_jax_scan(w: Workload, jax, seed: int = 0) -> Callable[[], Run]:
 
     def train(params, x, y, orders):
         def epoch(carry, order):
+            if shuffle_inside:  # `order` is the epoch's key
+                order = (jax.random.permutation(order, n) if w.shuffle
+                         else jnp.arange(n, dtype=jnp.int32))
             batches = order[:full * w.batch].reshape(full, w.batch)
             carry, _ = jax.lax.scan(lambda c, idx: (step(c, idx, x, y), None), carry, batches)
             if rest:  # the short last batch has its own shape: one more step outside the scan
@@ -643,7 +654,10 @@ def prepare_jax_scan(w: Workload, jax, seed: int = 0) -> Callable[[], Run]:
 
     params = tuple(jnp.asarray(p) for p in w.initial_weights())
     x, y = jnp.asarray(w.x), jnp.asarray(w.y)
-    orders = jnp.asarray(_jax_orders(w, seed))
+    if shuffle_inside:
+        orders = jax.random.split(jax.random.key(seed), w.epochs)
+    else:
+        orders = jnp.asarray(_jax_orders(w, seed))
     compiled = jax.jit(train).lower(params, x, y, orders).compile()
 
     def run() -> Run:

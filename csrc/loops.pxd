@@ -29,30 +29,17 @@ cdef inline void _gemm_small(bint ta, bint tb, int m, int n, int k, const floati
                              int ldc) noexcept nogil:
     """Row-major C (m, n) := op(A) op(B) by loops, the sum over k in order (not (ta and tb))."""
     cdef Py_ssize_t i, j, p
-    cdef floating s, v
-    if tb:  # C[i, j] = sum_p A[i, p] B[j, p]: dot products of rows
-        for i in range(m):
-            for j in range(n):
-                s = 0
-                for p in range(k):
-                    s = s + a[i * lda + p] * b[j * ldb + p]
-                c[i * ldc + j] = s
-        return
+    cdef Py_ssize_t sa_i = 1 if ta else lda, sa_p = lda if ta else 1  # A[i, p] strides
+    cdef Py_ssize_t sb_j = ldb if tb else 1, sb_p = 1 if tb else ldb  # B[p, j] strides
+    cdef floating s
+    # Each sum in a register: summed into C in memory, every step would wait for the store
+    # of the one before (C could alias A or B), ~10 cycles each on a Dense(1)'s 50 rows.
     for i in range(m):
         for j in range(n):
-            c[i * ldc + j] = 0
-    if ta:  # C[i, j] = sum_p A[p, i] B[p, j]
-        for p in range(k):
-            for i in range(m):
-                v = a[p * lda + i]
-                for j in range(n):
-                    c[i * ldc + j] = c[i * ldc + j] + v * b[p * ldb + j]
-    else:  # C[i, j] = sum_p A[i, p] B[p, j]
-        for i in range(m):
+            s = 0
             for p in range(k):
-                v = a[i * lda + p]
-                for j in range(n):
-                    c[i * ldc + j] = c[i * ldc + j] + v * b[p * ldb + j]
+                s = s + a[i * sa_i + p * sa_p] * b[p * sb_p + j * sb_j]
+            c[i * ldc + j] = s
 
 
 cdef inline void _gemm(bint ta, bint tb, int m, int n, int k, double alpha, const floating* a,
@@ -91,9 +78,19 @@ cdef inline void _bias_add(const floating* x, const floating* b, floating* y, Py
 cdef inline void _bias_grad(const floating* dy, floating* db, Py_ssize_t n,
                             Py_ssize_t m) noexcept nogil:
     cdef Py_ssize_t i, j
+    cdef floating s
     if n == 0:
         for j in range(m):
             db[j] = 0
+        return
+    if m < 8:
+        # Few columns: each sum in a register (summed in db, every addition would wait for
+        # the store of the one before), the same order of additions as below.
+        for j in range(m):
+            s = dy[j]
+            for i in range(1, n):
+                s = s + dy[i * m + j]
+            db[j] = s
         return
     for j in range(m):
         db[j] = dy[j]

@@ -77,12 +77,13 @@ def test_derivatives_agree(smoke_run):
 
 
 def test_peers_agree_on_the_final_loss(smoke_run):
-    _, _, data = smoke_run
+    bench, _, data = smoke_run
     peers = [r for r in data["results"] if r["section"] == "peers"]
     assert {r["backend"] for r in peers} >= {"cython", "numpy"}  # the rest when installed
     by_name: dict[str, list[float]] = {}
     for r in peers:
-        by_name.setdefault(r["name"], []).append(r["final_loss"])
+        if r["backend"] not in bench._OTHER_ORDERS:  # shuffled with other orders
+            by_name.setdefault(r["name"], []).append(r["final_loss"])
     for name, losses in by_name.items():
         assert max(losses) - min(losses) <= 1e-3 * max(losses), (name, losses)
 
