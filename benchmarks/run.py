@@ -59,18 +59,23 @@ NUMPY_ACTIVATIONS = wl.NUMPY_ACTIVATIONS
 # --------------------------------------------------------------------------- timing
 
 
-def measure(fn: Callable[[], Any], repeats: int, min_repeat_s: float) -> dict:
-    """Median and min seconds per call of fn over `repeats` timed loops (after a warm-up)."""
+def _calibrate(fn: Callable[[], Any], min_repeat_s: float) -> int:
+    """After a warm-up call: enough calls per loop that one loop takes min_repeat_s."""
     fn()
     number, elapsed = 1, 0.0
-    while True:  # calibrate: enough calls per loop that one loop takes min_repeat_s
+    while True:
         t0 = time.perf_counter()
         for _ in range(number):
             fn()
         elapsed = time.perf_counter() - t0
         if elapsed >= min_repeat_s or number >= 1 << 20:
-            break
+            return number
         number = max(number * 2, int(number * min_repeat_s / max(elapsed, 1e-9) * 1.1))
+
+
+def measure(fn: Callable[[], Any], repeats: int, min_repeat_s: float) -> dict:
+    """Median and min seconds per call of fn over `repeats` timed loops (after a warm-up)."""
+    number = _calibrate(fn, min_repeat_s)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -83,6 +88,40 @@ def measure(fn: Callable[[], Any], repeats: int, min_repeat_s: float) -> dict:
         "repeats": repeats,
         "calls_per_repeat": number,
     }
+
+
+# XLA's worker threads spin for about a millisecond after a call (measured: 1.84 cores busy
+# in the first millisecond after a loop of JAX calls, 1.00 after): in a smoke run, 2 ms loops
+# of ours right after JAX's kept 1.56 cores busy, 1.00 with a pause before each timed loop.
+_SETTLE_S = 0.005
+
+
+def measure_round_robin(fns: dict[str, Callable[[], Any]], repeats: int,
+                        min_repeat_s: float) -> dict[str, dict]:
+    """measure() for several functions at once: each calibrated alone, then one timed loop of
+    each in turn per repeat (after a pause, _SETTLE_S), so that the machine's drift during the
+    run hits all of them alike. Also the CPU time over wall time of the timed loops (cores
+    kept busy)."""
+    numbers = {key: _calibrate(fn, min_repeat_s) for key, fn in fns.items()}
+    times: dict[str, list[float]] = {key: [] for key in fns}
+    cpu = dict.fromkeys(fns, 0.0)
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            number = numbers[key]
+            time.sleep(_SETTLE_S)
+            c0, t0 = time.process_time(), time.perf_counter()
+            for _ in range(number):
+                fn()
+            wall = time.perf_counter() - t0
+            cpu[key] += time.process_time() - c0
+            times[key].append(wall / number)
+    return {key: {
+        "median_s": statistics.median(times[key]),
+        "min_s": min(times[key]),
+        "repeats": repeats,
+        "calls_per_repeat": numbers[key],
+        "cpu_per_wall": cpu[key] / (sum(times[key]) * numbers[key]),
+    } for key in fns}
 
 
 class Bench:
@@ -112,6 +151,17 @@ class Bench:
         record.update(measure(fn, self.repeats, self.min_repeat_s))
         self.records.append(record)
         return record
+
+    def run_round_robin(self, section: str, cases: dict[str, tuple[Callable[[], Any], dict]]
+                        ) -> dict[str, dict]:
+        """Time {key: (fn, record fields)} interleaved (measure_round_robin); keep the records."""
+        timed = measure_round_robin({key: fn for key, (fn, _) in cases.items()}, self.repeats,
+                                    self.min_repeat_s)
+        records = {}
+        for key, (_, fields) in cases.items():
+            records[key] = {"section": section, **fields, **timed[key]}
+            self.records.append(records[key])
+        return records
 
 
 def _torch():
