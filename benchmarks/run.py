@@ -374,8 +374,8 @@ def _check_activation(act: str, label: str, xa: np.ndarray, dya: np.ndarray, got
             raise AssertionError(
                 f"activations: {act} {name} by {label} differs from ours (cython) at "
                 f"{int(bad.sum())} of {bad.size} values (rtol {_ACT_RTOL:g}, atol {_ACT_ATOL:g}"
-                f"{' x |dy|' if name == 'dx' else ''}), e.g. at x = {xa[i]!r}, dy = {dya[i]!r}: "
-                f"{g[i]!r} vs ours {o[i]!r}")
+                f"{' x |dy|' if name == 'dx' else ''}), e.g. at x = {float(xa[i]):.9g}, dy = "
+                f"{float(dya[i]):.9g}: {float(g[i]):.9g} vs ours {float(o[i]):.9g}")
         diffs[f"max_abs_diff_{name}"] = float(diff.max())
     return diffs
 
