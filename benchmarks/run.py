@@ -7,12 +7,13 @@
     python benchmarks/run.py --smoke         # a reduced set in seconds (what the tests run)
 
 Sections: kernels (activation kernels, both backends), gemm, overhead (per-op cost on small
-tensors), activations (forward+backward through the Tensor API), derivatives (each
-activation's derivative formulations side by side, checked to give the same numbers),
-training (WORKLOADS.md's W1-W4 and the seed-002 perceptron with each hidden activation: time
-per step, steps and time to a stated target, final loss) and peers (the same training in
-numpy by hand, PyTorch eager, a JAX jit step and JAX's whole run in one lax.scan, each only
-when installed: never a dependency).
+tensors), activations (forward+backward through the Tensor API, against numpy by hand,
+PyTorch eager and a JAX jit, timed round-robin), derivatives (each activation's derivative
+formulations side by side, checked to give the same numbers), training (WORKLOADS.md's W1-W4
+and the seed-002 perceptron with each hidden activation: time per step, steps and time to a
+stated target, final loss) and peers (the same training in numpy by hand, PyTorch eager, a JAX
+jit step and JAX's whole run in one lax.scan). PyTorch and JAX run only when installed: never
+a dependency.
 
 Every number is a median over repeats (min also recorded) measured in this one process, so
 ratios compare like with like on a noisy machine. Results go to a table per section on the
@@ -59,18 +60,23 @@ NUMPY_ACTIVATIONS = wl.NUMPY_ACTIVATIONS
 # --------------------------------------------------------------------------- timing
 
 
-def measure(fn: Callable[[], Any], repeats: int, min_repeat_s: float) -> dict:
-    """Median and min seconds per call of fn over `repeats` timed loops (after a warm-up)."""
+def _calibrate(fn: Callable[[], Any], min_repeat_s: float) -> int:
+    """After a warm-up call: enough calls per loop that one loop takes min_repeat_s."""
     fn()
     number, elapsed = 1, 0.0
-    while True:  # calibrate: enough calls per loop that one loop takes min_repeat_s
+    while True:
         t0 = time.perf_counter()
         for _ in range(number):
             fn()
         elapsed = time.perf_counter() - t0
         if elapsed >= min_repeat_s or number >= 1 << 20:
-            break
+            return number
         number = max(number * 2, int(number * min_repeat_s / max(elapsed, 1e-9) * 1.1))
+
+
+def measure(fn: Callable[[], Any], repeats: int, min_repeat_s: float) -> dict:
+    """Median and min seconds per call of fn over `repeats` timed loops (after a warm-up)."""
+    number = _calibrate(fn, min_repeat_s)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -83,6 +89,40 @@ def measure(fn: Callable[[], Any], repeats: int, min_repeat_s: float) -> dict:
         "repeats": repeats,
         "calls_per_repeat": number,
     }
+
+
+# XLA's worker threads spin for about a millisecond after a call (measured: 1.84 cores busy
+# in the first millisecond after a loop of JAX calls, 1.00 after): in a smoke run, 2 ms loops
+# of ours right after JAX's kept 1.56 cores busy, 1.00 with a pause before each timed loop.
+_SETTLE_S = 0.005
+
+
+def measure_round_robin(fns: dict[str, Callable[[], Any]], repeats: int,
+                        min_repeat_s: float) -> dict[str, dict]:
+    """measure() for several functions at once: each calibrated alone, then one timed loop of
+    each in turn per repeat (after a pause, _SETTLE_S), so that the machine's drift during the
+    run hits all of them alike. Also the CPU time over wall time of the timed loops (cores
+    kept busy)."""
+    numbers = {key: _calibrate(fn, min_repeat_s) for key, fn in fns.items()}
+    times: dict[str, list[float]] = {key: [] for key in fns}
+    cpu = dict.fromkeys(fns, 0.0)
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            number = numbers[key]
+            time.sleep(_SETTLE_S)
+            c0, t0 = time.process_time(), time.perf_counter()
+            for _ in range(number):
+                fn()
+            wall = time.perf_counter() - t0
+            cpu[key] += time.process_time() - c0
+            times[key].append(wall / number)
+    return {key: {
+        "median_s": statistics.median(times[key]),
+        "min_s": min(times[key]),
+        "repeats": repeats,
+        "calls_per_repeat": numbers[key],
+        "cpu_per_wall": cpu[key] / (sum(times[key]) * numbers[key]),
+    } for key in fns}
 
 
 class Bench:
@@ -100,6 +140,8 @@ class Bench:
         self.activations = ["relu", "sigmoid"] if smoke else ACTIVATIONS
         self.threads = threads
         self.records: list[dict] = []
+        # What the records cannot say, e.g. a peer that is not installed: {section: {...}}.
+        self.notes: dict[str, dict[str, str]] = {}
         self.section = ""
 
     def progress(self, item: str) -> None:
@@ -112,6 +154,17 @@ class Bench:
         record.update(measure(fn, self.repeats, self.min_repeat_s))
         self.records.append(record)
         return record
+
+    def run_round_robin(self, section: str, cases: dict[str, tuple[Callable[[], Any], dict]]
+                        ) -> dict[str, dict]:
+        """Time {key: (fn, record fields)} interleaved (measure_round_robin); keep the records."""
+        timed = measure_round_robin({key: fn for key, (fn, _) in cases.items()}, self.repeats,
+                                    self.min_repeat_s)
+        records = {}
+        for key, (_, fields) in cases.items():
+            records[key] = {"section": section, **fields, **timed[key]}
+            self.records.append(records[key])
+        return records
 
 
 def _torch():
@@ -270,31 +323,152 @@ def _overhead(b: Bench) -> None:
               threads=1, **common)
 
 
+# The peers' activations, as their users write them (no step: neither has one).
+def _torch_activations(torch) -> dict[str, Callable]:
+    F = torch.nn.functional
+    return {"relu": torch.relu, "leaky_relu": lambda x: F.leaky_relu(x, 0.01), "elu": F.elu,
+            "sigmoid": torch.sigmoid, "tanh": torch.tanh, "softplus": F.softplus,
+            "gelu": F.gelu,  # approximate="none": the exact erf, as ours
+            "silu": F.silu}
+
+
+def _jax_activations(jax) -> dict[str, Callable]:
+    nn = jax.nn
+    return {"relu": nn.relu, "leaky_relu": lambda x: nn.leaky_relu(x, 0.01), "elu": nn.elu,
+            "sigmoid": nn.sigmoid, "tanh": jax.numpy.tanh, "softplus": nn.softplus,
+            "gelu": lambda x: nn.gelu(x, approximate=False), "silu": nn.silu}
+
+
+def _jax_forward_backward(jax, f: Callable) -> Callable:
+    """jit of (x, dy) -> (f(x), dx): the forward and its vjp, as one compiled function."""
+
+    def forward_backward(x, dy):
+        y, vjp = jax.vjp(f, x)
+        return y, vjp(dy)[0]
+
+    return jax.jit(forward_backward)
+
+
+# Every column's y and dx are checked against ours (cython) before any clock. Float32 results
+# of different formulas: rtol 1e-5 is about 80 ulp; atol covers values near zero, where a
+# formula cancels: PyTorch's float32 gelu is off the exact float64 value by up to 9.6e-7 on
+# 1e6 standard normal inputs (ours by 2.4e-7), so 2e-6. dx = dy * f'(x) carries f''s error
+# times dy (e.g. 1 - y * y from a saved y near 1), so for dx the atol is scaled by |dy|.
+_ACT_RTOL, _ACT_ATOL = 1e-5, 2e-6
+
+
+def _check_activation(act: str, label: str, xa: np.ndarray, dya: np.ndarray, got: tuple,
+                      ours: tuple) -> dict[str, float]:
+    """Raise AssertionError unless (y, dx) of a column are ours within the tolerance; return
+    the largest differences."""
+    diffs = {}
+    for name, g, o, scale in (("y", got[0], ours[0], 1.0), ("dx", got[1], ours[1], np.abs(dya))):
+        if g.dtype != np.float32 or g.shape != o.shape:
+            raise AssertionError(f"activations: {act} by {label} gives {name} as {g.dtype} "
+                                 f"{g.shape}, not float32 {o.shape} as ours")
+        g64, o64 = g.astype(np.float64), o.astype(np.float64)
+        diff = np.abs(g64 - o64)
+        bad = ~(diff <= _ACT_RTOL * np.abs(o64) + _ACT_ATOL * scale)  # nan is bad too
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise AssertionError(
+                f"activations: {act} {name} by {label} differs from ours (cython) at "
+                f"{int(bad.sum())} of {bad.size} values (rtol {_ACT_RTOL:g}, atol {_ACT_ATOL:g}"
+                f"{' x |dy|' if name == 'dx' else ''}), e.g. at x = {float(xa[i]):.9g}, dy = "
+                f"{float(dya[i]):.9g}: {float(g[i]):.9g} vs ours {float(o[i]):.9g}")
+        diffs[f"max_abs_diff_{name}"] = float(diff.max())
+    return diffs
+
+
+def _activation_cases(act: str, xa: np.ndarray, dya: np.ndarray, torch, jax) -> dict:
+    """{backend key: (timed fn, result(fn's return) -> (y, dx) as numpy, record fields)} for
+    ours on both backends, numpy by hand and the installed peers that have the activation."""
+    common = dict(activation=act, dtype="float32", size=xa.size)
+    cases: dict[str, tuple[Callable, Callable, dict]] = {}
+    fn = getattr(mg, act)
+    for backend in ("cython", "numpy"):
+        def tensor_api(fn=fn, backend=backend):
+            with mg.use_backend(backend):
+                x = mg.Tensor(xa, requires_grad=True)
+                y = fn(x)
+                y.backward(dya)
+            return y, x
+
+        # Elementwise kernels: one thread, whatever --threads says.
+        cases[backend] = (tensor_api, lambda r: (np.asarray(r[0].data), np.asarray(r[1].grad)),
+                          dict(backend=backend, framework="microgradnet", threads=1, **common))
+    np_fwd, np_bwd = NUMPY_ACTIVATIONS[act]
+
+    def by_hand(np_fwd=np_fwd, np_bwd=np_bwd):
+        y = np_fwd(xa)
+        return y, np_bwd(dya, xa, y)
+
+    cases["numpy by hand"] = (by_hand, lambda r: r,
+                              dict(backend="numpy by hand", framework="numpy", threads=1,
+                                   **common))
+    f = _torch_activations(torch).get(act) if torch is not None else None
+    if f is not None:
+        tx, tdy = torch.from_numpy(xa), torch.from_numpy(dya)
+
+        def torch_eager(f=f):
+            x = tx.detach().requires_grad_(True)
+            y = f(x)
+            y.backward(tdy)
+            return y, x
+
+        cases["torch"] = (torch_eager, lambda r: (r[0].detach().numpy(), r[1].grad.numpy()),
+                          dict(backend="torch", framework=f"torch {torch.__version__} eager",
+                               threads=torch.get_num_threads(), **common))
+    f = _jax_activations(jax).get(act) if jax is not None else None
+    if f is not None:
+        forward_backward = _jax_forward_backward(jax, f)
+        jx, jdy = jax.numpy.asarray(xa), jax.numpy.asarray(dya)
+
+        def jax_jit(forward_backward=forward_backward):
+            return jax.block_until_ready(forward_backward(jx, jdy))
+
+        cases["jax"] = (jax_jit, lambda r: (np.asarray(r[0]), np.asarray(r[1])),
+                        dict(backend="jax", framework=f"jax {jax.__version__} jit",
+                             threads="xla default", **common))
+    return cases
+
+
 def section_activations(b: Bench) -> None:
-    """Activation forward+backward on 1e6 float32 through the Tensor API vs plain numpy."""
+    """Activation forward+backward on 1e6 float32: ours through the Tensor API (both backends,
+    `fn(x).backward(dy)`), numpy by hand and, when installed, PyTorch eager (`y.backward(dy)`
+    on `--threads` threads) and a JAX jit of the forward and its vjp. The same arrays for all;
+    each column's y and dx checked against ours before any clock; timed round-robin."""
     size = 1_000 if b.smoke else 100_000 if b.quick else 1_000_000
     rng = np.random.default_rng(0)
     xa = rng.standard_normal(size).astype(np.float32)
     dya = rng.standard_normal(size).astype(np.float32)
-    for act in b.activations:
-        b.progress(act)
-        fn = getattr(mg, act)
-        for backend in ("cython", "numpy"):
-            def tensor_api(fn=fn, backend=backend):
-                with mg.use_backend(backend):
-                    x = mg.Tensor(xa, requires_grad=True)
-                    fn(x).backward(dya)
-
-            b.run("activations", act, tensor_api, activation=act, backend=backend,
-                  framework="microgradnet", dtype="float32", size=size)
-        np_fwd, np_bwd = NUMPY_ACTIVATIONS[act]
-
-        def by_hand(np_fwd=np_fwd, np_bwd=np_bwd):
-            y = np_fwd(xa)
-            return np_bwd(dya, xa, y)
-
-        b.run("activations", act, by_hand, activation=act, backend="numpy by hand",
-              framework="numpy", dtype="float32", size=size)
+    torch, jax = _torch(), _jax()
+    notes = b.notes.setdefault("activations", {})
+    notes["torch"] = ("not installed: skipped" if torch is None else
+                      f"torch {torch.__version__} eager on {b.threads} thread(s) (--threads)")
+    notes["jax"] = ("not installed: skipped" if jax is None else
+                    f"jax {jax.__version__} jit; XLA's default thread pool (not limitable "
+                    "after import)")
+    if "step" in b.activations and (torch is not None or jax is not None):
+        notes["step"] = "PyTorch and JAX have no step activation: ours and numpy only"
+    with _threads(b.threads):
+        for act in b.activations:
+            cases = _activation_cases(act, xa, dya, torch, jax)
+            b.progress(f"{act}: checking {', '.join(cases)}")
+            ours = None
+            for key, (fn, result, fields) in cases.items():
+                got = result(fn())  # JAX compiles here, before any clock
+                if ours is None:
+                    ours = got  # cython, the first
+                    continue
+                fields.update(_check_activation(act, key, xa, dya, got, ours),
+                              checked_against="microgradnet cython")
+            b.progress(f"{act}: timing round-robin")
+            records = b.run_round_robin(
+                "activations", {key: (fn, {"name": act, **fields})
+                                for key, (fn, _, fields) in cases.items()})
+            for r in records.values():
+                r["ns_per_element"] = r["median_s"] / size * 1e9
 
 
 # ----------------------------------------------------------------- derivatives
@@ -542,8 +716,10 @@ def _fmt_opt(value: Any, fmt: str, width: int) -> str:
     return f"{'-':>{width}s}" if value is None else f"{value:{width}{fmt}}"
 
 
-def report(records: list[dict]) -> None:
-    """Print one readable table per section, with the ratios that matter."""
+def report(records: list[dict], notes: dict | None = None) -> None:
+    """Print one readable table per section, with the ratios that matter (notes: Bench.notes,
+    what the records cannot say)."""
+    notes = notes or {}
     by_section: dict[str, list[dict]] = {}
     for r in records:
         by_section.setdefault(r["section"], []).append(r)
@@ -587,23 +763,62 @@ def report(records: list[dict]) -> None:
             print(line)
 
     if "activations" in by_section:
-        print("\n== activations: forward+backward through the Tensor API, float32 (median)")
-        rows = {}
-        size = by_section["activations"][0]["size"]
-        for r in by_section["activations"]:
-            rows.setdefault(r["activation"], {})[r["backend"]] = r["median_s"] / r["size"] * 1e9
-        print(f"{'activation':12s} {'cython':>8s} {'numpy ref':>10s} {'by hand':>8s} "
-              f"{'cython/by hand':>15s}  (ns per element, {size:,} values)")
-        for act, v in rows.items():
-            print(f"{act:12s} {v['cython']:8.3f} {v['numpy']:10.3f} {v['numpy by hand']:8.3f} "
-                  f"{v['cython'] / v['numpy by hand']:15.3f}")
-
+        _report_activations(by_section["activations"], notes.get("activations", {}))
     if "derivatives" in by_section:
         _report_derivatives(by_section["derivatives"])
     if "training" in by_section:
         _report_training(by_section["training"])
     if "peers" in by_section:
         _report_peers(by_section["peers"])
+
+
+# Columns of the activations table: (backend key, label).
+_ACT_COLUMNS = [("cython", "ours"), ("numpy", "ours np"), ("numpy by hand", "by hand"),
+                ("torch", "torch"), ("jax", "jax")]
+
+
+def _report_activations(records: list[dict], notes: dict[str, str]) -> None:
+    size = records[0]["size"]
+    print(f"\n== activations: forward+backward, float32, {size:,} values, ns per element "
+          "(median of round-robin\n   repeats). ours: the Tensor API (cython; np: the numpy "
+          "reference backend); ratio = ours / peer\n   (<= 1: ours at or below); target: ours "
+          "at or below both PyTorch and JAX (?: a peer missing).\n   Every column's y and dx "
+          f"checked against ours (rtol {_ACT_RTOL:g}, atol {_ACT_ATOL:g}, times |dy| for dx)")
+    present = list(dict.fromkeys(r["backend"] for r in records))
+    for key in present:
+        part = [r for r in records if r["backend"] == key]
+        busy = statistics.median(r["cpu_per_wall"] for r in part)
+        print(f"   {key:13s} {part[0]['framework']}, threads {part[0]['threads']}, cores kept "
+              f"busy (cpu/wall, median) {busy:.2f}")
+    for key in ("torch", "jax"):
+        if key not in present and key in notes:
+            print(f"   {key:13s} {notes[key]}")
+    if "step" in notes:
+        print(f"   step          {notes['step']}")
+    rows: dict[str, dict] = {}
+    for r in records:
+        rows.setdefault(r["activation"], {})[r["backend"]] = r["median_s"] / r["size"] * 1e9
+    print(f"{'activation':11s}" + "".join(f"{label:>9s}" for _, label in _ACT_COLUMNS)
+          + f"{'/by hand':>9s}{'/torch':>8s}{'/jax':>8s}  target")
+    met = compared = 0
+    for act, v in rows.items():
+        ours = v["cython"]
+        ratios = {k: ours / v[k] if k in v else None for k in ("numpy by hand", "torch", "jax")}
+        peers = [ratios[k] for k in ("torch", "jax") if ratios[k] is not None]
+        if not peers:
+            target = "-"
+        elif any(q > 1 for q in peers):
+            target = "no"
+        else:
+            target = "yes" if len(peers) == 2 else "?"
+        if len(peers) == 2:
+            compared += 1
+            met += target == "yes"
+        print(f"{act:11s}" + "".join(_fmt_opt(v.get(k), ".3f", 9) for k, _ in _ACT_COLUMNS)
+              + _fmt_opt(ratios["numpy by hand"], ".3f", 9) + _fmt_opt(ratios["torch"], ".3f", 8)
+              + _fmt_opt(ratios["jax"], ".3f", 8) + f"  {target}")
+    if compared:
+        print(f"   target met for {met} of {compared} activations with both peers")
 
 
 # Column order and short labels of the derivative formulations.
@@ -793,12 +1008,18 @@ def _chart_overhead(fig, records):
 def _chart_activations(fig, records):
     ax = fig.subplots()
     acts = list(dict.fromkeys(r["activation"] for r in records))
+    labels = {"cython": "ours (cython)", "numpy": "ours (numpy backend)"}
     series: dict[str, list] = {}
     for r in records:
-        series.setdefault(r["backend"], [None] * len(acts))[acts.index(r["activation"])] = (
+        label = labels.get(r["backend"], r["framework"] if r["backend"] in ("torch", "jax")
+                           else r["backend"])
+        series.setdefault(label, [None] * len(acts))[acts.index(r["activation"])] = (
             r["median_s"] / r["size"] * 1e9)
     _grouped_bars(ax, acts, series, "ns per element")
-    ax.set_title(f"forward+backward through the Tensor API, {records[0]['size']:,} float32")
+    peers = "".join(name for key, name in (("torch", ", PyTorch eager"), ("jax", ", JAX jit"))
+                    if any(r["backend"] == key for r in records))
+    ax.set_title(f"forward+backward, {records[0]['size']:,} float32: ours through the Tensor "
+                 f"API, numpy by hand{peers}")
 
 
 def _chart_derivatives(fig, records):
@@ -951,7 +1172,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.progress("running ...")
         SECTIONS[name](bench)
         bench.progress(f"done in {time.perf_counter() - t0:.1f} s")
-    report(bench.records)
+    report(bench.records, bench.notes)
     out = args.out
     if out is None:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -961,6 +1182,7 @@ def main(argv: list[str] | None = None) -> int:
     info["mode"] = mode
     info["training_threads"] = {"blas": bench.threads, "torch": bench.threads,
                                 "jax": "XLA default (not limitable after import)"}
+    info["notes"] = bench.notes
     info["command"] = " ".join(["python benchmarks/run.py", *(argv if argv is not None
                                                               else sys.argv[1:])])
     out.write_text(json.dumps({"machine": info, "results": bench.records}, indent=1))

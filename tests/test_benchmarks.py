@@ -76,6 +76,117 @@ def test_derivatives_agree(smoke_run):
             ("kernel from x", "numpy")} <= sig
 
 
+def _activation_rows(records: list[dict]) -> dict[str, dict[str, dict]]:
+    """{activation: {backend: record}} of the activations section."""
+    rows: dict[str, dict[str, dict]] = {}
+    for r in records:
+        if r["section"] == "activations":
+            rows.setdefault(r["activation"], {})[r["backend"]] = r
+    return rows
+
+
+@pytest.mark.parametrize("peer", ["torch", "jax"])
+def test_activations_include_the_installed_peers(smoke_run, peer):
+    run, _, data = smoke_run
+    if getattr(run, f"_{peer}")() is None:
+        assert data["machine"]["notes"]["activations"][peer] == "not installed: skipped"
+        pytest.skip(f"{peer} is not installed")
+    rows = _activation_rows(data["results"])
+    assert set(rows) == {"relu", "sigmoid"}  # the smoke set
+    for act, v in rows.items():
+        assert peer in v, (act, set(v))
+        assert {"cython", "numpy", "numpy by hand"} <= set(v) <= {
+            "cython", "numpy", "numpy by hand", "torch", "jax"}, (act, set(v))
+        r, ours = v[peer], v["cython"]
+        assert r["framework"].startswith(peer + " ") and r["activation"] == act
+        assert r["dtype"] == "float32" and r["size"] == ours["size"] > 0
+        assert r["name"] == act and r["repeats"] == ours["repeats"]  # interleaved: same count
+        assert r["ns_per_element"] == pytest.approx(r["median_s"] / r["size"] * 1e9)
+        # PyTorch runs on --threads (1 by default); JAX's pool cannot be limited.
+        assert r["threads"] == (1 if peer == "torch" else "xla default")
+        assert r["checked_against"] == "microgradnet cython"
+        assert 0 <= r["max_abs_diff_y"] < 1e-5 and 0 <= r["max_abs_diff_dx"] < 1e-5
+        assert r["cpu_per_wall"] > 0
+
+
+def test_report_prints_the_activation_ratios(smoke_run, capsys):
+    run, _, data = smoke_run
+    records = [r for r in data["results"] if r["section"] == "activations"]
+    run.report(records, data["machine"]["notes"])
+    lines = capsys.readouterr().out.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("activation "))
+    assert lines[head].split() == ["activation", "ours", "ours", "np", "by", "hand", "torch",
+                                   "jax", "/by", "hand", "/torch", "/jax", "target"]
+    printed = {}
+    for line in lines[head + 1:]:
+        if not line or line.startswith(" "):  # the table ends: a note or a blank line
+            break
+        cells = line.split()
+        assert len(cells) == 10, line
+        printed[cells[0]] = cells[1:]
+    rows = _activation_rows(records)
+    assert set(printed) == set(rows)
+    for act, v in rows.items():
+        ns = {k: r["median_s"] / r["size"] * 1e9 for k, r in v.items()}
+        cells = printed[act]
+        for cell, key in zip(cells[:5], ["cython", "numpy", "numpy by hand", "torch", "jax"],
+                             strict=True):
+            assert cell == ("-" if key not in ns else f"{ns[key]:.3f}"), (act, key, cell)
+        ratios = {k: ns["cython"] / ns[k] for k in ("torch", "jax") if k in ns}
+        for cell, key in zip(cells[6:8], ["torch", "jax"], strict=True):
+            assert cell == ("-" if key not in ratios else f"{ratios[key]:.3f}"), (act, key)
+        if len(ratios) == 2:
+            assert cells[8] == ("yes" if max(ratios.values()) <= 1 else "no"), (act, cells)
+        elif ratios:
+            assert cells[8] == ("no" if max(ratios.values()) > 1 else "?"), (act, cells)
+        else:
+            assert cells[8] == "-"
+
+
+def test_activations_without_peers(monkeypatch, capsys):
+    """Neither peer installed: ours and numpy only, a note for each peer, '-' in its columns."""
+    run = _load("run")
+    monkeypatch.setattr(run, "_torch", lambda: None)
+    monkeypatch.setattr(run, "_jax", lambda: None)
+    bench = run.Bench(quick=False, smoke=True)
+    bench.activations = ["relu", "step"]
+    run.section_activations(bench)
+    assert {r["backend"] for r in bench.records} == {"cython", "numpy", "numpy by hand"}
+    assert bench.notes["activations"] == {"torch": "not installed: skipped",
+                                          "jax": "not installed: skipped"}
+    capsys.readouterr()
+    run.report(bench.records, bench.notes)
+    out = capsys.readouterr().out
+    assert "torch         not installed: skipped" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith(("relu ", "step "))]
+    assert len(rows) == 2 and all(row[4:6] == ["-", "-"] and row[7:] == ["-", "-", "-"]
+                                  for row in rows), rows
+
+
+def test_activation_check_catches_a_different_result():
+    run = _load("run")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(1000).astype(np.float32)
+    dy = rng.standard_normal(1000).astype(np.float32)
+    y = np.maximum(x, 0)
+    dx = dy * (x > 0)
+    ours = (y, dx)
+    diffs = run._check_activation("relu", "peer", x, dy, (y.copy(), dx.copy()), ours)
+    assert diffs == {"max_abs_diff_y": 0.0, "max_abs_diff_dx": 0.0}
+    # A few ulp apart passes: another formula of the same function.
+    run._check_activation("relu", "peer", x, dy, (np.nextafter(y, np.float32(9)), dx), ours)
+    leaky = np.where(x > 0, x, np.float32(0.01) * x)  # another function: caught
+    with pytest.raises(AssertionError, match=r"relu y by peer differs from ours \(cython\)"):
+        run._check_activation("relu", "peer", x, dy, (leaky, dx), ours)
+    bad_dx = dx.copy()
+    bad_dx[7] += 1e-4 * abs(dy[7]) + 1e-4
+    with pytest.raises(AssertionError,
+                       match=r"relu dx by peer differs from ours \(cython\) at 1 of 1000 "):
+        run._check_activation("relu", "peer", x, dy, (y, bad_dx), ours)
+    with pytest.raises(AssertionError, match="float64"):
+        run._check_activation("relu", "peer", x, dy, (y.astype(np.float64), dx), ours)
+
+
 def test_peers_agree_on_the_final_loss(smoke_run):
     bench, _, data = smoke_run
     peers = [r for r in data["results"] if r["section"] == "peers"]
