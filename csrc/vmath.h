@@ -154,15 +154,19 @@ VM_INLINE float vm_log1pf(float x)
 VM_INLINE float vm_tanhf(float x)
 {
     float a = fabsf(x);
-    float e = vm_expm1f(2.0f * a);
+    /* tanh(x) = x below 2^-12; 0 in place of such a keeps subnormals out of the arithmetic,
+     * where each vector instruction with one takes a microcode assist (a dead unit's inputs) */
+    float e = vm_expm1f(2.0f * (a < 0x1p-12f ? 0.0f : a));
     float t = e / (e + 2.0f);
     t = a > 10.0f ? 1.0f : t;         /* tanh(10) = 1 in float; e / (e + 2) would be inf/inf */
+    t = a < 0x1p-12f ? a : t;
     return copysignf(t, x);
 }
 
 VM_INLINE float vm_sigmoidf(float x)
 {
-    float e = vm_expf(-fabsf(x));
+    /* sigmoid(x) = 1/2 below 2^-26; 0 in place of such x: no subnormals in the arithmetic */
+    float e = vm_expf(fabsf(x) < 0x1p-26f ? 0.0f : -fabsf(x));
     float r = 1.0f / (1.0f + e);
     return x >= 0.0f ? r : e * r;
 }
