@@ -18,6 +18,7 @@ from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.math cimport INFINITY, pow, sqrt
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy
 
 from kernels cimport (
     floating, vm_elu_fwd_f32, vm_elu_fwd_f64, vm_gelu_bwd_f32, vm_gelu_bwd_f64,
@@ -84,6 +85,8 @@ cdef struct LayerDesc:
     void* g       # and the parameter gradients
     void* gw
     void* gb
+    void* rw      # weight recording: copies of w and b go to rw[count], rb[count]
+    void* rb
 
 
 cdef struct Config:
@@ -115,6 +118,10 @@ cdef struct Config:
     Py_ssize_t rec_every
     Py_ssize_t rec_phase
     Py_ssize_t rec_count
+    Py_ssize_t wrec_every  # weight recording: the parameters after every wrec_every-th step,
+    Py_ssize_t wrec_phase  # counting wrec_phase steps before `first`, into the layers' rw/rb
+    Py_ssize_t wrec_count  # at wrec_count, wrec_count += 1
+    Py_ssize_t itemsize
 
 
 # --------------------------------------------------------------------------- elementwise
@@ -334,6 +341,18 @@ cdef void _record(LayerDesc* L, Config* c, const floating* x) noexcept nogil:
     c.rec_count += 1
 
 
+cdef void _record_weights(LayerDesc* L, Config* c) noexcept nogil:
+    """Copies of every layer's parameters into its recording buffers, at wrec_count."""
+    cdef Py_ssize_t li, size
+    for li in range(c.nlayers):
+        size = L[li].fan_in * L[li].units
+        memcpy(<char*>L[li].rw + c.wrec_count * size * c.itemsize, L[li].w, size * c.itemsize)
+        if L[li].b != NULL:
+            memcpy(<char*>L[li].rb + c.wrec_count * L[li].units * c.itemsize, L[li].b,
+                   L[li].units * c.itemsize)
+    c.wrec_count += 1
+
+
 # --------------------------------------------------------------------------- the step
 
 cdef void _run(LayerDesc* L, Config* c, const floating* x, const floating* y,
@@ -451,6 +470,8 @@ cdef void _run(LayerDesc* L, Config* c, const floating* x, const floating* y,
         c.iteration += 1
         if c.rec_every > 0 and (c.rec_phase + s - first + 1) % c.rec_every == 0:
             _record(L, c, <const floating*>c.rec_x)
+        if c.wrec_every > 0 and (c.wrec_phase + s - first + 1) % c.wrec_every == 0:
+            _record_weights(L, c)
 
 
 # --------------------------------------------------------------------------- checks
@@ -528,6 +549,7 @@ cdef class Plan:
         if loss not in LOSSES:
             raise ValueError(f"Plan: unknown loss {loss!r}; known: {', '.join(LOSSES)}")
         self.typenum = cnp.NPY_FLOAT32 if dt == cnp.dtype("float32") else cnp.NPY_FLOAT64
+        self.c.itemsize = dt.itemsize
         self.batch = batch
         self.nlayers = len(layers)
         self.L = <LayerDesc*>calloc(len(layers), sizeof(LayerDesc))
@@ -604,7 +626,8 @@ cdef class Plan:
     def _run_locked(self, x, y, labels, orders, Py_ssize_t first, Py_ssize_t last,
                     Py_ssize_t per_epoch, list params, list states, str optimizer,
                     dict hyper, long long iteration, double[::1] losses,
-                    bint flush_denormal=False, shuffle_with=None, record=None):
+                    bint flush_denormal=False, shuffle_with=None, record=None,
+                    record_weights=None):
         """Train steps [first, last); return nothing, write each step's loss into losses.
 
         x (n, in) and y (n, out) or labels (n,) int64; orders (epochs, n) int64 sample
@@ -617,7 +640,9 @@ cdef class Plan:
         record: (rows, every, phase, out) to write the model's outputs for `rows` (m, in)
         after every `every`-th step, counting `phase` steps before `first`, into out[0],
         out[1], ... (out: (snapshots, m, out_dim), as many as the steps make); returns the
-        number of snapshots written.
+        number of snapshots written. record_weights: (every, phase, outs) to copy the
+        parameters after every `every`-th step (counted as for record) into outs, a list
+        like params of arrays (snapshots, *shape) (None for a missing bias), at 0, 1, ...
         """
         cdef int t = self.typenum
         cdef Py_ssize_t li, n, in_dim = self.L[0].fan_in
@@ -707,8 +732,12 @@ cdef class Plan:
         self.c.n = n
         self.c.rec_every = 0
         self.c.rec_count = 0
+        self.c.wrec_every = 0
+        self.c.wrec_count = 0
         if record is not None:
             self._check_record(record, first, last)
+        if record_weights is not None:
+            self._check_record_weights(record_weights, first, last)
         if last == first:
             return 0
         if n == 0:
@@ -721,6 +750,10 @@ cdef class Plan:
             self._run_nogil(t, px, py, plab, pord, first, last, per_epoch, pl, flush_denormal)
             self.c.rng = NULL
         snapshots = self.c.rec_count
+        self.c.wrec_every = 0
+        for li in range(self.nlayers):
+            self.L[li].rw = NULL
+            self.L[li].rb = NULL
         self.c.rec_every = 0
         self.c.rec_x = NULL
         self.c.rec_out = NULL
@@ -752,6 +785,40 @@ cdef class Plan:
         self.c.rec_rows = rows.shape[0]
         self.c.rec_every = every if wanted else 0
         self.c.rec_phase = phase
+        return 0
+
+    cdef int _check_record_weights(self, tuple spec, Py_ssize_t first,
+                                   Py_ssize_t last) except -1:
+        every, phase, outs = spec
+        cdef int t = self.typenum
+        cdef Py_ssize_t li
+        if not isinstance(every, int) or every < 1 or not isinstance(phase, int) or phase < 0:
+            raise ValueError(f"record_weights: every must be >= 1 and phase >= 0, got {every}, "
+                             f"{phase}")
+        if not isinstance(outs, list) or len(outs) != 2 * self.nlayers:
+            raise ValueError(f"record_weights: outs must be a list of {2 * self.nlayers} "
+                             f"arrays (None for a missing bias)")
+        wanted = (phase + (last - first)) // every - phase // every
+        if not wanted:
+            return 0
+        # All checked before any pointer is kept: a bad array leaves nothing half set.
+        ptrs = []
+        for li in range(self.nlayers):
+            shape_w, shape_b = self.shapes[li]
+            ptrs.append(<Py_ssize_t>_ptr(f"record_weights: outs[{2 * li}]", outs[2 * li], t,
+                                         (wanted, *shape_w)))
+            if shape_b is None:
+                if outs[2 * li + 1] is not None:
+                    raise ValueError(f"record_weights: outs[{2 * li + 1}] must be None (no bias)")
+                ptrs.append(0)
+            else:
+                ptrs.append(<Py_ssize_t>_ptr(f"record_weights: outs[{2 * li + 1}]",
+                                             outs[2 * li + 1], t, (wanted, *shape_b)))
+        for li in range(self.nlayers):
+            self.L[li].rw = <void*><Py_ssize_t>ptrs[2 * li]
+            self.L[li].rb = <void*><Py_ssize_t>ptrs[2 * li + 1]
+        self.c.wrec_every = every
+        self.c.wrec_phase = phase
         return 0
 
     cdef void _run_nogil(self, int t, void* px, void* py, cnp.int64_t* plab,

@@ -124,10 +124,10 @@ class CallbackList:
         for cb in self.callbacks:
             cb._close()
 
-    def call(self, hook: str, *args: Any, skip: Callback | None = None) -> None:
-        """Run `hook` on the callbacks that override it (but `skip`)."""
+    def call(self, hook: str, *args: Any, skip: tuple = ()) -> None:
+        """Run `hook` on the callbacks that override it (but those in `skip`)."""
         for cb in self._by_hook[hook]:
-            if cb is skip:
+            if any(cb is s for s in skip):
                 continue
             if hook == "on_batch_begin":
                 cb.on_train_batch_begin(*args)

@@ -200,13 +200,16 @@ class CapturedStep:
 
     def run(self, x: np.ndarray, y: np.ndarray, orders: np.ndarray | None, first: int,
             last: int, shuffle_with: np.random.Generator | None = None,
-            record: tuple | None = None) -> np.ndarray:
+            record: tuple | None = None,
+            record_weights: tuple | None = None) -> np.ndarray:
         """Train steps [first, last) of the run; return their losses (float64).
 
         Each epoch takes its samples in the order of its row of `orders`, or in the order
         shuffle_with.permutation(n) gives (drawn in C), or in order. record: (rows, every,
         phase, out), the model's outputs for rows after every `every`-th step into out
-        (Plan.run); self.recorded then says how many were written.
+        (Plan.run); self.recorded then says how many were written. record_weights: (every,
+        phase, outs), copies of the parameters likewise into outs, one array (snapshots,
+        *shape) per parameter in self.params (None where a bias is missing).
         """
         model = self.model
         opt = model.optimizer
@@ -229,7 +232,7 @@ class CapturedStep:
         self.recorded = self.plan.run(
             x, None if sparse else y, y if sparse else None, orders, first, last, per_epoch,
             params, states, opt_name, hyper, opt.iterations, losses, _flush_denormal,
-            shuffle_with, record)
+            shuffle_with, record, record_weights)
         opt.iterations += last - first
         for p, g in zip(self.params, self._grads, strict=True):
             if p is not None:

@@ -508,6 +508,14 @@ class Sequential:
                 followers.remove(rec)
             else:  # nothing to compute: it follows in Python, as the others
                 rec = None
+        # One WeightRecorder (by batches) likewise: copies of the parameters in C.
+        wrec = next((c for c in followers if type(c) is cbks.WeightRecorder
+                     and c.follows_captured_runs()), None)
+        if wrec is not None:
+            followers.remove(wrec)
+            if not wrec.names:
+                wrec.names = [n for layer in self.layers for n in layer.weight_names]
+        in_c = (rec, wrec)  # they see the run in C: no live hooks for them
         out_shape = self.layers_output_shape((None, x.shape[1]))[1:]
         last_size = n - (steps - 1) * batch_size  # the last batch of an epoch may be short
         done, carry, carry_seen = 0, 0.0, 0  # carry: summed loss x samples of the open epoch
@@ -519,11 +527,24 @@ class Sequential:
                 out = np.empty(((phase + k) // rec.every - phase // rec.every, len(rows),
                                 *out_shape), fast.dtype)
                 record = (rows, rec.every, phase, out)
-            losses = fast.run(x, y, orders, done, done + k, shuffle_with=rng, record=record)
+            record_weights = None
+            if wrec is not None:
+                wphase = wrec._batches
+                wanted = (wphase + k) // wrec.every - wphase // wrec.every
+                outs = [None if p is None else np.empty((wanted, *p.shape), fast.dtype)
+                        for p in fast.params]
+                record_weights = (wrec.every, wphase, outs)
+            losses = fast.run(x, y, orders, done, done + k, shuffle_with=rng, record=record,
+                              record_weights=record_weights)
             if rec is not None:
                 first_step = (phase // rec.every + 1) * rec.every
                 rec.steps.extend(range(first_step, phase + k + 1, rec.every))
                 rec.predictions.extend(list(out))
+            if wrec is not None:
+                first_step = (wphase // wrec.every + 1) * wrec.every
+                wrec.steps.extend(range(first_step, wphase + k + 1, wrec.every))
+                kept = [o for o in outs if o is not None]  # get_weights() has no None
+                wrec.weights.extend([o[i].copy() for o in kept] for i in range(wanted))
             # the epochs that end within the segment: their last batch's index in it
             ends = np.arange(steps - 1 - done % steps, k, steps)
             w = losses * batch_size
@@ -544,8 +565,9 @@ class Sequential:
                                   (sums[:nbulk] / n).tolist())
             for c in followers:
                 c.on_batches_end(losses[:-1], nbulk)
-            if rec is not None:  # it saw every batch and epoch end of the run, in C
-                rec.on_batches_end(losses, len(ends))
+            for r in (rec, wrec):
+                if r is not None:  # it saw every batch and epoch end of the run, in C
+                    r.on_batches_end(losses, len(ends))
             if len(ends):
                 carry = float(cum[-1] - at_ends[-1])
                 carry_seen = (k - 1 - int(ends[-1])) * batch_size
@@ -553,13 +575,13 @@ class Sequential:
                 carry += float(cum[-1])
                 carry_seen += k * batch_size
             done += k
-            cb.call("on_batch_end", (done - 1) % steps, {"loss": float(losses[-1])}, skip=rec)
+            cb.call("on_batch_end", (done - 1) % steps, {"loss": float(losses[-1])}, skip=in_c)
             if live_end:
                 cb.call("on_epoch_end", epoch0 + len(ends) - 1, {"loss": float(sums[-1]) / n},
-                        skip=rec)
+                        skip=in_c)
             elif self.stop_training:  # stopped within an epoch: it ends here, as eagerly
                 cb.call("on_epoch_end", initial_epoch + (done - 1) // steps,
-                        {"loss": carry / max(carry_seen, 1)}, skip=rec)
+                        {"loss": carry / max(carry_seen, 1)}, skip=in_c)
             if self.stop_training:
                 return
 

@@ -519,3 +519,80 @@ def test_runs_of_one_plan_from_two_threads_take_turns():
     for t in threads:
         t.join()
     assert not errors and np.all(np.isfinite(small["losses"]))
+
+
+@pytest.mark.parametrize("use_bias,dtype", [(True, np.float32), (False, np.float64)])
+def test_weights_recorded_in_c_match_eager_in_one_call(use_bias, dtype, monkeypatch):
+    from microgradnet.callbacks import PredictionRecorder, WeightRecorder
+
+    x, y = _data(n=30, dtype=dtype)
+    grid = x[:5]
+    calls = []
+    run = fastpath.CapturedStep.run
+
+    def counting(self, *args, **kwargs):
+        calls.append(kwargs.get("record_weights") is not None)
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(fastpath.CapturedStep, "run", counting)
+    recorded = []
+    for mode in (False, True):
+        model = _model("relu", "linear", [3, 4, 2, 1], dtype=dtype, use_bias=use_bias)
+        model.compile(optimizer=Adam(learning_rate=0.05), loss="mse", jit_compile=mode)
+        wrec, prec = WeightRecorder(every=3), PredictionRecorder(grid, every=5)
+        mg.manual_seed(3)
+        model.fit(x, y, batch_size=7, epochs=4, verbose=0, callbacks=[wrec, prec])
+        recorded.append((wrec, prec))
+    (w0, p0), (w1, p1) = recorded
+    # both recorders in C: the whole run is one call, which records the weights
+    assert calls == [True]
+    assert w1.steps == w0.steps == list(range(0, 21, 3))
+    # the names of the two models' own layers: the same parameters in the same order
+    assert [n.split("/")[1] for n in w1.names] == [n.split("/")[1] for n in w0.names]
+    assert len(w1.names) == len(w1.weights[0])
+    assert len(w1.weights) == len(w0.weights) == 7
+    for s0, s1 in zip(w0.weights, w1.weights, strict=True):
+        assert len(s1) == len(s0) == (6 if use_bias else 3)
+        for a, b in zip(s0, s1, strict=True):
+            assert b.dtype == a.dtype and b.shape == a.shape
+            np.testing.assert_array_equal(b, a)
+    assert p1.steps == p0.steps
+    # snapshots are copies: later training does not change them
+    assert not np.array_equal(w1.weights[0][0], w1.weights[-1][0])
+
+
+@pytest.mark.parametrize("outs,error", [
+    (lambda ps, k: [np.zeros((k, *p.shape), np.float32) for p in ps][:3], ValueError),
+    (lambda ps, k: [np.zeros((k + 1, *p.shape), np.float32) for p in ps], ValueError),
+    (lambda ps, k: [np.zeros((k, *p.shape), np.float64) for p in ps], TypeError),
+    (lambda ps, k: [np.zeros((k, *p.shape), np.float32) for p in ps[:3]] + [None], TypeError),
+    (lambda ps, k: [np.zeros((k, *p.shape), np.float32).T.copy().T for p in ps], ValueError),
+])
+def test_plan_rejects_bad_weight_recording_buffers(outs, error):
+    plan, args = _plan_args()
+    every = 2
+    wanted = args["last"] // every
+    args["record_weights"] = (every, 0, outs(args["params"], wanted))
+    before = [p.copy() for p in args["params"]]
+    with pytest.raises(error):
+        plan.run(**args)
+    for a, b in zip(before, args["params"], strict=True):
+        np.testing.assert_array_equal(b, a)  # nothing ran
+
+
+def test_plan_records_weights_after_every_nth_step():
+    plan, args = _plan_args()
+    args["last"] = 3 * args["per_epoch"]  # 9 steps
+    args["losses"] = np.empty(args["last"])
+    outs = [np.zeros((3, *p.shape), np.float32) for p in args["params"]]
+    args["record_weights"] = (3, 0, outs)
+    steps = []
+    plan2, args2 = _plan_args()
+    for s in range(args["last"]):  # the same run step by step, the weights after each
+        args2.update(first=s, last=s + 1, losses=np.empty(1), iteration=s)
+        plan2.run(**args2)
+        steps.append([p.copy() for p in args2["params"]])
+    plan.run(**args)
+    for i, s in enumerate((2, 5, 8)):
+        for j in range(4):
+            np.testing.assert_array_equal(outs[j][i], steps[s][j])
