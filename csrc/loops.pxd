@@ -384,3 +384,65 @@ cdef inline void _adam(floating* p, const floating* grad, floating* m, floating*
         else:
             root = sqrt(vi)
         p[i] = w - (mi * fa) / (root + feps)
+
+
+cdef inline void _rmsprop(floating* p, const floating* grad, floating* vel, floating* mom,
+                          floating* avg, Py_ssize_t n, double lr, double rho, double epsilon,
+                          double momentum, double wd, double scale,
+                          double clipvalue) noexcept nogil:
+    cdef floating flr = <floating>lr, frho = <floating>rho, c = <floating>(1 - rho)
+    cdef floating feps = <floating>epsilon, fm = <floating>momentum, fwd = <floating>(wd * lr)
+    cdef floating fs = <floating>scale, cv = <floating>clipvalue
+    cdef floating g, w, vi, ai, denom, inc
+    cdef Py_ssize_t i
+    for i in range(n):
+        g = _clip(grad[i] * fs, cv)
+        w = p[i]
+        if wd != 0:
+            w = w - w * fwd
+        vi = frho * vel[i] + c * (g * g)
+        vel[i] = vi
+        if avg != NULL:
+            ai = frho * avg[i] + c * g
+            avg[i] = ai
+            denom = (vi - ai * ai) + feps
+        else:
+            denom = vi + feps
+        if floating is float:
+            inc = (flr * g) / sqrtf(denom)
+        else:
+            inc = (flr * g) / sqrt(denom)
+        if mom != NULL:
+            inc = fm * mom[i] + inc
+            mom[i] = inc
+        p[i] = w - inc
+
+
+cdef inline void _adagrad(floating* p, const floating* grad, floating* acc, Py_ssize_t n,
+                          double lr, double epsilon, double wd, double scale,
+                          double clipvalue) noexcept nogil:
+    cdef floating flr = <floating>lr, feps = <floating>epsilon, fwd = <floating>(wd * lr)
+    cdef floating fs = <floating>scale, cv = <floating>clipvalue
+    cdef floating g, w, a
+    cdef Py_ssize_t i
+    for i in range(n):
+        g = _clip(grad[i] * fs, cv)
+        w = p[i]
+        if wd != 0:
+            w = w - w * fwd
+        a = acc[i] + g * g
+        acc[i] = a
+        if floating is float:
+            p[i] = w - (flr * g) / sqrtf(a + feps)
+        else:
+            p[i] = w - (flr * g) / sqrt(a + feps)
+
+
+cdef inline double _sum_squares(const floating* a, Py_ssize_t n) noexcept nogil:
+    # Accumulated in double: a float32 norm of many elements keeps its digits.
+    cdef double s = 0, x
+    cdef Py_ssize_t i
+    for i in range(n):
+        x = a[i]
+        s += x * x
+    return s

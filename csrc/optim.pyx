@@ -10,10 +10,10 @@ update. The gradient is only read and may have any layout (it is copied to C ord
 """
 
 cimport numpy as cnp
-from libc.math cimport INFINITY, pow, sqrt, sqrtf
+from libc.math cimport INFINITY, pow, sqrt
 
-from kernels cimport _float_array, _float_type, _overlap, _same_shape, _unalias, floating
-from loops cimport _adam, _clip, _sgd, _sgd_momentum
+from kernels cimport _float_array, _float_type, _overlap, _same_shape, _unalias
+from loops cimport _adagrad, _adam, _rmsprop, _sgd, _sgd_momentum, _sum_squares
 
 cnp.import_array()
 
@@ -70,73 +70,11 @@ cdef inline void* _data(cnp.ndarray a) noexcept:
     return cnp.PyArray_DATA(a) if a is not None else NULL
 
 
-# --------------------------------------------------------------------------- loops
-# Common to every update, in Keras' order: g := clip(grad * grad_scale, -clipvalue,
-# clipvalue) (clip keeps nan, as numpy's does), then p := p - p * (weight_decay * lr) when
-# weight_decay != 0, then the rule. gcc unswitches the loop-invariant branches.
-
-cdef void _rmsprop(floating* p, const floating* grad, floating* vel, floating* mom,
-                   floating* avg, Py_ssize_t n, double lr, double rho, double epsilon,
-                   double momentum, double wd, double scale,
-                   double clipvalue) noexcept nogil:
-    cdef floating flr = <floating>lr, frho = <floating>rho, c = <floating>(1 - rho)
-    cdef floating feps = <floating>epsilon, fm = <floating>momentum, fwd = <floating>(wd * lr)
-    cdef floating fs = <floating>scale, cv = <floating>clipvalue
-    cdef floating g, w, vi, ai, denom, inc
-    cdef Py_ssize_t i
-    for i in range(n):
-        g = _clip(grad[i] * fs, cv)
-        w = p[i]
-        if wd != 0:
-            w = w - w * fwd
-        vi = frho * vel[i] + c * (g * g)
-        vel[i] = vi
-        if avg != NULL:
-            ai = frho * avg[i] + c * g
-            avg[i] = ai
-            denom = (vi - ai * ai) + feps
-        else:
-            denom = vi + feps
-        if floating is float:
-            inc = (flr * g) / sqrtf(denom)
-        else:
-            inc = (flr * g) / sqrt(denom)
-        if mom != NULL:
-            inc = fm * mom[i] + inc
-            mom[i] = inc
-        p[i] = w - inc
-
-
-cdef void _adagrad(floating* p, const floating* grad, floating* acc, Py_ssize_t n, double lr,
-                   double epsilon, double wd, double scale, double clipvalue) noexcept nogil:
-    cdef floating flr = <floating>lr, feps = <floating>epsilon, fwd = <floating>(wd * lr)
-    cdef floating fs = <floating>scale, cv = <floating>clipvalue
-    cdef floating g, w, a
-    cdef Py_ssize_t i
-    for i in range(n):
-        g = _clip(grad[i] * fs, cv)
-        w = p[i]
-        if wd != 0:
-            w = w - w * fwd
-        a = acc[i] + g * g
-        acc[i] = a
-        if floating is float:
-            p[i] = w - (flr * g) / sqrtf(a + feps)
-        else:
-            p[i] = w - (flr * g) / sqrt(a + feps)
-
-
-cdef double _sum_squares(const floating* a, Py_ssize_t n) noexcept nogil:
-    # Accumulated in double: a float32 norm of many elements keeps its digits.
-    cdef double s = 0, x
-    cdef Py_ssize_t i
-    for i in range(n):
-        x = a[i]
-        s += x * x
-    return s
-
-
 # --------------------------------------------------------------------------- kernels
+# The update loops are in loops.pxd (the captured training step runs them too). Common to
+# every update, in Keras' order: g := clip(grad * grad_scale, -clipvalue, clipvalue) (clip
+# keeps nan, as numpy's does), then p := p - p * (weight_decay * lr) when weight_decay != 0,
+# then the rule.
 
 def sgd_update(param, grad, double lr, double weight_decay=0.0, double grad_scale=1.0,
                double clipvalue=INFINITY):

@@ -15,7 +15,7 @@ import numpy as np
 
 cimport numpy as cnp
 from cpython.pycapsule cimport PyCapsule_GetPointer
-from libc.math cimport INFINITY, pow, sqrt
+from libc.math cimport INFINITY, NAN, pow, sqrt
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
@@ -28,11 +28,10 @@ from kernels cimport (
     vm_bce_bwd_f32, vm_bce_bwd_f64, vm_bce_fwd_f32, vm_bce_fwd_f64,
 )
 from loops cimport (
-    _adam, _bias_add, _bias_grad, _elu_bwd, _gemm, _leaky_relu_bwd, _leaky_relu_fwd, _mse_bwd,
-    _relu_bwd, _relu_fwd, _row_exp, _row_max, _sgd, _sgd_momentum, _sigmoid_bwd,
-    _softmax_xent_bwd,
-    _softmax_xent_fwd, _sparse_xent_bwd, _sparse_xent_fwd, _step_bwd, _step_fwd,
-    _sum_sq_diff, _tanh_bwd,
+    _adagrad, _adam, _bias_add, _bias_grad, _elu_bwd, _gemm, _leaky_relu_bwd, _leaky_relu_fwd,
+    _mse_bwd, _relu_bwd, _relu_fwd, _rmsprop, _row_exp, _row_max, _sgd, _sgd_momentum,
+    _sigmoid_bwd, _softmax_xent_bwd, _softmax_xent_fwd, _sparse_xent_bwd, _sparse_xent_fwd,
+    _step_bwd, _step_fwd, _sum_sq_diff, _sum_squares, _tanh_bwd,
 )
 
 cnp.import_array()
@@ -59,7 +58,7 @@ CAN_FLUSH_DENORMAL = bool(mg_ftz_supported())
 ACTIVATIONS = ("linear", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "softplus", "gelu",
                "silu", "step")
 LOSSES = ("mse", "sigmoid_bce", "softmax_xent", "sparse_softmax_xent")
-OPTIMIZERS = ("sgd", "sgd_momentum", "adam")
+OPTIMIZERS = ("sgd", "sgd_momentum", "adam", "rmsprop", "adagrad")
 
 cdef enum:
     A_LINEAR, A_RELU, A_LEAKY, A_ELU, A_SIGMOID, A_TANH, A_SOFTPLUS, A_GELU, A_SILU, A_STEP
@@ -68,7 +67,7 @@ cdef enum:
     L_MSE, L_BCE, L_XENT, L_SPARSE
 
 cdef enum:
-    O_SGD, O_MOMENTUM, O_ADAM
+    O_SGD, O_MOMENTUM, O_ADAM, O_RMSPROP, O_ADAGRAD
 
 
 cdef struct LayerDesc:
@@ -101,6 +100,9 @@ cdef struct Config:
     double epsilon
     double wd
     double clipvalue
+    double rho
+    double clipnorm         # < 0: none (each gradient scaled to this norm, as Keras)
+    double global_clipnorm  # < 0: none (all gradients together; updates wait for them all)
     long long iteration
     Py_ssize_t n
     Py_ssize_t batch
@@ -193,16 +195,43 @@ cdef inline void _act_bwd(int act, double alpha, floating* g, const floating* z,
             vm_silu_bwd_f64(g, z, g, n, 0)
 
 
+cdef inline double _clip_scale(double sum_squares, double clip) noexcept nogil:
+    """optimizers._clip_scale: the factor that brings the norm down to clip; nan when the
+    norm is not finite (nan is never hidden)."""
+    cdef double norm = sqrt(sum_squares)
+    if norm <= clip:
+        return 1.0
+    if norm < INFINITY:
+        return clip / norm
+    return NAN
+
+
 cdef inline void _update(const Config* c, floating* p, const floating* g, void** state,
-                         Py_ssize_t n, double alpha) noexcept nogil:
+                         Py_ssize_t n, double alpha, double scale) noexcept nogil:
+    """The optimizer's fused update of one parameter (optim.pyx's kernels, the same loops)."""
+    if c.clipnorm >= 0:
+        scale = _clip_scale(_sum_squares(g, n), c.clipnorm)
     if c.opt == O_SGD:
-        _sgd(p, g, n, c.lr, c.wd, 1.0, c.clipvalue)
+        _sgd(p, g, n, c.lr, c.wd, scale, c.clipvalue)
     elif c.opt == O_MOMENTUM:
-        _sgd_momentum(p, g, <floating*>state[0], n, c.lr, c.momentum, c.nesterov, c.wd, 1.0,
+        _sgd_momentum(p, g, <floating*>state[0], n, c.lr, c.momentum, c.nesterov, c.wd, scale,
                       c.clipvalue)
-    else:
+    elif c.opt == O_ADAM:
         _adam(p, g, <floating*>state[0], <floating*>state[1], <floating*>state[2], n, c.lr,
-              alpha, c.beta_1, c.beta_2, c.epsilon, c.wd, 1.0, c.clipvalue)
+              alpha, c.beta_1, c.beta_2, c.epsilon, c.wd, scale, c.clipvalue)
+    elif c.opt == O_RMSPROP:
+        _rmsprop(p, g, <floating*>state[0], <floating*>state[1], <floating*>state[2], n, c.lr,
+                 c.rho, c.epsilon, c.momentum, c.wd, scale, c.clipvalue)
+    else:
+        _adagrad(p, g, <floating*>state[0], n, c.lr, c.epsilon, c.wd, scale, c.clipvalue)
+
+
+cdef inline void _update_layer(const Config* c, LayerDesc* l, floating* w, double alpha,
+                               double scale) noexcept nogil:
+    """Both parameters of a layer (w: l.w, typed)."""
+    _update(c, w, <floating*>l.gw, l.sw, l.fan_in * l.units, alpha, scale)
+    if l.b != NULL:
+        _update(c, <floating*>l.b, <floating*>l.gb, l.sb, l.units, alpha, scale)
 
 
 cdef inline void _copy_row(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:
@@ -370,7 +399,7 @@ cdef void _run(LayerDesc* L, Config* c, const floating* x, const floating* y,
     cdef floating* xb = <floating*>c.xb
     cdef floating* yb = <floating*>c.yb
     cdef LayerDesc* top = &L[nl - 1]
-    cdef double loss, alpha = 0, t
+    cdef double loss, alpha = 0, t, total, gscale
     cdef floating* out
     out_dim = top.units
     for s in range(first, last):
@@ -464,9 +493,17 @@ cdef void _run(LayerDesc* L, Config* c, const floating* x, const floating* y,
             if li > 0:
                 _gemm(False, True, nb, fan_in, units, 1.0, <floating*>L[li].g, units,
                       <floating*>L[li].w, units, 0.0, <floating*>L[li - 1].g)
-            _update(c, <floating*>L[li].w, <floating*>L[li].gw, L[li].sw, fan_in * units, alpha)
-            if L[li].b != NULL:
-                _update(c, <floating*>L[li].b, <floating*>L[li].gb, L[li].sb, units, alpha)
+            if c.global_clipnorm < 0:  # else all gradients first: their norm scales each update
+                _update_layer(c, &L[li], <floating*>L[li].w, alpha, 1.0)
+        if c.global_clipnorm >= 0:
+            total = 0  # summed as optimizers.Optimizer._global_scale, parameter by parameter
+            for li in range(nl):
+                total += _sum_squares(<floating*>L[li].gw, L[li].fan_in * L[li].units)
+                if L[li].b != NULL:
+                    total += _sum_squares(<floating*>L[li].gb, L[li].units)
+            gscale = _clip_scale(total, c.global_clipnorm)
+            for li in range(nl):
+                _update_layer(c, &L[li], <floating*>L[li].w, alpha, gscale)
         c.iteration += 1
         if c.rec_every > 0 and (c.rec_phase + s - first + 1) % c.rec_every == 0:
             _record(L, c, <const floating*>c.rec_x)
@@ -695,8 +732,17 @@ cdef class Plan:
             if self.order is None or len(self.order) != n:
                 self.order = np.empty(n, np.int64)  # once per data size, not per step
             self.c.order = <cnp.int64_t*>cnp.PyArray_DATA(self.order)
-        nstate = {"sgd": 0, "sgd_momentum": 1, "adam": 3 if hyper.get("amsgrad") else 2}[
-            optimizer]
+        # The state arrays the update writes: `needed` must be given (a None among them would
+        # be NULL); RMSprop's momentum and centered buffers are used when given, as the eager
+        # update does (needed for momentum != 0).
+        needed = {"sgd": (), "sgd_momentum": (0,), "adagrad": (0,), "adam": (0, 1),
+                  "rmsprop": (0,)}[optimizer]
+        if optimizer == "adam" and hyper.get("amsgrad"):
+            needed = (0, 1, 2)
+        if optimizer == "rmsprop" and hyper.get("momentum", 0.0) != 0:
+            needed = (0, 1)
+        optional = (1, 2) if optimizer == "rmsprop" else ()
+        nstate = len(needed)
         for li in range(self.nlayers):
             shape_w, shape_b = self.shapes[li]
             self.L[li].w = _ptr((-1, 2 * li), params[2 * li], t, shape_w)
@@ -709,12 +755,12 @@ cdef class Plan:
                 st = states[2 * li + j]
                 if shape is None:
                     continue
-                if len(st) < nstate or len(st) > 3:
+                if len(st) < (max(needed) + 1 if needed else 0) or len(st) > 3:
                     raise ValueError(f"parameter {2 * li + j}: {optimizer} needs {nstate} "
                                      f"state arrays, got {len(st)}")
                 for i in range(3):
-                    # Exactly the arrays the update writes: a None among them would be NULL.
-                    p = _ptr((i, 2 * li + j), st[i], t, shape) if i < nstate else NULL
+                    used = i in needed or (i in optional and i < len(st) and st[i] is not None)
+                    p = _ptr((i, 2 * li + j), st[i], t, shape) if used else NULL
                     if slots == 0:
                         self.L[li].sw[i] = p
                     else:
@@ -728,6 +774,11 @@ cdef class Plan:
         self.c.epsilon = hyper.get("epsilon", 1e-7)
         self.c.wd = hyper.get("weight_decay", 0.0)
         self.c.clipvalue = hyper.get("clipvalue", INFINITY)
+        self.c.rho = hyper.get("rho", 0.9)
+        self.c.clipnorm = hyper.get("clipnorm", -1.0)
+        self.c.global_clipnorm = hyper.get("global_clipnorm", -1.0)
+        if self.c.clipnorm >= 0 and self.c.global_clipnorm >= 0:
+            raise ValueError("give clipnorm or global_clipnorm, not both")
         self.c.iteration = iteration
         self.c.n = n
         self.c.rec_every = 0

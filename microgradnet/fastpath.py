@@ -13,8 +13,9 @@ What is captured: Input, Dense (any built-in activation but softmax, with or wit
 no regularizer) and an Activation right after a linear Dense; mean squared error, binary
 cross-entropy on a sigmoid output (or from logits), categorical and sparse categorical
 cross-entropy on a softmax output (or from logits); SGD (momentum, nesterov), Adam and AdamW
-(amsgrad, weight decay, clipvalue) with a constant learning rate; float32 or float64; no
-sample or class weights. Anything else trains on the eager path, with the same results;
+(amsgrad), RMSprop (momentum, centered) and Adagrad, with weight decay, clipvalue, clipnorm
+or global_clipnorm, at a constant learning rate; float32 or float64; no sample or class
+weights. Anything else trains on the eager path, with the same results;
 `explain(model)` says why a model is not captured.
 """
 
@@ -120,13 +121,13 @@ def _loss_code(loss: Any, top: list) -> str | None:
 
 def _optimizer_code(opt: Any) -> tuple[str, dict] | str:
     """(plan optimizer, hyper-parameters) or why the optimizer cannot be captured."""
-    if opt.clipnorm is not None or opt.global_clipnorm is not None:
-        return "clipnorm and global_clipnorm are not captured"
     if opt._schedule is not None:
         return "a learning-rate schedule is not captured"
     hyper = {"lr": opt._lr,
              "weight_decay": 0.0 if opt.weight_decay is None else opt.weight_decay,
-             "clipvalue": np.inf if opt.clipvalue is None else opt.clipvalue}
+             "clipvalue": np.inf if opt.clipvalue is None else opt.clipvalue,
+             "clipnorm": -1.0 if opt.clipnorm is None else opt.clipnorm,
+             "global_clipnorm": -1.0 if opt.global_clipnorm is None else opt.global_clipnorm}
     kind = type(opt)
     if kind is optimizers_module.SGD:
         if opt.momentum == 0:
@@ -135,6 +136,11 @@ def _optimizer_code(opt: Any) -> tuple[str, dict] | str:
     if kind in (optimizers_module.Adam, optimizers_module.AdamW):
         return "adam", {**hyper, "beta_1": opt.beta_1, "beta_2": opt.beta_2,
                         "epsilon": opt.epsilon, "amsgrad": opt.amsgrad}
+    if kind is optimizers_module.RMSprop:
+        return "rmsprop", {**hyper, "rho": opt.rho, "momentum": opt.momentum,
+                           "epsilon": opt.epsilon}
+    if kind is optimizers_module.Adagrad:
+        return "adagrad", {**hyper, "epsilon": opt.epsilon}
     return f"{kind.__name__} is not captured"
 
 
