@@ -104,6 +104,7 @@ cdef struct Config:
     double clipnorm         # < 0: none (each gradient scaled to this norm, as Keras)
     double global_clipnorm  # < 0: none (all gradients together; updates wait for them all)
     long long iteration
+    const double* lrs  # when set, the learning rate of step s is lrs[s - first] (a schedule)
     Py_ssize_t n
     Py_ssize_t batch
     void* xb      # the gathered batch (shuffled runs)
@@ -471,6 +472,8 @@ cdef void _run(LayerDesc* L, Config* c, const floating* x, const floating* y,
         losses[s - first] = loss
 
         # backward, each layer's update as soon as its input gradient is computed
+        if c.lrs != NULL:
+            c.lr = c.lrs[s - first]
         if c.opt == O_ADAM:
             t = <double>(c.iteration + 1)
             alpha = c.lr * sqrt(1 - pow(c.beta_2, t)) / (1 - pow(c.beta_1, t))
@@ -664,7 +667,7 @@ cdef class Plan:
                     Py_ssize_t per_epoch, list params, list states, str optimizer,
                     dict hyper, long long iteration, double[::1] losses,
                     bint flush_denormal=False, shuffle_with=None, record=None,
-                    record_weights=None):
+                    record_weights=None, lrs=None):
         """Train steps [first, last); return nothing, write each step's loss into losses.
 
         x (n, in) and y (n, out) or labels (n,) int64; orders (epochs, n) int64 sample
@@ -680,6 +683,8 @@ cdef class Plan:
         number of snapshots written. record_weights: (every, phase, outs) to copy the
         parameters after every `every`-th step (counted as for record) into outs, a list
         like params of arrays (snapshots, *shape) (None for a missing bias), at 0, 1, ...
+        lrs: float64 (last - first,), the learning rate of each step (a schedule), in place
+        of hyper["lr"].
         """
         cdef int t = self.typenum
         cdef Py_ssize_t li, n, in_dim = self.L[0].fan_in
@@ -780,6 +785,16 @@ cdef class Plan:
         if self.c.clipnorm >= 0 and self.c.global_clipnorm >= 0:
             raise ValueError("give clipnorm or global_clipnorm, not both")
         self.c.iteration = iteration
+        self.c.lrs = NULL
+        if lrs is not None:
+            if not (cnp.PyArray_Check(lrs) and lrs.dtype == cnp.dtype("float64")
+                    and lrs.shape == (last - first,) and lrs.flags.c_contiguous):
+                raise TypeError(f"lrs must be a C-contiguous float64 array of shape "
+                                f"({last - first},)")
+            if lrs.size and not (np.isfinite(lrs).all() and lrs.min() >= 0):
+                raise ValueError("lrs must be finite and >= 0")
+            if last > first:
+                self.c.lrs = <const double*>cnp.PyArray_DATA(lrs)
         self.c.n = n
         self.c.rec_every = 0
         self.c.rec_count = 0
@@ -801,6 +816,7 @@ cdef class Plan:
             self._run_nogil(t, px, py, plab, pord, first, last, per_epoch, pl, flush_denormal)
             self.c.rng = NULL
         snapshots = self.c.rec_count
+        self.c.lrs = NULL
         self.c.wrec_every = 0
         for li in range(self.nlayers):
             self.L[li].rw = NULL

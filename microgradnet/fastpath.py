@@ -14,9 +14,10 @@ no regularizer) and an Activation right after a linear Dense; mean squared error
 cross-entropy on a sigmoid output (or from logits), categorical and sparse categorical
 cross-entropy on a softmax output (or from logits); SGD (momentum, nesterov), Adam and AdamW
 (amsgrad), RMSprop (momentum, centered) and Adagrad, with weight decay, clipvalue, clipnorm
-or global_clipnorm, at a constant learning rate; float32 or float64; no sample or class
-weights. Anything else trains on the eager path, with the same results;
-`explain(model)` says why a model is not captured.
+or global_clipnorm, at a constant learning rate or a schedule (asked for each step's rate
+before the call into C); float32 or float64; no sample or class weights. Anything else
+trains on the eager path, with the same results; `explain(model)` says why a model is not
+captured.
 """
 
 from __future__ import annotations
@@ -121,8 +122,6 @@ def _loss_code(loss: Any, top: list) -> str | None:
 
 def _optimizer_code(opt: Any) -> tuple[str, dict] | str:
     """(plan optimizer, hyper-parameters) or why the optimizer cannot be captured."""
-    if opt._schedule is not None:
-        return "a learning-rate schedule is not captured"
     hyper = {"lr": opt._lr,
              "weight_decay": 0.0 if opt.weight_decay is None else opt.weight_decay,
              "clipvalue": np.inf if opt.clipvalue is None else opt.clipvalue,
@@ -207,7 +206,7 @@ class CapturedStep:
     def run(self, x: np.ndarray, y: np.ndarray, orders: np.ndarray | None, first: int,
             last: int, shuffle_with: np.random.Generator | None = None,
             record: tuple | None = None,
-            record_weights: tuple | None = None) -> np.ndarray:
+            record_weights: tuple | None = None, _lrs: np.ndarray | None = None) -> np.ndarray:
         """Train steps [first, last) of the run; return their losses (float64).
 
         Each epoch takes its samples in the order of its row of `orders`, or in the order
@@ -231,6 +230,20 @@ class CapturedStep:
             if opt._states[i] is None:
                 opt._states[i] = opt._new_state(p.data)
             states.append(opt._states[i])
+        lrs = _lrs
+        if lrs is None and opt._schedule is not None:
+            # The schedule at each step's iteration, asked as the eager steps ask it, in
+            # order. If it fails at one, the steps before it are trained first, as eagerly
+            # (without the recorders' snapshots), then the error is raised.
+            lrs = np.empty(last - first, np.float64)
+            for j in range(last - first):
+                try:
+                    lrs[j] = opt._scheduled_lr(opt.iterations + j)
+                except Exception:
+                    if j:
+                        self.run(x, y, orders, first, first + j, shuffle_with,
+                                 _lrs=lrs[:j].copy())
+                    raise
         per_epoch = -(-len(x) // self.batch_size)
         losses = np.empty(last - first, np.float64)
         sparse = self.loss == "sparse_softmax_xent"
@@ -238,7 +251,7 @@ class CapturedStep:
         self.recorded = self.plan.run(
             x, None if sparse else y, y if sparse else None, orders, first, last, per_epoch,
             params, states, opt_name, hyper, opt.iterations, losses, _flush_denormal,
-            shuffle_with, record, record_weights)
+            shuffle_with, record, record_weights, lrs)
         opt.iterations += last - first
         for p, g in zip(self.params, self._grads, strict=True):
             if p is not None:

@@ -208,13 +208,15 @@ class Optimizer:
             self._schedule = None
             self._lr = v
 
-    def _scheduled_lr(self) -> float:
+    def _scheduled_lr(self, iteration: int | None = None) -> float:
         fn = self._schedule
-        value = fn(self.iterations) if self._schedule_takes_step else fn()
+        if iteration is None:
+            iteration = self.iterations
+        value = fn(iteration) if self._schedule_takes_step else fn()
         lr = float(value)
         if not 0 <= lr < math.inf:
             raise ValueError(
-                f"the learning-rate schedule gave {value!r} at iteration {self.iterations}; "
+                f"the learning-rate schedule gave {value!r} at iteration {iteration}; "
                 "a learning rate must be a finite number >= 0"
             )
         return lr

@@ -239,15 +239,55 @@ def test_uncaptured_models_train_eagerly_or_raise_when_asked(why, make):
         model.fit(x, y, epochs=1, verbose=0)
 
 
-@pytest.mark.parametrize("opt,why", [
-    (lambda: SGD(learning_rate=0.1), "schedule"),
-])
-def test_uncaptured_optimizers_are_explained(opt, why):
-    model = _model("relu", "linear", [3, 4, 1])
-    model.compile(optimizer=opt(), loss="mse")
-    if why == "schedule":
-        model.optimizer.learning_rate = lambda step: 0.1 / (1 + step)
-    assert why in fastpath.explain(model)
+@pytest.mark.parametrize("make_opt", [
+    lambda: SGD(learning_rate=lambda step: 0.1 / (1 + 0.3 * step)),
+    lambda: Adam(learning_rate=lambda step: 0.02 * 0.9 ** (step // 4)),
+    lambda: RMSprop(learning_rate=lambda: 0.01),  # a schedule of no argument
+], ids=["sgd_decay", "adam_steps", "rmsprop_no_arg"])
+@pytest.mark.parametrize("callbacks", [False, True])
+def test_learning_rate_schedules_are_captured(make_opt, callbacks):
+    from microgradnet.callbacks import WeightRecorder
+
+    x, y = _data(n=30)
+    extra = {"callbacks": [WeightRecorder(every=4), EarlyStopping(monitor="loss",
+                                                                  patience=99)]}
+    eager, fast = _train_both(lambda: _model("tanh", "linear", [3, 5, 1]), make_opt, "mse", x,
+                              y, batch_size=7, epochs=4, **(extra if callbacks else {}))
+    assert fastpath.explain(fast[0]) is None
+    for a, b in zip(eager[0].get_weights(), fast[0].get_weights(), strict=True):
+        np.testing.assert_array_equal(b, a)
+    _assert_same(eager, fast)
+
+
+def test_a_failing_schedule_stops_where_it_fails_eagerly():
+    x, y = _data(n=30)
+
+    def schedule(step):
+        if step == 6:
+            raise RuntimeError("schedule broke at step 6")
+        return 0.05
+
+    results = []
+    for mode in (False, True):
+        model = _model("relu", "linear", [3, 4, 1])
+        model.compile(optimizer=SGD(learning_rate=schedule), loss="mse", jit_compile=mode)
+        mg.manual_seed(1)
+        with pytest.raises(RuntimeError, match="step 6"):
+            model.fit(x, y, batch_size=7, epochs=3, verbose=0)
+        results.append(model)
+    eager, fast = results
+    assert fast.optimizer.iterations == eager.optimizer.iterations == 6
+    for a, b in zip(eager.get_weights(), fast.get_weights(), strict=True):
+        np.testing.assert_array_equal(b, a)
+
+
+def test_plan_rejects_bad_learning_rates():
+    plan, args = _plan_args()
+    for lrs, error in ((np.full(2, 0.1), TypeError), (np.full(args["last"], np.nan), ValueError),
+                       (np.full(args["last"], -1.0), ValueError),
+                       (np.full(args["last"], 0.1, np.float32), TypeError)):
+        with pytest.raises(error):
+            plan.run(**args, lrs=lrs)
 
 
 def test_sample_weights_and_the_numpy_backend_train_eagerly():
