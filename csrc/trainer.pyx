@@ -8,7 +8,6 @@ it will touch (parameters, optimizer state, data, order) before it releases the 
 re-reads the parameters from their tensors, so `set_weights` between calls is safe.
 """
 
-import contextlib
 import threading
 
 import numpy as np
@@ -36,13 +35,12 @@ from loops cimport (
 
 cnp.import_array()
 
-_NO_LOCK = contextlib.nullcontext()
-
 cdef extern from "numpy/random/bitgen.h":
     struct bitgen:
         void* state
         uint64_t (*next_uint64)(void* st) nogil
         unsigned int (*next_uint32)(void* st) nogil
+        double (*next_double)(void* st) nogil
 
     ctypedef bitgen bitgen_t
 
@@ -86,6 +84,11 @@ cdef struct LayerDesc:
     void* gb
     void* rw      # weight recording: copies of w and b go to rw[count], rb[count]
     void* rb
+    double drop   # Dropout after the layer: its rate (0: none), the scale of what it keeps,
+    double drop_scale  # the mask it drew (0 or drop_scale), the output it passes on, and
+    void* mask         # the generator it draws from (set for each run)
+    void* d
+    bitgen_t* drng
 
 
 cdef struct Config:
@@ -235,11 +238,29 @@ cdef inline void _update_layer(const Config* c, LayerDesc* l, floating* w, doubl
         _update(c, <floating*>l.b, <floating*>l.gb, l.sb, l.units, alpha, scale)
 
 
+cdef inline void _dropout_fwd(bitgen_t* g, double rate, floating scale, const floating* a,
+                              floating* mask, floating* d, Py_ssize_t n) noexcept nogil:
+    """layers.Dropout while training: keep where rng.random() >= rate (one double per value,
+    in order, from the layer's generator), d = a * (kept * scale)."""
+    cdef Py_ssize_t i
+    cdef floating m
+    for i in range(n):
+        m = scale if g.next_double(g.state) >= rate else 0
+        mask[i] = m
+        d[i] = a[i] * m
+
+
 cdef inline void _copy_row(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:
     # A loop, not memcpy: rows of one to a few values are the common case here.
     cdef Py_ssize_t j
     for j in range(n):
         dst[j] = src[j]
+
+
+cdef inline void _mul_inplace(floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        a[i] = a[i] * b[i]
 
 
 cdef inline void _fill(floating* a, floating v, Py_ssize_t n) noexcept nogil:
@@ -441,6 +462,11 @@ cdef void _run(LayerDesc* L, Config* c, const floating* x, const floating* y,
                 _act_fwd(L[li].act, L[li].alpha, <floating*>L[li].z, <floating*>L[li].a,
                          nb * units)
             h = <floating*>L[li].a
+            if L[li].drop > 0:
+                _dropout_fwd(L[li].drng, L[li].drop, <floating>L[li].drop_scale,
+                             <floating*>L[li].a, <floating*>L[li].mask, <floating*>L[li].d,
+                             nb * units)
+                h = <floating*>L[li].d
 
         # loss, and its gradient at the top layer's output (mse) or logits (fused)
         out = <floating*>top.a
@@ -480,11 +506,13 @@ cdef void _run(LayerDesc* L, Config* c, const floating* x, const floating* y,
         for li in range(nl - 1, -1, -1):
             fan_in = L[li].fan_in
             units = L[li].units
+            if L[li].drop > 0:  # the gradient through the mask first
+                _mul_inplace(<floating*>L[li].g, <floating*>L[li].mask, nb * units)
             if L[li].act != A_LINEAR and (li < nl - 1 or c.loss == L_MSE):
                 _act_bwd(L[li].act, L[li].alpha, <floating*>L[li].g, <floating*>L[li].z,
                          <floating*>L[li].a, nb * units)
             if li > 0:
-                h = <floating*>L[li - 1].a
+                h = <floating*>(L[li - 1].d if L[li - 1].drop > 0 else L[li - 1].a)
             elif orders != NULL or c.rng != NULL:
                 h = xb
             else:
@@ -606,7 +634,14 @@ cdef class Plan:
         self.order_key = None
         cdef Py_ssize_t li, fan_in, units, prev = -1
         for li, spec in enumerate(layers):
-            fan_in, units, act, alpha, has_bias = spec
+            if len(spec) not in (5, 6):
+                raise ValueError(f"Plan: layer {li} must be (fan_in, units, activation, alpha, "
+                                 f"has_bias[, dropout rate]), got {spec!r}")
+            fan_in, units, act, alpha, has_bias = spec[:5]
+            drop = float(spec[5]) if len(spec) == 6 else 0.0
+            if not 0 <= drop < 1 or (drop and li == len(layers) - 1):
+                raise ValueError(f"Plan: layer {li}: a dropout rate must be in [0, 1), and "
+                                 f"the top layer has none; got {drop}")
             if fan_in < 1 or units < 1:
                 raise ValueError(f"Plan: layer {li} has shape ({fan_in}, {units})")
             if prev >= 0 and fan_in != prev:
@@ -619,6 +654,11 @@ cdef class Plan:
             self.L[li].units = units
             self.L[li].act = ACTIVATIONS.index(act)
             self.L[li].alpha = alpha
+            self.L[li].drop = drop
+            self.L[li].drop_scale = 1 / (1 - drop)
+            if drop:
+                self.L[li].mask = cnp.PyArray_DATA(self._buffer((batch, units)))
+                self.L[li].d = cnp.PyArray_DATA(self._buffer((batch, units)))
             self.shapes.append(((fan_in, units), (units,) if has_bias else None))
             z = self._buffer((batch, units))
             self.L[li].z = cnp.PyArray_DATA(z)
@@ -667,7 +707,7 @@ cdef class Plan:
                     Py_ssize_t per_epoch, list params, list states, str optimizer,
                     dict hyper, long long iteration, double[::1] losses,
                     bint flush_denormal=False, shuffle_with=None, record=None,
-                    record_weights=None, lrs=None):
+                    record_weights=None, lrs=None, dropout_rngs=None):
         """Train steps [first, last); return nothing, write each step's loss into losses.
 
         x (n, in) and y (n, out) or labels (n,) int64; orders (epochs, n) int64 sample
@@ -684,7 +724,8 @@ cdef class Plan:
         parameters after every `every`-th step (counted as for record) into outs, a list
         like params of arrays (snapshots, *shape) (None for a missing bias), at 0, 1, ...
         lrs: float64 (last - first,), the learning rate of each step (a schedule), in place
-        of hyper["lr"].
+        of hyper["lr"]. dropout_rngs: per layer, the numpy Generator its Dropout draws from
+        (None for a layer without one); a generator may also be shuffle_with.
         """
         cdef int t = self.typenum
         cdef Py_ssize_t li, n, in_dim = self.L[0].fan_in
@@ -785,6 +826,21 @@ cdef class Plan:
         if self.c.clipnorm >= 0 and self.c.global_clipnorm >= 0:
             raise ValueError("give clipnorm or global_clipnorm, not both")
         self.c.iteration = iteration
+        gens = [] if shuffle_with is None else [shuffle_with]
+        if dropout_rngs is None:
+            dropout_rngs = [None] * self.nlayers
+        if not isinstance(dropout_rngs, list) or len(dropout_rngs) != self.nlayers:
+            raise ValueError(f"dropout_rngs must be a list of {self.nlayers} generators or None")
+        for li in range(self.nlayers):
+            gen = dropout_rngs[li]
+            if (gen is None) != (self.L[li].drop == 0):
+                raise ValueError(f"dropout_rngs[{li}]: a generator for a layer with Dropout, "
+                                 f"None for one without")
+            if gen is not None:
+                if not isinstance(gen, np.random.Generator):
+                    raise TypeError(f"dropout_rngs[{li}] must be a numpy Generator")
+                if not any(gen is g for g in gens):
+                    gens.append(gen)
         self.c.lrs = NULL
         if lrs is not None:
             if not (cnp.PyArray_Check(lrs) and lrs.dtype == cnp.dtype("float64")
@@ -809,12 +865,26 @@ cdef class Plan:
         if n == 0:
             raise ValueError("no samples")
         cdef double* pl = &losses[0]
-        lock = shuffle_with.bit_generator.lock if shuffle_with is not None else _NO_LOCK
-        with lock:
+        # Every generator the run draws from is locked while it runs (as numpy's own methods
+        # hold it while they draw).
+        locks = [g.bit_generator.lock for g in gens]
+        taken = 0
+        try:
+            for lk in locks:
+                lk.acquire()
+                taken += 1
             if shuffle_with is not None:
                 self.c.rng = _bitgen(shuffle_with)
+            for li in range(self.nlayers):
+                gen = dropout_rngs[li]
+                self.L[li].drng = _bitgen(gen) if gen is not None else NULL
             self._run_nogil(t, px, py, plab, pord, first, last, per_epoch, pl, flush_denormal)
+        finally:
             self.c.rng = NULL
+            for li in range(self.nlayers):
+                self.L[li].drng = NULL
+            for lk in reversed(locks[:taken]):
+                lk.release()
         snapshots = self.c.rec_count
         self.c.lrs = NULL
         self.c.wrec_every = 0

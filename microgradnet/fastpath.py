@@ -10,7 +10,8 @@ loops the eager path calls (csrc/loops.pxd, csrc/vmath.h) in the same order, so 
 the same weights; tests/test_fastpath.py holds them to that.
 
 What is captured: Input, Dense (any built-in activation but softmax, with or without bias,
-no regularizer) and an Activation right after a linear Dense; mean squared error, binary
+no regularizer), an Activation right after a linear Dense and a Dropout after a hidden layer
+(its masks drawn in C from its generator, as the layer draws them); mean squared error, binary
 cross-entropy on a sigmoid output (or from logits), categorical and sparse categorical
 cross-entropy on a softmax output (or from logits); SGD (momentum, nesterov), Adam and AdamW
 (amsgrad), RMSprop (momentum, centered) and Adagrad, with weight decay, clipvalue, clipnorm
@@ -30,6 +31,7 @@ from . import backend
 from . import losses as losses_module
 from . import optimizers as optimizers_module
 from .autograd import Tensor
+from .random import generator
 
 _flush_denormal = False
 
@@ -62,14 +64,15 @@ def _trainer():
     return trainer
 
 
-def _layer_specs(model: Any) -> tuple[list[list], list] | str:
-    """([fan_in, units, activation, alpha, has_bias] per Dense, [kernel, bias, ...]) or why
-    the layers cannot be captured."""
-    from .layers import ACTIVATIONS, Activation, Dense, Input  # noqa: PLC0415  (cycle)
+def _layer_specs(model: Any) -> tuple[list[list], list, list] | str:
+    """([fan_in, units, activation, alpha, has_bias, dropout rate] per Dense, [kernel, bias,
+    ...], [the Dropout after each Dense or None]) or why the layers cannot be captured."""
+    from .layers import ACTIVATIONS, Activation, Dense, Dropout, Input  # noqa: PLC0415
 
     trainer = _trainer()
     specs: list[list] = []
     params: list = []
+    drops: list = []
     for layer in model.layers:
         if type(layer) is Input:
             continue
@@ -84,9 +87,20 @@ def _layer_specs(model: Any) -> tuple[list[list], list] | str:
             if layer.kernel is None:
                 return f"layer {layer.name!r} is not built"
             fan_in, units = layer.kernel.shape
-            specs.append([fan_in, units, name, _ALPHA.get(name, 0.0), layer.use_bias])
+            specs.append([fan_in, units, name, _ALPHA.get(name, 0.0), layer.use_bias, 0.0])
             params += [layer.kernel, layer.bias]
-        elif type(layer) is Activation and specs and specs[-1][2] == "linear":
+            drops.append(None)
+        elif type(layer) is Dropout and specs and drops[-1] is None:
+            if layer._rng is None and not shuffles_like_numpy():
+                # its draws would have to come between the epochs' permutations, which are
+                # then drawn in Python before the run
+                return (f"layer {layer.name!r}: a Dropout without a seed draws from the shared "
+                        "generator, whose permutations are not drawn in C with this numpy")
+            if layer.rate > 0:
+                specs[-1][5] = layer.rate
+                drops[-1] = layer
+        elif (type(layer) is Activation and specs and specs[-1][2] == "linear"
+              and drops[-1] is None):
             name = layer.activation
             if ACTIVATIONS.get(name) is not layer._activation_fn:
                 return f"layer {layer.name!r} has a custom activation"
@@ -98,7 +112,9 @@ def _layer_specs(model: Any) -> tuple[list[list], list] | str:
         return "the model has no Dense layer"
     if any(s[2] == "softmax" for s in specs[:-1]):
         return "softmax is captured only as the output of a cross-entropy"
-    return specs, params
+    if drops[-1] is not None:
+        return "a Dropout after the output layer is not captured"
+    return specs, params, drops
 
 
 def _loss_code(loss: Any, top: list) -> str | None:
@@ -168,7 +184,7 @@ def _describe(model: Any) -> tuple | str:
     specs = _layer_specs(model)
     if isinstance(specs, str):
         return specs
-    layers, params = specs
+    layers, params, drops = specs
     dtypes = {p.data.dtype for p in params if p is not None}
     if len(dtypes) != 1 or next(iter(dtypes)) not in (np.float32, np.float64):
         return "the parameters must all be float32 or all float64"
@@ -178,7 +194,7 @@ def _describe(model: Any) -> tuple | str:
     opt = _optimizer_code(model.optimizer)
     if isinstance(opt, str):
         return opt
-    return layers, params, loss, opt, next(iter(dtypes))
+    return layers, params, loss, opt, next(iter(dtypes)), drops
 
 
 class CapturedStep:
@@ -188,7 +204,8 @@ class CapturedStep:
         got = _describe(model)
         if isinstance(got, str):
             raise ValueError(f"this model's training step cannot be captured: {got}")
-        layers, params, loss, (opt_name, _), dtype = got
+        layers, params, loss, (opt_name, _), dtype, drops = got
+        self.drops = drops
         self.key = _key(layers, params, loss, opt_name, dtype, batch_size, model.optimizer)
         self.model = model
         self.dtype = dtype
@@ -251,7 +268,9 @@ class CapturedStep:
         self.recorded = self.plan.run(
             x, None if sparse else y, y if sparse else None, orders, first, last, per_epoch,
             params, states, opt_name, hyper, opt.iterations, losses, _flush_denormal,
-            shuffle_with, record, record_weights, lrs)
+            shuffle_with, record, record_weights, lrs,
+            [None if d is None else (d._rng if d._rng is not None else generator())
+             for d in self.drops])
         opt.iterations += last - first
         for p, g in zip(self.params, self._grads, strict=True):
             if p is not None:
@@ -273,7 +292,7 @@ def captured_step(model: Any, batch_size: int) -> CapturedStep | None:
     got = _describe(model)
     if isinstance(got, str):
         return None
-    layers, params, loss, (opt_name, _), dtype = got
+    layers, params, loss, (opt_name, _), dtype, _ = got
     key = _key(layers, params, loss, opt_name, dtype, batch_size, model.optimizer)
     cached = getattr(model, "_captured", None)
     if cached is not None and cached.key == key:

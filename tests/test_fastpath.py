@@ -224,7 +224,10 @@ def test_set_weights_between_fits_is_seen_by_the_captured_step():
 @pytest.mark.parametrize("why,make", [
     ("regularizer", lambda: Sequential([Dense(2, kernel_regularizer="l2", input_dim=3),
                                         Dense(1)])),
-    ("Dropout", lambda: Sequential([Dense(2, input_dim=3), Dropout(0.5), Dense(1)])),
+    ("after the output", lambda: Sequential([Dense(2, input_dim=3), Dense(1), Dropout(0.5)])),
+    ("Dropout", lambda: Sequential([Dense(2, input_dim=3), Dropout(0.5), Dropout(0.2),
+                                    Dense(1)])),
+    ("Dropout", lambda: Sequential([Input((3,)), Dropout(0.5), Dense(1)])),
     ("custom activation", lambda: Sequential([Dense(2, activation=lambda t: t * 2,
                                                     input_dim=3), Dense(1)])),
 ])
@@ -656,3 +659,78 @@ def test_plan_records_weights_after_every_nth_step():
     for i, s in enumerate((2, 5, 8)):
         for j in range(4):
             np.testing.assert_array_equal(outs[j][i], steps[s][j])
+
+
+def _dropout_model(seed, rate=0.4, dtype=np.float32, split=False, hidden="relu"):
+    layers = [Input((3,))]
+    if split:
+        layers += [Dense(6), Activation(hidden)]
+    else:
+        layers.append(Dense(6, activation=hidden))
+    layers += [Dropout(rate, seed=seed), Dense(5, activation="tanh"),
+               Dropout(rate / 2, seed=None if seed is None else seed + 1), Dense(1)]
+    model = Sequential(layers)
+    model.build((None, 3))
+    rng = np.random.default_rng(42)
+    model.set_weights([rng.uniform(-0.7, 0.7, w.shape).astype(dtype)
+                       for w in model.get_weights()])
+    return model
+
+
+@pytest.mark.parametrize("seed", [None, 11])
+@pytest.mark.parametrize("dtype,split", [(np.float32, False), (np.float64, True)])
+def test_dropout_is_captured_with_the_same_masks(seed, dtype, split):
+    x, y = _data(n=29, dtype=dtype)
+    eager, fast = _train_both(lambda: _dropout_model(seed, dtype=dtype, split=split),
+                              lambda: Adam(learning_rate=0.02), "mse", x, y, batch_size=6,
+                              epochs=4)
+    assert fastpath.explain(fast[0]) is None
+    for a, b in zip(eager[0].get_weights(), fast[0].get_weights(), strict=True):
+        np.testing.assert_array_equal(b, a)  # the same draws in the same order: the same bits
+    _assert_same(eager, fast)
+    # the layers' own generators are where eager left them: the next draws agree (the
+    # shared one: test_dropout_with_callbacks_and_rate_zero)
+    if seed is not None:
+        for d0, d1 in zip([la for la in eager[0].layers if isinstance(la, Dropout)],
+                          [la for la in fast[0].layers if isinstance(la, Dropout)], strict=True):
+            assert d0._rng.random() == d1._rng.random()
+
+
+@pytest.mark.parametrize("metrics", [None, ["mae"]])  # runs per epoch, per batch
+def test_dropout_with_callbacks_and_rate_zero(metrics):
+    from microgradnet.callbacks import WeightRecorder
+
+    x, y = _data(n=25)
+    cbs = lambda: [WeightRecorder(every=2), EarlyStopping(monitor="loss", patience=50)]  # noqa: E731
+    results = []
+    for mode in (False, True):
+        model = _dropout_model(None, rate=0.5)
+        model.compile(optimizer=SGD(learning_rate=0.05), loss="mse", metrics=metrics,
+                      jit_compile=mode)
+        mg.manual_seed(4)
+        h = model.fit(x, y, batch_size=5, epochs=3, verbose=0, callbacks=cbs())
+        # the shared generator after training: the same draws were made from it
+        results.append((model, h, mg.random.generator().integers(1 << 40)))
+    (m0, h0, r0), (m1, h1, r1) = results
+    assert r0 == r1
+    _assert_same((m0, h0), (m1, h1))
+    model = Sequential([Dense(4, input_dim=3), Dropout(0.0), Dense(1)])
+    model.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    model.fit(x, y, epochs=1, verbose=0)  # rate 0: nothing drawn, captured
+
+
+def test_plan_checks_dropout_generators():
+    plan = trainer.Plan(np.float32, [(2, 3, "relu", 0.0, True, 0.5),
+                                     (3, 1, "linear", 0.0, True)], "mse", 4)
+    _, args = _plan_args()
+    for rngs, error in ((None, ValueError), ([None, None], ValueError),
+                        ([np.random.default_rng(0)] * 2, ValueError),
+                        (["rng", None], TypeError)):
+        with pytest.raises(error):
+            plan.run(**args, dropout_rngs=rngs)
+    plan.run(**args, dropout_rngs=[np.random.default_rng(0), None])
+    for bad in ((2, 3, "relu", 0.0, True, 1.0), (2, 3, "relu", 0.0, True, -0.1)):
+        with pytest.raises(ValueError, match="dropout"):
+            trainer.Plan(np.float32, [bad, (3, 1, "linear", 0.0, True)], "mse", 4)
+    with pytest.raises(ValueError, match="dropout"):
+        trainer.Plan(np.float32, [(2, 1, "linear", 0.0, True, 0.5)], "mse", 4)
