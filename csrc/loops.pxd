@@ -8,7 +8,12 @@ from libc.math cimport sqrt, sqrtf
 from libc.string cimport memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
-from kernels cimport _exp, _log, floating
+from kernels cimport (
+    _exp, _log, floating, vm_bias_add_f32, vm_bias_add_f64, vm_bias_grad_f32, vm_bias_grad_f64,
+    vm_elu_bwd_f32, vm_elu_bwd_f64, vm_relu_bwd_f32, vm_relu_bwd_f64, vm_relu_fwd_f32,
+    vm_relu_fwd_f64, vm_sigmoid_bwd_y_f32, vm_sigmoid_bwd_y_f64, vm_tanh_bwd_y_f32,
+    vm_tanh_bwd_y_f64,
+)
 
 # Class labels are read as they come in either common width; other integer types are
 # converted to int64 once checked.
@@ -69,53 +74,37 @@ cdef inline void _gemm(bint ta, bint tb, int m, int n, int k, double alpha, cons
 
 cdef inline void _bias_add(const floating* x, const floating* b, floating* y, Py_ssize_t n,
                            Py_ssize_t m) noexcept nogil:
-    cdef Py_ssize_t i, j
-    for i in range(n):
-        for j in range(m):
-            y[i * m + j] = x[i * m + j] + b[j]
+    # vmath.h's VM_ROWS: compiled per SIMD level, like every loop the kernels share
+    if floating is float:
+        vm_bias_add_f32(x, b, y, n, m)
+    else:
+        vm_bias_add_f64(x, b, y, n, m)
 
 
 cdef inline void _bias_grad(const floating* dy, floating* db, Py_ssize_t n,
                             Py_ssize_t m) noexcept nogil:
-    cdef Py_ssize_t i, j
-    cdef floating s
-    if n == 0:
-        for j in range(m):
-            db[j] = 0
-        return
-    if m < 8:
-        # Few columns: each sum in a register (summed in db, every addition would wait for
-        # the store of the one before), the same order of additions as below.
-        for j in range(m):
-            s = dy[j]
-            for i in range(1, n):
-                s = s + dy[i * m + j]
-            db[j] = s
-        return
-    for j in range(m):
-        db[j] = dy[j]
-    # Row by row: each pass adds one contiguous row to the contiguous result, which stays
-    # in cache, and the order of the additions is numpy's.
-    for i in range(1, n):
-        for j in range(m):
-            db[j] = db[j] + dy[i * m + j]
+    # the column sums row by row, as numpy adds them (few columns: in registers)
+    if floating is float:
+        vm_bias_grad_f32(dy, db, n, m)
+    else:
+        vm_bias_grad_f64(dy, db, n, m)
 
 
 cdef inline void _relu_fwd(const floating* x, floating* y, Py_ssize_t n,
                            double alpha) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        # Not max(x, 0): the comparison is false for nan, which then passes through.
-        y[i] = 0 if x[i] <= 0 else x[i]
+    # Not max(x, 0): x <= 0 is false for nan, which then passes through (vmath_loops.h).
+    if floating is float:
+        vm_relu_fwd_f32(x, y, n, alpha)
+    else:
+        vm_relu_fwd_f64(x, y, n, alpha)
 
 
 cdef inline void _relu_bwd(const floating* dy, const floating* y, floating* dx, Py_ssize_t n,
                            double alpha) noexcept nogil:
-    cdef floating d
-    cdef Py_ssize_t i
-    for i in range(n):
-        d = dy[i]  # loaded unconditionally: a select, which gcc vectorizes, not a branch
-        dx[i] = 0 if y[i] <= 0 else d
+    if floating is float:
+        vm_relu_bwd_f32(dy, y, dx, n, alpha)
+    else:
+        vm_relu_bwd_f64(dy, y, dx, n, alpha)
 
 
 cdef inline void _leaky_relu_fwd(const floating* x, floating* y, Py_ssize_t n,
@@ -147,32 +136,27 @@ cdef inline void _leaky_relu_bwd(const floating* dy, const floating* x, floating
 
 cdef inline void _elu_bwd(const floating* dy, const floating* y, floating* dx, Py_ssize_t n,
                           double alpha) noexcept nogil:
-    cdef floating a = <floating>alpha
-    cdef floating nz = -0.0
-    cdef floating v
-    cdef Py_ssize_t i
-    for i in range(n):
-        # For x <= 0, y = alpha * (exp(x) - 1) so y' = alpha * exp(x) = y + alpha.
-        # (-0 or y) + (1 or alpha) is exactly 1 or y + alpha, as selects of plain values
-        # that gcc vectorizes (see _leaky_relu_fwd). The second condition is spelled
-        # differently on purpose: with the same one gcc merges the selects back into one
-        # with a sum in a branch.
-        v = y[i]
-        dx[i] = dy[i] * ((nz if v > 0 else v) + (a if v <= 0 else 1))
+    # For x <= 0, y = alpha * (exp(x) - 1) so y' = alpha * exp(x) = y + alpha (vmath_loops.h)
+    if floating is float:
+        vm_elu_bwd_f32(dy, y, dx, n, alpha)
+    else:
+        vm_elu_bwd_f64(dy, y, dx, n, alpha)
 
 
 cdef inline void _sigmoid_bwd(const floating* dy, const floating* y, floating* dx, Py_ssize_t n,
                               double alpha) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        dx[i] = dy[i] * y[i] * (<floating>1 - y[i])
+    if floating is float:
+        vm_sigmoid_bwd_y_f32(dy, y, dx, n, alpha)
+    else:
+        vm_sigmoid_bwd_y_f64(dy, y, dx, n, alpha)
 
 
 cdef inline void _tanh_bwd(const floating* dy, const floating* y, floating* dx, Py_ssize_t n,
                            double alpha) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        dx[i] = dy[i] * (<floating>1 - y[i] * y[i])
+    if floating is float:
+        vm_tanh_bwd_y_f32(dy, y, dx, n, alpha)
+    else:
+        vm_tanh_bwd_y_f64(dy, y, dx, n, alpha)
 
 
 cdef inline void _step_fwd(const floating* x, floating* y, Py_ssize_t n,

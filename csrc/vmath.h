@@ -484,6 +484,25 @@ VM_UNUSED static int vm_set_simd_level(int level)
                                                      Py_ssize_t n, double alpha)          \
     {                                                                                     \
         Py_ssize_t i;                                                                     \
+        const T al = (T)alpha;                                                            \
+        (void)al;                                                                         \
+        for (i = 0; i < n; i++) {                                                         \
+            const T u = a[i], v = b[i];                                                   \
+            y[i] = (EXPR);                                                                \
+        }                                                                                 \
+    }
+/* A loop whose results must be the plain IEEE operations as written (the numpy reference's,
+ * bit for bit): no contraction of a * b + c into an FMA in any variant. */
+#if defined(__GNUC__) && !defined(__clang__)
+#  define VM_EXACT __attribute__((optimize("fp-contract=off")))
+#else
+#  define VM_EXACT
+#endif
+#define VM_LOOP2X(NAME, T, EXPR)                                                          \
+    VM_UNUSED VM_TARGET VM_EXACT static void VM_VARIANT(NAME)(const T *a, const T *b, T *y, \
+                                                              Py_ssize_t n, double alpha) \
+    {                                                                                     \
+        Py_ssize_t i;                                                                     \
         (void)alpha;                                                                      \
         for (i = 0; i < n; i++) {                                                         \
             const T u = a[i], v = b[i];                                                   \
@@ -499,6 +518,40 @@ VM_UNUSED static int vm_set_simd_level(int level)
             const T u = a[i], v = b[i], w = c[i];                                         \
             y[i] = (EXPR);                                                                \
         }                                                                                 \
+    }
+
+/* Row-wise loops over an (n, m) array and a row of m: a bias added to every row, and the
+ * bias gradient (the column sums, in the order numpy sums them: row by row). */
+#define VM_ROWS(T, SUF)                                                                   \
+    VM_UNUSED VM_TARGET static void VM_VARIANT(vm_bias_add_##SUF)(                         \
+        const T *x, const T *b, T *y, Py_ssize_t n, Py_ssize_t m)                          \
+    {                                                                                     \
+        Py_ssize_t i, j;                                                                  \
+        for (i = 0; i < n; i++)                                                           \
+            for (j = 0; j < m; j++)                                                       \
+                y[i * m + j] = x[i * m + j] + b[j];                                       \
+    }                                                                                     \
+    VM_UNUSED VM_TARGET static void VM_VARIANT(vm_bias_grad_##SUF)(                        \
+        const T *dy, T *db, Py_ssize_t n, Py_ssize_t m)                                    \
+    {                                                                                     \
+        Py_ssize_t i, j;                                                                  \
+        T s;                                                                              \
+        if (m < 8) {                                                                      \
+            /* few columns: each sum in a register (in db, every addition would wait for  \
+             * the store of the one before), the same additions in the same order */      \
+            for (j = 0; j < m; j++) {                                                     \
+                s = n ? dy[j] : 0;                                                        \
+                for (i = 1; i < n; i++)                                                   \
+                    s = s + dy[i * m + j];                                                \
+                db[j] = s;                                                                \
+            }                                                                             \
+            return;                                                                       \
+        }                                                                                 \
+        for (j = 0; j < m; j++)                                                           \
+            db[j] = n ? dy[j] : 0;                                                        \
+        for (i = 1; i < n; i++)                                                           \
+            for (j = 0; j < m; j++)                                                       \
+                db[j] = db[j] + dy[i * m + j];                                            \
     }
 
 #define VM_TARGET
@@ -530,7 +583,19 @@ VM_UNUSED static int vm_set_simd_level(int level)
 /* The entry points the kernels call: the same signatures, the variant picked at run time. */
 #undef VM_LOOP1
 #undef VM_LOOP2
+#undef VM_LOOP2X
 #undef VM_LOOP3
+#undef VM_ROWS
+#define VM_ROWS(T, SUF)                                                                   \
+    VM_UNUSED static void vm_bias_add_##SUF(const T *x, const T *b, T *y, Py_ssize_t n,    \
+                                           Py_ssize_t m)                                  \
+    {                                                                                     \
+        VM_PICK(vm_bias_add_##SUF)(x, b, y, n, m);                                        \
+    }                                                                                     \
+    VM_UNUSED static void vm_bias_grad_##SUF(const T *dy, T *db, Py_ssize_t n, Py_ssize_t m) \
+    {                                                                                     \
+        VM_PICK(vm_bias_grad_##SUF)(dy, db, n, m);                                        \
+    }
 #define VM_LOOP1(NAME, T, EXPR)                                                           \
     VM_UNUSED static void NAME(const T *x, T *y, Py_ssize_t n, double alpha)               \
     {                                                                                     \
@@ -541,6 +606,7 @@ VM_UNUSED static int vm_set_simd_level(int level)
     {                                                                                     \
         VM_PICK(NAME)(a, b, y, n, alpha);                                                 \
     }
+#define VM_LOOP2X(NAME, T, EXPR) VM_LOOP2(NAME, T, EXPR)
 #define VM_LOOP3(NAME, T, EXPR)                                                           \
     VM_UNUSED static void NAME(const T *a, const T *b, const T *c, T *y, Py_ssize_t n)     \
     {                                                                                     \
@@ -549,6 +615,8 @@ VM_UNUSED static int vm_set_simd_level(int level)
 #include "vmath_loops.h"
 #undef VM_LOOP1
 #undef VM_LOOP2
+#undef VM_LOOP2X
 #undef VM_LOOP3
+#undef VM_ROWS
 
 #endif /* MICROGRADNET_VMATH_H */

@@ -4,7 +4,9 @@
  *
  * VM_LOOP1(name, T, f(v))       y[i] = f(x[i])             (al = alpha, for elu)
  * VM_LOOP2(name, T, f(u, v))    y[i] = f(a[i], b[i])       (backward: u = dy, v = saved)
+ * VM_LOOP2X(name, T, f(u, v))   the same, no FMA contraction (bit for bit as numpy)
  * VM_LOOP3(name, T, f(u, v, w)) y[i] = f(a[i], b[i], c[i])
+ * VM_ROWS(T, suffix)            vm_bias_add_<suffix>, vm_bias_grad_<suffix> (vmath.h)
  */
 
 /* the functions themselves (tests/test_vmath.py) */
@@ -16,7 +18,25 @@ VM_LOOP1(vm_log1p_f32, float, vm_log1pf(v))
 VM_LOOP1(vm_log1p_f64, double, vm_log1p(v))
 VM_LOOP1(vm_erfc_f32, float, vm_erfcf(v))
 
-/* activations */
+/* rows: bias add and bias gradient (VM_ROWS in vmath.h) */
+VM_ROWS(float, f32)
+VM_ROWS(double, f64)
+
+/* activations; with no transcendental function, but here so that they too run in the
+ * widest vectors the CPU has (the eager kernels and the captured step alike) */
+VM_LOOP1(vm_relu_fwd_f32, float, v <= 0.0f ? 0.0f : v)       /* nan passes through */
+VM_LOOP1(vm_relu_fwd_f64, double, v <= 0.0 ? 0.0 : v)
+VM_LOOP2(vm_relu_bwd_f32, float, v <= 0.0f ? 0.0f : u)       /* u = dy, v = y */
+VM_LOOP2(vm_relu_bwd_f64, double, v <= 0.0 ? 0.0 : u)
+/* (-0 or y) + (1 or alpha): exactly 1 or y + alpha as selects of plain values (see
+ * loops.pxd's _leaky_relu_fwd); the two conditions are spelled differently on purpose */
+VM_LOOP2(vm_elu_bwd_f32, float, u * ((v > 0.0f ? -0.0f : v) + (v <= 0.0f ? al : 1.0f)))
+VM_LOOP2(vm_elu_bwd_f64, double, u * ((v > 0.0 ? -0.0 : v) + (v <= 0.0 ? al : 1.0)))
+VM_LOOP2(vm_sigmoid_bwd_y_f32, float, (u * v) * (1.0f - v))
+VM_LOOP2(vm_sigmoid_bwd_y_f64, double, (u * v) * (1.0 - v))
+VM_LOOP2X(vm_tanh_bwd_y_f32, float, u * (1.0f - v * v))   /* 1 - y^2 as numpy rounds it */
+VM_LOOP2X(vm_tanh_bwd_y_f64, double, u * (1.0 - v * v))
+
 VM_LOOP1(vm_elu_fwd_f32, float, v > 0.0f ? v : al * vm_expm1f(v))
 VM_LOOP1(vm_elu_fwd_f64, double, v > 0.0 ? v : al * vm_expm1(v))
 VM_LOOP1(vm_sigmoid_fwd_f32, float, vm_sigmoidf(v))

@@ -299,3 +299,36 @@ def test_variants_agree():
         for a, b in zip(results[0], variant, strict=True):
             ok = np.isclose(a, b, rtol=1e-6, atol=0) | (np.abs(a - b) <= 1e-7 * scale)
             assert ok.all(), (x[~ok][:5], a[~ok][:5], b[~ok][:5])
+
+
+def test_plain_loops_give_numpy_bits_at_every_level(level):
+    """The activations without transcendental functions and the bias rows, compiled per SIMD
+    level too, do numpy's own float operations: the same bits (signed zeros, nan) at every
+    level, wide vectors or not."""
+    from microgradnet._kernels import matmul
+
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float64):
+        x = rng.normal(size=(37, 23)).astype(dtype) * 3
+        x[0, :6] = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45 if dtype == np.float32 else 5e-324]
+        dy = rng.normal(size=x.shape).astype(dtype)
+        b = rng.normal(size=23).astype(dtype)
+        with np.errstate(all="ignore"):
+            y_relu = np.where(x <= 0, dtype(0), x)
+            y_sig = (1 / (1 + np.exp(-x))).astype(dtype)
+            y_tanh = np.tanh(x)
+            y_elu = np.where(x > 0, x, np.expm1(x)).astype(dtype)
+            cases = [
+                (activations.relu_forward(x), y_relu),
+                (activations.relu_backward(dy, y_relu), np.where(y_relu <= 0, dtype(0), dy)),
+                (activations.sigmoid_backward(dy, y_sig), dy * y_sig * (1 - y_sig)),
+                (activations.tanh_backward(dy, y_tanh), dy * (1 - y_tanh * y_tanh)),
+                (activations.elu_backward(dy, y_elu, 1.0),
+                 dy * np.where(y_elu > 0, dtype(1), y_elu + dtype(1))),
+                (matmul.bias_add(x, b), x + b),
+                (matmul.bias_grad(x), np.add.reduce(x, axis=0)),  # row by row, as numpy
+            ]
+        for k, (got, want) in enumerate(cases):
+            assert got.dtype == want.dtype == dtype, k
+            same = (got.view(f"u{got.itemsize}") == want.view(f"u{want.itemsize}"))
+            assert np.all(same | (np.isnan(got) & np.isnan(want))), (level, dtype, k)
