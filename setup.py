@@ -37,6 +37,7 @@ else:
 
 HEADERS = [
     "csrc/kernels.pxd", "csrc/loops.pxd", "csrc/fpenv.h", "csrc/vmath.h", "csrc/vmath_loops.h",
+    "csrc/optim_loops.h",
 ]
 
 extensions = [

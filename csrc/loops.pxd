@@ -4,7 +4,6 @@
 # raw pointers: the callers check shapes, dtypes and contiguity before they get here.
 
 cimport numpy as cnp
-from libc.math cimport sqrt, sqrtf
 from libc.string cimport memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
@@ -299,127 +298,86 @@ cdef inline void _mse_bwd(const floating* a, const floating* b, floating* d, Py_
         d[i] = (a[i] - b[i]) * f
 
 
-cdef inline floating _clip(floating g, floating cv) noexcept nogil:
-    return -cv if g < -cv else (cv if g > cv else g)
+cdef extern from "optim_loops.h" nogil:
+    void vo_sgd_f32(float* p, const float* grad, Py_ssize_t n, double lr, double wd,
+                    double scale, double clipvalue)
+    void vo_sgd_f64(double* p, const double* grad, Py_ssize_t n, double lr, double wd,
+                    double scale, double clipvalue)
+    void vo_sgd_momentum_f32(float* p, const float* grad, float* vel, Py_ssize_t n, double lr,
+                             double momentum, int nesterov, double wd, double scale,
+                             double clipvalue)
+    void vo_sgd_momentum_f64(double* p, const double* grad, double* vel, Py_ssize_t n,
+                             double lr, double momentum, int nesterov, double wd, double scale,
+                             double clipvalue)
+    void vo_adam_f32(float* p, const float* grad, float* m, float* v, float* vhat, Py_ssize_t n,
+                     double lr, double alpha, double beta_1, double beta_2, double epsilon,
+                     double wd, double scale, double clipvalue)
+    void vo_adam_f64(double* p, const double* grad, double* m, double* v, double* vhat,
+                     Py_ssize_t n, double lr, double alpha, double beta_1, double beta_2,
+                     double epsilon, double wd, double scale, double clipvalue)
+    void vo_rmsprop_f32(float* p, const float* grad, float* vel, float* mom, float* avg,
+                        Py_ssize_t n, double lr, double rho, double epsilon, double momentum,
+                        double wd, double scale, double clipvalue)
+    void vo_rmsprop_f64(double* p, const double* grad, double* vel, double* mom, double* avg,
+                        Py_ssize_t n, double lr, double rho, double epsilon, double momentum,
+                        double wd, double scale, double clipvalue)
+    void vo_adagrad_f32(float* p, const float* grad, float* acc, Py_ssize_t n, double lr,
+                        double epsilon, double wd, double scale, double clipvalue)
+    void vo_adagrad_f64(double* p, const double* grad, double* acc, Py_ssize_t n, double lr,
+                        double epsilon, double wd, double scale, double clipvalue)
 
+
+# The updates (optim_loops.h: compiled per SIMD level, picked at run time; the rules are
+# written out there). NULL state pointers switch off what they hold (AMSGrad's vhat,
+# RMSprop's momentum and centered average).
 
 cdef inline void _sgd(floating* p, const floating* grad, Py_ssize_t n, double lr, double wd,
                       double scale, double clipvalue) noexcept nogil:
-    cdef floating flr = <floating>lr, fwd = <floating>(wd * lr)
-    cdef floating fs = <floating>scale, cv = <floating>clipvalue
-    cdef floating g, w
-    cdef Py_ssize_t i
-    for i in range(n):
-        g = _clip(grad[i] * fs, cv)
-        w = p[i]
-        if wd != 0:
-            w = w - w * fwd
-        p[i] = w - flr * g
+    if floating is float:
+        vo_sgd_f32(p, grad, n, lr, wd, scale, clipvalue)
+    else:
+        vo_sgd_f64(p, grad, n, lr, wd, scale, clipvalue)
 
 
 cdef inline void _sgd_momentum(floating* p, const floating* grad, floating* vel, Py_ssize_t n,
                                double lr, double momentum, bint nesterov, double wd, double scale,
                                double clipvalue) noexcept nogil:
-    cdef floating flr = <floating>lr, fm = <floating>momentum, fwd = <floating>(wd * lr)
-    cdef floating fs = <floating>scale, cv = <floating>clipvalue
-    cdef floating g, w, v
-    cdef Py_ssize_t i
-    for i in range(n):
-        g = _clip(grad[i] * fs, cv)
-        w = p[i]
-        if wd != 0:
-            w = w - w * fwd
-        v = fm * vel[i] - flr * g
-        vel[i] = v
-        if nesterov:
-            p[i] = w + (fm * v - flr * g)
-        else:
-            p[i] = w + v
+    if floating is float:
+        vo_sgd_momentum_f32(p, grad, vel, n, lr, momentum, nesterov, wd, scale, clipvalue)
+    else:
+        vo_sgd_momentum_f64(p, grad, vel, n, lr, momentum, nesterov, wd, scale, clipvalue)
 
 
 cdef inline void _adam(floating* p, const floating* grad, floating* m, floating* v, floating* vhat,
                        Py_ssize_t n, double lr, double alpha, double beta_1, double beta_2,
                        double epsilon, double wd, double scale, double clipvalue) noexcept nogil:
-    cdef floating fa = <floating>alpha, feps = <floating>epsilon, fwd = <floating>(wd * lr)
-    cdef floating c1 = <floating>(1 - beta_1), c2 = <floating>(1 - beta_2)
-    cdef floating fs = <floating>scale, cv = <floating>clipvalue
-    cdef floating g, w, mi, vi, vh, root
-    cdef Py_ssize_t i
-    for i in range(n):
-        g = _clip(grad[i] * fs, cv)
-        w = p[i]
-        if wd != 0:
-            w = w - w * fwd
-        mi = m[i]
-        mi = mi + (g - mi) * c1
-        m[i] = mi
-        vi = v[i]
-        vi = vi + (g * g - vi) * c2
-        v[i] = vi
-        if vhat != NULL:
-            # max(vhat, v) with nan winning, as numpy's maximum.
-            vh = vhat[i]
-            if vi > vh or vi != vi:
-                vh = vi
-            vhat[i] = vh
-            vi = vh
-        if floating is float:
-            root = sqrtf(vi)
-        else:
-            root = sqrt(vi)
-        p[i] = w - (mi * fa) / (root + feps)
+    if floating is float:
+        vo_adam_f32(p, grad, m, v, vhat, n, lr, alpha, beta_1, beta_2, epsilon, wd, scale,
+                    clipvalue)
+    else:
+        vo_adam_f64(p, grad, m, v, vhat, n, lr, alpha, beta_1, beta_2, epsilon, wd, scale,
+                    clipvalue)
 
 
 cdef inline void _rmsprop(floating* p, const floating* grad, floating* vel, floating* mom,
                           floating* avg, Py_ssize_t n, double lr, double rho, double epsilon,
                           double momentum, double wd, double scale,
                           double clipvalue) noexcept nogil:
-    cdef floating flr = <floating>lr, frho = <floating>rho, c = <floating>(1 - rho)
-    cdef floating feps = <floating>epsilon, fm = <floating>momentum, fwd = <floating>(wd * lr)
-    cdef floating fs = <floating>scale, cv = <floating>clipvalue
-    cdef floating g, w, vi, ai, denom, inc
-    cdef Py_ssize_t i
-    for i in range(n):
-        g = _clip(grad[i] * fs, cv)
-        w = p[i]
-        if wd != 0:
-            w = w - w * fwd
-        vi = frho * vel[i] + c * (g * g)
-        vel[i] = vi
-        if avg != NULL:
-            ai = frho * avg[i] + c * g
-            avg[i] = ai
-            denom = (vi - ai * ai) + feps
-        else:
-            denom = vi + feps
-        if floating is float:
-            inc = (flr * g) / sqrtf(denom)
-        else:
-            inc = (flr * g) / sqrt(denom)
-        if mom != NULL:
-            inc = fm * mom[i] + inc
-            mom[i] = inc
-        p[i] = w - inc
+    if floating is float:
+        vo_rmsprop_f32(p, grad, vel, mom, avg, n, lr, rho, epsilon, momentum, wd, scale,
+                       clipvalue)
+    else:
+        vo_rmsprop_f64(p, grad, vel, mom, avg, n, lr, rho, epsilon, momentum, wd, scale,
+                       clipvalue)
 
 
 cdef inline void _adagrad(floating* p, const floating* grad, floating* acc, Py_ssize_t n,
                           double lr, double epsilon, double wd, double scale,
                           double clipvalue) noexcept nogil:
-    cdef floating flr = <floating>lr, feps = <floating>epsilon, fwd = <floating>(wd * lr)
-    cdef floating fs = <floating>scale, cv = <floating>clipvalue
-    cdef floating g, w, a
-    cdef Py_ssize_t i
-    for i in range(n):
-        g = _clip(grad[i] * fs, cv)
-        w = p[i]
-        if wd != 0:
-            w = w - w * fwd
-        a = acc[i] + g * g
-        acc[i] = a
-        if floating is float:
-            p[i] = w - (flr * g) / sqrtf(a + feps)
-        else:
-            p[i] = w - (flr * g) / sqrt(a + feps)
+    if floating is float:
+        vo_adagrad_f32(p, grad, acc, n, lr, epsilon, wd, scale, clipvalue)
+    else:
+        vo_adagrad_f64(p, grad, acc, n, lr, epsilon, wd, scale, clipvalue)
 
 
 cdef inline double _sum_squares(const floating* a, Py_ssize_t n) noexcept nogil:

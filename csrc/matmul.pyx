@@ -7,7 +7,8 @@ from libc.limits cimport INT_MAX
 from libc.string cimport memset
 
 from kernels cimport (
-    _c_order, _float_array, _float_type, _out, _overlap, _unalias, floating,
+    _c_order, _float_array, _float_type, _out, _overlap, _unalias, floating, vm_set_simd_level,
+    vm_simd_level,
 )
 from loops cimport _bias_add, _bias_grad, _gemm
 
@@ -164,3 +165,10 @@ def bias_grad(dy, out=None):
         else:
             _bias_grad(<const double*>pd, <double*>po, n, m)
     return o
+
+
+def _simd_level(level=None):
+    """The SIMD variant the bias loops of this module run (see activations._simd_level)."""
+    if level is not None:
+        vm_set_simd_level(level)
+    return vm_simd_level()

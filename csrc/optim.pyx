@@ -12,7 +12,10 @@ update. The gradient is only read and may have any layout (it is copied to C ord
 cimport numpy as cnp
 from libc.math cimport INFINITY, pow, sqrt
 
-from kernels cimport _float_array, _float_type, _overlap, _same_shape, _unalias
+from kernels cimport (
+    _float_array, _float_type, _overlap, _same_shape, _unalias, vm_set_simd_level,
+    vm_simd_level,
+)
 from loops cimport _adagrad, _adam, _rmsprop, _sgd, _sgd_momentum, _sum_squares
 
 cnp.import_array()
@@ -218,3 +221,10 @@ def sum_squares(a):
         else:
             s = _sum_squares(<const double*>px, n)
     return s
+
+
+def _simd_level(level=None):
+    """The SIMD variant the update loops of this module run (see activations._simd_level)."""
+    if level is not None:
+        vm_set_simd_level(level)
+    return vm_simd_level()

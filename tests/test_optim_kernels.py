@@ -103,9 +103,26 @@ def test_signatures_match_the_reference():
         ]
 
 
+def _simd_levels():
+    from microgradnet._kernels import activations
+
+    return list(range(activations._simd_level(-1) + 1))
+
+
+@pytest.fixture(params=_simd_levels(), ids=lambda v: ["baseline", "avx2", "avx512"][v])
+def simd_level(request):
+    """The update loops (csrc/optim_loops.h) are compiled per SIMD level: each is tested."""
+    from microgradnet._kernels import activations
+
+    assert optim._simd_level(request.param) == request.param
+    yield request.param
+    optim._simd_level(-1)
+    activations._simd_level(-1)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("name", "variant"), CASES, ids=_ids(CASES))
-def test_matches_reference_to_the_bit(name, variant, dtype):
+def test_matches_reference_to_the_bit(name, variant, dtype, simd_level):
     rng = np.random.default_rng(0)
     for shape in SHAPES:
         args = _arrays(name, variant, shape, dtype, rng)

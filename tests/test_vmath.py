@@ -25,9 +25,9 @@ import numpy as np
 import pytest
 from scipy import special
 
-from microgradnet._kernels import activations, losses
+from microgradnet._kernels import activations, losses, matmul
 
-MODULES = (activations, losses)
+MODULES = (activations, losses, matmul)
 
 
 def _levels():
@@ -305,8 +305,6 @@ def test_plain_loops_give_numpy_bits_at_every_level(level):
     """The activations without transcendental functions and the bias rows, compiled per SIMD
     level too, do numpy's own float operations: the same bits (signed zeros, nan) at every
     level, wide vectors or not."""
-    from microgradnet._kernels import matmul
-
     rng = np.random.default_rng(3)
     for dtype in (np.float32, np.float64):
         x = rng.normal(size=(37, 23)).astype(dtype) * 3
