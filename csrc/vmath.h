@@ -522,17 +522,45 @@ VM_UNUSED static int vm_set_simd_level(int level)
 
 /* Row-wise loops over an (n, m) array and a row of m: a bias added to every row, and the
  * bias gradient (the column sums, in the order numpy sums them: row by row). */
+#define VM_DISJOINT(p, np, q, nq) ((p) + (np) <= (q) || (q) + (nq) <= (p))
 #define VM_ROWS(T, SUF)                                                                   \
-    VM_UNUSED VM_TARGET static void VM_VARIANT(vm_bias_add_##SUF)(                         \
-        const T *x, const T *b, T *y, Py_ssize_t n, Py_ssize_t m)                          \
+    VM_UNUSED VM_TARGET static void VM_VARIANT(vm_bias_rows_##SUF)(                        \
+        const T *restrict x, const T *restrict b, T *restrict y, Py_ssize_t n,             \
+        Py_ssize_t m)                                                                     \
     {                                                                                     \
         Py_ssize_t i, j;                                                                  \
         for (i = 0; i < n; i++)                                                           \
             for (j = 0; j < m; j++)                                                       \
                 y[i * m + j] = x[i * m + j] + b[j];                                       \
     }                                                                                     \
-    VM_UNUSED VM_TARGET static void VM_VARIANT(vm_bias_grad_##SUF)(                        \
-        const T *dy, T *db, Py_ssize_t n, Py_ssize_t m)                                    \
+    VM_UNUSED VM_TARGET static void VM_VARIANT(vm_bias_inplace_##SUF)(                     \
+        T *restrict y, const T *restrict b, Py_ssize_t n, Py_ssize_t m)                    \
+    {                                                                                     \
+        Py_ssize_t i, j;                                                                  \
+        for (i = 0; i < n; i++)                                                           \
+            for (j = 0; j < m; j++)                                                       \
+                y[i * m + j] = y[i * m + j] + b[j];                                       \
+    }                                                                                     \
+    VM_UNUSED VM_TARGET static void VM_VARIANT(vm_bias_add_##SUF)(                         \
+        const T *x, const T *b, T *y, Py_ssize_t n, Py_ssize_t m)                          \
+    {                                                                                     \
+        Py_ssize_t i, j;                                                                  \
+        /* the layouts the kernels and the captured step use, without gcc's run-time      \
+         * alias checks (which fail for y == x and leave the loop scalar) */              \
+        if (y == x && VM_DISJOINT(b, m, y, n * m)) {                                      \
+            VM_VARIANT(vm_bias_inplace_##SUF)(y, b, n, m);                                \
+            return;                                                                       \
+        }                                                                                 \
+        if (VM_DISJOINT(x, n * m, y, n * m) && VM_DISJOINT(b, m, y, n * m)) {             \
+            VM_VARIANT(vm_bias_rows_##SUF)(x, b, y, n, m);                                \
+            return;                                                                       \
+        }                                                                                 \
+        for (i = 0; i < n; i++)                                                           \
+            for (j = 0; j < m; j++)                                                       \
+                y[i * m + j] = x[i * m + j] + b[j];                                       \
+    }                                                                                     \
+    VM_UNUSED VM_TARGET static void VM_VARIANT(vm_bias_sums_##SUF)(                        \
+        const T *restrict dy, T *restrict db, Py_ssize_t n, Py_ssize_t m)                  \
     {                                                                                     \
         Py_ssize_t i, j;                                                                  \
         T s;                                                                              \
@@ -552,6 +580,22 @@ VM_UNUSED static int vm_set_simd_level(int level)
         for (i = 1; i < n; i++)                                                           \
             for (j = 0; j < m; j++)                                                       \
                 db[j] = db[j] + dy[i * m + j];                                            \
+    }                                                                                     \
+    VM_UNUSED VM_TARGET static void VM_VARIANT(vm_bias_grad_##SUF)(                        \
+        const T *dy, T *db, Py_ssize_t n, Py_ssize_t m)                                    \
+    {                                                                                     \
+        Py_ssize_t i, j;                                                                  \
+        if (VM_DISJOINT(dy, n * m, db, m)) {                                              \
+            VM_VARIANT(vm_bias_sums_##SUF)(dy, db, n, m);                                 \
+            return;                                                                       \
+        }                                                                                 \
+        /* db overlapping dy (the wrappers copy such inputs first): in order */           \
+        for (j = 0; j < m; j++) {                                                         \
+            T s = n ? dy[j] : 0;                                                          \
+            for (i = 1; i < n; i++)                                                       \
+                s = s + dy[i * m + j];                                                    \
+            db[j] = s;                                                                    \
+        }                                                                                 \
     }
 
 #define VM_TARGET
