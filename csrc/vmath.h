@@ -59,6 +59,14 @@ VM_INLINE double vm_from_bits_d(uint64_t u) { double x; memcpy(&x, &u, 8); retur
 
 /* The clamps below are written `x > hi ? hi : x`: false for NaN, which passes through. */
 
+/* max(a, c) for a = |x| (or nan) and c > 0: the bit patterns of such floats order as the
+ * values do, nan above all, so an integer max (one instruction, no masks) keeps nan. */
+VM_INLINE float vm_atleast_f(float a, float c)
+{
+    uint32_t ua = vm_bits_f(a), uc = vm_bits_f(c);
+    return vm_from_bits_f(ua > uc ? ua : uc);
+}
+
 /* --------------------------------------------------------------------------- float */
 
 #define VM_MAGIC_F 12582912.0f        /* 1.5 * 2^23: x + magic rounds x to an integer */
@@ -154,9 +162,10 @@ VM_INLINE float vm_log1pf(float x)
 VM_INLINE float vm_tanhf(float x)
 {
     float a = fabsf(x);
-    /* tanh(x) = x below 2^-12; 0 in place of such a keeps subnormals out of the arithmetic,
-     * where each vector instruction with one takes a microcode assist (a dead unit's inputs) */
-    float e = vm_expm1f(2.0f * (a < 0x1p-12f ? 0.0f : a));
+    /* tanh(x) = x below 2^-12 (selected below); a raised to 2^-12 keeps subnormals out of
+     * the arithmetic, where every vector instruction with one takes a microcode assist (a
+     * dead unit's inputs, after long training) */
+    float e = vm_expm1f(2.0f * vm_atleast_f(a, 0x1p-12f));
     float t = e / (e + 2.0f);
     t = a > 10.0f ? 1.0f : t;         /* tanh(10) = 1 in float; e / (e + 2) would be inf/inf */
     t = a < 0x1p-12f ? a : t;
@@ -165,8 +174,9 @@ VM_INLINE float vm_tanhf(float x)
 
 VM_INLINE float vm_sigmoidf(float x)
 {
-    /* sigmoid(x) = 1/2 below 2^-26; 0 in place of such x: no subnormals in the arithmetic */
-    float e = vm_expf(fabsf(x) < 0x1p-26f ? 0.0f : -fabsf(x));
+    /* |x| raised to 2^-26: sigmoid is 1/2 there all the same, and no subnormal enters the
+     * arithmetic (see vm_tanhf) */
+    float e = vm_expf(-vm_atleast_f(fabsf(x), 0x1p-26f));
     float r = 1.0f / (1.0f + e);
     return x >= 0.0f ? r : e * r;
 }
