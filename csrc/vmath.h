@@ -93,13 +93,13 @@ VM_INLINE float vm_reduce_f(float x, float *t)
     return (x - n * VM_LN2_HI_F) - n * VM_LN2_LO_F;
 }
 
-/* exp(x) = (the result) * *s2: multiply by *s2 last to round once where exp(x) underflows */
-VM_INLINE float vm_expf_split(float x, float *s2)
+/* exp(x) = (the result) * *s2 for x <= 89 (or nan): multiply by *s2 last to round once
+ * where exp(x) underflows. Without the upper clamp: the activations take exp(-|x|). */
+VM_INLINE float vm_expf_split_lo(float x, float *s2)
 {
     float t, r, p;
     uint32_t m, e1;
-    /* exp(89) = inf, exp(-104) = 0 in float; -150 keeps x e^x (silu) right below -104 */
-    x = x > 89.0f ? 89.0f : x;
+    /* exp(-104) = 0 in float; -150 keeps x e^x (silu) right below -104 */
     x = x < -150.0f ? -150.0f : x;
     r = vm_reduce_f(x, &t);
     p = 1.0f + (r + r * r * vm_expq_f(r));
@@ -110,6 +110,19 @@ VM_INLINE float vm_expf_split(float x, float *s2)
     return p * vm_from_bits_f(e1 << 23);
 }
 
+VM_INLINE float vm_expf_lo(float x)
+{
+    float s2;
+    float p = vm_expf_split_lo(x, &s2);
+    return p * s2;
+}
+
+/* exp(x) = (the result) * *s2, any x (exp(89) = inf in float) */
+VM_INLINE float vm_expf_split(float x, float *s2)
+{
+    return vm_expf_split_lo(x > 89.0f ? 89.0f : x, s2);
+}
+
 VM_INLINE float vm_expf(float x)
 {
     float s2;
@@ -117,17 +130,22 @@ VM_INLINE float vm_expf(float x)
     return p * s2;
 }
 
-VM_INLINE float vm_expm1f(float x)
+/* expm1 of x in [-30, 89] (anything else gives garbage: the callers select it away) */
+VM_INLINE float vm_expm1f_core(float x)
 {
-    float t, r, p, u, y;
-    float xc = x > 89.0f ? 89.0f : x;
-    xc = xc < -30.0f ? -30.0f : xc;   /* expm1(-30) = -1 in float */
-    r = vm_reduce_f(xc, &t);
+    float t, r, p, u;
+    r = vm_reduce_f(x, &t);
     p = r + r * r * vm_expq_f(r);
     /* u = 2^(n-1), normal for n in [-43, 128]; 2^n p + 2^n - 1 = 2 (u p + (u - 1/2)) */
     u = vm_from_bits_f((vm_bits_f(t) - vm_bits_f(VM_MAGIC_F) + 126u) << 23);
-    y = (u * p + (u - 0.5f)) * 2.0f;
-    return x == 0.0f ? x : y;         /* keeps -0 */
+    return (u * p + (u - 0.5f)) * 2.0f;
+}
+
+VM_INLINE float vm_expm1f(float x)
+{
+    float xc = x > 89.0f ? 89.0f : x;
+    xc = xc < -30.0f ? -30.0f : xc;   /* expm1(-30) = -1 in float */
+    return x == 0.0f ? x : vm_expm1f_core(xc);   /* keeps -0 */
 }
 
 VM_INLINE float vm_log1pf(float x)
@@ -165,9 +183,10 @@ VM_INLINE float vm_tanhf(float x)
     /* tanh(x) = x below 2^-12 (selected below); a raised to 2^-12 keeps subnormals out of
      * the arithmetic, where every vector instruction with one takes a microcode assist (a
      * dead unit's inputs, after long training) */
-    float e = vm_expm1f(2.0f * vm_atleast_f(a, 0x1p-12f));
+    float e = vm_expm1f_core(2.0f * vm_atleast_f(a, 0x1p-12f));
     float t = e / (e + 2.0f);
-    t = a > 10.0f ? 1.0f : t;         /* tanh(10) = 1 in float; e / (e + 2) would be inf/inf */
+    /* tanh(10) = 1 in float; beyond, 2a may leave expm1's range (and inf, nan: garbage) */
+    t = a > 10.0f ? 1.0f : t;
     t = a < 0x1p-12f ? a : t;
     return copysignf(t, x);
 }
@@ -176,7 +195,7 @@ VM_INLINE float vm_sigmoidf(float x)
 {
     /* |x| raised to 2^-26: sigmoid is 1/2 there all the same, and no subnormal enters the
      * arithmetic (see vm_tanhf) */
-    float e = vm_expf(-vm_atleast_f(fabsf(x), 0x1p-26f));
+    float e = vm_expf_lo(-vm_atleast_f(fabsf(x), 0x1p-26f));
     float r = 1.0f / (1.0f + e);
     return x >= 0.0f ? r : e * r;
 }
@@ -365,7 +384,7 @@ VM_INLINE double vm_gelu_grad_d(double x)
  * (where x * 0 would be nan). */
 VM_INLINE float vm_silu_f(float x)
 {
-    float s2, eh = vm_expf_split(-fabsf(x), &s2);
+    float s2, eh = vm_expf_split_lo(-fabsf(x), &s2);
     float r = 1.0f / (1.0f + eh * s2);
     float y = x >= 0.0f ? x * r : ((x * r) * eh) * s2;
     return x < -150.0f ? -0.0f : y;   /* exp is clamped there; x e^x is -0 from -110 */
@@ -381,7 +400,7 @@ VM_INLINE double vm_silu_d(double x)
  * last, as in vm_silu_f). -> 1 at +inf, 0 at -inf. */
 VM_INLINE float vm_silu_grad_f(float x)
 {
-    float s2, eh = vm_expf_split(-fabsf(x), &s2);
+    float s2, eh = vm_expf_split_lo(-fabsf(x), &s2);
     float e = eh * s2;
     float r = 1.0f / (1.0f + e);
     float d = x >= 0.0f ? r + x * (e * r * r) : (eh * (r * (1.0f + x * r))) * s2;
@@ -401,7 +420,7 @@ VM_INLINE double vm_silu_grad_d(double x)
 /* sigmoid'(x) = s (1 - s) = e / (1 + e)^2, e = exp(-|x|): one division, no cancellation */
 VM_INLINE float vm_sigmoid_grad_f(float x)
 {
-    float e = vm_expf(-fabsf(x));
+    float e = vm_expf_lo(-fabsf(x));
     float t = 1.0f + e;
     return e / (t * t);
 }
@@ -416,7 +435,7 @@ VM_INLINE double vm_sigmoid_grad_d(double x)
 /* tanh'(x) = 1 - tanh(x)^2 = 4 e / (1 + e)^2, e = exp(-2|x|): no cancellation for large |x| */
 VM_INLINE float vm_tanh_grad_f(float x)
 {
-    float e = vm_expf(-2.0f * fabsf(x));
+    float e = vm_expf_lo(-2.0f * fabsf(x));
     float t = 1.0f + e;
     return 4.0f * e / (t * t);
 }
@@ -431,7 +450,7 @@ VM_INLINE double vm_tanh_grad_d(double x)
 /* softplus(x) = max(x, 0) + log1p(exp(-|x|)) */
 VM_INLINE float vm_softplus_f(float x)
 {
-    return (x > 0.0f ? x : 0.0f) + vm_log1pf(vm_expf(-fabsf(x)));
+    return (x > 0.0f ? x : 0.0f) + vm_log1pf(vm_expf_lo(-fabsf(x)));
 }
 
 VM_INLINE double vm_softplus_d(double x)

@@ -61,7 +61,7 @@ VM_LOOP2(vm_silu_bwd_f32, float, u * vm_silu_grad_f(v))
 VM_LOOP2(vm_silu_bwd_f64, double, u * vm_silu_grad_d(v))
 
 /* losses: logits u, targets v (and dloss first in the backward) */
-VM_LOOP2(vm_bce_fwd_f32, float, (u > 0.0f ? u : 0.0f) - u * v + vm_log1pf(vm_expf(-fabsf(u))))
+VM_LOOP2(vm_bce_fwd_f32, float, (u > 0.0f ? u : 0.0f) - u * v + vm_log1pf(vm_expf_lo(-fabsf(u))))
 VM_LOOP2(vm_bce_fwd_f64, double, (u > 0.0 ? u : 0.0) - u * v + vm_log1p(vm_exp(-fabs(u))))
 VM_LOOP3(vm_bce_bwd_f32, float, u * (vm_sigmoidf(v) - w))
 VM_LOOP3(vm_bce_bwd_f64, double, u * (vm_sigmoid(v) - w))
