@@ -697,6 +697,10 @@ cdef class Plan:
         """The gradient buffers [dW0, db0 or None, dW1, ...], rewritten by every step."""
         return list(self.grads)
 
+    def last_order(self):
+        """A copy of the sample order of the last epoch a shuffling run drew (None if none)."""
+        return None if self.order is None or self.order_key is None else self.order.copy()
+
     def output(self, Py_ssize_t rows):
         """A copy of the top layer's activated output for the first `rows` of the last batch."""
         if not 0 <= rows <= self.batch:

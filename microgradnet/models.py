@@ -575,6 +575,8 @@ class Sequential:
                 carry += float(cum[-1])
                 carry_seen += k * batch_size
             done += k
+            self._last_batch = self._captured_last_batch(fast, x, orders, rng, done - 1, steps,
+                                                         batch_size)
             cb.call("on_batch_end", (done - 1) % steps, {"loss": float(losses[-1])}, skip=in_c)
             if live_end:
                 cb.call("on_epoch_end", epoch0 + len(ends) - 1, {"loss": float(sums[-1]) / n},
@@ -584,6 +586,18 @@ class Sequential:
                         {"loss": carry / max(carry_seen, 1)}, skip=in_c)
             if self.stop_training:
                 return
+
+    @staticmethod
+    def _captured_last_batch(fast: Any, x: np.ndarray, orders: np.ndarray | None, rng: Any,
+                             step: int, steps: int, batch_size: int) -> np.ndarray:
+        """The rows of step `step` of a captured run (for find_nonfinite)."""
+        epoch, b = divmod(step, steps)
+        rows = slice(b * batch_size, (b + 1) * batch_size)
+        if rng is not None:
+            return x[fast.plan.last_order()[rows]]
+        if orders is not None:
+            return x[orders[epoch][rows]]
+        return x[rows]
 
     def _sample_weights(self, y: np.ndarray, class_weight: dict | None, sample_weight: Any,
                         n: int) -> np.ndarray | None:

@@ -734,3 +734,18 @@ def test_plan_checks_dropout_generators():
             trainer.Plan(np.float32, [bad, (3, 1, "linear", 0.0, True)], "mse", 4)
     with pytest.raises(ValueError, match="dropout"):
         trainer.Plan(np.float32, [(2, 1, "linear", 0.0, True, 0.5)], "mse", 4)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_the_last_batch_is_known_after_a_captured_run(shuffle):
+    x, y = _data(n=23)
+    batches = []
+    for mode in (False, True):
+        model = _model("relu", "linear", [3, 4, 1])
+        model.compile(optimizer="sgd", loss="mse", jit_compile=mode)
+        mg.manual_seed(6)
+        model.fit(x, y, batch_size=5, epochs=3, verbose=0, shuffle=shuffle)
+        batches.append(model._last_batch)
+        assert model.find_nonfinite() == "the loss alone is not finite (outputs and gradients are)"
+    np.testing.assert_array_equal(batches[1], batches[0])
+    assert batches[1].shape == (3, 3)  # the short last batch of the last epoch
