@@ -16,10 +16,19 @@
  *           parts and the rounding error of 1 + x, (x - (u - 1)) / u.
  *   tanh    |t| = e / (e + 2) with e = expm1(2|x|), the sign restored; 1 beyond |x| = 10 (20).
  *   sigmoid e = exp(-|x|); 1 / (1 + e) or e / (1 + e): never overflows.
- *   erfc    (gelu, float data computed in double) erfc(a) = exp(-a^2) P(q) / (1 + 2a) with
- *           q = (a - 2) / (a + 2) and P a degree-11 polynomial fitted to 1e-9 relative error
- *           on [0, 10.5] (beyond, erfc(a) < 1e-49, below any float gelu); a^2 is exact in
- *           double for float a, and exp(-a^2) is the pdf gelu's derivative needs as well.
+ *   gelu    (float data) Phi(-t) = e^(-t^2/2) (1 + v p(v)) / (t + c) for t = |x| <= 15, with
+ *           v = 2t / (t + c) - m and p a degree-8 polynomial fitted to 1.4e-8 relative error
+ *           (m where the leading 1 is the whole value, so the rounding errors of v p(v) count
+ *           in proportion); gelu(x) = max(x, -0) - t Phi(-t) and gelu'(x) = -g or 1 + g,
+ *           g = t phi(t) - Phi(-t), from the same exp and polynomial; one division.
+ *           t^2/2 = th^2/2 + tl (t + th)/2 with th = t truncated to 12 bits: the first part
+ *           exact, the second small (< 2^-10 t^2/2), both fed into the exp reduction, so that
+ *           e^(-t^2/2) keeps its relative accuracy down to the subnormals (t^2/2 rounded to
+ *           float would cost up to ~t^2/4 ulps); its 2^n is applied as 2^(n+64), 2^-64 last,
+ *           so that subnormal results round once. Beyond 15, t Phi(-t) and t phi(t) are 0 in
+ *           float. Double data: libm's erfc.
+ *   erfc    (float, the check of gelu's Phi) 2 Phi(-sqrt2 |x|), e^(-x^2) from x itself; 1 - erf
+ *           for |x| < 0.3 (erf by its Taylor series), where the result is near 1.
  *
  * Runtime dispatch: the loops at the end are compiled three times on x86-64 with gcc (clang
  * should do the same; untested): for the baseline (SSE2), with
@@ -303,65 +312,101 @@ VM_INLINE double vm_sigmoid(double x)
 #define VM_SQRT1_2 0.70710678118654752440
 #define VM_INV_SQRT_2PI 0.39894228040143267794
 
-/* erfc(a) for 0 <= a <= 10.5 (relative error ~1e-9) given ea = exp(-a^2) */
-VM_INLINE double vm_erfc_pos_d(double a, double ea)
+/* e^(-k a^2) = (1 + *y) 2^n for 0 <= a <= 15 (or NaN), k = 1 or 1/2: returns 2^(n + 64), a
+ * normal float for all these a, so that a caller who applies it and 2^-64 last rounds a
+ * subnormal result once. a = ah + al with ah = a truncated to 12 significant bits:
+ * k a^2 = k ah^2 + k al (a + ah), the first part exact, the second small (< 2^-10 k a^2);
+ * -k ah^2 - n ln2_hi is exact too (below 1/2, it fits in 24 bits: checked for every 3rd float
+ * a in [2^-60, 15]), so no rounding error grows with a^2. */
+VM_INLINE float vm_exp_nsq_f(float a, float k, float *y)
 {
-    /* one division for both q = (a - 2) / (a + 2) and 1 / (1 + 2a) */
-    double d1 = a + 2.0, d2 = 1.0 + 2.0 * a;
-    double inv = 1.0 / (d1 * d2);
-    double q = (a - 2.0) * d2 * inv;
-    double p = 7.9876245581261916e-05;
-    p = p * q + 0.00017048913561644626;
-    p = p * q - 0.00040035109676421661;
-    p = p * q - 0.0014216563267577093;
-    p = p * q + 0.0012520754704420664;
-    p = p * q + 0.008709283809661357;
-    p = p * q - 0.0080306505241914336;
-    p = p * q - 0.054217833400521456;
-    p = p * q + 0.16405101395466518;
-    p = p * q - 0.16603052268525037;
-    p = p * q - 0.092763819848462672;
-    p = p * q + 1.2769783826999137;
-    return p * d1 * inv * ea;
+    float ah = vm_from_bits_f(vm_bits_f(a) & 0xfffff000u);
+    float al = a - ah;
+    float sh = ah * (k * ah);
+    float sl = al * (a + ah);
+    /* n + 64 + 127 in the low bits of tt: shifted by 23, the exponent field of 2^(n + 64) */
+    float tt = (a * a) * (-k * VM_LOG2E_F) + (VM_MAGIC_F + 191.0f);
+    float n = tt - (VM_MAGIC_F + 191.0f);
+    float r = (-sh - n * VM_LN2_HI_F) - k * (n * (VM_LN2_LO_F / k) + sl);
+    *y = r + r * r * vm_expq_f(r);
+    return vm_from_bits_f(vm_bits_f(tt) << 23);
 }
 
-/* erfc of a float, computed in double */
+/* (t + c) Phi(-t) e^(t^2/2) = 1 + v p(v) with v = 2t / (t + c) - m, for 0 <= t <= 15; p of
+ * degree 8 fitted for relative error 1.4e-8 (m is where the left side is 1, so that the leading
+ * 1 is exact and the rounding errors of v p(v) count in proportion to its share) */
+#define VM_PHI_C 2.65f
+#define VM_PHI_M 0.474224091f
+VM_INLINE float vm_phi_poly(float v)
+{
+    float p = -0.000117212592f;
+    p = p * v + 0.000141045297f;
+    p = p * v + 0.000704369857f;
+    p = p * v + 0.000447715924f;
+    p = p * v - 0.00421947800f;
+    p = p * v - 0.0116571086f;
+    p = p * v + 0.0273523796f;
+    p = p * v + 0.143645540f;
+    return p * v - 0.624387145f;
+}
+
+#define VM_INV_SQRT_2PI_F 0.398942280f
+#define VM_TWO_M64_F 5.42101086e-20f        /* 2^-64 */
+
+/* erfc(x) = 2 Phi(-sqrt2 |x|) (2 - that for x < 0) by gelu's Phi; e^(-x^2) from |x| itself.
+ * For |x| < 0.3, 1 - erf(|x|), erf by its Taylor series, where the result is near 1. */
 VM_INLINE float vm_erfcf(float x)
 {
-    double a = fabs((double)x);
-    double ac = a > 10.5 ? 10.5 : a;
-    double h = vm_erfc_pos_d(ac, vm_exp(-(ac * ac)));
-    h = a > 10.5 ? 0.0 : h;
-    return (float)(x < 0.0f ? 2.0 - h : h);
+    float a = fabsf(x);
+    a = a > 10.5f ? 10.5f : a;              /* erfc(10.5) = 6e-50: 0 in float */
+    float y, s = vm_exp_nsq_f(a, 1.0f, &y);
+    float t = a * 1.41421354f;
+    float inv2 = 2.0f / (t + VM_PHI_C);
+    float v = t * inv2 - VM_PHI_M;
+    float e = inv2 * s;
+    e = e + e * y;
+    float h = (v * (vm_phi_poly(v) * e) + e) * VM_TWO_M64_F;
+    float a2 = a * a;
+    float ef = -0.000854832702f;            /* 2/sqrt(pi) (-1)^n / (n! (2n + 1)), n = 5 .. 0 */
+    ef = ef * a2 + 0.00522397762f;
+    ef = ef * a2 - 0.0268661706f;
+    ef = ef * a2 + 0.112837917f;
+    ef = ef * a2 - 0.376126389f;
+    ef = ef * a2 + 1.12837917f;
+    h = a < 0.3f ? 1.0f - a * ef : h;
+    return x < 0.0f ? 2.0f - h : h;
 }
 
-/* Phi(x) = 0.5 erfc(-x / sqrt2) of a float x, in double; *pdf := phi(x) */
-VM_INLINE double vm_phi_cdf(float x, double *pdf)
-{
-    double xd = (double)x;
-    double a = fabs(xd) * VM_SQRT1_2;
-    double ac = a > 10.5 ? 10.5 : a;
-    double ea = vm_exp(-(ac * ac));   /* exp(-x^2 / 2) */
-    double h = 0.5 * vm_erfc_pos_d(ac, ea);
-    h = a > 10.5 ? 0.0 : h;           /* 0.5 erfc(a), 0 beyond the float range of gelu */
-    *pdf = a > 10.5 ? 0.0 : VM_INV_SQRT_2PI * ea;
-    return xd > 0.0 ? 1.0 - h : h;
-}
-
+/* gelu(x) = x Phi(x) = max(x, -0) - z with z = |x| Phi(-|x|) = t Phi(-t), rounded once: the
+ * 2^-65 last, after e = w e^(-t^2/2) 2^64, w = 2t / (t + c). |x| is clamped to 15 (z(15) is 0 in
+ * float and Phi(15) is 1), which gives the limits at +-inf; x = -0 gives -0. */
 VM_INLINE float vm_gelu_f(float x)
 {
-    double pdf;
-    double cdf = vm_phi_cdf(x, &pdf);
-    /* -inf * 0 would be nan: the limit is -0 */
-    return x < -16.0f ? -0.0f : (float)((double)x * cdf);
+    float t = fabsf(x);
+    t = t > 15.0f ? 15.0f : t;
+    float y, s = vm_exp_nsq_f(t, 0.5f, &y);
+    float w = (t + t) / (t + VM_PHI_C);
+    float v = w - VM_PHI_M;
+    float e = w * s;
+    e = e + e * y;
+    float z = (v * (vm_phi_poly(v) * e) + e) * 2.71050543e-20f;    /* 2^-65 */
+    return (x < 0.0f ? -0.0f : x) - z;
 }
 
+/* gelu'(x) = Phi(x) + x phi(x) = -g (x <= 0) or 1 + g with g = t phi(t) - Phi(-t), t = |x|:
+ * g e^(t^2/2) = t / sqrt(2 pi) - (1 + v p(v)) / (t + c). No cancellation but at the zero
+ * crossing x = -0.75; the clamp as in vm_gelu_f. */
 VM_INLINE float vm_gelu_grad_f(float x)
 {
-    double pdf;
-    double cdf = vm_phi_cdf(x, &pdf);
-    /* x phi(x) -> 0 as |x| -> inf (inf * 0 would be nan) */
-    return (float)(cdf + (pdf == 0.0 ? 0.0 : (double)x * pdf));
+    float t = fabsf(x);
+    t = t > 15.0f ? 15.0f : t;
+    float y, s = vm_exp_nsq_f(t, 0.5f, &y);
+    float inv = 1.0f / (t + VM_PHI_C);
+    float v = (t + t) * inv - VM_PHI_M;
+    float h = (t * VM_INV_SQRT_2PI_F - inv) - v * (vm_phi_poly(v) * inv);
+    float a = h * s;
+    float g = (a + a * y) * VM_TWO_M64_F;
+    return x <= 0.0f ? -g : 1.0f + g;
 }
 
 /* double data: libm's erfc (no vectorizable double erfc here), the limits at +-inf fixed */

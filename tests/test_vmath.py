@@ -13,8 +13,10 @@ is that of the larger term, the error any float32 evaluation of the sum makes.
 
 Measured max errors in ulp (the largest of the AVX-512, AVX2+FMA and SSE2 baseline variants; the
 bounds in BOUNDS leave a little room): exp 1.02, expm1 1.68, log1p 1.44, tanh 2.46, sigmoid
-2.71, erfc 0.52; forward kernels: elu 1.03, softplus 1.99, gelu 0.52, silu 3.37; derivatives:
-sigmoid 3.91, tanh 4.01, softplus 2.71, gelu 0.52 and silu 3.74 (of the larger term).
+2.71, erfc 3.47; forward kernels: elu 1.03, softplus 1.99, gelu 3.10, silu 3.37; derivatives:
+sigmoid 3.91, tanh 4.01, softplus 2.71, gelu 3.30 and silu 3.74 (of the larger term).
+gelu and erfc are computed in float (before, in double: 0.52 ulp); AVX2+FMA alone: erfc 3.38,
+gelu 2.80, gelu' 3.08.
 """
 
 from __future__ import annotations
@@ -162,17 +164,17 @@ BOUNDS = {
     "log1p": 2.0,
     "tanh": 3.0,
     "sigmoid": 3.0,
-    "erfc": 1.0,
+    "erfc": 4.0,
     "sigmoid_forward": 3.0,
     "tanh_forward": 3.0,
     "elu_forward": 2.0,
     "softplus_forward": 3.0,
-    "gelu_forward": 1.5,
+    "gelu_forward": 3.5,
     "silu_forward": 3.5,
     "sigmoid_backward_from_x": 4.5,
     "tanh_backward_from_x": 4.5,
     "softplus_backward": 3.0,
-    "gelu_backward": 1.5,  # ulps of the larger term (module docstring)
+    "gelu_backward": 4.0,  # ulps of the larger term (module docstring)
     "silu_backward": 4.0,  # likewise
 }
 
