@@ -23,7 +23,8 @@ from kernels cimport (
     floating, vm_elu_fwd_f32, vm_elu_fwd_f64, vm_gelu_bwd_f32, vm_gelu_bwd_f64,
     vm_gelu_fwd_f32, vm_gelu_fwd_f64, vm_sigmoid_fwd_f32, vm_sigmoid_fwd_f64, vm_silu_bwd_f32,
     vm_silu_bwd_f64, vm_silu_fwd_f32, vm_silu_fwd_f64, vm_softplus_bwd_f32, vm_softplus_bwd_f64,
-    vm_softplus_fwd_f32, vm_softplus_fwd_f64, vm_tanh_fwd_f32, vm_tanh_fwd_f64,
+    vm_set_simd_level, vm_simd_level, vm_softplus_fwd_f32, vm_softplus_fwd_f64, vm_tanh_fwd_f32,
+    vm_tanh_fwd_f64,
     vm_bce_bwd_f32, vm_bce_bwd_f64, vm_bce_fwd_f32, vm_bce_fwd_f64,
 )
 from loops cimport (
@@ -977,3 +978,10 @@ cdef class Plan:
                      last, per_epoch, pl)
             if flush_denormal:
                 mg_ftz_leave(mode)
+
+
+def _simd_level(level=None):
+    """The SIMD variant the vmath loops of this module run (see activations._simd_level)."""
+    if level is not None:
+        vm_set_simd_level(level)
+    return vm_simd_level()

@@ -138,6 +138,12 @@ def _loss_code(loss: Any, top: list) -> str | None:
 
 def _optimizer_code(opt: Any) -> tuple[str, dict] | str:
     """(plan optimizer, hyper-parameters) or why the optimizer cannot be captured."""
+    if opt._schedule is not None and not opt._schedule_takes_step:
+        # It may read anything (the optimizer's iteration count, a variable a callback
+        # sets): asked ahead of the steps, it could answer otherwise than between them.
+        return "a learning-rate schedule of no argument is not captured (one of the step is)"
+    if opt.clipnorm is not None and opt.global_clipnorm is not None:
+        return "clipnorm and global_clipnorm together are not captured"
     hyper = {"lr": opt._lr,
              "weight_decay": 0.0 if opt.weight_decay is None else opt.weight_decay,
              "clipvalue": np.inf if opt.clipvalue is None else opt.clipvalue,
@@ -249,9 +255,12 @@ class CapturedStep:
             states.append(opt._states[i])
         lrs = _lrs
         if lrs is None and opt._schedule is not None:
-            # The schedule at each step's iteration, asked as the eager steps ask it, in
-            # order. If it fails at one, the steps before it are trained first, as eagerly
-            # (without the recorders' snapshots), then the error is raised.
+            # The schedule at each step's iteration, asked in order before the run (a
+            # schedule of the step: its answers depend on the step alone). If it fails at
+            # one, the steps before it are trained, then the error is raised: the weights
+            # and the iteration count are eager's, but not the rest (eager would have drawn
+            # that step's shuffle and Dropout masks already; the recorders miss the
+            # segment's snapshots).
             lrs = np.empty(last - first, np.float64)
             for j in range(last - first):
                 try:

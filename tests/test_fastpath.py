@@ -245,8 +245,8 @@ def test_uncaptured_models_train_eagerly_or_raise_when_asked(why, make):
 @pytest.mark.parametrize("make_opt", [
     lambda: SGD(learning_rate=lambda step: 0.1 / (1 + 0.3 * step)),
     lambda: Adam(learning_rate=lambda step: 0.02 * 0.9 ** (step // 4)),
-    lambda: RMSprop(learning_rate=lambda: 0.01),  # a schedule of no argument
-], ids=["sgd_decay", "adam_steps", "rmsprop_no_arg"])
+    lambda: RMSprop(learning_rate=lambda step: 0.01 if step < 5 else 0.005),
+], ids=["sgd_decay", "adam_steps", "rmsprop_steps"])
 @pytest.mark.parametrize("callbacks", [False, True])
 def test_learning_rate_schedules_are_captured(make_opt, callbacks):
     from microgradnet.callbacks import WeightRecorder
@@ -749,3 +749,26 @@ def test_the_last_batch_is_known_after_a_captured_run(shuffle):
         assert model.find_nonfinite() == "the loss alone is not finite (outputs and gradients are)"
     np.testing.assert_array_equal(batches[1], batches[0])
     assert batches[1].shape == (3, 3)  # the short last batch of the last epoch
+
+
+def test_schedules_of_no_argument_and_double_clipping_train_eagerly():
+    """A schedule of no argument may read the optimizer's state (asked ahead, it would see
+    the iteration count of the run's start); clipnorm with global_clipnorm (only settable
+    after construction) is eager's combination. Both train eagerly, with the same results."""
+    x, y = _data(n=20)
+    for setup, why in ((lambda opt: setattr(opt, "learning_rate",
+                                            lambda: 0.1 * 0.5 ** opt.iterations),
+                        "of no argument"),
+                       (lambda opt: setattr(opt, "global_clipnorm", 0.5), "together")):
+        results = []
+        for mode in (False, "auto"):
+            model = _model("relu", "linear", [3, 4, 1])
+            opt = SGD(learning_rate=0.1, clipnorm=1.0)
+            model.compile(optimizer=opt, loss="mse", jit_compile=mode)
+            setup(opt)
+            assert why in fastpath.explain(model)
+            mg.manual_seed(2)
+            model.fit(x, y, batch_size=5, epochs=2, verbose=0)
+            results.append(model.get_weights())
+        for a, b in zip(*results, strict=True):
+            np.testing.assert_array_equal(b, a)
