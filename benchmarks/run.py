@@ -47,6 +47,7 @@ except ImportError:  # run from a source checkout built in place, without `pip i
     import microgradnet as mg
 
 import workloads as wl  # noqa: E402  (found through the path above)
+from readme_tables import OTHER_ORDERS as _OTHER_ORDERS  # noqa: E402
 
 from microgradnet.backend import kernel_table  # noqa: E402
 
@@ -897,9 +898,6 @@ def _report_training(records: list[dict]) -> None:
 
 
 _PEER_ORDER = ["cython", "eager", "numpy", "torch", "jax-jit", "jax-scan", "jax-scan-shuf"]
-# Peers that shuffle with other orders than numpy's permutations: their final loss is not
-# expected to equal ours to the bit.
-_OTHER_ORDERS = {"jax-scan-shuf"}
 
 
 def _report_peers(records: list[dict]) -> None:

@@ -1,12 +1,13 @@
-/* Flush-to-zero for the captured training step (csrc/trainer.pyx), when asked for.
+/* Flush-to-zero for fit's training steps (csrc/trainer.pyx, microgradnet/fastpath.py).
  *
  * x86 computes on subnormal numbers (below 1.2e-38 in float) through a microcode assist,
  * about 100x slower. Training drives a few weights there (a unit whose weights decay
  * towards 0), and from then on every step touches them: W2a ran 2x slower. With FTZ and
  * DAZ set, subnormals read and written as 0, the step keeps its speed, but the arithmetic
  * is no longer IEEE's: a weight flushed to 0 stays there where a tiny one could grow back
- * under Adam, so training follows another path. XLA runs so on CPU, PyTorch offers it
- * (torch.set_flush_denormal); here it is opt-in, and the caller's mode is restored after.
+ * under Adam, so training follows another path. XLA and TensorFlow run so on CPU, PyTorch
+ * offers it (torch.set_flush_denormal); fit trains so by default, on both of its paths
+ * (microgradnet.fastpath.set_flush_denormal), and the caller's mode is restored after.
  */
 #ifndef MICROGRADNET_FPENV_H
 #define MICROGRADNET_FPENV_H

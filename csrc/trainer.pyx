@@ -53,6 +53,17 @@ cdef extern from "fpenv.h" nogil:
 # Whether run(flush_denormal=True) can flush subnormals to zero here (x86); see fpenv.h.
 CAN_FLUSH_DENORMAL = bool(mg_ftz_supported())
 
+
+def _ftz_enter():
+    """Set flush-to-zero and denormals-are-zero on this thread; return the mode to restore."""
+    return mg_ftz_enter()
+
+
+def _ftz_leave(unsigned int old):
+    """Restore this thread's floating-point mode as _ftz_enter returned it."""
+    mg_ftz_leave(old)
+
+
 # Activation codes (ACTIVATIONS gives the names), loss codes, optimizer codes.
 ACTIVATIONS = ("linear", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "softplus", "gelu",
                "silu", "step")

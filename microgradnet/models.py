@@ -418,13 +418,15 @@ class Sequential:
                         logs = {"loss": float(fast.run(xf, yf, orders, step, step + 1)[0])}
                         out = fast.output(len(xb)) if self.metrics else None
                     else:
-                        loss, out = self._forward_loss(xb, yb, wb, True)
-                        reg = self._regularization()
-                        total = loss if reg is None else loss + reg
-                        for p in params:
-                            p.grad = None
-                        total.backward()
-                        opt.step()
+                        # In the captured step's floating-point mode: the same bits.
+                        with fastpath.training_fpenv():
+                            loss, out = self._forward_loss(xb, yb, wb, True)
+                            reg = self._regularization()
+                            total = loss if reg is None else loss + reg
+                            for p in params:
+                                p.grad = None
+                            total.backward()
+                            opt.step()
                         logs = {"loss": float(total.data)}
                     size = len(xb)
                     seen += size

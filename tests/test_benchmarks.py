@@ -231,3 +231,38 @@ def test_numpy_by_hand_trains_like_microgradnet(make):
     assert len(ours.snapshots) == len(peer.snapshots) == w.epochs
     for a, b in zip(ours.snapshots[-1], peer.snapshots[-1], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
+def test_readme_tables_render_every_record(smoke_run):
+    """The README's tables come from the JSON: every timed row appears, with its number."""
+    tables = _load("readme_tables")
+    _, out, data = smoke_run
+    text = tables.render(data)
+    assert text.startswith(data["machine"]["date"][:10])
+    lines = text.splitlines()
+    for r in data["results"]:
+        if r["section"] == "activations" and r["backend"] == "cython":
+            ns = r["median_s"] / r["size"] * 1e9
+            row = next(line for line in lines if line.startswith(f"| {r['activation']} |"))
+            assert row.split(" | ")[1] == tables._num(ns, 2), row
+        if r["section"] == "peers" and r["backend"] == "cython":
+            row = next(line for line in lines if line.startswith(f"| {r['name']} | {r['steps']:,}"))
+            assert row.split(" | ")[2] == tables._num(r["us_per_step"]), row
+    for section in {r["section"] for r in data["results"]} - {"kernels", "gemm"}:
+        assert f"<!-- {section} -->" in text, section
+    # Every table row has as many cells as its head.
+    head = None
+    for line in lines:
+        if not line.startswith("|"):
+            head = None
+        elif head is None:
+            head = line.count(" | ")
+        else:
+            assert line.count(" | ") == head, line
+    assert tables.main([str(out)]) == 0
+
+
+@pytest.mark.parametrize("value, text", [(None, ""), (0.0312, "0.0312"), (1.234, "1.23"),
+                                         (12.34, "12.3"), (123.4, "123"), (3041.4, "3,041")])
+def test_readme_number_format(value, text):
+    assert _load("readme_tables")._num(value) == text

@@ -426,21 +426,62 @@ def test_the_c_shuffle_draws_numpys_permutations_from_the_same_generator():
         trainer.permutation(a, -1)
 
 
-def test_flush_denormal_is_opt_in_and_restored():
-    assert fastpath.get_flush_denormal() is False
-    supported = fastpath.set_flush_denormal(True)
+def _subnormal_run(flush: bool):
+    """Eager and captured fits where one weight is subnormal and its input column is 0 (so
+    its gradient is 0): SGD keeps it as it is in IEEE arithmetic, and flushes it to 0."""
+    tiny = np.finfo(np.float32).smallest_normal / 4  # the layers hold float32
+    x, y = _data()
+    x[:, 1] = 0
+
+    def make():
+        model = _model("tanh", "linear", [3, 4, 1])
+        weights = model.get_weights()
+        weights[0][1, 2] = tiny
+        model.set_weights(weights)
+        return model
+
+    was = fastpath.set_flush_denormal(flush)
     try:
-        assert fastpath.get_flush_denormal() is supported
-        x, y = _data()
-        eager, fast = _train_both(lambda: _model("tanh", "linear", [3, 4, 1]),
-                                  lambda: Adam(learning_rate=0.01), "mse", x, y, batch_size=8,
-                                  epochs=2)
-        _assert_same(eager, fast)  # nothing subnormal in this short run: same numbers
-        # the caller's floating-point mode is back: numpy still makes subnormals
-        assert np.float32(1e-38) * np.float32(0.01) != 0
+        eager, fast = _train_both(make, lambda: SGD(learning_rate=0.05), "mse", x, y,
+                                  batch_size=8, epochs=2)
     finally:
-        fastpath.set_flush_denormal(False)
-    assert fastpath.get_flush_denormal() is False
+        fastpath.set_flush_denormal(True)
+    assert fastpath.explain(fast[0]) is None
+    return was, tiny, eager, fast
+
+
+def test_flush_denormal_on_both_paths_by_default_and_restored():
+    assert fastpath.get_flush_denormal() is trainer.CAN_FLUSH_DENORMAL  # the default
+    supported, tiny, eager, fast = _subnormal_run(True)
+    assert supported is trainer.CAN_FLUSH_DENORMAL
+    for model in (eager[0], fast[0]):
+        assert model.get_weights()[0][1, 2] == (0 if supported else tiny)
+    for a, b in zip(eager[0].get_weights(), fast[0].get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # the caller's floating-point mode is back after fit: numpy still makes subnormals
+    assert np.float32(1e-38) * np.float32(0.01) != 0
+    assert np.float64(1e-307) * np.float64(0.01) != 0
+
+    _, _, eager, fast = _subnormal_run(False)  # IEEE: the tiny weight stays
+    for model in (eager[0], fast[0]):
+        assert model.get_weights()[0][1, 2] == tiny
+    for a, b in zip(eager[0].get_weights(), fast[0].get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert fastpath.get_flush_denormal() is trainer.CAN_FLUSH_DENORMAL
+
+
+def test_flush_denormal_mode_restored_when_a_step_raises():
+    x, y = _data()
+    model = _model("tanh", "linear", [3, 4, 1])
+    model.compile(optimizer=SGD(learning_rate=0.05), loss="mse", jit_compile=False)
+
+    def boom(*_):
+        raise RuntimeError("boom")
+
+    model.optimizer.step = boom
+    with pytest.raises(RuntimeError, match="boom"):
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert np.float32(1e-38) * np.float32(0.01) != 0
 
 
 @pytest.mark.parametrize("every,epochs,batch", [(3, 4, 5), (50, 30, 50), (1, 2, 8), (7, 3, 100)])
