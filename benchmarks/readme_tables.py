@@ -62,7 +62,14 @@ def _num(value: float | None, digits: int = 3) -> str:
 
 
 def _ratio(value: float | None) -> str:
-    return "" if value is None else f"{value:.2f}"
+    """Two decimals; two significant digits below 0.1 (0.0042, not 0.00)."""
+    if value is None:
+        return ""
+    return f"{value:.2g}" if value < 0.1 else f"{value:.2f}"
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1e3:.3g} ms" if value < 1 else f"{value:.3g} s"
 
 
 def _steps(value: int | None) -> str:
@@ -117,7 +124,7 @@ def peers_tables(records: list[dict]) -> str:
         row += [f"{v[k]['final_loss']:.4e}" if k in v else "" for k, _ in cols]
         row.append(f"{rel:.1e}")
         body.append(row)
-    return times + "\n\n" + _table(head, body)
+    return times + "\n\n" + _table(head, body, left=2)
 
 
 def training_tables(records: list[dict]) -> str:
@@ -145,7 +152,7 @@ def training_tables(records: list[dict]) -> str:
     def to_target(r: dict) -> str:
         if r["steps_to_target"] is None:
             return "not reached"
-        return f"{r['steps_to_target']:,} ({r['time_to_target_s']:.3g} s)"
+        return f"{r['steps_to_target']:,} ({_seconds(r['time_to_target_s'])})"
 
     steps = _table(head, [[f"{f} ({target(f)})"]
                           + [cell(grid.get((f, a)), to_target(grid[(f, a)]))
