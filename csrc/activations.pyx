@@ -6,12 +6,17 @@ costs more than the kernel on small arrays), then runs a `noexcept nogil` loop: 
 for float and double through the fused type `floating` here, or, for the activations that
 need exp, tanh, log1p or erfc, in C in vmath_loops.h (vectorized math, and an AVX2+FMA copy
 picked at run time; see vmath.h).
+
+The elementwise drivers (_map1, _map2) split a large array into one chunk per thread
+(OpenMP, when the build has it); below the threshold they call the loop directly, as before.
 """
 
 cimport numpy as cnp
+from cython.parallel cimport prange
 
 from kernels cimport (
-    _BLOCK, _exp, _float_array, _log, _out, _same_shape, _unalias, floating,
+    _BLOCK, _THREAD_THRESHOLD, _default_threads, _exp, _float_array, _log, _out, _same_shape,
+    _unalias, floating,
     vm_elu_fwd_f32, vm_elu_fwd_f64, vm_erfc_f32, vm_exp_f32, vm_exp_f64, vm_expm1_f32,
     vm_expm1_f64, vm_gelu_bwd_f32, vm_gelu_bwd_f64, vm_gelu_fwd_f32, vm_gelu_fwd_f64,
     vm_log1p_f32, vm_log1p_f64, vm_set_simd_level, vm_sigmoid_bwd_x_f32, vm_sigmoid_bwd_x_f64,
@@ -26,6 +31,8 @@ from loops cimport (
 )
 
 cnp.import_array()
+# Detect the SIMD level now, while one thread runs: the threaded loops then only read it.
+vm_simd_level()
 
 # The specializations of the elementwise loops, passed to the shared drivers below.
 ctypedef void (*_map1_f)(const float*, float*, Py_ssize_t, double) noexcept nogil
@@ -43,6 +50,104 @@ ctypedef void (*_axis2_d)(
     const double*, const double*, double*, Py_ssize_t, Py_ssize_t, Py_ssize_t) noexcept nogil
 
 
+# --------------------------------------------------------------------------- threads
+# Whether this module was compiled with OpenMP (setup.py tries -fopenmp); without it prange
+# is a plain loop and every kernel runs on the calling thread.
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #define MG_OPENMP 1
+    #else
+    #define MG_OPENMP 0
+    #endif
+    """
+    int MG_OPENMP
+
+# The most threads an elementwise kernel runs on (microgradnet.set_num_threads).
+cdef int _num_threads = _default_threads() if MG_OPENMP else 1
+# From this many elements a kernel runs on 2 threads (and on k threads from k/2 times it):
+# below, waking a second thread and splitting the work costs more than it saves. Measured
+# (README.md, "Threads"): a parallel region costs a few microseconds, and relu forward,
+# the cheapest kernel, first gains at about this size on the 2-core machine.
+cdef Py_ssize_t _threshold = _THREAD_THRESHOLD
+# Chunks start at multiples of this many elements: whole cache lines (64 bytes) and whole
+# SIMD vectors, and every chunk starts at the array's own alignment, so each one runs the
+# same vector body and tail code as the single-threaded loop would at those indices.
+cdef enum:
+    _CHUNK_ALIGN = 64
+
+
+cdef inline int _threads_for(Py_ssize_t n) noexcept nogil:
+    """The number of threads a loop over n elements runs on: 1 below the threshold."""
+    if _num_threads <= 1 or n < _threshold:
+        return 1
+    return <int>min(<Py_ssize_t>_num_threads, n // ((_threshold + 1) // 2))
+
+
+cdef inline Py_ssize_t _chunk(Py_ssize_t n, int nt) noexcept nogil:
+    """The elements per chunk of a loop over n split nt ways, a multiple of _CHUNK_ALIGN."""
+    cdef Py_ssize_t step = (n + nt - 1) // nt
+    return (step + _CHUNK_ALIGN - 1) // _CHUNK_ALIGN * _CHUNK_ALIGN
+
+
+cdef void _par1(int t, const void* px, void* po, Py_ssize_t n, double alpha, _map1_f f32,
+                _map1_d f64, int nt) noexcept nogil:
+    """y[i] = f(x[i]) in nt chunks, one per thread; the elements are independent."""
+    cdef Py_ssize_t step = _chunk(n, nt)
+    cdef Py_ssize_t lo, m
+    cdef int c
+    for c in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+        lo = c * step
+        m = min(step, n - lo)
+        if m > 0:
+            if t == cnp.NPY_FLOAT32:
+                f32(<const float*>px + lo, <float*>po + lo, m, alpha)
+            else:
+                f64(<const double*>px + lo, <double*>po + lo, m, alpha)
+
+
+cdef void _par2(int t, const void* pd, const void* ps, void* po, Py_ssize_t n, double alpha,
+                _map2_f f32, _map2_d f64, int nt) noexcept nogil:
+    """dx[i] = f(dy[i], saved[i]) in nt chunks, one per thread."""
+    cdef Py_ssize_t step = _chunk(n, nt)
+    cdef Py_ssize_t lo, m
+    cdef int c
+    for c in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+        lo = c * step
+        m = min(step, n - lo)
+        if m > 0:
+            if t == cnp.NPY_FLOAT32:
+                f32(<const float*>pd + lo, <const float*>ps + lo, <float*>po + lo, m, alpha)
+            else:
+                f64(<const double*>pd + lo, <const double*>ps + lo, <double*>po + lo, m, alpha)
+
+
+def _set_num_threads(int n):
+    """Run the elementwise kernels on at most n >= 1 threads (checked by the caller)."""
+    global _num_threads
+    _num_threads = max(1, n) if MG_OPENMP else 1
+
+
+def _get_num_threads():
+    """The most threads an elementwise kernel runs on (1 when built without OpenMP)."""
+    return _num_threads
+
+
+def _set_threshold(n=None):
+    """Test hook: the size from which kernels run on 2 threads (None: the measured one)."""
+    global _threshold
+    _threshold = _THREAD_THRESHOLD if n is None else max(2, <Py_ssize_t>n)
+    return _threshold
+
+
+def _threads_used(Py_ssize_t n):
+    """Test hook: how many threads an elementwise kernel over n elements runs on."""
+    return _threads_for(n)
+
+
+_openmp = bool(MG_OPENMP)
+
+
 # --------------------------------------------------------------------------- drivers
 
 cdef object _map1(object x, object out, double alpha, _map1_f f32, _map1_d f64):
@@ -54,8 +159,11 @@ cdef object _map1(object x, object out, double alpha, _map1_f f32, _map1_d f64):
     cdef Py_ssize_t n = cnp.PyArray_SIZE(xa)
     cdef void* px = cnp.PyArray_DATA(xa)
     cdef void* po = cnp.PyArray_DATA(o)
+    cdef int nt = _threads_for(n)
     with nogil:
-        if t == cnp.NPY_FLOAT32:
+        if nt > 1:
+            _par1(t, px, po, n, alpha, f32, f64, nt)
+        elif t == cnp.NPY_FLOAT32:
             f32(<const float*>px, <float*>po, n, alpha)
         else:
             f64(<const double*>px, <double*>po, n, alpha)
@@ -76,8 +184,11 @@ cdef object _map2(object dy, object saved, str saved_name, object out, double al
     cdef void* pd = cnp.PyArray_DATA(da)
     cdef void* ps = cnp.PyArray_DATA(sa)
     cdef void* po = cnp.PyArray_DATA(o)
+    cdef int nt = _threads_for(n)
     with nogil:
-        if t == cnp.NPY_FLOAT32:
+        if nt > 1:
+            _par2(t, pd, ps, po, n, alpha, f32, f64, nt)
+        elif t == cnp.NPY_FLOAT32:
             f32(<const float*>pd, <const float*>ps, <float*>po, n, alpha)
         else:
             f64(<const double*>pd, <const double*>ps, <double*>po, n, alpha)
