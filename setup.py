@@ -74,14 +74,15 @@ def openmp_flags() -> list[str]:
 
 
 # The modules whose large elementwise loops may run on several threads (the drivers in
-# activations.pyx). Not the captured training step (trainer): its arrays are a small net's.
-THREADED_MODULES = {"activations"}
+# activations.pyx, the elementwise losses, bias_add). Not the captured training step
+# (trainer): its arrays are a small net's.
+THREADED_MODULES = {"activations", "losses", "matmul"}
 OPENMP = openmp_flags()
 OPENMP_LINK = [] if sys.platform == "win32" else OPENMP  # MSVC links its runtime itself
 
 HEADERS = [
     "csrc/kernels.pxd", "csrc/loops.pxd", "csrc/fpenv.h", "csrc/vmath.h", "csrc/vmath_loops.h",
-    "csrc/optim_loops.h",
+    "csrc/optim_loops.h", "csrc/threads.pxi",
 ]
 
 extensions = [

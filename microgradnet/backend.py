@@ -96,7 +96,7 @@ def use_backend(name: str) -> Iterator[None]:
 
 
 # The kernel modules whose large elementwise loops run on several threads.
-_THREADED_MODULES = ("activations",)
+_THREADED_MODULES = ("activations", "losses", "matmul")
 _MAX_THREADS = 1024
 
 

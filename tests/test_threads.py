@@ -1,6 +1,7 @@
-"""The elementwise kernels on several threads (OpenMP, csrc/activations.pyx): the same bits as
-on one thread at every chunk boundary, the threshold on both sides, set_num_threads' checks.
-No timings here: the speed is measured in README.md's "Threads"."""
+"""The large elementwise kernels on several threads (OpenMP, csrc/threads.pxi: activations,
+the elementwise losses, bias_add): the same bits as on one thread at every chunk boundary,
+the threshold on both sides, set_num_threads' checks. No timings here: the speed is measured
+in README.md's "Threads"."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 import microgradnet as mg
-from microgradnet._kernels import activations
+from microgradnet._kernels import activations, losses, matmul
 
 THRESHOLD = activations._set_threshold(None)  # the built-in one
 
@@ -175,3 +176,41 @@ def test_default_thread_count_respects_omp_num_threads():
                          check=True, cwd=os.path.dirname(os.path.dirname(mg.__file__)))
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert int(out.stdout.strip()) == (min(n, 8) if activations._openmp else 1)
+
+
+@needs_openmp
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_threaded_losses_and_bias_add_bits(dtype):
+    # The elementwise losses and bias_add split like the activations, each module with its
+    # own threshold: the same bits as on one thread, at and above it, odd sizes included.
+    for module in (losses, matmul):
+        assert module._set_threshold(None) == THRESHOLD
+    before = mg.get_num_threads()
+    try:
+        for n in (THRESHOLD, THRESHOLD + 1, THRESHOLD + 65, 3 * THRESHOLD + 17):
+            z, d = _inputs(n, dtype, seed=n)
+            t = (np.random.default_rng(n).random(n) > 0.5).astype(dtype)
+            x2 = z[: n - n % 129].reshape(-1, 129)  # rows of an odd width
+            b = d[:129].copy()
+            runs = {}
+            for nt in (1, 2, 3):
+                mg.set_num_threads(nt)
+                runs[nt] = [
+                    losses.sigmoid_binary_cross_entropy_forward(z, t),
+                    losses.sigmoid_binary_cross_entropy_backward(d, z, t),
+                    losses.mse_backward(0.37, z, t),
+                    matmul.bias_add(x2, b),
+                ]
+            for nt in (2, 3):
+                for g, w in zip(runs[nt], runs[1], strict=True):
+                    _same_bits(g, w)
+    finally:
+        mg.set_num_threads(before)
+
+
+def test_set_num_threads_reaches_every_threaded_module(threads):
+    mg.set_num_threads(1)
+    assert {m._get_num_threads() for m in (activations, losses, matmul)} == {1}
+    mg.set_num_threads(2)
+    assert {m._get_num_threads() for m in (activations, losses, matmul)} == {
+        2 if activations._openmp else 1}
