@@ -194,13 +194,15 @@ def _timed_run(run: Callable[[], wl.Run]) -> wl.Run:
 
 @contextlib.contextmanager
 def _threads(n: int) -> Iterator[None]:
-    """BLAS (through threadpoolctl) and PyTorch limited to n threads inside the block.
+    """BLAS (through threadpoolctl), PyTorch and microgradnet's own large elementwise kernels
+    (mg.set_num_threads) limited to n threads inside the block.
 
     Without a limit, OpenBLAS threads that spin after a call steal the second core from
     whatever runs next (PyTorch's ops were 1.5x slower). JAX's XLA pool cannot be changed
     after import: it keeps its default, recorded in the machine info."""
     torch = _torch()
     previous = torch.get_num_threads() if torch is not None else None
+    previous_mg = mg.get_num_threads()
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
@@ -210,9 +212,11 @@ def _threads(n: int) -> Iterator[None]:
     with limits:
         if torch is not None:
             torch.set_num_threads(n)
+        mg.set_num_threads(n)
         try:
             yield
         finally:
+            mg.set_num_threads(previous_mg)
             if torch is not None:
                 torch.set_num_threads(previous)
 
@@ -394,9 +398,12 @@ def _activation_cases(act: str, xa: np.ndarray, dya: np.ndarray, torch, jax) -> 
                 y.backward(dya)
             return y, x
 
-        # Elementwise kernels: one thread, whatever --threads says.
+        # The Cython kernels run 1e6 elements on --threads threads (mg.set_num_threads in
+        # _threads); the numpy reference on one.
+        threads = mg.get_num_threads() if backend == "cython" else 1
         cases[backend] = (tensor_api, lambda r: (np.asarray(r[0].data), np.asarray(r[1].grad)),
-                          dict(backend=backend, framework="microgradnet", threads=1, **common))
+                          dict(backend=backend, framework="microgradnet", threads=threads,
+                               **common))
     np_fwd, np_bwd = NUMPY_ACTIVATIONS[act]
 
     def by_hand(np_fwd=np_fwd, np_bwd=np_bwd):
@@ -435,9 +442,10 @@ def _activation_cases(act: str, xa: np.ndarray, dya: np.ndarray, torch, jax) -> 
 
 def section_activations(b: Bench) -> None:
     """Activation forward+backward on 1e6 float32: ours through the Tensor API (both backends,
-    `fn(x).backward(dy)`), numpy by hand and, when installed, PyTorch eager (`y.backward(dy)`
-    on `--threads` threads) and a JAX jit of the forward and its vjp. The same arrays for all;
-    each column's y and dx checked against ours before any clock; timed round-robin."""
+    `fn(x).backward(dy)`; the Cython kernels on `--threads` threads), numpy by hand and, when
+    installed, PyTorch eager (`y.backward(dy)` on `--threads` threads) and a JAX jit of the
+    forward and its vjp. The same arrays for all; each column's y and dx checked against ours
+    before any clock; timed round-robin."""
     size = 1_000 if b.smoke else 100_000 if b.quick else 1_000_000
     rng = np.random.default_rng(0)
     xa = rng.standard_normal(size).astype(np.float32)
@@ -1112,6 +1120,8 @@ def machine() -> dict:
         "numpy": np.__version__,
         "microgradnet": mg.__version__,
         "microgradnet_backend": mg.backend_name(),
+        # the default of mg.set_num_threads (1 when built without OpenMP); sections set --threads
+        "microgradnet_threads_default": mg.get_num_threads(),
     }
     with contextlib.suppress(AttributeError, OSError):
         info["load_average"] = os.getloadavg()  # the machine is shared: how busy it was
