@@ -225,7 +225,13 @@ def _threads(n: int) -> Iterator[None]:
 
 
 def section_kernels(b: Bench) -> None:
-    """Forward and backward of every activation kernel: ns per element, both backends."""
+    """Forward and backward of every activation kernel: ns per element, both backends (ours
+    on `--threads` threads from 65536 elements, 1e6 then; one below)."""
+    with _threads(b.threads):
+        _kernels(b)
+
+
+def _kernels(b: Bench) -> None:
     sizes = [1_000] if b.smoke else [1_000, 100_000] if b.quick else [100, 10_000, 1_000_000]
     dtypes = [np.float32] if b.quick else [np.float32, np.float64]
     rng = np.random.default_rng(0)
@@ -242,7 +248,8 @@ def section_kernels(b: Bench) -> None:
                     saved = y if act in SAVES_OUTPUT else x
                     out = np.empty_like(x)
                     common = dict(activation=act, backend=backend, dtype=np.dtype(dtype).name,
-                                  size=size)
+                                  size=size,
+                                  threads=mg.get_num_threads() if backend == "cython" else 1)
                     b.run("kernels", f"{act}_forward", lambda: fwd(x, out=out), **common)
                     b.run("kernels", f"{act}_backward", lambda: bwd(dy, saved, out=out),
                           **common)
@@ -573,7 +580,13 @@ def section_derivatives(b: Bench) -> None:
     """Each activation's derivative formulations side by side on float32: the fused backward
     kernel (from the saved output or the input, both backends), the derivative recomputed
     from x (sigmoid, tanh), the Tensor op and the same function composed of primitive ops
-    through autograd, and numpy by hand. All must give the same numbers (checked)."""
+    through autograd, and numpy by hand. All must give the same numbers (checked). Ours on
+    `--threads` threads (at 1e6 elements)."""
+    with _threads(b.threads):
+        _derivatives(b)
+
+
+def _derivatives(b: Bench) -> None:
     from microgradnet import _reference
 
     sizes = [1_000] if b.smoke else [1_000, 100_000] if b.quick else [10_000, 1_000_000]
@@ -1168,9 +1181,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only this section (repeatable)")
     parser.add_argument("--out", type=Path, default=None, help="JSON output path")
     parser.add_argument("--threads", type=int, default=1,
-                        help="BLAS and PyTorch threads in training and peers (default 1: on "
-                             "this shared 2-core machine a second BLAS thread made W4 5-10x "
-                             "slower; JAX's XLA pool cannot be limited and is left alone)")
+                        help="BLAS, PyTorch and microgradnet kernel threads (mg.set_num_threads) "
+                             "in activations, training and peers (default 1: on this shared "
+                             "2-core machine a second BLAS thread made W4 5-10x slower; JAX's "
+                             "XLA pool cannot be limited and is left alone)")
     args = parser.parse_args(argv)
     chosen = args.only or list(SECTIONS)
     bench = Bench(args.quick, args.smoke, args.threads)

@@ -16,7 +16,8 @@ ctypedef fused floating:
 cdef enum:
     _BLOCK = 64
 
-# The elementwise kernels run on 2 threads from this many elements (activations.pyx).
+# The large elementwise kernels run on 2 threads from this many elements (threads.pxi;
+# measured in README.md, "Threads").
 cdef enum:
     _THREAD_THRESHOLD = 1 << 16
 
