@@ -42,10 +42,28 @@ cdef inline Py_ssize_t _chunk(Py_ssize_t n, int nt) noexcept nogil:
     return (step + _CHUNK_ALIGN - 1) // _CHUNK_ALIGN * _CHUNK_ALIGN
 
 
+# Set in a fork()ed child: libgomp's thread pool does not survive fork (the child's first
+# parallel region would wait forever for the parent's threads), so a child runs on one.
+cdef bint _forked = False
+
+
 def _set_num_threads(int n):
     """Run the elementwise kernels on at most n >= 1 threads (checked by the caller)."""
     global _num_threads
-    _num_threads = max(1, n) if MG_OPENMP else 1
+    _num_threads = max(1, n) if MG_OPENMP and not _forked else 1
+
+
+def _after_fork_in_child():
+    """Run on one thread from now on (os.register_at_fork, below)."""
+    global _num_threads, _forked
+    _forked = True
+    _num_threads = 1
+
+
+if MG_OPENMP:
+    import os as _os
+    if hasattr(_os, "register_at_fork"):
+        _os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _get_num_threads():

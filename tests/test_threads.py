@@ -214,3 +214,32 @@ def test_set_num_threads_reaches_every_threaded_module(threads):
     mg.set_num_threads(2)
     assert {m._get_num_threads() for m in (activations, losses, matmul)} == {
         2 if activations._openmp else 1}
+
+
+@needs_openmp
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork")
+def test_forked_child_runs_on_one_thread():
+    # libgomp's pool does not survive fork: a child whose parent ran a threaded kernel would
+    # hang in its first parallel region. The child runs on one thread instead (in a fresh
+    # interpreter, so that a hang fails by timeout instead of stopping the test run).
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os, numpy as np, microgradnet as mg\n"
+        "from microgradnet._kernels import activations as A\n"
+        "mg.set_num_threads(2)\n"
+        "x = np.linspace(-3, 3, 1 << 18, dtype=np.float32)\n"
+        "want = A.gelu_forward(x)\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    mg.set_num_threads(2)\n"
+        "    ok = mg.get_num_threads() == 1 and (A.gelu_forward(x) == want).all()\n"
+        "    os._exit(0 if ok else 1)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "assert os.waitstatus_to_exitcode(status) == 0\n"
+        "assert mg.get_num_threads() == 2 and (A.gelu_forward(x) == want).all()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120,
+                   cwd=os.path.dirname(os.path.dirname(mg.__file__)))
