@@ -5,15 +5,21 @@
 
 # Whether this module was compiled with OpenMP (setup.py tries -fopenmp); without it prange
 # is a plain loop and every kernel runs on the calling thread.
+# mg_omp_max_threads: OpenMP's own limit (omp_set_num_threads, as threadpoolctl's
+# threadpool_limits(user_api="openmp") sets it), which the kernels respect as well.
 cdef extern from *:
     """
     #ifdef _OPENMP
+    #include <omp.h>
     #define MG_OPENMP 1
+    static int mg_omp_max_threads(void) { return omp_get_max_threads(); }
     #else
     #define MG_OPENMP 0
+    static int mg_omp_max_threads(void) { return 1; }
     #endif
     """
     int MG_OPENMP
+    int mg_omp_max_threads() noexcept nogil
 
 # The most threads an elementwise kernel runs on (microgradnet.set_num_threads).
 cdef int _num_threads = _default_threads() if MG_OPENMP else 1
@@ -33,7 +39,8 @@ cdef inline int _threads_for(Py_ssize_t n) noexcept nogil:
     """The number of threads a loop over n elements runs on: 1 below the threshold."""
     if _num_threads <= 1 or n < _threshold:
         return 1
-    return <int>min(<Py_ssize_t>_num_threads, n // ((_threshold + 1) // 2))
+    cdef int nt = min(_num_threads, mg_omp_max_threads())
+    return <int>min(<Py_ssize_t>nt, n // ((_threshold + 1) // 2))
 
 
 cdef inline Py_ssize_t _chunk(Py_ssize_t n, int nt) noexcept nogil:

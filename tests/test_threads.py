@@ -38,6 +38,17 @@ def threads():
     activations._set_threshold(None)
 
 
+def _openmp_limit(n):
+    """OpenMP's thread limit set to n inside the block (threadpoolctl), if it can be set."""
+    import contextlib
+
+    try:
+        import threadpoolctl
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpoolctl.threadpool_limits(n, user_api="openmp")
+
+
 def _inputs(n, dtype, seed=0):
     rng = np.random.default_rng(seed)
     x = (rng.standard_normal(n) * 4).astype(dtype)
@@ -103,10 +114,11 @@ def test_many_chunks_every_simd_level_and_offset(threads, level, dtype):
                 want = {k: _run(k, x, dy) for k in KERNELS}
                 for nt in (2, 3, 7):
                     activations._set_num_threads(nt)
-                    assert activations._threads_used(n) > 1
-                    for k in KERNELS:
-                        for g, w in zip(_run(k, x, dy), want[k], strict=True):
-                            _same_bits(g, w)
+                    with _openmp_limit(nt):
+                        assert activations._threads_used(n) > 1
+                        for k in KERNELS:
+                            for g, w in zip(_run(k, x, dy), want[k], strict=True):
+                                _same_bits(g, w)
     finally:
         activations._simd_level(-1)
 
@@ -127,9 +139,12 @@ def test_threshold_both_sides(threads):
     assert activations._threads_used(THRESHOLD) == expected
     assert activations._threads_used(100) == 1  # a small net's arrays: never threaded
     activations._set_num_threads(4)
-    # each thread gets at least half the threshold
-    assert activations._threads_used(THRESHOLD) == expected
-    assert activations._threads_used(2 * THRESHOLD) == (4 if activations._openmp else 1)
+    # each thread gets at least half the threshold (OpenMP's limit raised to 4, in case this
+    # machine has fewer CPUs: the kernels take the smaller of both)
+    with _openmp_limit(4):
+        assert activations._threads_used(THRESHOLD) == expected
+        assert activations._threads_used(2 * THRESHOLD - 1) == (3 if activations._openmp else 1)
+        assert activations._threads_used(2 * THRESHOLD) == (4 if activations._openmp else 1)
     activations._set_num_threads(1)
     assert activations._threads_used(100 * THRESHOLD) == 1
     # small arrays give the same results whatever the setting (the same single loop)
@@ -195,12 +210,13 @@ def test_threaded_losses_and_bias_add_bits(dtype):
             runs = {}
             for nt in (1, 2, 3):
                 mg.set_num_threads(nt)
-                runs[nt] = [
-                    losses.sigmoid_binary_cross_entropy_forward(z, t),
-                    losses.sigmoid_binary_cross_entropy_backward(d, z, t),
-                    losses.mse_backward(0.37, z, t),
-                    matmul.bias_add(x2, b),
-                ]
+                with _openmp_limit(nt):
+                    runs[nt] = [
+                        losses.sigmoid_binary_cross_entropy_forward(z, t),
+                        losses.sigmoid_binary_cross_entropy_backward(d, z, t),
+                        losses.mse_backward(0.37, z, t),
+                        matmul.bias_add(x2, b),
+                    ]
             for nt in (2, 3):
                 for g, w in zip(runs[nt], runs[1], strict=True):
                     _same_bits(g, w)
@@ -243,3 +259,14 @@ def test_forked_child_runs_on_one_thread():
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120,
                    cwd=os.path.dirname(os.path.dirname(mg.__file__)))
+
+
+@needs_openmp
+def test_openmp_limit_is_respected(threads):
+    # threadpoolctl (as scikit-learn users limit OpenMP) caps the kernels too.
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    activations._set_num_threads(2)
+    assert activations._threads_used(4 * THRESHOLD) == 2
+    with threadpoolctl.threadpool_limits(1, user_api="openmp"):
+        assert activations._threads_used(4 * THRESHOLD) == 1
+    assert activations._threads_used(4 * THRESHOLD) == 2
