@@ -5,7 +5,10 @@ checks on, assertions kept and no optimization (for debugging a kernel, not for 
 """
 
 import os
+import subprocess
 import sys
+import sysconfig
+import tempfile
 from pathlib import Path
 
 import numpy
@@ -35,9 +38,51 @@ else:
     release = ["-O3", "-g0", "-fno-math-errno", "-fno-trapping-math"]
     compile_args = ["-O0", "-g", "-UNDEBUG"] if debug else release
 
+
+def openmp_flags() -> list[str]:
+    """["-fopenmp"] if the C compiler builds and links an OpenMP program with it, else [].
+
+    As scikit-learn does: try a tiny program. Apple's clang has no -fopenmp (and no libomp
+    by default), MSVC spells it /openmp; without it the kernels build single-threaded
+    (cython.parallel's prange then compiles to a plain loop). MICROGRADNET_OPENMP=0 forces that.
+    """
+    if os.environ.get("MICROGRADNET_OPENMP", "1") in ("", "0"):
+        return []
+    if sys.platform == "win32":
+        return ["/openmp"]
+    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    code = (
+        "#include <omp.h>\n"
+        "int main(void) {\n"
+        "    int n = 0;\n"
+        "    #pragma omp parallel num_threads(2) reduction(+:n)\n"
+        "    n += 1;\n"
+        "    return n >= 1 && omp_get_max_threads() >= 1 ? 0 : 1;\n"
+        "}\n"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "omp_test.c"
+        src.write_text(code)
+        try:
+            result = subprocess.run(
+                [*cc.split(), "-fopenmp", str(src), "-o", str(Path(tmp) / "omp_test")],
+                capture_output=True,
+            )
+        except OSError:
+            return []
+    return ["-fopenmp"] if result.returncode == 0 else []
+
+
+# The modules whose large elementwise loops may run on several threads (the drivers in
+# activations.pyx, the elementwise losses, bias_add). Not the captured training step
+# (trainer): its arrays are a small net's.
+THREADED_MODULES = {"activations", "losses", "matmul"}
+OPENMP = openmp_flags()
+OPENMP_LINK = [] if sys.platform == "win32" else OPENMP  # MSVC links its runtime itself
+
 HEADERS = [
     "csrc/kernels.pxd", "csrc/loops.pxd", "csrc/fpenv.h", "csrc/vmath.h", "csrc/vmath_loops.h",
-    "csrc/optim_loops.h",
+    "csrc/optim_loops.h", "csrc/threads.pxi",
 ]
 
 extensions = [
@@ -46,7 +91,8 @@ extensions = [
         [f"csrc/{name}.pyx"],
         include_dirs=[numpy.get_include(), "csrc"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
-        extra_compile_args=compile_args,
+        extra_compile_args=compile_args + (OPENMP if name in THREADED_MODULES else []),
+        extra_link_args=OPENMP_LINK if name in THREADED_MODULES else [],
         depends=HEADERS,  # an edited header rebuilds the kernels
     )
     for name in KERNEL_MODULES

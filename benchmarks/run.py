@@ -195,13 +195,15 @@ def _timed_run(run: Callable[[], wl.Run]) -> wl.Run:
 
 @contextlib.contextmanager
 def _threads(n: int) -> Iterator[None]:
-    """BLAS (through threadpoolctl) and PyTorch limited to n threads inside the block.
+    """BLAS (through threadpoolctl), PyTorch and microgradnet's own large elementwise kernels
+    (mg.set_num_threads) limited to n threads inside the block.
 
     Without a limit, OpenBLAS threads that spin after a call steal the second core from
     whatever runs next (PyTorch's ops were 1.5x slower). JAX's XLA pool cannot be changed
     after import: it keeps its default, recorded in the machine info."""
     torch = _torch()
     previous = torch.get_num_threads() if torch is not None else None
+    previous_mg = mg.get_num_threads()
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
@@ -211,9 +213,11 @@ def _threads(n: int) -> Iterator[None]:
     with limits:
         if torch is not None:
             torch.set_num_threads(n)
+        mg.set_num_threads(n)
         try:
             yield
         finally:
+            mg.set_num_threads(previous_mg)
             if torch is not None:
                 torch.set_num_threads(previous)
 
@@ -222,7 +226,13 @@ def _threads(n: int) -> Iterator[None]:
 
 
 def section_kernels(b: Bench) -> None:
-    """Forward and backward of every activation kernel: ns per element, both backends."""
+    """Forward and backward of every activation kernel: ns per element, both backends (ours
+    on `--threads` threads from 65536 elements, 1e6 then; one below)."""
+    with _threads(b.threads):
+        _kernels(b)
+
+
+def _kernels(b: Bench) -> None:
     sizes = [1_000] if b.smoke else [1_000, 100_000] if b.quick else [100, 10_000, 1_000_000]
     dtypes = [np.float32] if b.quick else [np.float32, np.float64]
     rng = np.random.default_rng(0)
@@ -239,7 +249,8 @@ def section_kernels(b: Bench) -> None:
                     saved = y if act in SAVES_OUTPUT else x
                     out = np.empty_like(x)
                     common = dict(activation=act, backend=backend, dtype=np.dtype(dtype).name,
-                                  size=size)
+                                  size=size,
+                                  threads=mg.get_num_threads() if backend == "cython" else 1)
                     b.run("kernels", f"{act}_forward", lambda: fwd(x, out=out), **common)
                     b.run("kernels", f"{act}_backward", lambda: bwd(dy, saved, out=out),
                           **common)
@@ -395,9 +406,12 @@ def _activation_cases(act: str, xa: np.ndarray, dya: np.ndarray, torch, jax) -> 
                 y.backward(dya)
             return y, x
 
-        # Elementwise kernels: one thread, whatever --threads says.
+        # The Cython kernels run 1e6 elements on --threads threads (mg.set_num_threads in
+        # _threads); the numpy reference on one.
+        threads = mg.get_num_threads() if backend == "cython" else 1
         cases[backend] = (tensor_api, lambda r: (np.asarray(r[0].data), np.asarray(r[1].grad)),
-                          dict(backend=backend, framework="microgradnet", threads=1, **common))
+                          dict(backend=backend, framework="microgradnet", threads=threads,
+                               **common))
     np_fwd, np_bwd = NUMPY_ACTIVATIONS[act]
 
     def by_hand(np_fwd=np_fwd, np_bwd=np_bwd):
@@ -436,9 +450,10 @@ def _activation_cases(act: str, xa: np.ndarray, dya: np.ndarray, torch, jax) -> 
 
 def section_activations(b: Bench) -> None:
     """Activation forward+backward on 1e6 float32: ours through the Tensor API (both backends,
-    `fn(x).backward(dy)`), numpy by hand and, when installed, PyTorch eager (`y.backward(dy)`
-    on `--threads` threads) and a JAX jit of the forward and its vjp. The same arrays for all;
-    each column's y and dx checked against ours before any clock; timed round-robin."""
+    `fn(x).backward(dy)`; the Cython kernels on `--threads` threads), numpy by hand and, when
+    installed, PyTorch eager (`y.backward(dy)` on `--threads` threads) and a JAX jit of the
+    forward and its vjp. The same arrays for all; each column's y and dx checked against ours
+    before any clock; timed round-robin."""
     size = 1_000 if b.smoke else 100_000 if b.quick else 1_000_000
     rng = np.random.default_rng(0)
     xa = rng.standard_normal(size).astype(np.float32)
@@ -566,7 +581,13 @@ def section_derivatives(b: Bench) -> None:
     """Each activation's derivative formulations side by side on float32: the fused backward
     kernel (from the saved output or the input, both backends), the derivative recomputed
     from x (sigmoid, tanh), the Tensor op and the same function composed of primitive ops
-    through autograd, and numpy by hand. All must give the same numbers (checked)."""
+    through autograd, and numpy by hand. All must give the same numbers (checked). Ours on
+    `--threads` threads (at 1e6 elements)."""
+    with _threads(b.threads):
+        _derivatives(b)
+
+
+def _derivatives(b: Bench) -> None:
     from microgradnet import _reference
 
     sizes = [1_000] if b.smoke else [1_000, 100_000] if b.quick else [10_000, 1_000_000]
@@ -1110,6 +1131,8 @@ def machine() -> dict:
         "numpy": np.__version__,
         "microgradnet": mg.__version__,
         "microgradnet_backend": mg.backend_name(),
+        # the default of mg.set_num_threads (1 when built without OpenMP); sections set --threads
+        "microgradnet_threads_default": mg.get_num_threads(),
     }
     with contextlib.suppress(AttributeError, OSError):
         info["load_average"] = os.getloadavg()  # the machine is shared: how busy it was
@@ -1156,9 +1179,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only this section (repeatable)")
     parser.add_argument("--out", type=Path, default=None, help="JSON output path")
     parser.add_argument("--threads", type=int, default=1,
-                        help="BLAS and PyTorch threads in training and peers (default 1: on "
-                             "this shared 2-core machine a second BLAS thread made W4 5-10x "
-                             "slower; JAX's XLA pool cannot be limited and is left alone)")
+                        help="BLAS, PyTorch and microgradnet kernel threads (mg.set_num_threads) "
+                             "in activations, training and peers (default 1: on this shared "
+                             "2-core machine a second BLAS thread made W4 5-10x slower; JAX's "
+                             "XLA pool cannot be limited and is left alone)")
     args = parser.parse_args(argv)
     chosen = args.only or list(SECTIONS)
     bench = Bench(args.quick, args.smoke, args.threads)

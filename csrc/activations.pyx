@@ -6,12 +6,17 @@ costs more than the kernel on small arrays), then runs a `noexcept nogil` loop: 
 for float and double through the fused type `floating` here, or, for the activations that
 need exp, tanh, log1p or erfc, in C in vmath_loops.h (vectorized math, and an AVX2+FMA copy
 picked at run time; see vmath.h).
+
+The elementwise drivers (_map1, _map2) split a large array into one chunk per thread
+(OpenMP, when the build has it); below the threshold they call the loop directly, as before.
 """
 
 cimport numpy as cnp
+from cython.parallel cimport prange
 
 from kernels cimport (
-    _BLOCK, _exp, _float_array, _log, _out, _same_shape, _unalias, floating,
+    _BLOCK, _THREAD_THRESHOLD, _default_threads, _exp, _float_array, _log, _out, _same_shape,
+    _unalias, floating,
     vm_elu_fwd_f32, vm_elu_fwd_f64, vm_erfc_f32, vm_exp_f32, vm_exp_f64, vm_expm1_f32,
     vm_expm1_f64, vm_gelu_bwd_f32, vm_gelu_bwd_f64, vm_gelu_fwd_f32, vm_gelu_fwd_f64,
     vm_log1p_f32, vm_log1p_f64, vm_set_simd_level, vm_sigmoid_bwd_x_f32, vm_sigmoid_bwd_x_f64,
@@ -26,6 +31,8 @@ from loops cimport (
 )
 
 cnp.import_array()
+# Detect the SIMD level now, while one thread runs: the threaded loops then only read it.
+vm_simd_level()
 
 # The specializations of the elementwise loops, passed to the shared drivers below.
 ctypedef void (*_map1_f)(const float*, float*, Py_ssize_t, double) noexcept nogil
@@ -43,6 +50,43 @@ ctypedef void (*_axis2_d)(
     const double*, const double*, double*, Py_ssize_t, Py_ssize_t, Py_ssize_t) noexcept nogil
 
 
+# --------------------------------------------------------------------------- threads
+
+include "threads.pxi"
+
+
+cdef void _par1(int t, const void* px, void* po, Py_ssize_t n, double alpha, _map1_f f32,
+                _map1_d f64, int nt) noexcept nogil:
+    """y[i] = f(x[i]) in nt chunks, one per thread; the elements are independent."""
+    cdef Py_ssize_t step = _chunk(n, nt)
+    cdef Py_ssize_t lo, m
+    cdef int c
+    for c in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+        lo = c * step
+        m = min(step, n - lo)
+        if m > 0:
+            if t == cnp.NPY_FLOAT32:
+                f32(<const float*>px + lo, <float*>po + lo, m, alpha)
+            else:
+                f64(<const double*>px + lo, <double*>po + lo, m, alpha)
+
+
+cdef void _par2(int t, const void* pd, const void* ps, void* po, Py_ssize_t n, double alpha,
+                _map2_f f32, _map2_d f64, int nt) noexcept nogil:
+    """dx[i] = f(dy[i], saved[i]) in nt chunks, one per thread."""
+    cdef Py_ssize_t step = _chunk(n, nt)
+    cdef Py_ssize_t lo, m
+    cdef int c
+    for c in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+        lo = c * step
+        m = min(step, n - lo)
+        if m > 0:
+            if t == cnp.NPY_FLOAT32:
+                f32(<const float*>pd + lo, <const float*>ps + lo, <float*>po + lo, m, alpha)
+            else:
+                f64(<const double*>pd + lo, <const double*>ps + lo, <double*>po + lo, m, alpha)
+
+
 # --------------------------------------------------------------------------- drivers
 
 cdef object _map1(object x, object out, double alpha, _map1_f f32, _map1_d f64):
@@ -54,8 +98,11 @@ cdef object _map1(object x, object out, double alpha, _map1_f f32, _map1_d f64):
     cdef Py_ssize_t n = cnp.PyArray_SIZE(xa)
     cdef void* px = cnp.PyArray_DATA(xa)
     cdef void* po = cnp.PyArray_DATA(o)
+    cdef int nt = _threads_for(n)
     with nogil:
-        if t == cnp.NPY_FLOAT32:
+        if nt > 1:
+            _par1(t, px, po, n, alpha, f32, f64, nt)
+        elif t == cnp.NPY_FLOAT32:
             f32(<const float*>px, <float*>po, n, alpha)
         else:
             f64(<const double*>px, <double*>po, n, alpha)
@@ -76,8 +123,11 @@ cdef object _map2(object dy, object saved, str saved_name, object out, double al
     cdef void* pd = cnp.PyArray_DATA(da)
     cdef void* ps = cnp.PyArray_DATA(sa)
     cdef void* po = cnp.PyArray_DATA(o)
+    cdef int nt = _threads_for(n)
     with nogil:
-        if t == cnp.NPY_FLOAT32:
+        if nt > 1:
+            _par2(t, pd, ps, po, n, alpha, f32, f64, nt)
+        elif t == cnp.NPY_FLOAT32:
             f32(<const float*>pd, <const float*>ps, <float*>po, n, alpha)
         else:
             f64(<const double*>pd, <const double*>ps, <double*>po, n, alpha)

@@ -16,6 +16,30 @@ ctypedef fused floating:
 cdef enum:
     _BLOCK = 64
 
+# The large elementwise kernels run on 2 threads from this many elements (threads.pxi;
+# measured in README.md, "Threads").
+cdef enum:
+    _THREAD_THRESHOLD = 1 << 16
+
+# The default thread count is capped: the kernels that get threads stream memory, and a
+# few cores already take all the bandwidth there is.
+cdef enum:
+    _MAX_DEFAULT_THREADS = 8
+
+
+cdef inline int _default_threads():
+    """OMP_NUM_THREADS if it is a positive count (the first of a list), else the CPUs this
+    process may run on (its affinity mask), at most _MAX_DEFAULT_THREADS."""
+    import os
+    v = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if v.isdigit() and 0 < int(v) < 1 << 16:
+        return int(v)
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no affinity masks (macOS, Windows)
+        n = os.cpu_count() or 1
+    return max(1, min(n, <int>_MAX_DEFAULT_THREADS))
+
 
 # --------------------------------------------------------------------------- vmath.h
 # Branch-free exp, expm1, log1p, tanh, sigmoid (and erfc for float gelu) that gcc vectorizes,

@@ -4,9 +4,10 @@ weight and reduce them. Contract: csrc/README.md; oracle: microgradnet/_referenc
 """
 
 cimport numpy as cnp
+from cython.parallel cimport prange
 
 from kernels cimport (
-    _c_order, _float_array, _out, _same_shape, _unalias,
+    _THREAD_THRESHOLD, _c_order, _default_threads, _float_array, _out, _same_shape, _unalias,
     vm_bce_bwd_f32, vm_bce_bwd_f64, vm_bce_fwd_f32, vm_bce_fwd_f64, vm_set_simd_level,
     vm_simd_level,
 )
@@ -16,6 +17,14 @@ from loops cimport (
 )
 
 cnp.import_array()
+# Detect the SIMD level now, while one thread runs: the threaded loops then only read it.
+vm_simd_level()
+
+# --------------------------------------------------------------------------- threads
+# The elementwise losses (sigmoid binary cross-entropy, mse's gradient) split large arrays
+# like the activations do; the row-wise softmax losses stay on one thread.
+
+include "threads.pxi"
 
 # --------------------------------------------------------------------------- checks
 
@@ -210,6 +219,22 @@ def sigmoid_binary_cross_entropy_forward(logits, target, out=None):
     cdef void* pz = cnp.PyArray_DATA(z)
     cdef void* pt = cnp.PyArray_DATA(ta)
     cdef void* po = cnp.PyArray_DATA(o)
+    cdef int nt = _threads_for(n)
+    cdef Py_ssize_t step = _chunk(n, nt), lo, k
+    cdef int c
+    if nt > 1:
+        for c in prange(nt, nogil=True, num_threads=nt, schedule="static", chunksize=1):
+            lo = c * step
+            k = min(step, n - lo)
+            if k <= 0:
+                continue
+            if t == cnp.NPY_FLOAT32:
+                vm_bce_fwd_f32(<const float*>pz + lo, <const float*>pt + lo, <float*>po + lo,
+                               k, 0.0)
+            else:
+                vm_bce_fwd_f64(<const double*>pz + lo, <const double*>pt + lo,
+                               <double*>po + lo, k, 0.0)
+        return o
     with nogil:
         if t == cnp.NPY_FLOAT32:
             vm_bce_fwd_f32(<const float*>pz, <const float*>pt, <float*>po, n, 0.0)
@@ -235,6 +260,22 @@ def sigmoid_binary_cross_entropy_backward(dloss, logits, target, out=None):
     cdef void* pz = cnp.PyArray_DATA(z)
     cdef void* pt = cnp.PyArray_DATA(ta)
     cdef void* po = cnp.PyArray_DATA(o)
+    cdef int nt = _threads_for(n)
+    cdef Py_ssize_t step = _chunk(n, nt), lo, k
+    cdef int c
+    if nt > 1:
+        for c in prange(nt, nogil=True, num_threads=nt, schedule="static", chunksize=1):
+            lo = c * step
+            k = min(step, n - lo)
+            if k <= 0:
+                continue
+            if t == cnp.NPY_FLOAT32:
+                vm_bce_bwd_f32(<const float*>pd + lo, <const float*>pz + lo,
+                               <const float*>pt + lo, <float*>po + lo, k)
+            else:
+                vm_bce_bwd_f64(<const double*>pd + lo, <const double*>pz + lo,
+                               <const double*>pt + lo, <double*>po + lo, k)
+        return o
     with nogil:
         if t == cnp.NPY_FLOAT32:
             vm_bce_bwd_f32(<const float*>pd, <const float*>pz, <const float*>pt, <float*>po, n)
@@ -280,6 +321,21 @@ def mse_backward(double dloss, pred, target, out=None):
     cdef void* pp = cnp.PyArray_DATA(pa)
     cdef void* pt = cnp.PyArray_DATA(ta)
     cdef void* po = cnp.PyArray_DATA(o)
+    cdef int nt = _threads_for(n)
+    cdef Py_ssize_t step = _chunk(n, nt), lo, k
+    cdef int c
+    if nt > 1:
+        for c in prange(nt, nogil=True, num_threads=nt, schedule="static", chunksize=1):
+            lo = c * step
+            k = min(step, n - lo)
+            if k <= 0:
+                continue
+            if t == cnp.NPY_FLOAT32:
+                _mse_bwd(<const float*>pp + lo, <const float*>pt + lo, <float*>po + lo, k, scale)
+            else:
+                _mse_bwd(<const double*>pp + lo, <const double*>pt + lo, <double*>po + lo, k,
+                         scale)
+        return o
     with nogil:
         if t == cnp.NPY_FLOAT32:
             _mse_bwd(<const float*>pp, <const float*>pt, <float*>po, n, scale)

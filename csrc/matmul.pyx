@@ -3,16 +3,22 @@ Contract: csrc/README.md; oracle: microgradnet/_reference.py.
 """
 
 cimport numpy as cnp
+from cython.parallel cimport prange
 from libc.limits cimport INT_MAX
 from libc.string cimport memset
 
 from kernels cimport (
-    _c_order, _float_array, _float_type, _out, _overlap, _unalias, floating, vm_set_simd_level,
-    vm_simd_level,
+    _THREAD_THRESHOLD, _c_order, _default_threads, _float_array, _float_type, _out, _overlap,
+    _unalias, floating, vm_set_simd_level, vm_simd_level,
 )
 from loops cimport _bias_add, _bias_grad, _gemm
 
 cnp.import_array()
+# Detect the SIMD level now, while one thread runs: the threaded loops then only read it.
+vm_simd_level()
+
+# bias_add splits a large x by rows like the elementwise kernels (GEMM has BLAS's threads).
+include "threads.pxi"
 
 
 # --------------------------------------------------------------------------- gemm
@@ -139,6 +145,21 @@ def bias_add(x, b, out=None):
     cdef void* px = cnp.PyArray_DATA(xa)
     cdef void* pb = cnp.PyArray_DATA(ba)
     cdef void* po = cnp.PyArray_DATA(o)
+    cdef int nt = _threads_for(n * m)
+    cdef Py_ssize_t rows = (n + nt - 1) // nt, lo, k
+    cdef int c
+    if nt > 1 and n >= nt:
+        for c in prange(nt, nogil=True, num_threads=nt, schedule="static", chunksize=1):
+            lo = c * rows
+            k = min(rows, n - lo)
+            if k <= 0:
+                continue
+            if t == cnp.NPY_FLOAT32:
+                _bias_add(<const float*>px + lo * m, <const float*>pb, <float*>po + lo * m, k, m)
+            else:
+                _bias_add(<const double*>px + lo * m, <const double*>pb, <double*>po + lo * m,
+                          k, m)
+        return o
     with nogil:
         if t == cnp.NPY_FLOAT32:
             _bias_add(<const float*>px, <const float*>pb, <float*>po, n, m)

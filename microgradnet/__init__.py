@@ -16,7 +16,7 @@ from . import (
     regularizers,
 )
 from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor
-from .backend import backend_name, set_backend, use_backend
+from .backend import backend_name, get_num_threads, set_backend, set_num_threads, use_backend
 from .creation import ones, rand, randn, zeros
 from .functional import (
     abs,
@@ -75,11 +75,13 @@ __all__ = [
     "Function", "GradcheckError", "Tensor", "abs", "add", "backend_name", "callbacks", "cast",
     "clip", "initializers", "layers", "losses", "metrics", "models", "regularizers",
     "concatenate", "div", "elu", "enable_grad", "equal", "exp", "functional", "gelu", "getitem",
-    "gradcheck", "greater", "greater_equal", "is_grad_enabled", "leaky_relu", "less",
+    "get_num_threads", "gradcheck", "greater", "greater_equal", "is_grad_enabled", "leaky_relu",
+    "less",
     "less_equal", "linear", "log", "log_softmax", "manual_seed", "matmul", "max", "maximum",
     "mean", "min", "minimum", "mse_loss", "mul", "neg", "no_grad", "not_equal", "ones",
     "optimizers", "pow",
-    "rand", "randn", "relu", "reshape", "set_backend", "sigmoid", "sigmoid_binary_cross_entropy",
+    "rand", "randn", "relu", "reshape", "set_backend", "set_num_threads", "sigmoid",
+    "sigmoid_binary_cross_entropy",
     "silu", "softmax", "softmax_cross_entropy", "softplus", "sqrt", "stack", "step", "sub", "sum",
     "tanh", "tensor", "transpose", "use_backend", "where", "zeros",
 ]

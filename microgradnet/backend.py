@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import numbers
 import os
 from collections.abc import Iterator
 from types import ModuleType
@@ -92,6 +93,35 @@ def use_backend(name: str) -> Iterator[None]:
         yield
     finally:
         set_backend(previous)
+
+
+# The kernel modules whose large elementwise loops run on several threads.
+_THREADED_MODULES = ("activations", "losses", "matmul")
+_MAX_THREADS = 1024
+
+
+def _threaded_modules() -> list[ModuleType]:
+    try:
+        return [importlib.import_module(f"microgradnet._kernels.{m}") for m in _THREADED_MODULES]
+    except ImportError:
+        return []  # not built: nothing runs on threads
+
+
+def set_num_threads(n: int) -> None:
+    """Run microgradnet's large elementwise kernels on at most n threads (1: never threaded)."""
+    # BLAS (matmul) has its own threads: OPENBLAS_NUM_THREADS or threadpoolctl set those.
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"the number of threads must be an int, got {type(n).__name__}")
+    if not 1 <= n <= _MAX_THREADS:
+        raise ValueError(f"the number of threads must be between 1 and {_MAX_THREADS}, got {n}")
+    for module in _threaded_modules():
+        module._set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    """Return the most threads a large elementwise kernel runs on (1 without OpenMP)."""
+    modules = _threaded_modules()
+    return modules[0]._get_num_threads() if modules else 1
 
 
 def kernel_table(name: str) -> dict:
