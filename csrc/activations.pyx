@@ -61,14 +61,17 @@ cdef void _par1(int t, const void* px, void* po, Py_ssize_t n, double alpha, _ma
     cdef Py_ssize_t step = _chunk(n, nt)
     cdef Py_ssize_t lo, m
     cdef int c
+    cdef unsigned int mode = mg_fp_mode(), old
     for c in prange(nt, num_threads=nt, schedule="static", chunksize=1):
         lo = c * step
         m = min(step, n - lo)
+        old = mg_fp_adopt(mode)  # this thread computes in the caller's mode (fpenv.h)
         if m > 0:
             if t == cnp.NPY_FLOAT32:
                 f32(<const float*>px + lo, <float*>po + lo, m, alpha)
             else:
                 f64(<const double*>px + lo, <double*>po + lo, m, alpha)
+        mg_fp_restore(old, mode)
 
 
 cdef void _par2(int t, const void* pd, const void* ps, void* po, Py_ssize_t n, double alpha,
@@ -77,14 +80,17 @@ cdef void _par2(int t, const void* pd, const void* ps, void* po, Py_ssize_t n, d
     cdef Py_ssize_t step = _chunk(n, nt)
     cdef Py_ssize_t lo, m
     cdef int c
+    cdef unsigned int mode = mg_fp_mode(), old
     for c in prange(nt, num_threads=nt, schedule="static", chunksize=1):
         lo = c * step
         m = min(step, n - lo)
+        old = mg_fp_adopt(mode)  # this thread computes in the caller's mode (fpenv.h)
         if m > 0:
             if t == cnp.NPY_FLOAT32:
                 f32(<const float*>pd + lo, <const float*>ps + lo, <float*>po + lo, m, alpha)
             else:
                 f64(<const double*>pd + lo, <const double*>ps + lo, <double*>po + lo, m, alpha)
+        mg_fp_restore(old, mode)
 
 
 # --------------------------------------------------------------------------- drivers

@@ -23,10 +23,30 @@ static inline unsigned int mg_ftz_enter(void)
 }
 static inline void mg_ftz_leave(unsigned int old) { _mm_setcsr(old); }
 static inline int mg_ftz_supported(void) { return 1; }
+/* An OpenMP worker computes in its own mode, not its caller's: a threaded kernel reads the
+ * caller's mode (mg_fp_mode) and each chunk adopts it, then gives the thread its own back,
+ * so that every chunk computes as the calling thread would (the same bits on any number of
+ * threads, flushed or not). */
+static inline unsigned int mg_fp_mode(void) { return _mm_getcsr(); }
+static inline unsigned int mg_fp_adopt(unsigned int mode)
+{
+    unsigned int old = _mm_getcsr();
+    if (old != mode)
+        _mm_setcsr(mode);
+    return old;
+}
+static inline void mg_fp_restore(unsigned int old, unsigned int mode)
+{
+    if (old != mode)
+        _mm_setcsr(old);
+}
 #else
 static inline unsigned int mg_ftz_enter(void) { return 0; }
 static inline void mg_ftz_leave(unsigned int old) { (void)old; }
 static inline int mg_ftz_supported(void) { return 0; }
+static inline unsigned int mg_fp_mode(void) { return 0; }
+static inline unsigned int mg_fp_adopt(unsigned int mode) { (void)mode; return 0; }
+static inline void mg_fp_restore(unsigned int old, unsigned int mode) { (void)old; (void)mode; }
 #endif
 
 #endif /* MICROGRADNET_FPENV_H */

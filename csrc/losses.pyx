@@ -222,18 +222,19 @@ def sigmoid_binary_cross_entropy_forward(logits, target, out=None):
     cdef int nt = _threads_for(n)
     cdef Py_ssize_t step = _chunk(n, nt), lo, k
     cdef int c
+    cdef unsigned int mode = mg_fp_mode(), old
     if nt > 1:
         for c in prange(nt, nogil=True, num_threads=nt, schedule="static", chunksize=1):
             lo = c * step
             k = min(step, n - lo)
-            if k <= 0:
-                continue
-            if t == cnp.NPY_FLOAT32:
+            old = mg_fp_adopt(mode)  # the caller's mode (fpenv.h)
+            if k > 0 and t == cnp.NPY_FLOAT32:
                 vm_bce_fwd_f32(<const float*>pz + lo, <const float*>pt + lo, <float*>po + lo,
                                k, 0.0)
-            else:
+            elif k > 0:
                 vm_bce_fwd_f64(<const double*>pz + lo, <const double*>pt + lo,
                                <double*>po + lo, k, 0.0)
+            mg_fp_restore(old, mode)
         return o
     with nogil:
         if t == cnp.NPY_FLOAT32:
@@ -263,18 +264,19 @@ def sigmoid_binary_cross_entropy_backward(dloss, logits, target, out=None):
     cdef int nt = _threads_for(n)
     cdef Py_ssize_t step = _chunk(n, nt), lo, k
     cdef int c
+    cdef unsigned int mode = mg_fp_mode(), old
     if nt > 1:
         for c in prange(nt, nogil=True, num_threads=nt, schedule="static", chunksize=1):
             lo = c * step
             k = min(step, n - lo)
-            if k <= 0:
-                continue
-            if t == cnp.NPY_FLOAT32:
+            old = mg_fp_adopt(mode)  # the caller's mode (fpenv.h)
+            if k > 0 and t == cnp.NPY_FLOAT32:
                 vm_bce_bwd_f32(<const float*>pd + lo, <const float*>pz + lo,
                                <const float*>pt + lo, <float*>po + lo, k)
-            else:
+            elif k > 0:
                 vm_bce_bwd_f64(<const double*>pd + lo, <const double*>pz + lo,
                                <const double*>pt + lo, <double*>po + lo, k)
+            mg_fp_restore(old, mode)
         return o
     with nogil:
         if t == cnp.NPY_FLOAT32:
@@ -324,17 +326,18 @@ def mse_backward(double dloss, pred, target, out=None):
     cdef int nt = _threads_for(n)
     cdef Py_ssize_t step = _chunk(n, nt), lo, k
     cdef int c
+    cdef unsigned int mode = mg_fp_mode(), old
     if nt > 1:
         for c in prange(nt, nogil=True, num_threads=nt, schedule="static", chunksize=1):
             lo = c * step
             k = min(step, n - lo)
-            if k <= 0:
-                continue
-            if t == cnp.NPY_FLOAT32:
+            old = mg_fp_adopt(mode)  # the caller's mode (fpenv.h)
+            if k > 0 and t == cnp.NPY_FLOAT32:
                 _mse_bwd(<const float*>pp + lo, <const float*>pt + lo, <float*>po + lo, k, scale)
-            else:
+            elif k > 0:
                 _mse_bwd(<const double*>pp + lo, <const double*>pt + lo, <double*>po + lo, k,
                          scale)
+            mg_fp_restore(old, mode)
         return o
     with nogil:
         if t == cnp.NPY_FLOAT32:

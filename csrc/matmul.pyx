@@ -148,17 +148,18 @@ def bias_add(x, b, out=None):
     cdef int nt = _threads_for(n * m)
     cdef Py_ssize_t rows = (n + nt - 1) // nt, lo, k
     cdef int c
+    cdef unsigned int mode = mg_fp_mode(), old
     if nt > 1 and n >= nt:
         for c in prange(nt, nogil=True, num_threads=nt, schedule="static", chunksize=1):
             lo = c * rows
             k = min(rows, n - lo)
-            if k <= 0:
-                continue
-            if t == cnp.NPY_FLOAT32:
+            old = mg_fp_adopt(mode)  # the caller's mode (fpenv.h)
+            if k > 0 and t == cnp.NPY_FLOAT32:
                 _bias_add(<const float*>px + lo * m, <const float*>pb, <float*>po + lo * m, k, m)
-            else:
+            elif k > 0:
                 _bias_add(<const double*>px + lo * m, <const double*>pb, <double*>po + lo * m,
                           k, m)
+            mg_fp_restore(old, mode)
         return o
     with nogil:
         if t == cnp.NPY_FLOAT32:

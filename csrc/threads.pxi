@@ -21,6 +21,12 @@ cdef extern from *:
     int MG_OPENMP
     int mg_omp_max_threads() noexcept nogil
 
+# The caller's floating-point mode, adopted by each chunk (flush-to-zero while fit trains).
+cdef extern from "fpenv.h" nogil:
+    unsigned int mg_fp_mode()
+    unsigned int mg_fp_adopt(unsigned int mode)
+    void mg_fp_restore(unsigned int old, unsigned int mode)
+
 # The most threads an elementwise kernel runs on (microgradnet.set_num_threads).
 cdef int _num_threads = _default_threads() if MG_OPENMP else 1
 # From this many elements a kernel runs on 2 threads (and on k threads from k/2 times it):

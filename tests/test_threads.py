@@ -270,3 +270,35 @@ def test_openmp_limit_is_respected(threads):
     with threadpoolctl.threadpool_limits(1, user_api="openmp"):
         assert activations._threads_used(4 * THRESHOLD) == 1
     assert activations._threads_used(4 * THRESHOLD) == 2
+
+
+@pytest.mark.skipif(not activations._openmp, reason="built without OpenMP: one thread")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_chunk_computes_in_the_callers_floating_point_mode(threads, dtype):
+    """While fit trains, the calling thread flushes subnormals to zero; an OpenMP worker has
+    its own mode, so each chunk adopts the caller's: the bits do not depend on the threads."""
+    from microgradnet import fastpath
+
+    n = 4 * THRESHOLD + 37
+    tiny = np.finfo(dtype).smallest_normal
+    y = np.full(n, tiny / 8, dtype)  # subnormal: y * (1 - y) is too
+    dy = np.ones(n, dtype)
+    x = np.full(n, tiny / 4, dtype)
+    pred, target = x.copy(), np.zeros(n, dtype)
+    trainer = fastpath._trainer()
+    results = {}
+    for nt in (1, 2):
+        activations._set_num_threads(nt)
+        mode = trainer._ftz_enter()
+        try:
+            results[nt] = (activations.sigmoid_backward(dy, y), activations.relu_forward(x),
+                           losses.mse_backward(1.0, pred, target))
+        finally:
+            trainer._ftz_leave(mode)
+    assert activations._threads_used(n) == 2
+    for one, two in zip(results[1], results[2], strict=True):
+        np.testing.assert_array_equal(one, two)
+    if trainer.CAN_FLUSH_DENORMAL:
+        assert not results[2][0].any()  # flushed in every chunk
+    activations._set_num_threads(2)  # and outside fit's mode, IEEE in every chunk
+    assert results[2][0].dtype == dtype and activations.sigmoid_backward(dy, y).all()
