@@ -162,7 +162,8 @@ def training_tables(records: list[dict]) -> str:
         if r["name"] in ref:
             p = ref[r["name"]]["us_per_step"]
             body.append([r["name"], _num(r["us_per_step"]), _num(p), f"{p / r['us_per_step']:.1f}"])
-    numpy_ref = _table(["run", "cython kernels", "numpy reference kernels", "ratio"], body)
+    numpy_ref = _table(["run", "cython kernels", "numpy reference kernels",
+                        "numpy reference / cython"], body)
     return per_step + "\n\n" + steps + "\n\n" + numpy_ref
 
 
