@@ -91,6 +91,11 @@ def _set_threshold(n=None):
     return _threshold
 
 
+def _omp_max_threads():
+    """Test hook: OpenMP's own thread limit (1 when built without OpenMP)."""
+    return mg_omp_max_threads()
+
+
 def _threads_used(Py_ssize_t n):
     """Test hook: how many threads an elementwise kernel over n elements runs on."""
     return _threads_for(n)
