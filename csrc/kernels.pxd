@@ -100,6 +100,9 @@ cdef extern from "vmath.h" nogil:
     void vm_bias_add_f64(const double*, const double*, double*, Py_ssize_t, Py_ssize_t)
     void vm_bias_grad_f32(const float*, float*, Py_ssize_t, Py_ssize_t)
     void vm_bias_grad_f64(const double*, double*, Py_ssize_t, Py_ssize_t)
+    int vm_outer_f32(const float*, Py_ssize_t, const float*, float*, Py_ssize_t, Py_ssize_t)
+    int vm_outer_f64(const double*, Py_ssize_t, const double*, double*, Py_ssize_t,
+                     Py_ssize_t)
 
     void vm_bce_fwd_f32(const float*, const float*, float*, Py_ssize_t, double)
     void vm_bce_fwd_f64(const double*, const double*, double*, Py_ssize_t, double)

@@ -655,6 +655,19 @@ VM_UNUSED static int vm_set_simd_level(int level)
             for (j = 0; j < m; j++)                                                       \
                 db[j] = db[j] + dy[i * m + j];                                            \
     }                                                                                     \
+    /* C (m, n) := a b.T, a with stride sa, b contiguous, C dense and apart from both     \
+     * (loops.pxd's _outer): one product per element, the same bits at every level */     \
+    VM_UNUSED VM_TARGET static void VM_VARIANT(vm_outer_##SUF)(                            \
+        const T *restrict a, Py_ssize_t sa, const T *restrict b, T *restrict c,            \
+        Py_ssize_t m, Py_ssize_t n)                                                        \
+    {                                                                                     \
+        Py_ssize_t i, j;                                                                  \
+        for (i = 0; i < m; i++) {                                                         \
+            const T ai = a[i * sa];                                                       \
+            for (j = 0; j < n; j++)                                                       \
+                c[i * n + j] = ai * b[j];                                                 \
+        }                                                                                 \
+    }                                                                                     \
     VM_UNUSED VM_TARGET static void VM_VARIANT(vm_bias_grad_##SUF)(                        \
         const T *dy, T *db, Py_ssize_t n, Py_ssize_t m)                                    \
     {                                                                                     \
@@ -713,6 +726,16 @@ VM_UNUSED static int vm_set_simd_level(int level)
     VM_UNUSED static void vm_bias_grad_##SUF(const T *dy, T *db, Py_ssize_t n, Py_ssize_t m) \
     {                                                                                     \
         VM_PICK(vm_bias_grad_##SUF)(dy, db, n, m);                                        \
+    }                                                                                     \
+    /* 1 when done; 0 when C overlaps a or b (the caller loops in order) */               \
+    VM_UNUSED static int vm_outer_##SUF(const T *a, Py_ssize_t sa, const T *b, T *c,       \
+                                       Py_ssize_t m, Py_ssize_t n)                        \
+    {                                                                                     \
+        if (m > 0 && n > 0 && !(VM_DISJOINT(a, (m - 1) * sa + 1, c, m * n)                 \
+                                && VM_DISJOINT(b, n, c, m * n)))                          \
+            return 0;                                                                     \
+        VM_PICK(vm_outer_##SUF)(a, sa, b, c, m, n);                                       \
+        return 1;                                                                         \
     }
 #define VM_LOOP1(NAME, T, EXPR)                                                           \
     VM_UNUSED static void NAME(const T *x, T *y, Py_ssize_t n, double alpha)               \

@@ -723,3 +723,37 @@ def test_gemm_dims_beyond_blas_int_raise():
     b = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), (big, 1), (0, 0))
     with pytest.raises(ValueError, match="BLAS"):
         matmul.gemm(a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("level", list(range(activations._simd_level(-1) + 1)))
+@pytest.mark.parametrize("mn", [(50, 60), (17, 33), (300, 1), (1, 700), (257, 3)])
+def test_gemm_of_inner_dimension_one_is_the_exact_outer_product(mn, level, dtype):
+    """k == 1 (a layer of one input, the gradient through a layer of one unit) runs as
+    vm_outer per SIMD level: one rounded product per element, whatever the layout."""
+    m, n = mn
+    rng = np.random.default_rng(14)
+    a0, b0 = rng.standard_normal((m, 1)), rng.standard_normal((1, n))
+    a0[:: 7] = np.inf
+    b0[0, 1 :: 5] = np.nan
+    b0[0, 2 :: 9] = -0.0
+    with np.errstate(invalid="ignore"):  # inf * 0
+        want = np.outer(a0.astype(dtype), b0.astype(dtype))  # the products, rounded once
+    assert matmul._simd_level(level) == level
+    try:
+        for trans_a in (False, True):
+            for trans_b in (False, True):
+                a = np.ascontiguousarray(a0.T) if trans_a else a0
+                b = np.ascontiguousarray(b0.T) if trans_b else b0
+                got = matmul.gemm(a.astype(dtype), b.astype(dtype), trans_a=trans_a,
+                                  trans_b=trans_b)
+                assert got.dtype == dtype
+                np.testing.assert_array_equal(got, want)
+        got = matmul.gemm(a0.astype(dtype), np.asfortranarray(b0.astype(dtype)))
+        np.testing.assert_array_equal(got, want)
+        # alpha or beta: BLAS, as before
+        out = np.ones((m, n), dtype)
+        got = matmul.gemm(a0.astype(dtype), b0.astype(dtype), out=out, alpha=2.0, beta=1.0)
+        np.testing.assert_allclose(got, 2 * want + 1, rtol=1e-6)
+    finally:
+        matmul._simd_level(-1)
