@@ -82,8 +82,11 @@ OPENMP_LINK = [] if sys.platform == "win32" else OPENMP  # MSVC links its runtim
 
 HEADERS = [
     "csrc/kernels.pxd", "csrc/loops.pxd", "csrc/fpenv.h", "csrc/vmath.h", "csrc/vmath_loops.h",
-    "csrc/optim_loops.h", "csrc/threads.pxi",
+    "csrc/optim_loops.h", "csrc/prefetch.h", "csrc/threads.pxi",
 ]
+
+# The trainer draws the next epochs' orders on a POSIX thread (csrc/prefetch.h).
+PTHREAD = ["-pthread"] if os.name == "posix" else []
 
 extensions = [
     Extension(
@@ -91,8 +94,10 @@ extensions = [
         [f"csrc/{name}.pyx"],
         include_dirs=[numpy.get_include(), "csrc"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
-        extra_compile_args=compile_args + (OPENMP if name in THREADED_MODULES else []),
-        extra_link_args=OPENMP_LINK if name in THREADED_MODULES else [],
+        extra_compile_args=compile_args + (OPENMP if name in THREADED_MODULES else [])
+        + (PTHREAD if name == "trainer" else []),
+        extra_link_args=(OPENMP_LINK if name in THREADED_MODULES else [])
+        + (PTHREAD if name == "trainer" else []),
         depends=HEADERS,  # an edited header rebuilds the kernels
     )
     for name in KERNEL_MODULES

@@ -16,11 +16,11 @@ cimport numpy as cnp
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.math cimport INFINITY, NAN, pow, sqrt
 from libc.stdint cimport uint64_t
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 
 from kernels cimport (
-    floating, vm_elu_fwd_f32, vm_elu_fwd_f64, vm_gelu_bwd_f32, vm_gelu_bwd_f64,
+    _default_threads, floating, vm_elu_fwd_f32, vm_elu_fwd_f64, vm_gelu_bwd_f32, vm_gelu_bwd_f64,
     vm_gelu_fwd_f32, vm_gelu_fwd_f64, vm_sigmoid_fwd_f32, vm_sigmoid_fwd_f64, vm_silu_bwd_f32,
     vm_silu_bwd_f64, vm_silu_fwd_f32, vm_silu_fwd_f64, vm_softplus_bwd_f32, vm_softplus_bwd_f64,
     vm_set_simd_level, vm_simd_level, vm_softplus_fwd_f32, vm_softplus_fwd_f64, vm_tanh_fwd_f32,
@@ -44,6 +44,16 @@ cdef extern from "numpy/random/bitgen.h":
         double (*next_double)(void* st) nogil
 
     ctypedef bitgen bitgen_t
+
+cdef extern from "prefetch.h" nogil:
+    ctypedef struct mg_prefetch:
+        pass
+    ctypedef void (*mg_perm_fn)(void* rng, cnp.int64_t* out, Py_ssize_t n) noexcept nogil
+    int MG_HAVE_PREFETCH
+    int mg_prefetch_start(mg_prefetch* p, mg_perm_fn perm, void* rng, cnp.int64_t* ring,
+                          Py_ssize_t n, long long slots, long long total)
+    void mg_prefetch_take(mg_prefetch* p, long long e, cnp.int64_t* out)
+    void mg_prefetch_join(mg_prefetch* p)
 
 cdef extern from "fpenv.h" nogil:
     unsigned int mg_ftz_enter()
@@ -128,6 +138,8 @@ cdef struct Config:
     void* per     # per-element (bce) or per-sample (softmax) losses
     void* dloss   # their gradient, 1 / batch
     bitgen_t* rng  # when set, each epoch's order is drawn here into `order`
+    mg_prefetch* pf  # ... or, when set, drawn ahead by its thread and taken from it
+    long long pf_next  # the index in the run of the next order to take from pf
     cnp.int64_t* order
     int out_act   # the output activation a fused loss applies: 0 none, 1 sigmoid, 2 softmax
     const void* rec_x  # recording: the model's outputs for rec_x (rec_rows rows) after
@@ -443,7 +455,11 @@ cdef void _run(LayerDesc* L, Config* c, const floating* x, const floating* y,
         nb = min(c.batch, c.n - start)
         lab = NULL
         if c.rng != NULL and k == 0:
-            _permutation(c.rng, c.order, c.n)
+            if c.pf != NULL:
+                mg_prefetch_take(c.pf, c.pf_next, c.order)
+                c.pf_next += 1
+            else:
+                _permutation(c.rng, c.order, c.n)
         if c.rng != NULL or orders != NULL:
             idx = (c.order if c.rng != NULL else orders + e * c.n) + start
             for i in range(nb):
@@ -585,6 +601,25 @@ cdef inline void* _ptr(object what, object a, int typenum, tuple shape) except N
     raise ValueError(f"{what} must be C-contiguous, aligned and writeable")
 
 
+# A run that shuffles draws its epochs' orders on a second thread, ahead of the training
+# (prefetch.h), when it draws at least this many (below, the thread costs more than it
+# saves) and microgradnet may use 2 threads (set_num_threads). The orders are the same.
+_PREFETCH_MIN_ORDERS = 8
+CAN_PREFETCH = bool(MG_HAVE_PREFETCH)  # POSIX threads and C11 atomics where it was built
+cdef int _prefetch_threads = _default_threads() if MG_HAVE_PREFETCH else 1
+
+
+def _set_num_threads(int n):
+    """Draw the orders ahead on a second thread only when n >= 2 (set_num_threads)."""
+    global _prefetch_threads
+    _prefetch_threads = max(1, n) if MG_HAVE_PREFETCH else 1
+
+
+def _get_num_threads():
+    """The threads a shuffling run may use (1: the orders drawn on the training thread)."""
+    return _prefetch_threads
+
+
 cdef class Plan:
     """Buffers and descriptors of one captured training step (one batch size, one dtype).
 
@@ -601,6 +636,8 @@ cdef class Plan:
     cdef list grads
     cdef object order
     cdef object order_key
+    cdef object ring  # the orders drawn ahead (prefetch.h), (slots, n)
+    cdef mg_prefetch* pf_state
     cdef object _lock
     cdef readonly Py_ssize_t batch
     cdef readonly int nlayers
@@ -704,6 +741,7 @@ cdef class Plan:
 
     def __dealloc__(self):
         free(self.L)
+        free(self.pf_state)
 
     def gradients(self):
         """The gradient buffers [dW0, db0 or None, dW1, ...], rewritten by every step."""
@@ -885,17 +923,33 @@ cdef class Plan:
         # hold it while they draw).
         locks = [g.bit_generator.lock for g in gens]
         taken = 0
+        prefetch = False
+        drawn = 0
         try:
             for lk in locks:
                 lk.acquire()
                 taken += 1
             if shuffle_with is not None:
                 self.c.rng = _bitgen(shuffle_with)
+                # The epochs whose first step is in [first, last) draw an order each.
+                drawn = ((last - 1) // per_epoch - (first + per_epoch - 1) // per_epoch + 1
+                         if per_epoch else 0)
+                prefetch = (drawn >= _PREFETCH_MIN_ORDERS and _prefetch_threads >= 2
+                            and not any(g is shuffle_with for g in dropout_rngs))
             for li in range(self.nlayers):
                 gen = dropout_rngs[li]
                 self.L[li].drng = _bitgen(gen) if gen is not None else NULL
+            if prefetch:
+                # last before the run, which cannot fail: the producer stops only after
+                # the run has taken every order it drew
+                self._prefetch_start(drawn)
             self._run_nogil(t, px, py, plab, pord, first, last, per_epoch, pl, flush_denormal)
         finally:
+            if self.c.pf != NULL:
+                # every order was taken (the run has no early exit): the producer is done
+                with nogil:
+                    mg_prefetch_join(self.c.pf)
+                self.c.pf = NULL
             self.c.rng = NULL
             for li in range(self.nlayers):
                 self.L[li].drng = NULL
@@ -972,6 +1026,23 @@ cdef class Plan:
             self.L[li].rb = <void*><Py_ssize_t>ptrs[2 * li + 1]
         self.c.wrec_every = every
         self.c.wrec_phase = phase
+        return 0
+
+    cdef int _prefetch_start(self, long long drawn) except -1:
+        """Start the thread that draws the run's `drawn` orders ahead (prefetch.h)."""
+        cdef Py_ssize_t n = self.c.n
+        cdef long long slots = max(4, min(64, (1 << 17) // max(n, 1)))  # about 1 MB at most
+        if self.ring is None or self.ring.shape[1] != n:
+            self.ring = np.empty((slots, n), np.int64)  # once per data size, not per run
+        if self.pf_state == NULL:
+            self.pf_state = <mg_prefetch*>malloc(sizeof(mg_prefetch))
+            if self.pf_state == NULL:
+                raise MemoryError()
+        if mg_prefetch_start(self.pf_state, <mg_perm_fn>_permutation, self.c.rng,
+                             <cnp.int64_t*>cnp.PyArray_DATA(self.ring), n,
+                             self.ring.shape[0], drawn):
+            self.c.pf = self.pf_state
+            self.c.pf_next = 0
         return 0
 
     cdef void _run_nogil(self, int t, void* px, void* py, cnp.int64_t* plab,

@@ -96,7 +96,8 @@ def use_backend(name: str) -> Iterator[None]:
 
 
 # The kernel modules whose large elementwise loops run on several threads.
-_THREADED_MODULES = ("activations", "losses", "matmul")
+# trainer: a shuffling fit draws the next epochs' orders on a second thread
+_THREADED_MODULES = ("activations", "losses", "matmul", "trainer")
 _MAX_THREADS = 1024
 
 

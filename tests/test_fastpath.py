@@ -813,3 +813,46 @@ def test_schedules_of_no_argument_and_double_clipping_train_eagerly():
             results.append(model.get_weights())
         for a, b in zip(*results, strict=True):
             np.testing.assert_array_equal(b, a)
+
+
+@pytest.mark.parametrize("epochs,batch,n", [(20, 8, 37), (9, 50, 200), (40, 7, 7), (12, 3, 1)])
+def test_orders_drawn_ahead_on_a_second_thread_are_the_same(epochs, batch, n):
+    """A shuffling run of 8 epochs or more draws its orders on a second thread (prefetch.h):
+    the same weights as eager and as the single thread, the generator left where it is."""
+    from microgradnet.random import generator
+
+    x, y = _data(n=n)
+    was = trainer._get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            trainer._set_num_threads(threads)
+            eager, fast = _train_both(lambda: _model("tanh", "linear", [3, 4, 1]),
+                                      lambda: SGD(learning_rate=0.05), "mse", x, y,
+                                      batch_size=batch, epochs=epochs)
+            _assert_same(eager, fast, rtol=0)
+            results.append((fast[0].get_weights(), generator().bit_generator.state,
+                            fast[0]._captured.plan.last_order()))
+    finally:
+        trainer._set_num_threads(was)
+    (w1, s1, o1), (w2, s2, o2) = results
+    for a, b in zip(w1, w2, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert s1 == s2
+    np.testing.assert_array_equal(o1, o2)
+    # the generator is where eager's epoch loop leaves it: the next draw agrees with numpy
+    mg.manual_seed(7)
+    for _ in range(epochs):
+        generator().permutation(n)
+    assert generator().bit_generator.state == s2
+
+
+def test_prefetch_follows_set_num_threads():
+    was = trainer._get_num_threads()
+    try:
+        mg.set_num_threads(1)
+        assert trainer._get_num_threads() == 1
+        mg.set_num_threads(2)
+        assert trainer._get_num_threads() == (2 if trainer.CAN_PREFETCH else 1)
+    finally:
+        trainer._set_num_threads(was)
