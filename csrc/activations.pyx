@@ -35,11 +35,7 @@ cnp.import_array()
 vm_simd_level()
 
 # The specializations of the elementwise loops, passed to the shared drivers below.
-ctypedef void (*_map1_f)(const float*, float*, Py_ssize_t, double) noexcept nogil
-ctypedef void (*_map1_d)(const double*, double*, Py_ssize_t, double) noexcept nogil
-ctypedef void (*_map2_f)(const float*, const float*, float*, Py_ssize_t, double) noexcept nogil
-ctypedef void (*_map2_d)(
-    const double*, const double*, double*, Py_ssize_t, double) noexcept nogil
+# (_map1_f, _map1_d, _map2_f, _map2_d: threads.pxi, which the losses share)
 ctypedef void (*_axis1_f)(
     const float*, float*, Py_ssize_t, Py_ssize_t, Py_ssize_t) noexcept nogil
 ctypedef void (*_axis1_d)(
@@ -55,44 +51,6 @@ ctypedef void (*_axis2_d)(
 include "threads.pxi"
 
 
-cdef void _par1(int t, const void* px, void* po, Py_ssize_t n, double alpha, _map1_f f32,
-                _map1_d f64, int nt) noexcept nogil:
-    """y[i] = f(x[i]) in nt chunks, one per thread; the elements are independent."""
-    cdef Py_ssize_t step = _chunk(n, nt)
-    cdef Py_ssize_t lo, m
-    cdef int c
-    cdef unsigned int mode = mg_fp_mode(), old
-    for c in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-        lo = c * step
-        m = min(step, n - lo)
-        old = mg_fp_adopt(mode)  # this thread computes in the caller's mode (fpenv.h)
-        if m > 0:
-            if t == cnp.NPY_FLOAT32:
-                f32(<const float*>px + lo, <float*>po + lo, m, alpha)
-            else:
-                f64(<const double*>px + lo, <double*>po + lo, m, alpha)
-        mg_fp_restore(old, mode)
-
-
-cdef void _par2(int t, const void* pd, const void* ps, void* po, Py_ssize_t n, double alpha,
-                _map2_f f32, _map2_d f64, int nt) noexcept nogil:
-    """dx[i] = f(dy[i], saved[i]) in nt chunks, one per thread."""
-    cdef Py_ssize_t step = _chunk(n, nt)
-    cdef Py_ssize_t lo, m
-    cdef int c
-    cdef unsigned int mode = mg_fp_mode(), old
-    for c in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-        lo = c * step
-        m = min(step, n - lo)
-        old = mg_fp_adopt(mode)  # this thread computes in the caller's mode (fpenv.h)
-        if m > 0:
-            if t == cnp.NPY_FLOAT32:
-                f32(<const float*>pd + lo, <const float*>ps + lo, <float*>po + lo, m, alpha)
-            else:
-                f64(<const double*>pd + lo, <const double*>ps + lo, <double*>po + lo, m, alpha)
-        mg_fp_restore(old, mode)
-
-
 # --------------------------------------------------------------------------- drivers
 
 cdef object _map1(object x, object out, double alpha, _map1_f f32, _map1_d f64):
@@ -102,16 +60,11 @@ cdef object _map1(object x, object out, double alpha, _map1_f f32, _map1_d f64):
     cdef cnp.ndarray o = _out("out", out, cnp.PyArray_NDIM(xa), cnp.PyArray_DIMS(xa), t)
     xa = _unalias(xa, o, True)
     cdef Py_ssize_t n = cnp.PyArray_SIZE(xa)
-    cdef void* px = cnp.PyArray_DATA(xa)
-    cdef void* po = cnp.PyArray_DATA(o)
-    cdef int nt = _threads_for(n)
+    cdef _Map m
+    m.t, m.a, m.out, m.alpha = t, cnp.PyArray_DATA(xa), cnp.PyArray_DATA(o), alpha
+    m.f1_32, m.f1_64 = f32, f64
     with nogil:
-        if nt > 1:
-            _par1(t, px, po, n, alpha, f32, f64, nt)
-        elif t == cnp.NPY_FLOAT32:
-            f32(<const float*>px, <float*>po, n, alpha)
-        else:
-            f64(<const double*>px, <double*>po, n, alpha)
+        _run_chunks(_map1_chunk, &m, n, n, _CHUNK_ALIGN)
     return o
 
 
@@ -126,17 +79,11 @@ cdef object _map2(object dy, object saved, str saved_name, object out, double al
     da = _unalias(da, o, True)
     sa = _unalias(sa, o, True)
     cdef Py_ssize_t n = cnp.PyArray_SIZE(da)
-    cdef void* pd = cnp.PyArray_DATA(da)
-    cdef void* ps = cnp.PyArray_DATA(sa)
-    cdef void* po = cnp.PyArray_DATA(o)
-    cdef int nt = _threads_for(n)
+    cdef _Map m
+    m.t, m.a, m.s, m.out = t, cnp.PyArray_DATA(da), cnp.PyArray_DATA(sa), cnp.PyArray_DATA(o)
+    m.alpha, m.f2_32, m.f2_64 = alpha, f32, f64
     with nogil:
-        if nt > 1:
-            _par2(t, pd, ps, po, n, alpha, f32, f64, nt)
-        elif t == cnp.NPY_FLOAT32:
-            f32(<const float*>pd, <const float*>ps, <float*>po, n, alpha)
-        else:
-            f64(<const double*>pd, <const double*>ps, <double*>po, n, alpha)
+        _run_chunks(_map2_chunk, &m, n, n, _CHUNK_ALIGN)
     return o
 
 

@@ -26,6 +26,37 @@ vm_simd_level()
 
 include "threads.pxi"
 
+
+# The arrays of sigmoid BCE's backward (dloss a, logits b, targets c) or mse's (pred a,
+# targets b, scale), for their chunks.
+cdef struct _Three:
+    int t
+    const void* a
+    const void* b
+    const void* c
+    void* out
+    double scale
+
+
+cdef void _bce_bwd_chunk(void* ctx, Py_ssize_t lo, Py_ssize_t k) noexcept nogil:
+    cdef _Three* c = <_Three*>ctx
+    if c.t == cnp.NPY_FLOAT32:
+        vm_bce_bwd_f32(<const float*>c.a + lo, <const float*>c.b + lo, <const float*>c.c + lo,
+                       <float*>c.out + lo, k)
+    else:
+        vm_bce_bwd_f64(<const double*>c.a + lo, <const double*>c.b + lo,
+                       <const double*>c.c + lo, <double*>c.out + lo, k)
+
+
+cdef void _mse_bwd_chunk(void* ctx, Py_ssize_t lo, Py_ssize_t k) noexcept nogil:
+    cdef _Three* c = <_Three*>ctx
+    if c.t == cnp.NPY_FLOAT32:
+        _mse_bwd(<const float*>c.a + lo, <const float*>c.b + lo, <float*>c.out + lo, k,
+                 c.scale)
+    else:
+        _mse_bwd(<const double*>c.a + lo, <const double*>c.b + lo, <double*>c.out + lo, k,
+                 c.scale)
+
 # --------------------------------------------------------------------------- checks
 
 cdef cnp.ndarray _logits_2d(str name, object a, int typenum):
@@ -216,31 +247,11 @@ def sigmoid_binary_cross_entropy_forward(logits, target, out=None):
     z = _unalias(z, o, True)
     ta = _unalias(ta, o, True)
     cdef Py_ssize_t n = cnp.PyArray_SIZE(z)
-    cdef void* pz = cnp.PyArray_DATA(z)
-    cdef void* pt = cnp.PyArray_DATA(ta)
-    cdef void* po = cnp.PyArray_DATA(o)
-    cdef int nt = _threads_for(n)
-    cdef Py_ssize_t step = _chunk(n, nt), lo, k
-    cdef int c
-    cdef unsigned int mode = mg_fp_mode(), old
-    if nt > 1:
-        for c in prange(nt, nogil=True, num_threads=nt, schedule="static", chunksize=1):
-            lo = c * step
-            k = min(step, n - lo)
-            old = mg_fp_adopt(mode)  # the caller's mode (fpenv.h)
-            if k > 0 and t == cnp.NPY_FLOAT32:
-                vm_bce_fwd_f32(<const float*>pz + lo, <const float*>pt + lo, <float*>po + lo,
-                               k, 0.0)
-            elif k > 0:
-                vm_bce_fwd_f64(<const double*>pz + lo, <const double*>pt + lo,
-                               <double*>po + lo, k, 0.0)
-            mg_fp_restore(old, mode)
-        return o
+    cdef _Map m
+    m.t, m.a, m.s, m.out = t, cnp.PyArray_DATA(z), cnp.PyArray_DATA(ta), cnp.PyArray_DATA(o)
+    m.alpha, m.f2_32, m.f2_64 = 0.0, vm_bce_fwd_f32, vm_bce_fwd_f64
     with nogil:
-        if t == cnp.NPY_FLOAT32:
-            vm_bce_fwd_f32(<const float*>pz, <const float*>pt, <float*>po, n, 0.0)
-        else:
-            vm_bce_fwd_f64(<const double*>pz, <const double*>pt, <double*>po, n, 0.0)
+        _run_chunks(_map2_chunk, &m, n, n, _CHUNK_ALIGN)
     return o
 
 
@@ -257,33 +268,11 @@ def sigmoid_binary_cross_entropy_backward(dloss, logits, target, out=None):
     ta = _unalias(ta, o, True)
     da = _unalias(da, o, True)
     cdef Py_ssize_t n = cnp.PyArray_SIZE(z)
-    cdef void* pd = cnp.PyArray_DATA(da)
-    cdef void* pz = cnp.PyArray_DATA(z)
-    cdef void* pt = cnp.PyArray_DATA(ta)
-    cdef void* po = cnp.PyArray_DATA(o)
-    cdef int nt = _threads_for(n)
-    cdef Py_ssize_t step = _chunk(n, nt), lo, k
-    cdef int c
-    cdef unsigned int mode = mg_fp_mode(), old
-    if nt > 1:
-        for c in prange(nt, nogil=True, num_threads=nt, schedule="static", chunksize=1):
-            lo = c * step
-            k = min(step, n - lo)
-            old = mg_fp_adopt(mode)  # the caller's mode (fpenv.h)
-            if k > 0 and t == cnp.NPY_FLOAT32:
-                vm_bce_bwd_f32(<const float*>pd + lo, <const float*>pz + lo,
-                               <const float*>pt + lo, <float*>po + lo, k)
-            elif k > 0:
-                vm_bce_bwd_f64(<const double*>pd + lo, <const double*>pz + lo,
-                               <const double*>pt + lo, <double*>po + lo, k)
-            mg_fp_restore(old, mode)
-        return o
+    cdef _Three c
+    c.t, c.a, c.b, c.c = t, cnp.PyArray_DATA(da), cnp.PyArray_DATA(z), cnp.PyArray_DATA(ta)
+    c.out, c.scale = cnp.PyArray_DATA(o), 0.0
     with nogil:
-        if t == cnp.NPY_FLOAT32:
-            vm_bce_bwd_f32(<const float*>pd, <const float*>pz, <const float*>pt, <float*>po, n)
-        else:
-            vm_bce_bwd_f64(<const double*>pd, <const double*>pz, <const double*>pt,
-                           <double*>po, n)
+        _run_chunks(_bce_bwd_chunk, &c, n, n, _CHUNK_ALIGN)
     return o
 
 
@@ -319,31 +308,11 @@ def mse_backward(double dloss, pred, target, out=None):
     cdef Py_ssize_t n = cnp.PyArray_SIZE(pa)
     if n == 0:
         return o
-    cdef double scale = 2.0 * dloss / n
-    cdef void* pp = cnp.PyArray_DATA(pa)
-    cdef void* pt = cnp.PyArray_DATA(ta)
-    cdef void* po = cnp.PyArray_DATA(o)
-    cdef int nt = _threads_for(n)
-    cdef Py_ssize_t step = _chunk(n, nt), lo, k
-    cdef int c
-    cdef unsigned int mode = mg_fp_mode(), old
-    if nt > 1:
-        for c in prange(nt, nogil=True, num_threads=nt, schedule="static", chunksize=1):
-            lo = c * step
-            k = min(step, n - lo)
-            old = mg_fp_adopt(mode)  # the caller's mode (fpenv.h)
-            if k > 0 and t == cnp.NPY_FLOAT32:
-                _mse_bwd(<const float*>pp + lo, <const float*>pt + lo, <float*>po + lo, k, scale)
-            elif k > 0:
-                _mse_bwd(<const double*>pp + lo, <const double*>pt + lo, <double*>po + lo, k,
-                         scale)
-            mg_fp_restore(old, mode)
-        return o
+    cdef _Three c
+    c.t, c.a, c.b = t, cnp.PyArray_DATA(pa), cnp.PyArray_DATA(ta)
+    c.out, c.scale = cnp.PyArray_DATA(o), 2.0 * dloss / n
     with nogil:
-        if t == cnp.NPY_FLOAT32:
-            _mse_bwd(<const float*>pp, <const float*>pt, <float*>po, n, scale)
-        else:
-            _mse_bwd(<const double*>pp, <const double*>pt, <double*>po, n, scale)
+        _run_chunks(_mse_bwd_chunk, &c, n, n, _CHUNK_ALIGN)
     return o
 
 

@@ -21,6 +21,25 @@ vm_simd_level()
 include "threads.pxi"
 
 
+# The arrays of bias_add, for its chunks of rows.
+cdef struct _Bias:
+    int t
+    const void* x
+    const void* b
+    void* out
+    Py_ssize_t m
+
+
+cdef void _bias_add_chunk(void* ctx, Py_ssize_t lo, Py_ssize_t k) noexcept nogil:
+    cdef _Bias* c = <_Bias*>ctx
+    if c.t == cnp.NPY_FLOAT32:
+        _bias_add(<const float*>c.x + lo * c.m, <const float*>c.b, <float*>c.out + lo * c.m,
+                  k, c.m)
+    else:
+        _bias_add(<const double*>c.x + lo * c.m, <const double*>c.b,
+                  <double*>c.out + lo * c.m, k, c.m)
+
+
 # --------------------------------------------------------------------------- gemm
 
 cdef bint _blas_view(cnp.ndarray a, bint* transposed, int* ld) noexcept:
@@ -142,30 +161,11 @@ def bias_add(x, b, out=None):
     ba = _unalias(ba, o, False)
     cdef Py_ssize_t n = cnp.PyArray_DIMS(xa)[0]
     cdef Py_ssize_t m = cnp.PyArray_DIMS(xa)[1]
-    cdef void* px = cnp.PyArray_DATA(xa)
-    cdef void* pb = cnp.PyArray_DATA(ba)
-    cdef void* po = cnp.PyArray_DATA(o)
-    cdef int nt = _threads_for(n * m)
-    cdef Py_ssize_t rows = (n + nt - 1) // nt, lo, k
-    cdef int c
-    cdef unsigned int mode = mg_fp_mode(), old
-    if nt > 1 and n >= nt:
-        for c in prange(nt, nogil=True, num_threads=nt, schedule="static", chunksize=1):
-            lo = c * rows
-            k = min(rows, n - lo)
-            old = mg_fp_adopt(mode)  # the caller's mode (fpenv.h)
-            if k > 0 and t == cnp.NPY_FLOAT32:
-                _bias_add(<const float*>px + lo * m, <const float*>pb, <float*>po + lo * m, k, m)
-            elif k > 0:
-                _bias_add(<const double*>px + lo * m, <const double*>pb, <double*>po + lo * m,
-                          k, m)
-            mg_fp_restore(old, mode)
-        return o
-    with nogil:
-        if t == cnp.NPY_FLOAT32:
-            _bias_add(<const float*>px, <const float*>pb, <float*>po, n, m)
-        else:
-            _bias_add(<const double*>px, <const double*>pb, <double*>po, n, m)
+    cdef _Bias c
+    c.t, c.x, c.b, c.out, c.m = t, cnp.PyArray_DATA(xa), cnp.PyArray_DATA(ba), \
+        cnp.PyArray_DATA(o), m
+    with nogil:  # split by rows, from as many elements as an elementwise kernel
+        _run_chunks(_bias_add_chunk, &c, n, n * m, 1)
     return o
 
 

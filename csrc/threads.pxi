@@ -1,7 +1,9 @@
 # The threads of the large elementwise kernels, included by each module that runs such
 # kernels (activations, losses, matmul): each keeps its own count and threshold, which
-# microgradnet.set_num_threads sets in all of them. Needs `from cython.parallel cimport prange`
-# and kernels' _THREAD_THRESHOLD and _default_threads cimported by the module.
+# microgradnet.set_num_threads sets in all of them. Every threaded loop goes through
+# _run_chunks (chunking, threshold, the caller's floating-point mode in one place), with a
+# chunk body and its arrays. Needs `from cython.parallel cimport prange` and kernels'
+# _THREAD_THRESHOLD and _default_threads cimported by the module.
 
 # Whether this module was compiled with OpenMP (setup.py tries -fopenmp); without it prange
 # is a plain loop and every kernel runs on the calling thread.
@@ -49,10 +51,30 @@ cdef inline int _threads_for(Py_ssize_t n) noexcept nogil:
     return <int>min(<Py_ssize_t>nt, n // ((_threshold + 1) // 2))
 
 
-cdef inline Py_ssize_t _chunk(Py_ssize_t n, int nt) noexcept nogil:
-    """The elements per chunk of a loop over n split nt ways, a multiple of _CHUNK_ALIGN."""
-    cdef Py_ssize_t step = (n + nt - 1) // nt
-    return (step + _CHUNK_ALIGN - 1) // _CHUNK_ALIGN * _CHUNK_ALIGN
+# A threaded kernel's loop over [lo, lo + k) of its items, its arrays in ctx.
+ctypedef void (*_chunk_fn)(void* ctx, Py_ssize_t lo, Py_ssize_t k) noexcept nogil
+
+
+cdef void _run_chunks(_chunk_fn body, void* ctx, Py_ssize_t n, Py_ssize_t work,
+                      Py_ssize_t align) noexcept nogil:
+    """body over items [0, n): in one call when `work` elements are below the threshold,
+    else in one chunk per thread, starting at multiples of `align` items, each computed in
+    the caller's floating-point mode (an OpenMP worker has its own: fpenv.h)."""
+    cdef int nt = _threads_for(work)
+    if nt <= 1:
+        body(ctx, 0, n)
+        return
+    cdef Py_ssize_t step = ((n + nt - 1) // nt + align - 1) // align * align
+    cdef Py_ssize_t lo, k
+    cdef unsigned int mode = mg_fp_mode(), old
+    cdef int c
+    for c in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+        lo = c * step
+        k = min(step, n - lo)
+        if k > 0:
+            old = mg_fp_adopt(mode)
+            body(ctx, lo, k)
+            mg_fp_restore(old, mode)
 
 
 # Set in a fork()ed child: libgomp's thread pool does not survive fork (the child's first
@@ -102,3 +124,44 @@ def _threads_used(Py_ssize_t n):
 
 
 _openmp = bool(MG_OPENMP)
+
+
+# ---------------------------------------------------------------- elementwise chunk bodies
+# The loops y[i] = f(x[i]) (map1) and y[i] = f(a[i], b[i]) (map2) as vmath_loops.h and
+# loops.pxd write them, run over chunks by _run_chunks (the activations, sigmoid BCE).
+ctypedef void (*_map1_f)(const float*, float*, Py_ssize_t, double) noexcept nogil
+ctypedef void (*_map1_d)(const double*, double*, Py_ssize_t, double) noexcept nogil
+ctypedef void (*_map2_f)(const float*, const float*, float*, Py_ssize_t, double) noexcept nogil
+ctypedef void (*_map2_d)(
+    const double*, const double*, double*, Py_ssize_t, double) noexcept nogil
+
+
+# The arrays of one elementwise call, for its chunks (_run_chunks).
+cdef struct _Map:
+    int t
+    const void* a   # x (_map1) or dy (_map2)
+    const void* s   # the saved array (_map2)
+    void* out
+    double alpha
+    _map1_f f1_32
+    _map1_d f1_64
+    _map2_f f2_32
+    _map2_d f2_64
+
+
+cdef void _map1_chunk(void* ctx, Py_ssize_t lo, Py_ssize_t k) noexcept nogil:
+    cdef _Map* m = <_Map*>ctx
+    if m.t == cnp.NPY_FLOAT32:
+        m.f1_32(<const float*>m.a + lo, <float*>m.out + lo, k, m.alpha)
+    else:
+        m.f1_64(<const double*>m.a + lo, <double*>m.out + lo, k, m.alpha)
+
+
+cdef void _map2_chunk(void* ctx, Py_ssize_t lo, Py_ssize_t k) noexcept nogil:
+    cdef _Map* m = <_Map*>ctx
+    if m.t == cnp.NPY_FLOAT32:
+        m.f2_32(<const float*>m.a + lo, <const float*>m.s + lo, <float*>m.out + lo, k,
+                m.alpha)
+    else:
+        m.f2_64(<const double*>m.a + lo, <const double*>m.s + lo, <double*>m.out + lo, k,
+                m.alpha)
