@@ -48,6 +48,7 @@ except ImportError:  # run from a source checkout built in place, without `pip i
 
 import workloads as wl  # noqa: E402  (found through the path above)
 from readme_tables import OTHER_ORDERS as _OTHER_ORDERS  # noqa: E402
+from readme_tables import PEER_COLUMNS  # noqa: E402
 
 from microgradnet.backend import kernel_table  # noqa: E402
 
@@ -918,7 +919,7 @@ def _report_training(records: list[dict]) -> None:
         print(line)
 
 
-_PEER_ORDER = ["cython", "eager", "numpy", "torch", "jax-jit", "jax-scan", "jax-scan-shuf"]
+_PEER_ORDER = [key for key, _ in PEER_COLUMNS]  # the README's column order
 
 
 def _report_peers(records: list[dict]) -> None:
