@@ -11,3 +11,13 @@ def cclass(cls):
 def declare(*args, **kwargs):
     """Declare nothing (compiled, it declares a C field)."""
     return None
+
+
+def cfunc(func):
+    """Return the function unchanged (compiled, it becomes a C function)."""
+    return func
+
+
+def inline(func):
+    """Return the function unchanged (compiled, it is inlined)."""
+    return func

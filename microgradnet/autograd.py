@@ -139,6 +139,26 @@ def _unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     return grad
 
 
+# --------------------------------------------------------------------------- the ops
+
+# functional.py defines the ops on top of Function and Tensor, so it imports this module; the
+# Tensor's operators and methods reach it through this reference, set on their first call,
+# instead of an import here that would make the two modules import each other.
+_functional_module = cython.declare(object, None)
+
+
+@cython.cfunc
+@cython.inline
+def _functional() -> object:
+    """The module microgradnet.functional, imported on the first call."""
+    global _functional_module
+    if _functional_module is None:
+        from . import functional  # not at the top: it imports this module
+
+        _functional_module = functional
+    return _functional_module
+
+
 # --------------------------------------------------------------------------- Function
 
 
@@ -364,148 +384,148 @@ class Tensor:
     # ---- operators (each a one-liner into functional.py)
     def __add__(self, other: Any) -> Tensor:
         if type(other) is Tensor and other.data.dtype is self.data.dtype:
-            return F.Add.apply(self, other)  # the common case, without conversions
-        return F.add(self, other)
+            return _functional().Add.apply(self, other)  # the common case, without conversions
+        return _functional().add(self, other)
 
     def __radd__(self, other: Any) -> Tensor:
-        return F.add(other, self)
+        return _functional().add(other, self)
 
     def __sub__(self, other: Any) -> Tensor:
         if type(other) is Tensor and other.data.dtype is self.data.dtype:
-            return F.Sub.apply(self, other)  # the common case, without conversions
-        return F.sub(self, other)
+            return _functional().Sub.apply(self, other)  # the common case, without conversions
+        return _functional().sub(self, other)
 
     def __rsub__(self, other: Any) -> Tensor:
-        return F.sub(other, self)
+        return _functional().sub(other, self)
 
     def __mul__(self, other: Any) -> Tensor:
         if type(other) is Tensor and other.data.dtype is self.data.dtype:
-            return F.Mul.apply(self, other)  # the common case, without conversions
-        return F.mul(self, other)
+            return _functional().Mul.apply(self, other)  # the common case, without conversions
+        return _functional().mul(self, other)
 
     def __rmul__(self, other: Any) -> Tensor:
-        return F.mul(other, self)
+        return _functional().mul(other, self)
 
     def __truediv__(self, other: Any) -> Tensor:
         if type(other) is Tensor and other.data.dtype is self.data.dtype:
-            return F.Div.apply(self, other)  # the common case, without conversions
-        return F.div(self, other)
+            return _functional().Div.apply(self, other)  # the common case, without conversions
+        return _functional().div(self, other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return F.div(other, self)
+        return _functional().div(other, self)
 
     def __pow__(self, other: Any) -> Tensor:
-        return F.pow(self, other)
+        return _functional().pow(self, other)
 
     def __rpow__(self, other: Any) -> Tensor:
-        return F.pow(other, self)
+        return _functional().pow(other, self)
 
     def __matmul__(self, other: Any) -> Tensor:
-        return F.matmul(self, other)
+        return _functional().matmul(self, other)
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return F.matmul(other, self)
+        return _functional().matmul(other, self)
 
     def __neg__(self) -> Tensor:
-        return F.neg(self)
+        return _functional().neg(self)
 
     def __pos__(self) -> Tensor:
         return self
 
     def __abs__(self) -> Tensor:
-        return F.abs(self)
+        return _functional().abs(self)
 
     def __getitem__(self, index: Any) -> Tensor:
-        return F.getitem(self, index)
+        return _functional().getitem(self, index)
 
     # comparisons give bool tensors outside the graph
     def __lt__(self, other: Any) -> Tensor:
-        return F.less(self, other)
+        return _functional().less(self, other)
 
     def __le__(self, other: Any) -> Tensor:
-        return F.less_equal(self, other)
+        return _functional().less_equal(self, other)
 
     def __gt__(self, other: Any) -> Tensor:
-        return F.greater(self, other)
+        return _functional().greater(self, other)
 
     def __ge__(self, other: Any) -> Tensor:
-        return F.greater_equal(self, other)
+        return _functional().greater_equal(self, other)
 
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return F.equal(self, other)
+        return _functional().equal(self, other)
 
     def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return F.not_equal(self, other)
+        return _functional().not_equal(self, other)
 
     # ---- methods
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         """Sum over `axis` (all axes when None)."""
-        return F.sum(self, axis, keepdims)
+        return _functional().sum(self, axis, keepdims)
 
     def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         """Mean over `axis` (all axes when None)."""
-        return F.mean(self, axis, keepdims)
+        return _functional().mean(self, axis, keepdims)
 
     def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         """Maximum over `axis`; ties share the gradient equally."""
-        return F.max(self, axis, keepdims)
+        return _functional().max(self, axis, keepdims)
 
     def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         """Minimum over `axis`; ties share the gradient equally."""
-        return F.min(self, axis, keepdims)
+        return _functional().min(self, axis, keepdims)
 
     def reshape(self, *shape: Any) -> Tensor:
         """Return the data in a new shape (one dimension may be -1)."""
-        return F.reshape(self, shape[0] if len(shape) == 1 else shape)
+        return _functional().reshape(self, shape[0] if len(shape) == 1 else shape)
 
     def transpose(self, *axes: Any) -> Tensor:
         """Permute the axes (reverse them when none are given)."""
-        return F.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
+        return _functional().transpose(self, axes[0] if len(axes) == 1 else (axes or None))
 
     @property
     def T(self) -> Tensor:
         """The tensor with its axes reversed."""
-        return F.transpose(self, None)
+        return _functional().transpose(self, None)
 
     def exp(self) -> Tensor:
         """Elementwise e**x."""
-        return F.exp(self)
+        return _functional().exp(self)
 
     def log(self) -> Tensor:
         """Elementwise natural logarithm."""
-        return F.log(self)
+        return _functional().log(self)
 
     def sqrt(self) -> Tensor:
         """Elementwise square root."""
-        return F.sqrt(self)
+        return _functional().sqrt(self)
 
     def abs(self) -> Tensor:
         """Elementwise absolute value."""
-        return F.abs(self)
+        return _functional().abs(self)
 
     def clip(self, min: Any = None, max: Any = None) -> Tensor:
         """Limit values to [min, max]."""
-        return F.clip(self, min, max)
+        return _functional().clip(self, min, max)
 
     def relu(self) -> Tensor:
         """Elementwise max(x, 0)."""
-        return F.relu(self)
+        return _functional().relu(self)
 
     def sigmoid(self) -> Tensor:
         """Elementwise 1 / (1 + exp(-x))."""
-        return F.sigmoid(self)
+        return _functional().sigmoid(self)
 
     def tanh(self) -> Tensor:
         """Elementwise hyperbolic tangent."""
-        return F.tanh(self)
+        return _functional().tanh(self)
 
     def softmax(self, axis: int = -1) -> Tensor:
         """Softmax along `axis`."""
-        return F.softmax(self, axis)
+        return _functional().softmax(self, axis)
 
     def log_softmax(self, axis: int = -1) -> Tensor:
         """Log-softmax along `axis`."""
-        return F.log_softmax(self, axis)
+        return _functional().log_softmax(self, axis)
 
 
 def _run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
@@ -616,5 +636,3 @@ def tensors(values: Sequence[Any]) -> list[Tensor]:
     like = next((v for v in values if isinstance(v, Tensor)), None)
     return [as_tensor(v, like) for v in values]
 
-
-from . import functional as F  # noqa: E402  (functional builds on Tensor and Function)
