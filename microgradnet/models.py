@@ -1,59 +1,27 @@
-"""Sequential: a stack of layers with Keras' compile / fit / evaluate / predict, and saving.
+"""Sequential: a stack of layers with Keras' compile / fit / evaluate / predict.
 
-Saved files are numpy .npz archives read with allow_pickle=False: arrays and a JSON
-description, never pickles, so loading a file cannot run code. Writes are atomic.
+Its parts live beside it: the data checks in data.py, the eager training loop in
+training.py, the captured one in fastpath, and the file format in saving.py.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import secrets
 import warnings
-import zipfile
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from . import callbacks as cbks
-from . import fastpath
+from . import data, fastpath, saving, training
 from . import layers as layers_module
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
-from .autograd import Tensor, _to_numpy, no_grad
-from .backend import kernels as K
+from .autograd import Tensor, no_grad
 from .layers import Input, Layer, check_weight_value
 from .random import generator
-
-_FORMAT = "microgradnet-1"
-
-
-def _as_float(name: str, data: Any) -> np.ndarray:
-    arr = _to_numpy(data)
-    if arr.dtype.kind not in "fiub":
-        raise TypeError(f"{name} must hold numbers, got {arr.dtype}")
-    if arr.ndim == 0:
-        raise ValueError(f"{name} must have a batch dimension, got a scalar")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(arr).all():
-        row = int(np.argwhere(~np.isfinite(arr))[0][0])
-        raise ValueError(
-            f"{name} contains NaN or infinite values (first in row {row}); clean the data first"
-        )
-    return arr
-
-
-def _batch_size(what: str, value: Any, default: int) -> int:
-    """A batch size: None (the default) or a positive int, else a clear ValueError."""
-    if value is None:
-        return default
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or (
-            value < 1):
-        raise ValueError(f"{what}: batch_size must be a positive int, got {value!r}")
-    return int(value)
 
 
 class Sequential:
@@ -211,60 +179,7 @@ class Sequential:
     # ------------------------------------------------------------------ data
     def _prepare(self, x: Any, y: Any, what: str) -> tuple[np.ndarray, np.ndarray | None]:
         """Check and convert x (and y) against the model; clear errors for bad data."""
-        if x is None:
-            raise ValueError(f"{what}: x is missing")
-        x = _as_float("x", x)
-        if x.ndim == 1:
-            if self.input_shape is None or tuple(self.input_shape[1:]) != (1,):
-                expects = ("does not know its input shape" if self.input_shape is None else
-                           f"expects inputs of shape {self.input_shape}")
-                raise ValueError(
-                    f"{what}: x is 1-D (shape {x.shape}) and the model {expects}: pass "
-                    f"x.reshape(-1, 1) for {len(x)} samples of one feature, or x.reshape(1, -1) "
-                    f"for one sample of {len(x)} features"
-                )
-            x = x.reshape(-1, 1)  # as Keras: n numbers are n samples of the one feature
-        if self.input_shape is not None and x.shape[1:] != tuple(self.input_shape[1:]):
-            raise ValueError(
-                f"{what}: the model expects inputs of shape {self.input_shape} "
-                f"({self.input_shape[-1]} features), got x of shape {x.shape}"
-            )
-        if not self.built:
-            self.build((None, *x.shape[1:]))
-        if y is None:
-            return x, None
-        sparse = getattr(self.loss, "sparse", False)
-        y_arr = _to_numpy(y)
-        if len(y_arr) != len(x):
-            raise ValueError(f"{what}: x and y have different lengths: {len(x)} and {len(y_arr)}")
-        out_shape = self.layers_output_shape(x.shape)
-        if sparse:
-            if y_arr.dtype.kind == "f" and not np.all(y_arr == np.round(y_arr)):
-                raise ValueError(f"{what}: {self.loss.name} needs integer class labels in y")
-            y_arr = y_arr.astype(np.int64)
-            if y_arr.shape not in ((len(x),), (len(x), 1)):
-                raise ValueError(
-                    f"{what}: {self.loss.name} needs y of shape ({len(x)},) with class labels, "
-                    f"got {y_arr.shape}"
-                )
-            if y_arr.size and (y_arr.min() < 0 or y_arr.max() >= out_shape[-1]):
-                raise ValueError(
-                    f"{what}: labels must be in [0, {out_shape[-1]}), got "
-                    f"{y_arr.min()}..{y_arr.max()}"
-                )
-            return x, y_arr.reshape(-1)
-        y_arr = _as_float("y", y_arr)
-        fits = y_arr.shape[1:] == out_shape[1:] or (
-            y_arr.ndim == 1 and out_shape[1:] == (1,)
-        )
-        if not fits:
-            raise ValueError(
-                f"{what}: y of shape {y_arr.shape} does not fit the model's output of shape "
-                f"{(None, *out_shape[1:])}"
-            )
-        if y_arr.shape != (len(x), *out_shape[1:]):
-            y_arr = y_arr.reshape(len(x), *out_shape[1:])
-        return x, y_arr
+        return data.prepare(self, x, y, what)
 
     def layers_output_shape(self, input_shape: tuple) -> tuple:
         """The output shape for a given input shape."""
@@ -274,49 +189,6 @@ class Sequential:
         return shape
 
     # ------------------------------------------------------------------ training
-    def _forward_loss(self, xb: np.ndarray, yb: np.ndarray, wb: np.ndarray | None,
-                      training: bool) -> tuple[Tensor, np.ndarray]:
-        """(loss, output array) for one batch, through the fused loss when the output
-        activation and the loss have one."""
-        h = Tensor._wrap(xb)
-        for layer in self.layers[:-1]:
-            h = layer(h, training)
-        last = self.layers[-1]
-        fused = self._fused_loss
-        if fused is not None:
-            logits = last.pre_activation(h, training)
-            loss = fused(yb, logits, wb)
-            out = _ACTIVATE[last.output_activation()](logits.data) if self.metrics else None
-        else:
-            out_t = last(h, training)
-            loss = self.loss(yb, out_t, wb)
-            out = out_t.data
-        return loss, out
-
-    def _regularization(self) -> Tensor | None:
-        total = None
-        for layer in self.layers:
-            term = layer.regularization_loss()
-            if term is not None:
-                total = term if total is None else total + term
-        return total
-
-    def _setup_training(self) -> None:
-        last = self.layers[-1]
-        self._fused_loss = self.loss.fused(last.output_activation())
-        if self._fused_loss is not None and last.output_activation() not in _ACTIVATE:
-            self._fused_loss = None
-        params = self.parameters()
-        built_for = self._optimizer_params
-        if built_for is None or len(built_for) != len(params) or any(
-            a is not b for a, b in zip(built_for, params, strict=True)
-        ):
-            self.optimizer.build(params)
-            self._optimizer_params = params
-
-    def _batch_metrics(self, yb: np.ndarray, out: np.ndarray) -> dict[str, np.ndarray]:
-        return {name: np.asarray(fn(yb, out), dtype=np.float64) for name, fn in self.metrics}
-
     def fit(
         self,
         x: Any = None,
@@ -334,121 +206,36 @@ class Sequential:
     ) -> cbks.History:
         """Train for `epochs` passes over (x, y) in batches; return the History."""
         self._require_compiled("fit")
-        if y is None:
-            raise ValueError("fit: y is missing")
-        batch_size = _batch_size("fit", batch_size, 32)
-        if not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
-        if not 0 <= validation_split < 1:
-            raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
+        batch_size = data.check_fit_arguments(y, batch_size, epochs, validation_split)
         x, y = self._prepare(x, y, "fit")
-        weights = self._sample_weights(y, class_weight, sample_weight, len(x))
-        val = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2,
-                                                                                          3):
-                raise ValueError("fit: validation_data must be (x_val, y_val)")
-            val = validation_data[:2]
-        elif validation_split:
-            # As Keras: the last samples, taken before any shuffling.
-            split = int(len(x) * (1 - validation_split))
-            if split == 0 or split == len(x):
-                raise ValueError(f"fit: validation_split={validation_split} leaves an empty set "
-                                 f"for {len(x)} samples")
-            val = (x[split:], y[split:])
-            x, y = x[:split], y[:split]
-            weights = None if weights is None else weights[:split]
+        weights = data.sample_weights(y, class_weight, sample_weight, len(x))
+        x, y, weights, val = data.split_validation(x, y, weights, validation_split,
+                                                   validation_data)
         n = len(x)
         if n == 0:
             raise ValueError("fit: no training samples")
-        self._setup_training()
-        steps = math.ceil(n / batch_size)
+        training.setup(self)
+        loop = training.Epochs(self, x, y, weights, batch_size)
         history = cbks.History()
-        user = list(callbacks or [])
         extra = [cbks.ProgbarLogger(verbose)] if verbose else []
-        cb = cbks.CallbackList([*user, history, *extra], self,
-                               {"epochs": epochs, "steps": steps, "verbose": verbose})
+        cb = cbks.CallbackList([*(callbacks or []), history, *extra], self,
+                               {"epochs": epochs, "steps": loop.steps, "verbose": verbose})
         self.history = history
         self.train_inputs = x
         self.stop_training = False
-        params = self.parameters()
-        opt = self.optimizer
         try:
             cb.call("on_train_begin", {})
-            fast = self._captured_step(batch_size, x, y, weights)
-            if fast is not None:
-                xf, yf = fast
-                fast = self._captured
-            per_batch = cb.wants_batches or bool(self.metrics)
+            captured_xy = self._captured_step(batch_size, x, y, weights)
+            fast = None if captured_xy is None else self._captured
             if (fast is not None and not self.metrics and val is None
                     and not cb.hooked("on_epoch_begin") and not cb.hooked("on_batch_begin")
                     and all(c.follows_captured_runs() for c in cb.callbacks)):
                 # Only History and recorders listen: one call to C from each batch where a
                 # recorder looks at the model to the next (no callback: the whole run).
-                self._fit_captured(fast, xf, yf, n, batch_size, steps, initial_epoch, epochs,
-                                   shuffle, cb, history)
-                cb.call("on_train_end", {})
-                return history
-            for epoch in range(initial_epoch, epochs):
-                cb.call("on_epoch_begin", epoch, {})
-                order = generator().permutation(n) if shuffle else None
-                orders = None if order is None else order.reshape(1, n)
-                sums: dict[str, float] = {}
-                seen = 0
-                steps_run = steps
-                if fast is not None and not per_batch:
-                    losses = fast.run(xf, yf, orders, 0, steps)
-                    history.record_batches(losses)
-                    seen = n
-                    sums["loss"] = float(losses @ _batch_sizes(n, batch_size, steps))
-                    steps_run = 0  # the epoch is done: no batch loop
-                for step in range(steps_run):
-                    if order is None:
-                        sl = slice(step * batch_size, (step + 1) * batch_size)
-                        xb, yb = x[sl], y[sl]
-                        wb = None if weights is None else weights[sl]
-                    else:
-                        idx = order[step * batch_size:(step + 1) * batch_size]
-                        xb, yb = x[idx], y[idx]
-                        wb = None if weights is None else weights[idx]
-                    if cb.wants_batches:
-                        cb.call("on_batch_begin", step, {"batch": step, "size": len(xb)})
-                    self._last_batch = xb
-                    if fast is not None:
-                        logs = {"loss": float(fast.run(xf, yf, orders, step, step + 1)[0])}
-                        out = fast.output(len(xb)) if self.metrics else None
-                    else:
-                        # In the captured step's floating-point mode: the same bits.
-                        with fastpath.training_fpenv():
-                            loss, out = self._forward_loss(xb, yb, wb, True)
-                            reg = self._regularization()
-                            total = loss if reg is None else loss + reg
-                            for p in params:
-                                p.grad = None
-                            total.backward()
-                            opt.step()
-                        logs = {"loss": float(total.data)}
-                    size = len(xb)
-                    seen += size
-                    sums["loss"] = sums.get("loss", 0.0) + logs["loss"] * size
-                    if self.metrics:
-                        for name, values in self._batch_metrics(yb, out).items():
-                            logs[name] = float(values.mean())
-                            sums[name] = sums.get(name, 0.0) + float(values.sum())
-                    history.record_batch(logs)
-                    if cb.wants_batches:
-                        cb.call("on_batch_end", step, logs)
-                    if self.stop_training:
-                        break
-                epoch_logs = {k: v / max(seen, 1) for k, v in sums.items()}
-                # As Keras: an epoch cut short by stop_training is still validated.
-                if val is not None:
-                    val_logs = self.evaluate(val[0], val[1], batch_size=batch_size, verbose=0,
-                                             return_dict=True)
-                    epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-                cb.call("on_epoch_end", epoch, epoch_logs)
-                if self.stop_training:
-                    break
+                self._fit_captured(fast, *captured_xy, n, batch_size, loop.steps, initial_epoch,
+                                   epochs, shuffle, cb, history)
+            else:
+                loop.run(cb, fast, captured_xy, range(initial_epoch, epochs), shuffle, val)
             cb.call("on_train_end", {})
         except BaseException:
             cb.close()  # on_train_end did not run: close CSVLogger's file, the progress bar
@@ -601,31 +388,6 @@ class Sequential:
             return x[orders[epoch][rows]]
         return x[rows]
 
-    def _sample_weights(self, y: np.ndarray, class_weight: dict | None, sample_weight: Any,
-                        n: int) -> np.ndarray | None:
-        w = None
-        if sample_weight is not None:
-            w = _as_float("sample_weight", sample_weight)
-            # One weight per sample, as (n,) or (n, 1); not any array that happens to have
-            # n values (a (1, n) row would pass a flat length check).
-            if w.shape not in ((n,), (n, 1)):
-                raise ValueError(f"sample_weight must have shape ({n},) or ({n}, 1), one "
-                                 f"weight per sample, got {w.shape}")
-            w = w.reshape(-1)
-        if class_weight is not None:
-            if not isinstance(class_weight, dict):
-                raise TypeError("class_weight must be a dict {class: weight}")
-            if y.ndim == 1 or y.shape[-1] == 1:
-                classes = np.rint(y.reshape(len(y), -1)[:, 0]).astype(np.int64)
-            else:
-                classes = np.argmax(y, axis=-1)
-            missing = sorted(set(np.unique(classes).tolist()) - set(class_weight))
-            if missing:
-                raise ValueError(f"class_weight has no weight for classes {missing}")
-            cw = np.array([class_weight[c] for c in classes.tolist()], dtype=np.float32)
-            w = cw if w is None else w * cw
-        return w
-
     # ------------------------------------------------------------------ inference
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
                  verbose: int = 0, sample_weight: Any = None,
@@ -634,25 +396,13 @@ class Sequential:
         self._require_compiled("evaluate")
         if y is None:
             raise ValueError("evaluate: y is missing")
-        batch_size = _batch_size("evaluate", batch_size, 32)
+        batch_size = data.batch_size("evaluate", batch_size, 32)
         x, y = self._prepare(x, y, "evaluate")
         if len(x) == 0:
             raise ValueError("evaluate: x has no samples; the loss of an empty set is undefined")
-        self._setup_training()
-        w = self._sample_weights(y, None, sample_weight, len(x))
-        sums: dict[str, float] = {}
-        n = len(x)
-        with no_grad():
-            for start in range(0, n, batch_size):
-                xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-                wb = None if w is None else w[start:start + batch_size]
-                loss, out = self._forward_loss(xb, yb, wb, False)
-                reg = self._regularization()
-                value = float(loss.data) + (float(reg.data) if reg is not None else 0.0)
-                sums["loss"] = sums.get("loss", 0.0) + value * len(xb)
-                for name, values in self._batch_metrics(yb, out).items():
-                    sums[name] = sums.get(name, 0.0) + float(values.sum())
-        results = {k: v / n for k, v in sums.items()}
+        training.setup(self)
+        w = data.sample_weights(y, None, sample_weight, len(x))
+        results = training.evaluate(self, x, y, w, batch_size)
         if verbose:
             print(" - ".join(f"{k}: {v:.4g}" for k, v in results.items()))
         if return_dict:
@@ -663,7 +413,7 @@ class Sequential:
 
     def predict(self, x: Any, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
         """The model's outputs for x as a numpy array (inference mode, no graph)."""
-        batch_size = _batch_size("predict", batch_size, 1024)
+        batch_size = data.batch_size("predict", batch_size, 1024)
         x, _ = self._prepare(x, None, "predict")
         outs = []
         with no_grad():
@@ -733,54 +483,15 @@ class Sequential:
         return f"<Sequential {self.name!r}: {len(self.layers)} layers>"
 
     # ------------------------------------------------------------------ saving
-    def _weight_arrays(self) -> dict[str, np.ndarray]:
-        arrays = {}
-        for i, layer in enumerate(self.layers):
-            for j, w in enumerate(layer.weights):
-                arrays[f"layer{i}/{j}"] = w.data
-        return arrays
-
     def save_weights(self, path: str | os.PathLike) -> None:
         """Write the weights to an .npz file (atomically)."""
         if not self.built:
             raise ValueError("the model has no weights yet: build or fit it first")
-        meta = {"format": _FORMAT, "layers": self._layer_index()}
-        _write_npz(path, {"__meta__": np.array(json.dumps(meta)), **self._weight_arrays()})
-
-    def _layer_index(self) -> list[dict]:
-        return [{"name": layer.name, "class_name": type(layer).__name__,
-                 "weights": len(layer.weights)} for layer in self.layers]
+        saving.write(path, self.layers)
 
     def load_weights(self, path: str | os.PathLike) -> None:
         """Read weights saved by save_weights (or save); the architecture must match."""
-        contents = _read_npz(path)
-        meta = _meta(contents, path)
-        if not self.built:
-            self.build()
-        saved_layers = meta["layers"]
-        if len(saved_layers) != len(self.layers):
-            raise ValueError(
-                f"{path}: the file has weights for {len(saved_layers)} layers, the model has "
-                f"{len(self.layers)}"
-            )
-        updates = []
-        for i, (layer, saved) in enumerate(zip(self.layers, saved_layers, strict=True)):
-            if saved["weights"] != len(layer.weights):
-                raise ValueError(
-                    f"{path}: layer {i} ({layer.name!r}) has {len(layer.weights)} weights, the "
-                    f"file's layer {saved['name']!r} has {saved['weights']}"
-                )
-            for j, (name, w) in enumerate(zip(layer.weight_names, layer.weights, strict=True)):
-                new = contents.get(f"layer{i}/{j}")
-                if new is None:
-                    raise ValueError(f"{path}: the file lacks weight {j} of layer {i}")
-                try:
-                    new = check_weight_value(layer.name, name, w, new)
-                except (TypeError, ValueError) as exc:
-                    raise ValueError(f"{path}: {exc} in the file") from exc
-                updates.append((w, new))
-        for w, new in updates:  # only after every check passed: all or nothing
-            w.data[...] = new
+        saving.load_weights(self, path)
 
     def _compile_state(self, path: Any) -> dict | None:
         """compile()'s arguments as JSON, with the optimizer's current settings."""
@@ -799,170 +510,10 @@ class Sequential:
         """Write architecture, weights and compile settings to one .npz file (atomically)."""
         if not self.built:
             raise ValueError("the model has no weights yet: build or fit it first")
-        meta = {"format": _FORMAT, "model": self.get_config(),
-                "compile": self._compile_state(path), "layers": self._layer_index()}
-        _write_npz(path, {"__meta__": np.array(json.dumps(meta)), **self._weight_arrays()})
-
-
-# The output activation applied to the logits of a fused loss, for the metrics: the same
-# kernels as the activation ops (through K at call time, so use_backend() applies).
-_ACTIVATE = {
-    "sigmoid": lambda z: K.sigmoid_forward(z),
-    "softmax": lambda z: K.softmax_forward(z, -1),
-}
-
-
-def _batch_sizes(n: int, batch_size: int, steps: int) -> np.ndarray:
-    """The number of samples in each batch of an epoch (the last one may be short)."""
-    sizes = np.full(steps, batch_size, np.float64)
-    if steps:
-        sizes[-1] = n - (steps - 1) * batch_size
-    return sizes
-
-
-def _write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
-    """Write arrays to `path` through a temporary file and a rename: never half a file."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = _create_temporary(folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _create_temporary(folder: str) -> tuple[int, str]:
-    """A new file next to the target, opened for writing: (descriptor, path).
-
-    Unlike mkstemp (mode 0o600), it is created with mode 0o666 and the kernel applies the
-    umask, so the renamed file has the permissions of any file the user writes.
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = os.path.join(folder, f".tmp-{secrets.token_hex(8)}.npz")
-        try:
-            return os.open(tmp, flags, 0o666), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"could not create a temporary file in {folder}")
-
-
-def _read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """All arrays of an .npz file, without pickles; damaged files give a ValueError."""
-    try:
-        with np.load(os.fspath(path), allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-        raise ValueError(
-            f"{path} is not a microgradnet file or it is damaged (truncated?): {exc}"
-        ) from exc
-
-
-def _meta(contents: dict[str, np.ndarray], path: Any) -> dict:
-    if "__meta__" not in contents:
-        raise ValueError(f"{path} is not a microgradnet file (no __meta__ entry)")
-    try:
-        meta = json.loads(str(contents["__meta__"]))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: its description is damaged: {exc}") from exc
-    if not isinstance(meta, dict):
-        raise ValueError(f"{path}: its description is not a JSON object")
-    if meta.get("format") != _FORMAT:
-        raise ValueError(f"{path}: unknown format {meta.get('format')!r}")
-    _check_schema(meta, path)
-    return meta
-
-
-def _check_schema(meta: dict, path: Any) -> None:
-    """Check the shape of a file's description, so that a malformed one gives a ValueError
-    naming the file and the layer, never a KeyError or TypeError from deep inside."""
-
-    def bad(what: str) -> ValueError:
-        return ValueError(f"{path}: malformed description: {what}")
-
-    layers = meta.get("layers")
-    if not isinstance(layers, list):
-        raise bad("'layers' must be a list")
-    for i, entry in enumerate(layers):
-        if not isinstance(entry, dict):
-            raise bad(f"layer {i} must be an object, got {entry!r:.60}")
-        name = entry.get("name")
-        if not isinstance(name, str) or not isinstance(entry.get("class_name"), str):
-            raise bad(f"layer {i} ({name!r}) needs a string name and class_name")
-        count = entry.get("weights")
-        if type(count) is not int or count < 0:
-            raise bad(f"layer {i} ({name!r}) needs a weight count, got {count!r}")
-    if "model" in meta:
-        model = meta["model"]
-        if not isinstance(model, dict) or not isinstance(model.get("layers"), list):
-            raise bad("'model' must be an object with a 'layers' list")
-        if not isinstance(model.get("name", ""), str | None):
-            raise bad(f"the model's name must be a string, got {model['name']!r}")
-        if len(model["layers"]) != len(layers):
-            raise bad(f"the model has {len(model['layers'])} layers, the weights are for "
-                      f"{len(layers)}")
-        for i, spec in enumerate(model["layers"]):
-            name = layers[i]["name"]
-            if not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str):
-                raise bad(f"layer {i} ({name!r}) needs a string class_name")
-            if not isinstance(spec.get("config", {}), dict):
-                raise bad(f"the config of layer {i} ({name!r}) must be an object")
-    compiled = meta.get("compile")
-    if compiled is not None:
-        if not isinstance(compiled, dict) or not isinstance(compiled.get("optimizer"), dict):
-            raise bad("'compile' must be null or an object with an 'optimizer' object")
-        if not isinstance(compiled.get("loss"), str | dict):
-            raise bad(f"the compiled loss must be a name or an object, got "
-                      f"{compiled.get('loss')!r}")
-        metrics = compiled.get("metrics", [])
-        if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
-            raise bad(f"the compiled metrics must be a list of names, got {metrics!r}")
-
-
-def _optimizer_from_config(spec: dict) -> Any:
-    """An optimizer of a known class from {"class_name", "config"} (nothing else is made)."""
-    known = {name.lower(): name for name in ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad")}
-    name = known.get(str(spec.get("class_name", "")).lower())
-    if name is None:
-        raise ValueError(f"unknown optimizer class {spec.get('class_name')!r} in the file")
-    return getattr(optimizers_module, name).from_config(spec.get("config", {}))
+        description = {"model": self.get_config(), "compile": self._compile_state(path)}
+        saving.write(path, self.layers, description)
 
 
 def load_model(path: str | os.PathLike) -> Sequential:
     """Load a model written by Sequential.save: architecture, weights, compile settings."""
-    contents = _read_npz(path)
-    meta = _meta(contents, path)
-    if "model" not in meta:
-        raise ValueError(f"{path} holds weights only (save_weights); use model.load_weights")
-    layers = []
-    for i, spec in enumerate(meta["model"]["layers"]):
-        try:
-            layers.append(layers_module.deserialize(spec))
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ValueError(
-                f"{path}: layer {i} ({meta['layers'][i]['name']!r}) cannot be made from its "
-                f"config: {exc}"
-            ) from exc
-    try:
-        model = Sequential(layers, name=meta["model"].get("name"))
-        model.build()
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ValueError(f"{path}: the model cannot be built from the file: {exc}") from exc
-    model.load_weights(path)
-    compiled = meta.get("compile")
-    if compiled:
-        try:
-            model.compile(
-                optimizer=_optimizer_from_config(compiled["optimizer"]),
-                loss=losses_module.get(compiled["loss"]),
-                metrics=compiled.get("metrics", []),
-            )
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ValueError(f"{path}: malformed compile settings: {exc}") from exc
-    return model
+    return saving.load_model(path, Sequential)
