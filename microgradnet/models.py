@@ -426,23 +426,7 @@ class Sequential:
     def find_nonfinite(self) -> str:
         """Where the last training batch first went non-finite: a layer's output or a
         weight's gradient (for TerminateOnNaN)."""
-        if self._last_batch is None:
-            return "no batch has run yet"
-        with no_grad():
-            h = Tensor._wrap(self._last_batch)
-            if not np.isfinite(h.data).all():
-                return "the input batch is not finite"
-            for layer in self.layers:
-                h = layer(h, training=False)
-                if not np.isfinite(h.data).all():
-                    return f"the output of layer {layer.name!r} is the first that is not finite"
-        for layer in self.layers:
-            for name, w in zip(layer.weight_names, layer.weights, strict=True):
-                if not np.isfinite(w.data).all():
-                    return f"weight {name!r} is not finite"
-                if w.grad is not None and not np.isfinite(w.grad.data).all():
-                    return f"the gradient of {name!r} is the first that is not finite"
-        return "the loss alone is not finite (outputs and gradients are)"
+        return training.find_nonfinite(self.layers, self._last_batch)
 
     # ------------------------------------------------------------------ description
     def summary(self, print_fn: Any = print) -> None:

@@ -1,6 +1,6 @@
-"""The eager half of Sequential.fit, and the batch pieces that evaluate shares with it.
+"""The eager half of Sequential.fit, the batch pieces evaluate shares, find_nonfinite.
 
-`run_epochs` trains epoch by epoch: through autograd, or through the captured step one call
+`Epochs.run` trains epoch by epoch: through autograd, or through the captured step one call
 per epoch (or per batch, when a callback or a metric looks at every batch). It calls the
 callbacks, records every batch in the History and scores the validation set after each epoch.
 """
@@ -100,6 +100,28 @@ def evaluate(model: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | None,
             for name, values in batch_metrics(model, yb, out).items():
                 sums[name] = sums.get(name, 0.0) + float(values.sum())
     return {k: v / n for k, v in sums.items()}
+
+
+def find_nonfinite(layers: list, batch: np.ndarray | None) -> str:
+    """Where `batch`, the last one trained on, first went non-finite through `layers`:
+    a layer's output or a weight's gradient."""
+    if batch is None:
+        return "no batch has run yet"
+    with no_grad():
+        h = Tensor._wrap(batch)
+        if not np.isfinite(h.data).all():
+            return "the input batch is not finite"
+        for layer in layers:
+            h = layer(h, training=False)
+            if not np.isfinite(h.data).all():
+                return f"the output of layer {layer.name!r} is the first that is not finite"
+    for layer in layers:
+        for name, w in zip(layer.weight_names, layer.weights, strict=True):
+            if not np.isfinite(w.data).all():
+                return f"weight {name!r} is not finite"
+            if w.grad is not None and not np.isfinite(w.grad.data).all():
+                return f"the gradient of {name!r} is the first that is not finite"
+    return "the loss alone is not finite (outputs and gradients are)"
 
 
 class Epochs:
