@@ -276,6 +276,7 @@ class Optimizer:
                 p.data = np.ascontiguousarray(p.data)
         self._params = params
         self._states = [None] * len(params)
+        self._slot_of = {id(p): i for i, p in enumerate(params)}
 
     @property
     def built(self) -> bool:
@@ -381,16 +382,31 @@ class Optimizer:
         return {**self.rule_arguments(),
                 **{k: v for k, v in common.items() if v is not None}}
 
-    def state_for(self, param: Tensor) -> tuple:
-        """The state arrays the update of `param` reads (allocated at the first ask), one per
-        state variable, None where a variable is not in use."""
+    def states_for(self, params: list[Tensor | None]) -> list[tuple]:
+        """The state arrays the update of each parameter reads (allocated at the first ask),
+        one per state variable, None where a variable is not in use; () for a None."""
         if self._params is None:
             raise RuntimeError("the optimizer is not built")
-        i = next(k for k, p in enumerate(self._params) if p is param)
-        if self._states[i] is None:
-            self._states[i] = self._new_state(param.data)
-        return tuple(s if used else None
-                     for s, used in zip(self._states[i], self.state_in_use(), strict=True))
+        in_use = self.state_in_use()
+        unused = [k for k, used in enumerate(in_use) if not used]
+        slots = self._slot_of
+        states = self._states
+        out = []
+        for p in params:
+            if p is None:
+                out.append(())
+                continue
+            i = slots[id(p)]
+            state = states[i]
+            if state is None:
+                state = states[i] = self._new_state(p.data)
+            for k in unused:  # kept by an earlier configuration (amsgrad since turned off)
+                if state[k] is not None:
+                    state = tuple([s if used else None
+                                   for s, used in zip(state, in_use, strict=True)])
+                    break
+            out.append(state)
+        return out
 
     def learning_rate_at(self, iteration: int) -> float:
         """The learning rate of the step at `iteration` (a schedule asked for it)."""

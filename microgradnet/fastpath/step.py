@@ -57,7 +57,7 @@ class CapturedStep:
         losses = np.empty(last - first, np.float64)
         sparse = self.loss == "sparse_softmax_xent"
         params = [None if p is None else p.data for p in self.params]
-        states = [() if p is None else opt.state_for(p) for p in self.params]
+        states = opt.states_for(self.params)
         self.recorded = self.plan.run(
             x, None if sparse else y, y if sparse else None, orders, first, last, per_epoch,
             params, states, opt.rule, {"lr": lr, **opt.update_arguments()}, opt.iterations,
