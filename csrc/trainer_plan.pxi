@@ -193,7 +193,8 @@ cdef class Plan:
         generators = self._check_generators(shuffle_with, dropout_rngs)
         self._check_rates(lrs, first, last)
         self.c.n = data.n
-        self._set_recording(record, record_weights, first, last)
+        _set_recording(self.L, &self.c, self.typenum, self.shapes, record, record_weights,
+                       first, last)
         if last == first:
             return 0
         if data.n == 0:
@@ -201,7 +202,8 @@ cdef class Plan:
         self._run_with_generators(&data, generators, first, last, per_epoch, &losses[0],
                                   flush_denormal, shuffle_with, dropout_rngs)
         snapshots = self.c.rec_count
-        self._end_run()
+        self.c.lrs = NULL
+        _end_recording(self.L, &self.c)
         # The order in the buffer now is that of the run's last epoch: a next run may go on
         # within that epoch with it.
         self.order_key = (None if shuffle_with is None else
@@ -365,31 +367,6 @@ cdef class Plan:
                 self.c.lrs = <const double*>cnp.PyArray_DATA(lrs)
         return 0
 
-    cdef int _set_recording(self, record, record_weights, Py_ssize_t first,
-                            Py_ssize_t last) except -1:
-        self.c.rec_every = 0
-        self.c.rec_count = 0
-        self.c.wrec_every = 0
-        self.c.wrec_count = 0
-        if record is not None:
-            self._check_record(record, first, last)
-        if record_weights is not None:
-            self._check_record_weights(record_weights, first, last)
-        return 0
-
-    cdef int _end_run(self) except -1:
-        """Forget the run's rates and recording buffers."""
-        cdef Py_ssize_t li
-        self.c.lrs = NULL
-        self.c.wrec_every = 0
-        for li in range(self.nlayers):
-            self.L[li].kernel_record = NULL
-            self.L[li].bias_record = NULL
-        self.c.rec_every = 0
-        self.c.rec_x = NULL
-        self.c.rec_out = NULL
-        return 0
-
     cdef int _run_with_generators(self, RunData* data, list generators, Py_ssize_t first,
                                   Py_ssize_t last, Py_ssize_t per_epoch, double* losses,
                                   bint flush_denormal, shuffle_with, dropout_rngs) except -1:
@@ -432,64 +409,6 @@ cdef class Plan:
                 self.L[li].dropout_rng = NULL
             for lk in reversed(locks[:taken]):
                 lk.release()
-        return 0
-
-    cdef int _check_record(self, tuple record, Py_ssize_t first, Py_ssize_t last) except -1:
-        rows, every, phase, out = record
-        cdef int t = self.typenum
-        cdef Py_ssize_t in_dim = self.L[0].fan_in
-        cdef Py_ssize_t out_dim = self.L[self.nlayers - 1].units
-        if not isinstance(every, int) or every < 1 or not isinstance(phase, int) or phase < 0:
-            raise ValueError(f"record: every must be >= 1 and phase >= 0, got {every}, {phase}")
-        if not (cnp.PyArray_Check(rows) and cnp.PyArray_TYPE(<cnp.ndarray>rows) == t
-                and not cnp.PyArray_ISBYTESWAPPED(<cnp.ndarray>rows)
-                and cnp.PyArray_CHKFLAGS(<cnp.ndarray>rows,
-                                         cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED)
-                and rows.ndim == 2 and rows.shape[1] == in_dim and rows.shape[0] >= 1):
-            raise ValueError(f"record: rows must be a C-contiguous (m >= 1, {in_dim}) array "
-                             f"of the parameters' dtype")
-        wanted = (phase + (last - first)) // every - phase // every
-        if wanted:
-            _ptr("record: out", out, t, (wanted, rows.shape[0], out_dim))
-        self.c.rec_x = cnp.PyArray_DATA(<cnp.ndarray>rows)
-        self.c.rec_out = cnp.PyArray_DATA(<cnp.ndarray>out) if wanted else NULL
-        self.c.rec_rows = rows.shape[0]
-        self.c.rec_every = every if wanted else 0
-        self.c.rec_phase = phase
-        return 0
-
-    cdef int _check_record_weights(self, tuple spec, Py_ssize_t first,
-                                   Py_ssize_t last) except -1:
-        every, phase, outs = spec
-        cdef int t = self.typenum
-        cdef Py_ssize_t li
-        if not isinstance(every, int) or every < 1 or not isinstance(phase, int) or phase < 0:
-            raise ValueError(f"record_weights: every must be >= 1 and phase >= 0, got {every}, "
-                             f"{phase}")
-        if not isinstance(outs, list) or len(outs) != 2 * self.nlayers:
-            raise ValueError(f"record_weights: outs must be a list of {2 * self.nlayers} "
-                             f"arrays (None for a missing bias)")
-        wanted = (phase + (last - first)) // every - phase // every
-        if not wanted:
-            return 0
-        # All checked before any pointer is kept: a bad array leaves nothing half set.
-        ptrs = []
-        for li in range(self.nlayers):
-            shape_w, shape_b = self.shapes[li]
-            ptrs.append(<Py_ssize_t>_ptr(f"record_weights: outs[{2 * li}]", outs[2 * li], t,
-                                         (wanted, *shape_w)))
-            if shape_b is None:
-                if outs[2 * li + 1] is not None:
-                    raise ValueError(f"record_weights: outs[{2 * li + 1}] must be None (no bias)")
-                ptrs.append(0)
-            else:
-                ptrs.append(<Py_ssize_t>_ptr(f"record_weights: outs[{2 * li + 1}]",
-                                             outs[2 * li + 1], t, (wanted, *shape_b)))
-        for li in range(self.nlayers):
-            self.L[li].kernel_record = <void*><Py_ssize_t>ptrs[2 * li]
-            self.L[li].bias_record = <void*><Py_ssize_t>ptrs[2 * li + 1]
-        self.c.wrec_every = every
-        self.c.wrec_phase = phase
         return 0
 
     cdef int _prefetch_start(self, long long drawn) except -1:
