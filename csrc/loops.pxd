@@ -4,6 +4,7 @@
 # raw pointers: the callers check shapes, dtypes and contiguity before they get here.
 
 cimport numpy as cnp
+from libc.math cimport INFINITY, NAN, pow, sqrt
 from libc.string cimport memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
@@ -371,6 +372,14 @@ cdef inline void _sgd_momentum(floating* p, const floating* grad, floating* vel,
         vo_sgd_momentum_f64(p, grad, vel, n, lr, momentum, nesterov, wd, scale, clipvalue)
 
 
+cdef inline double _adam_alpha(double lr, double beta_1, double beta_2,
+                               double step) noexcept nogil:
+    """Adam's bias-corrected step size at step t >= 1 (1-based): lr sqrt(1 - beta_2^t) /
+    (1 - beta_1^t). optim.pyx and the captured step use this one; _reference.adam_update
+    mirrors it in Python."""
+    return lr * sqrt(1 - pow(beta_2, step)) / (1 - pow(beta_1, step))
+
+
 cdef inline void _adam(floating* p, const floating* grad, floating* m, floating* v, floating* vhat,
                        Py_ssize_t n, double lr, double alpha, double beta_1, double beta_2,
                        double epsilon, double wd, double scale, double clipvalue) noexcept nogil:
@@ -411,3 +420,15 @@ cdef inline double _sum_squares(const floating* a, Py_ssize_t n) noexcept nogil:
         x = a[i]
         s += x * x
     return s
+
+
+cdef inline double _clip_scale(double sum_squares, double clip) noexcept nogil:
+    """The factor that brings a gradient of this squared norm down to norm `clip` (clipnorm,
+    global_clipnorm); nan when the norm is not finite, so nan is never hidden. Mirrors
+    optimizers._clip_scale, which the eager step uses."""
+    cdef double norm = sqrt(sum_squares)
+    if norm <= clip:
+        return 1.0
+    if norm < INFINITY:
+        return clip / norm
+    return NAN

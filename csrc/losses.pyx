@@ -27,35 +27,41 @@ vm_simd_level()
 include "threads.pxi"
 
 
-# The arrays of sigmoid BCE's backward (dloss a, logits b, targets c) or mse's (pred a,
-# targets b, scale), for their chunks.
-cdef struct _Three:
-    int t
-    const void* a
-    const void* b
-    const void* c
+# The arrays of sigmoid BCE's backward and of mse's, for their chunks.
+cdef struct _BceBackwardArgs:
+    int typenum
+    const void* dloss
+    const void* logits
+    const void* targets
+    void* out
+
+
+cdef struct _MseBackwardArgs:
+    int typenum
+    const void* pred
+    const void* targets
     void* out
     double scale
 
 
 cdef void _bce_bwd_chunk(void* ctx, Py_ssize_t lo, Py_ssize_t k) noexcept nogil:
-    cdef _Three* c = <_Three*>ctx
-    if c.t == cnp.NPY_FLOAT32:
-        vm_bce_bwd_f32(<const float*>c.a + lo, <const float*>c.b + lo, <const float*>c.c + lo,
-                       <float*>c.out + lo, k)
+    cdef _BceBackwardArgs* c = <_BceBackwardArgs*>ctx
+    if c.typenum == cnp.NPY_FLOAT32:
+        vm_bce_bwd_f32(<const float*>c.dloss + lo, <const float*>c.logits + lo,
+                       <const float*>c.targets + lo, <float*>c.out + lo, k)
     else:
-        vm_bce_bwd_f64(<const double*>c.a + lo, <const double*>c.b + lo,
-                       <const double*>c.c + lo, <double*>c.out + lo, k)
+        vm_bce_bwd_f64(<const double*>c.dloss + lo, <const double*>c.logits + lo,
+                       <const double*>c.targets + lo, <double*>c.out + lo, k)
 
 
 cdef void _mse_bwd_chunk(void* ctx, Py_ssize_t lo, Py_ssize_t k) noexcept nogil:
-    cdef _Three* c = <_Three*>ctx
-    if c.t == cnp.NPY_FLOAT32:
-        _mse_bwd(<const float*>c.a + lo, <const float*>c.b + lo, <float*>c.out + lo, k,
+    cdef _MseBackwardArgs* c = <_MseBackwardArgs*>ctx
+    if c.typenum == cnp.NPY_FLOAT32:
+        _mse_bwd(<const float*>c.pred + lo, <const float*>c.targets + lo, <float*>c.out + lo, k,
                  c.scale)
     else:
-        _mse_bwd(<const double*>c.a + lo, <const double*>c.b + lo, <double*>c.out + lo, k,
-                 c.scale)
+        _mse_bwd(<const double*>c.pred + lo, <const double*>c.targets + lo, <double*>c.out + lo,
+                 k, c.scale)
 
 # --------------------------------------------------------------------------- checks
 
@@ -268,9 +274,9 @@ def sigmoid_binary_cross_entropy_backward(dloss, logits, target, out=None):
     ta = _unalias(ta, o, True)
     da = _unalias(da, o, True)
     cdef Py_ssize_t n = cnp.PyArray_SIZE(z)
-    cdef _Three c
-    c.t, c.a, c.b, c.c = t, cnp.PyArray_DATA(da), cnp.PyArray_DATA(z), cnp.PyArray_DATA(ta)
-    c.out, c.scale = cnp.PyArray_DATA(o), 0.0
+    cdef _BceBackwardArgs c
+    c.typenum, c.dloss, c.logits = t, cnp.PyArray_DATA(da), cnp.PyArray_DATA(z)
+    c.targets, c.out = cnp.PyArray_DATA(ta), cnp.PyArray_DATA(o)
     with nogil:
         _run_chunks(_bce_bwd_chunk, &c, n, n, _CHUNK_ALIGN)
     return o
@@ -308,8 +314,8 @@ def mse_backward(double dloss, pred, target, out=None):
     cdef Py_ssize_t n = cnp.PyArray_SIZE(pa)
     if n == 0:
         return o
-    cdef _Three c
-    c.t, c.a, c.b = t, cnp.PyArray_DATA(pa), cnp.PyArray_DATA(ta)
+    cdef _MseBackwardArgs c
+    c.typenum, c.pred, c.targets = t, cnp.PyArray_DATA(pa), cnp.PyArray_DATA(ta)
     c.out, c.scale = cnp.PyArray_DATA(o), 2.0 * dloss / n
     with nogil:
         _run_chunks(_mse_bwd_chunk, &c, n, n, _CHUNK_ALIGN)

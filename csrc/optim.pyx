@@ -10,13 +10,13 @@ update. The gradient is only read and may have any layout (it is copied to C ord
 """
 
 cimport numpy as cnp
-from libc.math cimport INFINITY, pow, sqrt
+from libc.math cimport INFINITY
 
 from kernels cimport (
     _float_array, _float_type, _overlap, _same_shape, _unalias, vm_set_simd_level,
     vm_simd_level,
 )
-from loops cimport _adagrad, _adam, _rmsprop, _sgd, _sgd_momentum, _sum_squares
+from loops cimport _adagrad, _adam, _adam_alpha, _rmsprop, _sgd, _sgd_momentum, _sum_squares
 
 cnp.import_array()
 
@@ -134,7 +134,7 @@ def adam_update(param, grad, m, v, double lr, double beta_1, double beta_2, doub
         _distinct("vhat", ha, "m", ma)
         _distinct("vhat", ha, "v", va)
     cdef cnp.ndarray g = _grad(grad, p, [p, ma, va] if ha is None else [p, ma, va, ha])
-    cdef double alpha = lr * sqrt(1 - pow(beta_2, <double>step)) / (1 - pow(beta_1, <double>step))
+    cdef double alpha = _adam_alpha(lr, beta_1, beta_2, <double>step)
     cdef Py_ssize_t n = cnp.PyArray_SIZE(p)
     cdef void* pp = cnp.PyArray_DATA(p)
     cdef void* pg = cnp.PyArray_DATA(g)

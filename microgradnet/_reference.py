@@ -558,6 +558,7 @@ def adam_update(param, grad, m, v, lr, beta_1, beta_2, epsilon, step, vhat=None,
         _distinct("vhat", vhat, "v", v)
     g = _clipped_grad(grad, param, grad_scale, clipvalue)
     t = param.dtype.type
+    # the bias correction, as loops.pxd's _adam_alpha computes it for the kernels
     alpha = lr * math.sqrt(1 - beta_2 ** float(step)) / (1 - beta_1 ** float(step))
     _decay(param, lr, weight_decay)
     m += (g - m) * t(1 - beta_1)

@@ -589,6 +589,26 @@ class _EveryN(Callback):
         self._epochs += epochs_ended
         self._batch_logs_bulk(losses)
 
+    # Recording inside a captured run (microgradnet.fastpath) -- not Keras: the run takes
+    # the snapshots in C at the batches snapshot() would see live, then hands them over.
+    @property
+    def batches_done(self) -> int:
+        """The training batches this recorder has seen end."""
+        return self._batches
+
+    def snapshot_steps(self, batches: int) -> range:
+        """The batch counts at which the next `batches` batches end with a snapshot."""
+        first = (self._batches // self.every + 1) * self.every
+        return range(first, self._batches + batches + 1, self.every)
+
+    def add_snapshots(self, steps: range, snapshots: list) -> None:
+        """Keep snapshots taken elsewhere (a captured run) at these batch counts."""
+        self.steps.extend(steps)
+        self._keep(snapshots)
+
+    def _keep(self, snapshots: list) -> None:
+        raise NotImplementedError
+
     def _batch_logs_bulk(self, losses: np.ndarray) -> None:
         pass
 
@@ -619,6 +639,9 @@ class PredictionRecorder(_EveryN):
     def snapshot(self) -> None:
         self.predictions.append(self.model.predict(self.x))
 
+    def _keep(self, snapshots: list) -> None:
+        self.predictions.extend(snapshots)
+
 
 class WeightRecorder(_EveryN):
     """Copies of every weight every `every` batches (or epochs): `.weights` (one list of
@@ -630,9 +653,12 @@ class WeightRecorder(_EveryN):
         self.names: list[str] = []
 
     def snapshot(self) -> None:
+        self._keep([self.model.get_weights()])
+
+    def _keep(self, snapshots: list) -> None:
         if not self.names:
             self.names = [n for layer in self.model.layers for n in layer.weight_names]
-        self.weights.append(self.model.get_weights())
+        self.weights.extend(snapshots)
 
 
 class GradientMonitor(Callback):

@@ -403,10 +403,20 @@ class Dropout(Layer):
     def call(self, x: Tensor, training: bool = False) -> Tensor:
         if not training or self.rate == 0:
             return x
-        rng = self._rng if self._rng is not None else generator()
-        keep = rng.random(x.shape) >= self.rate
-        scale = np.asarray(keep, dtype=x.dtype) * x.dtype.type(1 / (1 - self.rate))
-        return x * as_tensor(scale, x)
+        return x * as_tensor(self.mask(x.shape, x.dtype), x)
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """The generator the masks are drawn from: the layer's own when it has a seed, else
+        the shared one (microgradnet.random)."""
+        return self._rng if self._rng is not None else generator()
+
+    def mask(self, shape: tuple, dtype: np.dtype) -> np.ndarray:
+        """One training mask: 1 / (1 - rate) where rng.random() >= rate, else 0 (one double
+        drawn per value, in C order). The captured step draws it the same way (trainer's
+        _dropout_forward mirrors this)."""
+        keep = self.rng.random(shape) >= self.rate
+        return np.asarray(keep, dtype=dtype) * dtype.type(1 / (1 - self.rate))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}

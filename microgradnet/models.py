@@ -21,7 +21,6 @@ from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from .autograd import Tensor, no_grad
 from .layers import Input, Layer, check_weight_value
-from .random import generator
 
 
 class Sequential:
@@ -225,15 +224,13 @@ class Sequential:
         self.stop_training = False
         try:
             cb.call("on_train_begin", {})
-            captured_xy = self._captured_step(batch_size, x, y, weights)
+            captured_xy = fastpath.captured_inputs(self, batch_size, x, y, weights)
             fast = None if captured_xy is None else self._captured
-            if (fast is not None and not self.metrics and val is None
-                    and not cb.hooked("on_epoch_begin") and not cb.hooked("on_batch_begin")
-                    and all(c.follows_captured_runs() for c in cb.callbacks)):
+            if fast is not None and fastpath.runs_between_callbacks(self, cb, val):
                 # Only History and recorders listen: one call to C from each batch where a
                 # recorder looks at the model to the next (no callback: the whole run).
-                self._fit_captured(fast, *captured_xy, n, batch_size, loop.steps, initial_epoch,
-                                   epochs, shuffle, cb, history)
+                fastpath.fit_captured(self, fast, *captured_xy, n, batch_size, loop.steps,
+                                      initial_epoch, epochs, shuffle, cb, history)
             else:
                 loop.run(cb, fast, captured_xy, range(initial_epoch, epochs), shuffle, val)
             cb.call("on_train_end", {})
@@ -243,150 +240,6 @@ class Sequential:
         finally:
             self.train_inputs = None
         return history
-
-    def _captured_step(self, batch_size: int, x: np.ndarray, y: np.ndarray,
-                       weights: np.ndarray | None) -> tuple | None:
-        """(x, y) as the captured step reads them, with the step in self._captured; or None
-        when fit runs eagerly (jit_compile=False, or the model cannot be captured)."""
-        if not self.jit_compile:
-            return None
-        why = None
-        if weights is not None:
-            why = "sample and class weights are not captured"
-        else:
-            step = fastpath.captured_step(self, batch_size)
-            if step is None:
-                why = fastpath.explain(self)
-            elif x.dtype != step.dtype:
-                why = f"x has dtype {x.dtype}, the parameters {np.dtype(step.dtype)}"
-        if why is not None:
-            if self.jit_compile is True:
-                raise ValueError(f"fit: jit_compile=True, but {why}")
-            return None
-        if step.loss != "sparse_softmax_xent":
-            y = y.astype(step.dtype, copy=False)
-        return np.ascontiguousarray(x), np.ascontiguousarray(y)
-
-    def _fit_captured(self, fast: Any, x: np.ndarray, y: np.ndarray, n: int, batch_size: int,
-                      steps: int, initial_epoch: int, epochs: int, shuffle: bool,
-                      cb: cbks.CallbackList, history: cbks.History) -> None:
-        """Train through the captured step in as few calls as the callbacks allow.
-
-        Every callback follows captured runs (Callback.follows_captured_runs): each call to
-        C runs to the next batch at which one of them looks at the model. The batches and
-        epoch ends in between are handed over in bulk; the segment's last batch, and an
-        epoch that ends with it, go through the hooks live."""
-        count = max(0, epochs - initial_epoch)
-        total = count * steps
-        orders, rng = None, None
-        if shuffle and count:
-            # The same draws as the epoch loop's, one permutation(n) per epoch, in order:
-            # in C from the same generator when that gives numpy's permutations.
-            if fastpath.shuffles_like_numpy():
-                rng = generator()
-            else:
-                orders = np.stack([generator().permutation(n) for _ in range(count)])
-        followers = [c for c in cb.callbacks if c is not history]
-        # One PredictionRecorder can record in C, inside the run: fit then need not stop.
-        rec = next((c for c in followers if type(c) is cbks.PredictionRecorder), None)
-        rows = None
-        if rec is not None:
-            rows = np.ascontiguousarray(self._prepare(rec.x, None, "PredictionRecorder")[0],
-                                        dtype=fast.dtype)
-            if len(rows):
-                followers.remove(rec)
-            else:  # nothing to compute: it follows in Python, as the others
-                rec = None
-        # One WeightRecorder (by batches) likewise: copies of the parameters in C.
-        wrec = next((c for c in followers if type(c) is cbks.WeightRecorder
-                     and c.follows_captured_runs()), None)
-        if wrec is not None:
-            followers.remove(wrec)
-            if not wrec.names:
-                wrec.names = [n for layer in self.layers for n in layer.weight_names]
-        in_c = (rec, wrec)  # they see the run in C: no live hooks for them
-        out_shape = self.layers_output_shape((None, x.shape[1]))[1:]
-        last_size = n - (steps - 1) * batch_size  # the last batch of an epoch may be short
-        done, carry, carry_seen = 0, 0.0, 0  # carry: summed loss x samples of the open epoch
-        while done < total:
-            k = max(1, min([total - done, *(c.batches_until_live() for c in followers)]))
-            record = None
-            if rec is not None:
-                phase = rec._batches
-                out = np.empty(((phase + k) // rec.every - phase // rec.every, len(rows),
-                                *out_shape), fast.dtype)
-                record = (rows, rec.every, phase, out)
-            record_weights = None
-            if wrec is not None:
-                wphase = wrec._batches
-                wanted = (wphase + k) // wrec.every - wphase // wrec.every
-                outs = [None if p is None else np.empty((wanted, *p.shape), fast.dtype)
-                        for p in fast.params]
-                record_weights = (wrec.every, wphase, outs)
-            losses = fast.run(x, y, orders, done, done + k, shuffle_with=rng, record=record,
-                              record_weights=record_weights)
-            if rec is not None:
-                first_step = (phase // rec.every + 1) * rec.every
-                rec.steps.extend(range(first_step, phase + k + 1, rec.every))
-                rec.predictions.extend(list(out))
-            if wrec is not None:
-                first_step = (wphase // wrec.every + 1) * wrec.every
-                wrec.steps.extend(range(first_step, wphase + k + 1, wrec.every))
-                kept = [o for o in outs if o is not None]  # get_weights() has no None
-                wrec.weights.extend([o[i].copy() for o in kept] for i in range(wanted))
-            # the epochs that end within the segment: their last batch's index in it
-            ends = np.arange(steps - 1 - done % steps, k, steps)
-            w = losses * batch_size
-            if last_size != batch_size:
-                w[ends] = losses[ends] * last_size
-            cum = np.cumsum(w)
-            at_ends = cum[ends]
-            sums = at_ends.copy()
-            sums[1:] -= at_ends[:-1]
-            if len(ends):
-                sums[0] += carry
-            epoch0 = initial_epoch + done // steps
-            live_end = len(ends) and ends[-1] == k - 1
-            nbulk = len(ends) - 1 if live_end else len(ends)
-            history.record_batches(losses)
-            history.record_epochs(list(range(epoch0, epoch0 + nbulk)),
-                                  (ends[:nbulk] + (done + 1)).tolist(),
-                                  (sums[:nbulk] / n).tolist())
-            for c in followers:
-                c.on_batches_end(losses[:-1], nbulk)
-            for r in (rec, wrec):
-                if r is not None:  # it saw every batch and epoch end of the run, in C
-                    r.on_batches_end(losses, len(ends))
-            if len(ends):
-                carry = float(cum[-1] - at_ends[-1])
-                carry_seen = (k - 1 - int(ends[-1])) * batch_size
-            else:
-                carry += float(cum[-1])
-                carry_seen += k * batch_size
-            done += k
-            self._last_batch = self._captured_last_batch(fast, x, orders, rng, done - 1, steps,
-                                                         batch_size)
-            cb.call("on_batch_end", (done - 1) % steps, {"loss": float(losses[-1])}, skip=in_c)
-            if live_end:
-                cb.call("on_epoch_end", epoch0 + len(ends) - 1, {"loss": float(sums[-1]) / n},
-                        skip=in_c)
-            elif self.stop_training:  # stopped within an epoch: it ends here, as eagerly
-                cb.call("on_epoch_end", initial_epoch + (done - 1) // steps,
-                        {"loss": carry / max(carry_seen, 1)}, skip=in_c)
-            if self.stop_training:
-                return
-
-    @staticmethod
-    def _captured_last_batch(fast: Any, x: np.ndarray, orders: np.ndarray | None, rng: Any,
-                             step: int, steps: int, batch_size: int) -> np.ndarray:
-        """The rows of step `step` of a captured run (for find_nonfinite)."""
-        epoch, b = divmod(step, steps)
-        rows = slice(b * batch_size, (b + 1) * batch_size)
-        if rng is not None:
-            return x[fast.plan.last_order()[rows]]
-        if orders is not None:
-            return x[orders[epoch][rows]]
-        return x[rows]
 
     # ------------------------------------------------------------------ inference
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,

@@ -141,12 +141,17 @@ def _params_first(init: Callable) -> Callable:
 class Optimizer:
     """Base class: learning rate, clipping, weight decay, parameters and their state.
 
-    Subclasses set `_kernel_name` and define `_new_state(array)` (the per-parameter state
-    arrays, allocated at a parameter's first update) and `_update(kernel, param, grad,
-    state, lr, scale)` (one call of the fused kernel).
+    Each optimizer describes its update once, for the eager step and the captured plan
+    (microgradnet.fastpath) alike: `rule` names its fused kernel (`<rule>_update` in
+    `backend.kernels`, the same loop in the plan), `state_variables` its per-parameter
+    state arrays in the kernel's order, `_keeps_state()` which of them this configuration
+    allocates and `state_in_use()` which of those the update reads, `rule_arguments()` the
+    numbers its rule reads, and `_update` calls the kernel. The hyper-parameters and their
+    defaults are the constructor's.
     """
 
-    _kernel_name = ""
+    rule = ""
+    state_variables: tuple[str, ...] = ()
     _default_name = "optimizer"
 
     def __init__(
@@ -271,6 +276,7 @@ class Optimizer:
                 p.data = np.ascontiguousarray(p.data)
         self._params = params
         self._states = [None] * len(params)
+        self._slot_of = {id(p): i for i, p in enumerate(params)}
 
     @property
     def built(self) -> bool:
@@ -298,12 +304,11 @@ class Optimizer:
         if not params:
             return
         lr = self._lr if self._schedule is None else self._scheduled_lr()
-        kernel = getattr(K, self._kernel_name)
+        kernel = getattr(K, f"{self.rule}_update")
         states = self._states
         update = self._update
         clipnorm = self.clipnorm
-        wd = 0.0 if self.weight_decay is None else self.weight_decay
-        cv = math.inf if self.clipvalue is None else self.clipvalue
+        wd, cv = self._decay_and_clip()
         scale = 1.0
         if self.global_clipnorm is not None:
             scale = self._global_scale()
@@ -333,14 +338,93 @@ class Optimizer:
         self.iterations += 1
 
     def _global_scale(self) -> float:
+        # summed parameter by parameter, as the captured step sums them (trainer's
+        # _global_clip_scale)
         total = 0.0
         for p in self._params or ():
             if p.grad is not None:
                 total += K.sum_squares(p.grad.data)
         return _clip_scale(total, self.global_clipnorm)
 
+    def _decay_and_clip(self) -> tuple[float, float]:
+        """(weight decay, clipvalue) as the kernels spell them: 0 and inf for none."""
+        wd = 0.0 if self.weight_decay is None else self.weight_decay
+        cv = math.inf if self.clipvalue is None else self.clipvalue
+        return wd, cv
+
+    # ---- the update's description
+    def _keeps_state(self) -> tuple[bool, ...]:
+        """Which state variables a parameter's state allocates (the others are None)."""
+        return (True,) * len(self.state_variables)
+
+    def state_in_use(self) -> tuple[bool, ...]:
+        """Which state variables the update reads, when allocated (the others are not)."""
+        return (True,) * len(self.state_variables)
+
+    def _initial_state(self, data: np.ndarray) -> np.ndarray:
+        return np.zeros(data.shape, data.dtype)
+
     def _new_state(self, data: np.ndarray) -> tuple:
-        raise NotImplementedError
+        """The state arrays of a parameter, allocated at its first update."""
+        return tuple(self._initial_state(data) if kept else None
+                     for kept in self._keeps_state())
+
+    def rule_arguments(self) -> dict[str, float | bool]:
+        """The numbers the rule's kernel reads beyond the learning rate, weight decay and
+        clipping (Adam's betas and epsilon, ...)."""
+        return {}
+
+    def update_arguments(self) -> dict[str, float | bool]:
+        """Every number the fused update reads but the learning rate and the step: the
+        rule's, then weight decay and clipping, only those that are set."""
+        common = {"weight_decay": self.weight_decay, "clipvalue": self.clipvalue,
+                  "clipnorm": self.clipnorm, "global_clipnorm": self.global_clipnorm}
+        return {**self.rule_arguments(),
+                **{k: v for k, v in common.items() if v is not None}}
+
+    def states_for(self, params: list[Tensor | None]) -> list[tuple]:
+        """The state arrays the update of each parameter reads (allocated at the first ask),
+        one per state variable, None where a variable is not in use; () for a None."""
+        if self._params is None:
+            raise RuntimeError("the optimizer is not built")
+        in_use = self.state_in_use()
+        unused = [k for k, used in enumerate(in_use) if not used]
+        slots = self._slot_of
+        states = self._states
+        out = []
+        for p in params:
+            if p is None:
+                out.append(())
+                continue
+            i = slots[id(p)]
+            state = states[i]
+            if state is None:
+                state = states[i] = self._new_state(p.data)
+            for k in unused:  # kept by an earlier configuration (amsgrad since turned off)
+                if state[k] is not None:
+                    state = tuple([s if used else None
+                                   for s, used in zip(state, in_use, strict=True)])
+                    break
+            out.append(state)
+        return out
+
+    def learning_rate_at(self, iteration: int) -> float:
+        """The learning rate of the step at `iteration` (a schedule asked for it)."""
+        if self._schedule is None:
+            return self._lr
+        return self._scheduled_lr(iteration)
+
+    @property
+    def rates_known_ahead(self) -> bool:
+        """Whether the rates of future steps may be asked before they run: a constant, or a
+        schedule of the step (one of no argument may read anything, a callback's variable,
+        and answer otherwise between the steps)."""
+        return self._schedule is None or self._schedule_takes_step
+
+    @property
+    def has_schedule(self) -> bool:
+        """Whether the learning rate is a callable schedule."""
+        return self._schedule is not None
 
     def _update(self, kernel: Callable, param: np.ndarray, grad: np.ndarray, state: tuple,
                 lr: float, wd: float, scale: float, cv: float) -> None:
@@ -395,7 +479,8 @@ class Optimizer:
 
 def _clip_scale(sum_squares: float, clip: float) -> float:
     """The factor that brings a gradient of this squared norm down to norm `clip` (Keras:
-    g * clip / max(norm, clip)); nan for a non-finite norm, so nan is never hidden."""
+    g * clip / max(norm, clip)); nan for a non-finite norm, so nan is never hidden. The
+    captured step's twin is csrc/loops.pxd's _clip_scale."""
     norm = math.sqrt(sum_squares)
     if norm <= clip:
         return 1.0
@@ -440,11 +525,19 @@ class SGD(Optimizer):
                          name, params=params)
 
     @property
-    def _kernel_name(self) -> str:  # type: ignore[override]
-        return "sgd_update" if self.momentum == 0 else "sgd_momentum_update"
+    def rule(self) -> str:  # type: ignore[override]
+        """The fused kernel's rule: plain "sgd", or "sgd_momentum"."""
+        return "sgd" if self.momentum == 0 else "sgd_momentum"
 
-    def _new_state(self, data: np.ndarray) -> tuple:
-        return () if self.momentum == 0 else (np.zeros(data.shape, data.dtype),)
+    @property
+    def state_variables(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The velocity, with momentum."""
+        return () if self.momentum == 0 else ("velocity",)
+
+    def rule_arguments(self) -> dict[str, float | bool]:
+        if self.momentum == 0:
+            return {}
+        return {"momentum": self.momentum, "nesterov": self.nesterov}
 
     def _update(self, kernel, param, grad, state, lr, wd, scale, cv):
         if self.momentum == 0:
@@ -468,7 +561,8 @@ class Adam(Optimizer):
     the parameters (PyTorch style) or the learning rate (Keras style).
     """
 
-    _kernel_name = "adam_update"
+    rule = "adam"
+    state_variables = ("m", "v", "vhat")
     _default_name = "adam"
 
     @_params_first
@@ -494,9 +588,15 @@ class Adam(Optimizer):
         super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm,
                          name, params=params)
 
-    def _new_state(self, data: np.ndarray) -> tuple:
-        n = 3 if self.amsgrad else 2
-        return tuple(np.zeros(data.shape, data.dtype) for _ in range(n))
+    def _keeps_state(self) -> tuple[bool, ...]:
+        return (True, True, self.amsgrad)
+
+    def state_in_use(self) -> tuple[bool, ...]:
+        # vhat follows the flag, not the state an earlier amsgrad run left
+        return (True, True, self.amsgrad)
+
+    def rule_arguments(self) -> dict[str, float | bool]:
+        return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
     def _update(self, kernel, param, grad, state, lr, wd, scale, cv):
         kernel(param, grad, state[0], state[1], lr, self.beta_1, self.beta_2, self.epsilon,
@@ -556,7 +656,8 @@ class RMSprop(Optimizer):
     may be the parameters (PyTorch style) or the learning rate (Keras style).
     """
 
-    _kernel_name = "rmsprop_update"
+    rule = "rmsprop"
+    state_variables = ("velocity", "momentum_buf", "average_grad")
     _default_name = "rmsprop"
 
     @_params_first
@@ -582,11 +683,11 @@ class RMSprop(Optimizer):
         super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm,
                          name, params=params)
 
-    def _new_state(self, data: np.ndarray) -> tuple:
-        def zeros(wanted: bool) -> np.ndarray | None:
-            return np.zeros(data.shape, data.dtype) if wanted else None
+    def _keeps_state(self) -> tuple[bool, ...]:
+        return (True, self.momentum > 0, self.centered)
 
-        return (zeros(True), zeros(self.momentum > 0), zeros(self.centered))
+    def rule_arguments(self) -> dict[str, float | bool]:
+        return {"rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon}
 
     def _update(self, kernel, param, grad, state, lr, wd, scale, cv):
         kernel(param, grad, state[0], lr, self.rho, self.epsilon, state[1], self.momentum,
@@ -607,7 +708,8 @@ class Adagrad(Optimizer):
     may be the parameters (PyTorch style) or the learning rate (Keras style).
     """
 
-    _kernel_name = "adagrad_update"
+    rule = "adagrad"
+    state_variables = ("accumulator",)
     _default_name = "adagrad"
 
     @_params_first
@@ -631,8 +733,11 @@ class Adagrad(Optimizer):
         super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm,
                          name, params=params)
 
-    def _new_state(self, data: np.ndarray) -> tuple:
-        return (np.full(data.shape, self.initial_accumulator_value, data.dtype),)
+    def _initial_state(self, data: np.ndarray) -> np.ndarray:
+        return np.full(data.shape, self.initial_accumulator_value, data.dtype)
+
+    def rule_arguments(self) -> dict[str, float | bool]:
+        return {"epsilon": self.epsilon}
 
     def _update(self, kernel, param, grad, state, lr, wd, scale, cv):
         kernel(param, grad, state[0], lr, self.epsilon, wd, scale, cv)

@@ -856,3 +856,55 @@ def test_prefetch_follows_set_num_threads():
         assert trainer._get_num_threads() == (2 if trainer.CAN_PREFETCH else 1)
     finally:
         trainer._set_num_threads(was)
+
+
+# --------------------------------------------------------------------------- one description
+
+@pytest.mark.parametrize("opt", [
+    SGD(), SGD(momentum=0.9, nesterov=True), Adam(), Adam(amsgrad=True), AdamW(),
+    RMSprop(), RMSprop(momentum=0.5, centered=True), Adagrad(),
+    SGD(clipnorm=1.0, weight_decay=0.1), Adam(global_clipnorm=2.0), RMSprop(clipvalue=0.5),
+], ids=repr)
+def test_each_optimizer_describes_what_its_plan_kernel_reads(opt):
+    """The optimizer's description (rule, update_arguments, state variables) and the plan's
+    table of its kernels (trainer._RULES) agree: the plan restates no default."""
+    numbers, required, accepted = trainer._RULES[opt.rule]
+    given = set(opt.update_arguments())
+    assert given - set(trainer._OPTIONAL_NUMBERS) == set(numbers)
+    assert required <= len(opt.state_variables) <= accepted
+    assert len(opt.state_in_use()) == len(opt.state_variables)
+
+
+def test_states_for_leaves_out_a_variable_no_longer_in_use():
+    p = mg.Tensor(np.zeros(3, np.float32), requires_grad=True)
+    opt = Adam([p], amsgrad=True)
+    m, v, vhat = opt.states_for([p])[0]
+    assert vhat is not None
+    opt.amsgrad = False
+    assert opt.states_for([p, None]) == [(m, v, None), ()]
+
+
+@pytest.mark.parametrize("hyper", [{"lr": 0.1, "momentum": 0.9}, {"lr": 0.1, "amsgrad": True},
+                                   {"momentum": 0.9, "nesterov": False}])
+def test_plan_takes_every_number_of_its_rule_and_no_other(hyper):
+    plan, args = _plan_args()
+    if "nesterov" in hyper:
+        args.update(optimizer="sgd_momentum",
+                    states=[(np.zeros_like(p),) for p in args["params"]])
+    args.update(hyper=hyper)
+    with pytest.raises(ValueError, match="lr|reads no"):
+        plan.run(**args)
+
+
+def test_the_captured_path_reads_no_private_field_of_optimizers_layers_or_callbacks():
+    import ast
+    import pathlib
+
+    # the model's own captured-fit state, the Tensor wrapper, the trainer's FP mode switches
+    allowed = {"_captured", "_last_batch", "_prepare", "_wrap", "_ftz_enter", "_ftz_leave"}
+    for path in pathlib.Path(fastpath.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_")
+                    and not node.attr.startswith("__")
+                    and not (isinstance(node.value, ast.Name) and node.value.id == "self")):
+                assert node.attr in allowed, f"{path.name}:{node.lineno} reads .{node.attr}"

@@ -1,0 +1,202 @@
+"""What the captured step can run: the description of a model as the plan takes it
+(layers, loss, optimizer, dtype), or why it cannot be captured (`explain`).
+
+Everything is read through the public interfaces of the layers (`output_activation`,
+Dropout's `rate`/`seed`/`rng`), the losses (`Loss.fused`, the one decision to fuse a loss
+with its output activation) and the optimizers (`rule`, `update_arguments`,
+`rates_known_ahead`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import backend
+from .. import losses as losses_module
+from .. import optimizers as optimizers_module
+from .fpenv import trainer
+
+_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}  # the defaults that Dense("leaky_relu") uses
+
+# The plan's loss kernel for each loss class, on the top layer's output: mse on any
+# activation the plan applies, a cross-entropy on logits (from_logits, or fused).
+_PLAN_LOSSES = {losses_module.MeanSquaredError: "mse",
+                losses_module.BinaryCrossentropy: "sigmoid_bce",
+                losses_module.CategoricalCrossentropy: "softmax_xent",
+                losses_module.SparseCategoricalCrossentropy: "sparse_softmax_xent"}
+
+_BUILT_IN_OPTIMIZERS = (optimizers_module.SGD, optimizers_module.Adam, optimizers_module.AdamW,
+                        optimizers_module.RMSprop, optimizers_module.Adagrad)
+
+
+@dataclass
+class LayerSpec:
+    """One Dense layer of the plan, with the activation and Dropout that follow it."""
+
+    fan_in: int
+    units: int
+    activation: str
+    alpha: float
+    has_bias: bool
+    dropout_rate: float = 0.0
+
+    def as_plan_tuple(self) -> tuple:
+        """The layer as trainer.Plan takes it."""
+        return (self.fan_in, self.units, self.activation, self.alpha, self.has_bias,
+                self.dropout_rate)
+
+
+@dataclass
+class Capture:
+    """A capturable model: its layers, parameters, loss kernel, update rule and dtype."""
+
+    layers: list[LayerSpec]
+    params: list  # [kernel, bias or None, ...] per Dense
+    loss: str
+    rule: str
+    dtype: type
+    dropouts: list  # the Dropout layer after each Dense, or None
+
+    def key(self, batch_size: int, optimizer: Any) -> tuple:
+        """What a plan was built for: a cached plan is reused while this stays the same."""
+        return (tuple(s.as_plan_tuple() for s in self.layers),
+                tuple(id(p) for p in self.params), self.loss, self.rule,
+                np.dtype(self.dtype).str, batch_size, id(optimizer))
+
+
+_shuffles_like_numpy: bool | None = None
+
+
+def shuffles_like_numpy() -> bool:
+    """Whether the captured run can draw its epoch orders in C, as numpy's permutation."""
+    global _shuffles_like_numpy
+    if _shuffles_like_numpy is None:
+        _shuffles_like_numpy = bool(trainer().shuffle_matches_numpy())
+    return _shuffles_like_numpy
+
+
+def _activation_of(layer: Any) -> str | None:
+    """The built-in activation the layer applies, None for a custom callable."""
+    return layer.output_activation()
+
+
+def _dense_spec(layer: Any) -> LayerSpec | str:
+    name = layer.activation
+    if layer.kernel_regularizer is not None or layer.bias_regularizer is not None:
+        return f"layer {layer.name!r} has a regularizer"
+    if _activation_of(layer) is None:
+        return f"layer {layer.name!r} has a custom activation"
+    if name not in trainer().ACTIVATIONS and name != "softmax":
+        return f"layer {layer.name!r}: activation {name!r} is not captured"
+    if layer.kernel is None:
+        return f"layer {layer.name!r} is not built"
+    fan_in, units = layer.kernel.shape
+    return LayerSpec(fan_in, units, name, _ALPHA.get(name, 0.0), layer.use_bias)
+
+
+def _layer_specs(model: Any) -> tuple[list[LayerSpec], list, list] | str:
+    """(a LayerSpec per Dense, [kernel, bias, ...], [the Dropout after each Dense or None])
+    or why the layers cannot be captured."""
+    from ..layers import Activation, Dense, Dropout, Input  # noqa: PLC0415
+
+    specs: list[LayerSpec] = []
+    params: list = []
+    drops: list = []
+    for layer in model.layers:
+        if type(layer) is Input:
+            continue
+        if type(layer) is Dense:
+            spec = _dense_spec(layer)
+            if isinstance(spec, str):
+                return spec
+            specs.append(spec)
+            params += [layer.kernel, layer.bias]
+            drops.append(None)
+        elif type(layer) is Dropout and specs and drops[-1] is None:
+            if layer.seed is None and not shuffles_like_numpy():
+                # its draws would have to come between the epochs' permutations, which are
+                # then drawn in Python before the run
+                return (f"layer {layer.name!r}: a Dropout without a seed draws from the shared "
+                        "generator, whose permutations are not drawn in C with this numpy")
+            if layer.rate > 0:
+                specs[-1].dropout_rate = layer.rate
+                drops[-1] = layer
+        elif (type(layer) is Activation and specs and specs[-1].activation == "linear"
+              and drops[-1] is None):
+            if _activation_of(layer) is None:
+                return f"layer {layer.name!r} has a custom activation"
+            specs[-1].activation = layer.activation
+            specs[-1].alpha = _ALPHA.get(layer.activation, 0.0)
+        else:
+            return f"layer {layer.name!r} ({type(layer).__name__}) is not captured"
+    if not specs:
+        return "the model has no Dense layer"
+    if any(s.activation == "softmax" for s in specs[:-1]):
+        return "softmax is captured only as the output of a cross-entropy"
+    if drops[-1] is not None:
+        return "a Dropout after the output layer is not captured"
+    return specs, params, drops
+
+
+def _plan_loss(loss: Any, top: LayerSpec) -> str | None:
+    """The plan's loss kernel for `loss` after the top layer (whose activation it takes into
+    its kernel when the loss fuses with it: the top layer then stays linear in the plan)."""
+    if getattr(loss, "reduction", None) != "sum_over_batch_size":
+        return None
+    fused = loss.fused(top.activation)
+    if fused is not None:
+        loss = fused
+    kernel = _PLAN_LOSSES.get(type(loss))
+    if kernel is None:
+        return None
+    activation = "linear" if fused is not None else top.activation
+    if hasattr(loss, "from_logits"):  # a cross-entropy kernel: on logits only
+        if not (loss.from_logits and activation == "linear"):
+            return None
+    elif activation == "softmax":
+        return None
+    top.activation = activation
+    return kernel
+
+
+def _optimizer_refusal(opt: Any) -> str | None:
+    """Why the plan cannot run this optimizer's update (None: it can)."""
+    if not opt.rates_known_ahead:
+        return "a learning-rate schedule of no argument is not captured (one of the step is)"
+    if opt.clipnorm is not None and opt.global_clipnorm is not None:
+        return "clipnorm and global_clipnorm together are not captured"
+    if type(opt) not in _BUILT_IN_OPTIMIZERS:  # a subclass may change the update
+        return f"{type(opt).__name__} is not captured"
+    return None
+
+
+def describe(model: Any) -> Capture | str:
+    """The model as the plan takes it, or why it cannot be captured."""
+    if backend.backend_name() != "cython":
+        return "the numpy reference backend is active"
+    if getattr(model, "optimizer", None) is None or getattr(model, "loss", None) is None:
+        return "the model is not compiled"
+    got = _layer_specs(model)
+    if isinstance(got, str):
+        return got
+    layers, params, drops = got
+    dtypes = {p.data.dtype for p in params if p is not None}
+    if len(dtypes) != 1 or next(iter(dtypes)) not in (np.float32, np.float64):
+        return "the parameters must all be float32 or all float64"
+    top_activation = layers[-1].activation
+    loss = _plan_loss(model.loss, layers[-1])
+    if loss is None:
+        return f"the loss {model.loss.name!r} on a {top_activation!r} output is not captured"
+    why = _optimizer_refusal(model.optimizer)
+    if why is not None:
+        return why
+    return Capture(layers, params, loss, model.optimizer.rule, next(iter(dtypes)), drops)
+
+
+def explain(model: Any) -> str | None:
+    """Why `model.fit` cannot run the captured step for this model (None: it can)."""
+    got = describe(model)
+    return got if isinstance(got, str) else None

@@ -1,0 +1,227 @@
+"""The driver of a captured fit: `Sequential.fit` hands it the run when the model can be
+captured and only History and recorders listen between batches.
+
+It trains through the captured step in as few calls as the callbacks allow, records what
+the recorders ask for inside those calls, and gives History and the callbacks the batches
+and epoch ends in bulk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import callbacks as cbks
+from ..random import generator
+from .capture import explain, shuffles_like_numpy
+from .step import CapturedStep, captured_step
+
+
+def captured_inputs(model: Any, batch_size: int, x: np.ndarray, y: np.ndarray,
+                    weights: np.ndarray | None) -> tuple | None:
+    """(x, y) as the captured step reads them, with the step in model._captured; or None
+    when fit runs eagerly (jit_compile=False, or the model cannot be captured)."""
+    if not model.jit_compile:
+        return None
+    why = None
+    if weights is not None:
+        why = "sample and class weights are not captured"
+    else:
+        step = captured_step(model, batch_size)
+        if step is None:
+            why = explain(model)
+        elif x.dtype != step.dtype:
+            why = f"x has dtype {x.dtype}, the parameters {np.dtype(step.dtype)}"
+    if why is not None:
+        if model.jit_compile is True:
+            raise ValueError(f"fit: jit_compile=True, but {why}")
+        return None
+    if step.loss != "sparse_softmax_xent":
+        y = y.astype(step.dtype, copy=False)
+    return np.ascontiguousarray(x), np.ascontiguousarray(y)
+
+
+def runs_between_callbacks(model: Any, cb: cbks.CallbackList, validation: Any) -> bool:
+    """Whether fit can hand the whole run to fit_captured: no metrics nor validation, and
+    only callbacks that follow captured runs (Callback.follows_captured_runs)."""
+    return (not model.metrics and validation is None
+            and not cb.hooked("on_epoch_begin") and not cb.hooked("on_batch_begin")
+            and all(c.follows_captured_runs() for c in cb.callbacks))
+
+
+@dataclass
+class _Run:
+    """One captured fit: the step, the data, and how its steps fall into epochs."""
+
+    step: CapturedStep
+    x: np.ndarray
+    y: np.ndarray
+    batch_size: int
+    steps: int  # per epoch
+    orders: np.ndarray | None  # the epochs' orders drawn in Python, or
+    rng: Any  # the generator the run draws them from in C, or None (no shuffle)
+
+    @property
+    def n(self) -> int:
+        return len(self.x)
+
+    def last_batch(self, step: int) -> np.ndarray:
+        """The rows of step `step` of the run (for find_nonfinite)."""
+        epoch, b = divmod(step, self.steps)
+        rows = slice(b * self.batch_size, (b + 1) * self.batch_size)
+        if self.rng is not None:
+            return self.x[self.step.plan.last_order()[rows]]
+        if self.orders is not None:
+            return self.x[self.orders[epoch][rows]]
+        return self.x[rows]
+
+
+class _Recorders:
+    """The recorders that record inside the run, in C: one PredictionRecorder (its
+    predictions) and one WeightRecorder by batches (copies of the parameters)."""
+
+    def __init__(self, model: Any, step: CapturedStep, followers: list, in_dim: int) -> None:
+        self.step = step
+        self.rec = next((c for c in followers if type(c) is cbks.PredictionRecorder), None)
+        self.rows = None
+        if self.rec is not None:
+            self.rows = np.ascontiguousarray(
+                model._prepare(self.rec.x, None, "PredictionRecorder")[0], dtype=step.dtype)
+            if len(self.rows):
+                followers.remove(self.rec)
+            else:  # nothing to compute: it follows in Python, as the others
+                self.rec = None
+        self.wrec = next((c for c in followers if type(c) is cbks.WeightRecorder
+                          and c.follows_captured_runs()), None)
+        if self.wrec is not None:
+            followers.remove(self.wrec)
+        self.out_shape = model.layers_output_shape((None, in_dim))[1:]
+        self.outputs: np.ndarray | None = None
+        self.weights: list | None = None
+
+    @property
+    def in_c(self) -> tuple:
+        """They see the run in C: no live hooks for them."""
+        return (self.rec, self.wrec)
+
+    def plan_arguments(self, k: int) -> dict:
+        """The record and record_weights arguments of a run of k steps."""
+        args: dict = {"record": None, "record_weights": None}
+        dtype = self.step.dtype
+        if self.rec is not None:
+            wanted = len(self.rec.snapshot_steps(k))
+            self.outputs = np.empty((wanted, len(self.rows), *self.out_shape), dtype)
+            args["record"] = (self.rows, self.rec.every, self.rec.batches_done, self.outputs)
+        if self.wrec is not None:
+            wanted = len(self.wrec.snapshot_steps(k))
+            self.weights = [None if p is None else np.empty((wanted, *p.shape), dtype)
+                            for p in self.step.params]
+            args["record_weights"] = (self.wrec.every, self.wrec.batches_done, self.weights)
+        return args
+
+    def hand_over(self, losses: np.ndarray, epochs_ended: int) -> None:
+        """Give the recorders what the run recorded for them, and its batches."""
+        k = len(losses)
+        if self.rec is not None:
+            self.rec.add_snapshots(self.rec.snapshot_steps(k), list(self.outputs))
+        if self.wrec is not None:
+            steps = self.wrec.snapshot_steps(k)
+            kept = [o for o in self.weights if o is not None]  # get_weights() has no None
+            self.wrec.add_snapshots(steps, [[o[i].copy() for o in kept]
+                                            for i in range(len(steps))])
+        for r in self.in_c:
+            if r is not None:  # it saw every batch and epoch end of the run, in C
+                r.on_batches_end(losses, epochs_ended)
+
+
+def _epoch_orders(n: int, count: int, shuffle: bool) -> tuple[np.ndarray | None, Any]:
+    """(orders drawn now, or the generator the run draws them from in C)."""
+    if not (shuffle and count):
+        return None, None
+    # The same draws as the epoch loop's, one permutation(n) per epoch, in order: in C
+    # from the same generator when that gives numpy's permutations.
+    if shuffles_like_numpy():
+        return None, generator()
+    return np.stack([generator().permutation(n) for _ in range(count)]), None
+
+
+class _EpochSums:
+    """The summed loss x samples of the epochs a run's segments end, and of the open one."""
+
+    def __init__(self, run: _Run) -> None:
+        self.run = run
+        self.last_size = run.n - (run.steps - 1) * run.batch_size  # the last batch may be short
+        self.carry, self.carry_seen = 0.0, 0
+
+    def segment(self, losses: np.ndarray, done: int) -> tuple[np.ndarray, np.ndarray]:
+        """(the indices in the segment of the epochs' last batches, their epochs' summed
+        losses) for the k steps from `done`; the open epoch's part is carried on."""
+        k, steps, batch_size = len(losses), self.run.steps, self.run.batch_size
+        ends = np.arange(steps - 1 - done % steps, k, steps)
+        w = losses * batch_size
+        if self.last_size != batch_size:
+            w[ends] = losses[ends] * self.last_size
+        cum = np.cumsum(w)
+        at_ends = cum[ends]
+        sums = at_ends.copy()
+        sums[1:] -= at_ends[:-1]
+        if len(ends):
+            sums[0] += self.carry
+            self.carry = float(cum[-1] - at_ends[-1])
+            self.carry_seen = (k - 1 - int(ends[-1])) * batch_size
+        else:
+            self.carry += float(cum[-1])
+            self.carry_seen += k * batch_size
+        return ends, sums
+
+    @property
+    def open_epoch_loss(self) -> float:
+        return self.carry / max(self.carry_seen, 1)
+
+
+def fit_captured(model: Any, step: CapturedStep, x: np.ndarray, y: np.ndarray, n: int,
+                 batch_size: int, steps: int, initial_epoch: int, epochs: int, shuffle: bool,
+                 cb: cbks.CallbackList, history: cbks.History) -> None:
+    """Train through the captured step in as few calls as the callbacks allow.
+
+    Every callback follows captured runs (Callback.follows_captured_runs): each call to
+    C runs to the next batch at which one of them looks at the model. The batches and
+    epoch ends in between are handed over in bulk; the segment's last batch, and an
+    epoch that ends with it, go through the hooks live."""
+    count = max(0, epochs - initial_epoch)
+    total = count * steps
+    orders, rng = _epoch_orders(n, count, shuffle)
+    run = _Run(step, x, y, batch_size, steps, orders, rng)
+    followers = [c for c in cb.callbacks if c is not history]
+    recorders = _Recorders(model, step, followers, x.shape[1])
+    sums = _EpochSums(run)
+    done = 0
+    while done < total:
+        k = max(1, min([total - done, *(c.batches_until_live() for c in followers)]))
+        losses = step.run(x, y, orders, done, done + k, shuffle_with=rng,
+                          **recorders.plan_arguments(k))
+        ends, epoch_sums = sums.segment(losses, done)
+        epoch0 = initial_epoch + done // steps
+        live_end = len(ends) and ends[-1] == k - 1
+        nbulk = len(ends) - 1 if live_end else len(ends)
+        history.record_batches(losses)
+        history.record_epochs(list(range(epoch0, epoch0 + nbulk)),
+                              (ends[:nbulk] + (done + 1)).tolist(),
+                              (epoch_sums[:nbulk] / n).tolist())
+        for c in followers:
+            c.on_batches_end(losses[:-1], nbulk)
+        recorders.hand_over(losses, len(ends))
+        done += k
+        model._last_batch = run.last_batch(done - 1)
+        cb.call("on_batch_end", (done - 1) % steps, {"loss": float(losses[-1])},
+                skip=recorders.in_c)
+        if live_end:
+            cb.call("on_epoch_end", epoch0 + len(ends) - 1,
+                    {"loss": float(epoch_sums[-1]) / n}, skip=recorders.in_c)
+        elif model.stop_training:  # stopped within an epoch: it ends here, as eagerly
+            cb.call("on_epoch_end", initial_epoch + (done - 1) // steps,
+                    {"loss": sums.open_epoch_loss}, skip=recorders.in_c)
+        if model.stop_training:
+            return
