@@ -20,18 +20,14 @@ from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 
 from kernels cimport (
-    _default_threads, floating, vm_elu_fwd_f32, vm_elu_fwd_f64, vm_gelu_bwd_f32, vm_gelu_bwd_f64,
-    vm_gelu_fwd_f32, vm_gelu_fwd_f64, vm_sigmoid_fwd_f32, vm_sigmoid_fwd_f64, vm_silu_bwd_f32,
-    vm_silu_bwd_f64, vm_silu_fwd_f32, vm_silu_fwd_f64, vm_softplus_bwd_f32, vm_softplus_bwd_f64,
-    vm_set_simd_level, vm_simd_level, vm_softplus_fwd_f32, vm_softplus_fwd_f64, vm_tanh_fwd_f32,
-    vm_tanh_fwd_f64,
+    _default_threads, floating, vm_set_simd_level, vm_simd_level, vm_sigmoid_fwd_f32,
+    vm_sigmoid_fwd_f64,
     vm_bce_bwd_f32, vm_bce_bwd_f64, vm_bce_fwd_f32, vm_bce_fwd_f64,
 )
 from loops cimport (
-    _adagrad, _adam, _bias_add, _bias_grad, _elu_bwd, _gemm, _leaky_relu_bwd, _leaky_relu_fwd,
-    _mse_bwd, _relu_bwd, _relu_fwd, _rmsprop, _row_exp, _row_max, _sgd, _sgd_momentum,
-    _sigmoid_bwd, _softmax_xent_bwd, _softmax_xent_fwd, _sparse_xent_bwd, _sparse_xent_fwd,
-    _step_bwd, _step_fwd, _sum_sq_diff, _sum_squares, _tanh_bwd,
+    _adagrad, _adam, _bias_add, _bias_grad, _gemm, _mse_bwd, _rmsprop, _row_exp, _row_max,
+    _sgd, _sgd_momentum, _softmax_xent_bwd, _softmax_xent_fwd, _sparse_xent_bwd,
+    _sparse_xent_fwd, _sum_sq_diff, _sum_squares,
 )
 
 cnp.import_array()
@@ -74,14 +70,12 @@ def _ftz_leave(unsigned int old):
     mg_ftz_leave(old)
 
 
-# Activation codes (ACTIVATIONS gives the names), loss codes, optimizer codes.
-ACTIVATIONS = ("linear", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "softplus", "gelu",
-               "silu", "step")
+# Activation codes: the rows of activation_table.pxi (ACTIVATIONS gives their names);
+# loss codes, optimizer codes.
+include "activation_table.pxi"
+ACTIVATIONS = _ACTIVATION_NAMES
 LOSSES = ("mse", "sigmoid_bce", "softmax_xent", "sparse_softmax_xent")
 OPTIMIZERS = ("sgd", "sgd_momentum", "adam", "rmsprop", "adagrad")
-
-cdef enum:
-    A_LINEAR, A_RELU, A_LEAKY, A_ELU, A_SIGMOID, A_TANH, A_SOFTPLUS, A_GELU, A_SILU, A_STEP
 
 cdef enum:
     L_MSE, L_BCE, L_XENT, L_SPARSE
@@ -158,69 +152,21 @@ cdef struct Config:
 
 cdef inline void _act_fwd(int act, double alpha, floating* z, floating* a,
                           Py_ssize_t n) noexcept nogil:
-    if act == A_RELU:
-        _relu_fwd(z, a, n, 0)
-    elif act == A_LEAKY:
-        _leaky_relu_fwd(z, a, n, alpha)
-    elif act == A_STEP:
-        _step_fwd(z, a, n, 0)
-    elif floating is float:
-        if act == A_ELU:
-            vm_elu_fwd_f32(z, a, n, alpha)
-        elif act == A_SIGMOID:
-            vm_sigmoid_fwd_f32(z, a, n, 0)
-        elif act == A_TANH:
-            vm_tanh_fwd_f32(z, a, n, 0)
-        elif act == A_SOFTPLUS:
-            vm_softplus_fwd_f32(z, a, n, 0)
-        elif act == A_GELU:
-            vm_gelu_fwd_f32(z, a, n, 0)
-        elif act == A_SILU:
-            vm_silu_fwd_f32(z, a, n, 0)
+    """a := f(z) by the activation's row of the table."""
+    if floating is float:
+        _ACTIVATION_LOOPS[act].fwd_f32(z, a, n, alpha)
     else:
-        if act == A_ELU:
-            vm_elu_fwd_f64(z, a, n, alpha)
-        elif act == A_SIGMOID:
-            vm_sigmoid_fwd_f64(z, a, n, 0)
-        elif act == A_TANH:
-            vm_tanh_fwd_f64(z, a, n, 0)
-        elif act == A_SOFTPLUS:
-            vm_softplus_fwd_f64(z, a, n, 0)
-        elif act == A_GELU:
-            vm_gelu_fwd_f64(z, a, n, 0)
-        elif act == A_SILU:
-            vm_silu_fwd_f64(z, a, n, 0)
+        _ACTIVATION_LOOPS[act].fwd_f64(z, a, n, alpha)
 
 
 cdef inline void _act_bwd(int act, double alpha, floating* g, const floating* z,
                           const floating* a, Py_ssize_t n) noexcept nogil:
     """g := g * f'(.) in place, from the output a or the input z as the eager op does."""
-    if act == A_RELU:
-        _relu_bwd(g, a, g, n, 0)
-    elif act == A_LEAKY:
-        _leaky_relu_bwd(g, z, g, n, alpha)
-    elif act == A_ELU:
-        _elu_bwd(g, a, g, n, alpha)
-    elif act == A_SIGMOID:
-        _sigmoid_bwd(g, a, g, n, 0)
-    elif act == A_TANH:
-        _tanh_bwd(g, a, g, n, 0)
-    elif act == A_STEP:
-        _step_bwd(g, z, g, n, 0)
-    elif floating is float:
-        if act == A_SOFTPLUS:
-            vm_softplus_bwd_f32(g, z, g, n, 0)
-        elif act == A_GELU:
-            vm_gelu_bwd_f32(g, z, g, n, 0)
-        elif act == A_SILU:
-            vm_silu_bwd_f32(g, z, g, n, 0)
+    cdef const floating* saved = a if _ACTIVATION_LOOPS[act].bwd_reads_y else z
+    if floating is float:
+        _ACTIVATION_LOOPS[act].bwd_f32(g, saved, g, n, alpha)
     else:
-        if act == A_SOFTPLUS:
-            vm_softplus_bwd_f64(g, z, g, n, 0)
-        elif act == A_GELU:
-            vm_gelu_bwd_f64(g, z, g, n, 0)
-        elif act == A_SILU:
-            vm_silu_bwd_f64(g, z, g, n, 0)
+        _ACTIVATION_LOOPS[act].bwd_f64(g, saved, g, n, alpha)
 
 
 cdef inline double _clip_scale(double sum_squares, double clip) noexcept nogil:
