@@ -50,11 +50,12 @@ import workloads as wl  # noqa: E402  (found through the path above)
 from readme_tables import OTHER_ORDERS as _OTHER_ORDERS  # noqa: E402
 from readme_tables import PEER_COLUMNS  # noqa: E402
 
+from microgradnet.activation_table import ACTIVATIONS as ACTIVATION_TABLE  # noqa: E402
 from microgradnet.backend import kernel_table  # noqa: E402
 
-ACTIVATIONS = ["relu", "leaky_relu", "elu", "sigmoid", "tanh", "softplus", "gelu", "silu", "step"]
+ACTIVATIONS = [a.name for a in ACTIVATION_TABLE]
 # What each backward kernel takes: the output y or the input x (csrc/README.md).
-SAVES_OUTPUT = {"relu", "elu", "sigmoid", "tanh"}
+SAVES_OUTPUT = {a.name for a in ACTIVATION_TABLE if a.saves == "y"}
 # The derivative recomputed from the input x instead of the saved output.
 FROM_X = {"sigmoid", "tanh"}
 NUMPY_ACTIVATIONS = wl.NUMPY_ACTIVATIONS

@@ -23,10 +23,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from microgradnet.activation_table import ACTIVATIONS as ACTIVATION_TABLE
+
 # Hidden activations the training section sweeps (step has a zero gradient: it cannot train).
-HIDDEN = ["relu", "leaky_relu", "elu", "sigmoid", "tanh", "softplus", "gelu", "silu"]
+HIDDEN = [a.name for a in ACTIVATION_TABLE if a.trainable]
 # W1's neuron must reach y = 2: sigmoid and tanh saturate at 1, so they are left out there.
-W1_ACTIVATIONS = ["relu", "leaky_relu", "elu", "softplus", "gelu", "silu"]
+W1_ACTIVATIONS = [a.name for a in ACTIVATION_TABLE if a.trainable and not a.bounded]
 
 
 def _np_sigmoid(x):

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from . import backend
+from . import activation_table, backend
 from . import losses as losses_module
 from . import optimizers as optimizers_module
 from .autograd import Tensor
@@ -87,7 +87,10 @@ def training_fpenv() -> _TrainingFpEnv:
     return _TrainingFpEnv()
 
 
-_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}  # the defaults that Dense("leaky_relu") uses
+def _alpha(activation: str) -> float:
+    """The alpha that Dense(activation=...) uses: its row's default (0 where it has none)."""
+    spec = activation_table.BY_NAME.get(activation)
+    return 0.0 if spec is None or spec.alpha is None else spec.alpha
 
 
 @functools.cache  # not cached while it raises (kernels not built)
@@ -102,7 +105,7 @@ def _layer_specs(model: Any) -> tuple[list[list], list, list] | str:
     ...], [the Dropout after each Dense or None]) or why the layers cannot be captured."""
     from .layers import ACTIVATIONS, Activation, Dense, Dropout, Input  # noqa: PLC0415
 
-    trainer = _trainer()
+    _trainer()  # ImportError here when the captured step is not built
     specs: list[list] = []
     params: list = []
     drops: list = []
@@ -115,12 +118,12 @@ def _layer_specs(model: Any) -> tuple[list[list], list, list] | str:
                 return f"layer {layer.name!r} has a regularizer"
             if ACTIVATIONS.get(name) is not layer._activation_fn:
                 return f"layer {layer.name!r} has a custom activation"
-            if name not in trainer.ACTIVATIONS and name != "softmax":
+            if name not in activation_table.BY_NAME and name not in ("linear", "softmax"):
                 return f"layer {layer.name!r}: activation {name!r} is not captured"
             if layer.kernel is None:
                 return f"layer {layer.name!r} is not built"
             fan_in, units = layer.kernel.shape
-            specs.append([fan_in, units, name, _ALPHA.get(name, 0.0), layer.use_bias, 0.0])
+            specs.append([fan_in, units, name, _alpha(name), layer.use_bias, 0.0])
             params += [layer.kernel, layer.bias]
             drops.append(None)
         elif type(layer) is Dropout and specs and drops[-1] is None:
@@ -138,7 +141,7 @@ def _layer_specs(model: Any) -> tuple[list[list], list, list] | str:
             if ACTIVATIONS.get(name) is not layer._activation_fn:
                 return f"layer {layer.name!r} has a custom activation"
             specs[-1][2] = name
-            specs[-1][3] = _ALPHA.get(name, 0.0)
+            specs[-1][3] = _alpha(name)
         else:
             return f"layer {layer.name!r} ({type(layer).__name__}) is not captured"
     if not specs:

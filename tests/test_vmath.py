@@ -28,6 +28,7 @@ import pytest
 from scipy import special
 
 from microgradnet._kernels import activations, losses, matmul
+from microgradnet.activation_table import ACTIVATIONS as ACTIVATION_TABLE
 
 MODULES = (activations, losses, matmul)
 
@@ -177,6 +178,18 @@ BOUNDS = {
     "gelu_backward": 4.0,  # ulps of the larger term (module docstring)
     "silu_backward": 4.0,  # likewise
 }
+
+
+# The activation kernels of plain float operations (no function of vmath.h): they give numpy's
+# own bits (test_plain_loops_give_numpy_bits_at_every_level, test_kernels.py's EXACT).
+PLAIN = {"relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",
+         "elu_backward", "sigmoid_backward", "tanh_backward", "step_forward", "step_backward"}
+
+
+def test_every_activation_kernel_has_a_bound():
+    kernels = {k for a in ACTIVATION_TABLE for k in (a.forward_kernel, a.backward_kernel)}
+    missing = sorted(kernels - set(BOUNDS) - PLAIN)
+    assert not missing, f"activation kernels without a ulp bound here: {missing}"
 
 
 @pytest.mark.parametrize("name", list(BOUNDS))
