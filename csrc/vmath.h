@@ -503,6 +503,13 @@ VM_INLINE double vm_softplus_d(double x)
     return (x > 0.0 ? x : 0.0) + vm_log1p(vm_exp(-fabs(x)));
 }
 
+/* --------------------------------------------------------------------------- selu */
+
+/* selu (Keras' constants): scale (x > 0 ? x : alpha expm1(x)), scale alpha as one constant
+ * so that each side rounds once after expm1; selu' = y > 0 ? scale : y + scale alpha */
+#define VM_SELU_SCALE 1.0507009873554804934193349852946
+#define VM_SELU_SCALE_ALPHA 1.7580993408473768599402175208123
+
 /* --------------------------------------------------------------------------- dispatch */
 
 /* The loops that run: 2 AVX-512, 1 AVX2+FMA, 0 the baseline; decided at the first call */

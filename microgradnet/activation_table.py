@@ -56,6 +56,9 @@ ACTIVATIONS: tuple[ActivationSpec, ...] = (
     ActivationSpec("step", "Step", "x",
                    "Elementwise binary step: 1 where x >= 0, else 0 (its gradient is zero).",
                    trainable=False),
+    ActivationSpec("selu", "SELU", "y",
+                   "Elementwise scale * (x if x > 0 else alpha * (exp(x) - 1)), with Keras' "
+                   "alpha = 1.67326... and scale = 1.05070... (self-normalizing)."),
 )
 
 BY_NAME: dict[str, ActivationSpec] = {a.name: a for a in ACTIVATIONS}

@@ -379,7 +379,7 @@ def test_inf_and_nan_propagate(spec, dtype):
 EXACT = [s for s in SPECS if s.name in {
     "relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",
     "elu_backward", "sigmoid_backward", "tanh_backward", "step_forward", "step_backward",
-    "bias_add", "mse_backward",
+    "selu_backward", "bias_add", "mse_backward",
 }]
 
 
