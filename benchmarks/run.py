@@ -343,7 +343,7 @@ def _torch_activations(torch) -> dict[str, Callable]:
     return {"relu": torch.relu, "leaky_relu": lambda x: F.leaky_relu(x, 0.01), "elu": F.elu,
             "sigmoid": torch.sigmoid, "tanh": torch.tanh, "softplus": F.softplus,
             "gelu": F.gelu,  # approximate="none": the exact erf, as ours
-            "silu": F.silu, "selu": F.selu}
+            "silu": F.silu, "selu": F.selu, "mish": F.mish}
 
 
 def _jax_activations(jax) -> dict[str, Callable]:
@@ -351,7 +351,7 @@ def _jax_activations(jax) -> dict[str, Callable]:
     return {"relu": nn.relu, "leaky_relu": lambda x: nn.leaky_relu(x, 0.01), "elu": nn.elu,
             "sigmoid": nn.sigmoid, "tanh": jax.numpy.tanh, "softplus": nn.softplus,
             "gelu": lambda x: nn.gelu(x, approximate=False), "silu": nn.silu,
-            "selu": nn.selu}
+            "selu": nn.selu, "mish": lambda x: x * jax.numpy.tanh(nn.softplus(x))}
 
 
 def _jax_forward_backward(jax, f: Callable) -> Callable:
@@ -506,6 +506,10 @@ def _erf_composed(z):
     return mg.where(z.data >= 0, e, -e)
 
 
+def _softplus_composed(x):
+    return mg.maximum(x, 0) + mg.log(1 + mg.exp(-mg.abs(x)))
+
+
 _SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
 
 
@@ -524,6 +528,7 @@ COMPOSED: dict[str, Callable] = {
     "step": lambda x: mg.where(x.data >= 0, x * 0 + 1, x * 0),
     "selu": lambda x: _SELU_SCALE * mg.where(x.data > 0, x,
                                              _SELU_ALPHA * (mg.exp(mg.minimum(x, 0)) - 1)),
+    "mish": lambda x: x * (2 / (1 + mg.exp(-2 * _softplus_composed(x))) - 1),
 }
 
 # Tolerance of "the same numbers" in float32: the composed gelu carries its erf's 1.5e-7.

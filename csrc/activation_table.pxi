@@ -14,7 +14,8 @@
 from libc.math cimport NAN, isnan
 
 from kernels cimport (
-    vm_selu_bwd_f32, vm_selu_bwd_f64, vm_selu_fwd_f32, vm_selu_fwd_f64,
+    vm_mish_bwd_f32, vm_mish_bwd_f64, vm_mish_fwd_f32, vm_mish_fwd_f64, vm_selu_bwd_f32,
+    vm_selu_bwd_f64, vm_selu_fwd_f32, vm_selu_fwd_f64,
     vm_elu_fwd_f32, vm_elu_fwd_f64, vm_gelu_bwd_f32, vm_gelu_bwd_f64, vm_gelu_fwd_f32,
     vm_gelu_fwd_f64, vm_sigmoid_fwd_f32, vm_sigmoid_fwd_f64, vm_silu_bwd_f32, vm_silu_bwd_f64,
     vm_silu_fwd_f32, vm_silu_fwd_f64, vm_softplus_bwd_f32, vm_softplus_bwd_f64,
@@ -93,6 +94,9 @@ _row("step", "x", NAN, _step_fwd[float], _step_fwd[double], _step_bwd[float], _s
 _row("selu", "y", NAN, vm_selu_fwd_f32, vm_selu_fwd_f64, vm_selu_bwd_f32, vm_selu_bwd_f64,
      "y = scale * (x > 0 ? x : alpha * expm1(x)), Keras' alpha 1.67326... and scale 1.05070....",
      "dx = dy * (y > 0 ? scale : y + scale * alpha).")
+_row("mish", "x", NAN, vm_mish_fwd_f32, vm_mish_fwd_f64, vm_mish_bwd_f32, vm_mish_bwd_f64,
+     "y = x * tanh(softplus(x)).",
+     "dx = dy * (t + x * sigmoid(x) * (1 - t * t)) with t = tanh(softplus(x)).")
 
 # The names by code.
 _ACTIVATION_NAMES = tuple([r[0] for r in _activation_rows])

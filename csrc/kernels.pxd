@@ -87,6 +87,10 @@ cdef extern from "vmath.h" nogil:
     void vm_selu_fwd_f64(const double*, double*, Py_ssize_t, double)
     void vm_selu_bwd_f32(const float*, const float*, float*, Py_ssize_t, double)
     void vm_selu_bwd_f64(const double*, const double*, double*, Py_ssize_t, double)
+    void vm_mish_fwd_f32(const float*, float*, Py_ssize_t, double)
+    void vm_mish_fwd_f64(const double*, double*, Py_ssize_t, double)
+    void vm_mish_bwd_f32(const float*, const float*, float*, Py_ssize_t, double)
+    void vm_mish_bwd_f64(const double*, const double*, double*, Py_ssize_t, double)
 
     # loss[i] = f(z[i], t[i]); dz[i] = f(dloss[i], z[i], t[i])
     # the activations without transcendental functions, and the bias rows (loops.pxd)

@@ -312,6 +312,26 @@ def selu_backward(dy, y, out=None):
     return out
 
 
+def mish_forward(x, out=None):
+    """y = x * tanh(softplus(x)) (-0 at -inf, the limit)."""
+    x, out = _unary(x, out)
+    with np.errstate(invalid="ignore"):
+        y = x * np.tanh(np.logaddexp(x, x.dtype.type(0)))
+    out[...] = np.where(x == -np.inf, -0.0, y)
+    return out
+
+
+def mish_backward(dy, x, out=None):
+    """dx = dy * (t + x * sigmoid(x) * (1 - t^2)), t = tanh(softplus(x))."""
+    dy, x, out = _binary(dy, x, "x", out)
+    t = np.tanh(np.logaddexp(x, x.dtype.type(0)))
+    with np.errstate(invalid="ignore"):
+        d = t + x * _sigmoid(x) * (1 - t * t)
+    # The limits: 1 at +inf, 0 at -inf (inf * 0 above).
+    out[...] = dy * np.where(x == np.inf, 1.0, np.where(x == -np.inf, 0.0, d)).astype(x.dtype)
+    return out
+
+
 def softmax_forward(x, axis=-1, out=None):
     """y = exp(x - max) / sum(exp(x - max)) along axis."""
     x, out = _unary(x, out)

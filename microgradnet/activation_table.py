@@ -59,6 +59,7 @@ ACTIVATIONS: tuple[ActivationSpec, ...] = (
     ActivationSpec("selu", "SELU", "y",
                    "Elementwise scale * (x if x > 0 else alpha * (exp(x) - 1)), with Keras' "
                    "alpha = 1.67326... and scale = 1.05070... (self-normalizing)."),
+    ActivationSpec("mish", "Mish", "x", "Elementwise x * tanh(softplus(x))."),
 )
 
 BY_NAME: dict[str, ActivationSpec] = {a.name: a for a in ACTIVATIONS}

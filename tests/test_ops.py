@@ -165,6 +165,7 @@ CASES = [
     Case("step", mg.step, lambda x: (x >= 0).astype(x.dtype), [(4, 5)]),
     Case("selu", mg.selu, lambda x: _SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * np.expm1(x)),
          [(4, 5)], low=-4, high=4),
+    Case("mish", mg.mish, lambda x: x * np.tanh(np.logaddexp(x, 0)), [(4, 5)], low=-5, high=5),
     Case("softmax", mg.softmax, lambda x: _softmax(x, -1), [(3, 5)]),
     Case("softmax", lambda x: mg.softmax(x, axis=0), lambda x: _softmax(x, 0), [(3, 2, 2)],
          id="softmax_axis0"),
