@@ -14,6 +14,12 @@ import statistics
 import sys
 from pathlib import Path
 
+try:
+    from microgradnet.activation_table import NAMES as ACTIVATION_NAMES
+except ImportError:  # run from a source checkout built in place, without `pip install .`
+    sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
+    from microgradnet.activation_table import NAMES as ACTIVATION_NAMES
+
 # Columns of the peers tables: (backend key, label). Orders given: every framework shuffles
 # with numpy's per-epoch permutations; "shuffling inside": JAX draws its own orders in the
 # scan, as a JAX user would write it (other orders, so another final loss).
@@ -37,8 +43,8 @@ DERIV_COLUMNS = [
     (("composed ops (autograd)", "cython"), "composed ops (autograd)"),
     (("numpy by hand", "numpy by hand"), "numpy by hand"),
 ]
-ACTIVATION_ORDER = ["relu", "leaky_relu", "elu", "sigmoid", "tanh", "softplus", "gelu", "silu",
-                    "step"]
+# The activations in the order of the table (microgradnet/activation_table.py).
+ACTIVATION_ORDER = list(ACTIVATION_NAMES)
 
 
 def _table(head: list[str], rows: list[list[str]], left: int = 1) -> str:

@@ -50,11 +50,12 @@ import workloads as wl  # noqa: E402  (found through the path above)
 from readme_tables import OTHER_ORDERS as _OTHER_ORDERS  # noqa: E402
 from readme_tables import PEER_COLUMNS  # noqa: E402
 
+from microgradnet.activation_table import ACTIVATIONS as ACTIVATION_TABLE  # noqa: E402
 from microgradnet.backend import kernel_table  # noqa: E402
 
-ACTIVATIONS = ["relu", "leaky_relu", "elu", "sigmoid", "tanh", "softplus", "gelu", "silu", "step"]
+ACTIVATIONS = [a.name for a in ACTIVATION_TABLE]
 # What each backward kernel takes: the output y or the input x (csrc/README.md).
-SAVES_OUTPUT = {"relu", "elu", "sigmoid", "tanh"}
+SAVES_OUTPUT = {a.name for a in ACTIVATION_TABLE if a.saves == "y"}
 # The derivative recomputed from the input x instead of the saved output.
 FROM_X = {"sigmoid", "tanh"}
 NUMPY_ACTIVATIONS = wl.NUMPY_ACTIVATIONS
@@ -342,14 +343,15 @@ def _torch_activations(torch) -> dict[str, Callable]:
     return {"relu": torch.relu, "leaky_relu": lambda x: F.leaky_relu(x, 0.01), "elu": F.elu,
             "sigmoid": torch.sigmoid, "tanh": torch.tanh, "softplus": F.softplus,
             "gelu": F.gelu,  # approximate="none": the exact erf, as ours
-            "silu": F.silu}
+            "silu": F.silu, "selu": F.selu, "mish": F.mish}
 
 
 def _jax_activations(jax) -> dict[str, Callable]:
     nn = jax.nn
     return {"relu": nn.relu, "leaky_relu": lambda x: nn.leaky_relu(x, 0.01), "elu": nn.elu,
             "sigmoid": nn.sigmoid, "tanh": jax.numpy.tanh, "softplus": nn.softplus,
-            "gelu": lambda x: nn.gelu(x, approximate=False), "silu": nn.silu}
+            "gelu": lambda x: nn.gelu(x, approximate=False), "silu": nn.silu,
+            "selu": nn.selu, "mish": lambda x: x * jax.numpy.tanh(nn.softplus(x))}
 
 
 def _jax_forward_backward(jax, f: Callable) -> Callable:
@@ -504,6 +506,13 @@ def _erf_composed(z):
     return mg.where(z.data >= 0, e, -e)
 
 
+def _softplus_composed(x):
+    return mg.maximum(x, 0) + mg.log(1 + mg.exp(-mg.abs(x)))
+
+
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
 # Each activation written with primitive Tensor ops, so that autograd derives it op by op.
 # The conditions of `where` are numpy arrays: a condition takes no gradient.
 COMPOSED: dict[str, Callable] = {
@@ -517,6 +526,9 @@ COMPOSED: dict[str, Callable] = {
     "gelu": lambda x: 0.5 * x * (1 + _erf_composed(x * _SQRT1_2)),
     "silu": lambda x: x / (1 + mg.exp(-x)),
     "step": lambda x: mg.where(x.data >= 0, x * 0 + 1, x * 0),
+    "selu": lambda x: _SELU_SCALE * mg.where(x.data > 0, x,
+                                             _SELU_ALPHA * (mg.exp(mg.minimum(x, 0)) - 1)),
+    "mish": lambda x: x * (2 / (1 + mg.exp(-2 * _softplus_composed(x))) - 1),
 }
 
 # Tolerance of "the same numbers" in float32: the composed gelu carries its erf's 1.5e-7.

@@ -23,10 +23,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from microgradnet.activation_table import ACTIVATIONS as ACTIVATION_TABLE
+
 # Hidden activations the training section sweeps (step has a zero gradient: it cannot train).
-HIDDEN = ["relu", "leaky_relu", "elu", "sigmoid", "tanh", "softplus", "gelu", "silu"]
+HIDDEN = [a.name for a in ACTIVATION_TABLE if a.trainable]
 # W1's neuron must reach y = 2: sigmoid and tanh saturate at 1, so they are left out there.
-W1_ACTIVATIONS = ["relu", "leaky_relu", "elu", "softplus", "gelu", "silu"]
+W1_ACTIVATIONS = [a.name for a in ACTIVATION_TABLE if a.trainable and not a.bounded]
 
 
 def _np_sigmoid(x):
@@ -53,6 +55,16 @@ def _np_silu_bwd(dy, x, y):
     return dy * s * (1 + x * (1 - s))
 
 
+def _np_mish_bwd(dy, x, y):
+    t = np.tanh(np.logaddexp(x, x.dtype.type(0)))
+    return dy * (t + x * _np_sigmoid(x) * (1 - t * t))
+
+
+# Keras' selu constants, as float32 (the data's dtype)
+_SELU_ALPHA = np.float32(1.6732632423543772848170429916717)
+_SELU_SCALE = np.float32(1.0507009873554804934193349852946)
+
+
 # Plain numpy forward f(x) and backward (dy, x, y) -> dy * f'(x), the way one writes them by
 # hand (several passes each); the numpy-by-hand peer and the derivatives section use them.
 NUMPY_ACTIVATIONS: dict[str, tuple[Callable, Callable]] = {
@@ -69,6 +81,9 @@ NUMPY_ACTIVATIONS: dict[str, tuple[Callable, Callable]] = {
     "gelu": _np_gelu(),
     "silu": (lambda x: x * _np_sigmoid(x), _np_silu_bwd),
     "step": (lambda x: (x >= 0).astype(x.dtype), lambda dy, x, y: np.zeros_like(dy)),
+    "selu": (lambda x: _SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * np.expm1(np.minimum(x, 0))),
+             lambda dy, x, y: dy * np.where(x > 0, _SELU_SCALE, y + _SELU_SCALE * _SELU_ALPHA)),
+    "mish": (lambda x: x * np.tanh(np.logaddexp(x, x.dtype.type(0))), _np_mish_bwd),
 }
 
 
@@ -467,7 +482,7 @@ def _torch_activation(torch, name: str):
     nn = torch.nn
     return {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.01), "elu": nn.ELU,
             "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "softplus": nn.Softplus, "gelu": nn.GELU,
-            "silu": nn.SiLU, "linear": nn.Identity}[name]()
+            "silu": nn.SiLU, "selu": nn.SELU, "mish": nn.Mish, "linear": nn.Identity}[name]()
 
 
 def run_torch(w: Workload, torch, seed: int = 0) -> Run:
@@ -530,6 +545,7 @@ def _jax_parts(w: Workload, jax):
     acts = {"relu": jax.nn.relu, "leaky_relu": jax.nn.leaky_relu, "elu": jax.nn.elu,
             "sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh, "softplus": jax.nn.softplus,
             "gelu": lambda z: jax.nn.gelu(z, approximate=False), "silu": jax.nn.silu,
+            "selu": jax.nn.selu, "mish": lambda z: z * jnp.tanh(jax.nn.softplus(z)),
             "linear": lambda z: z}
     layer_acts = w.layer_activations()
     per_layer = 2 if w.use_bias else 1

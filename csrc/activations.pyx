@@ -17,17 +17,10 @@ from cython.parallel cimport prange
 from kernels cimport (
     _BLOCK, _THREAD_THRESHOLD, _default_threads, _exp, _float_array, _log, _out, _same_shape,
     _unalias, floating,
-    vm_elu_fwd_f32, vm_elu_fwd_f64, vm_erfc_f32, vm_exp_f32, vm_exp_f64, vm_expm1_f32,
-    vm_expm1_f64, vm_gelu_bwd_f32, vm_gelu_bwd_f64, vm_gelu_fwd_f32, vm_gelu_fwd_f64,
-    vm_log1p_f32, vm_log1p_f64, vm_set_simd_level, vm_sigmoid_bwd_x_f32, vm_sigmoid_bwd_x_f64,
-    vm_sigmoid_fwd_f32, vm_sigmoid_fwd_f64, vm_silu_bwd_f32, vm_silu_bwd_f64, vm_silu_fwd_f32,
-    vm_silu_fwd_f64, vm_simd_level, vm_softplus_bwd_f32, vm_softplus_bwd_f64,
-    vm_softplus_fwd_f32, vm_softplus_fwd_f64, vm_tanh_bwd_x_f32, vm_tanh_bwd_x_f64,
+    vm_erfc_f32, vm_exp_f32, vm_exp_f64, vm_expm1_f32, vm_expm1_f64, vm_log1p_f32,
+    vm_log1p_f64, vm_set_simd_level, vm_sigmoid_bwd_x_f32, vm_sigmoid_bwd_x_f64,
+    vm_sigmoid_fwd_f32, vm_sigmoid_fwd_f64, vm_simd_level, vm_tanh_bwd_x_f32, vm_tanh_bwd_x_f64,
     vm_tanh_fwd_f32, vm_tanh_fwd_f64,
-)
-from loops cimport (
-    _elu_bwd, _leaky_relu_bwd, _leaky_relu_fwd, _relu_bwd, _relu_fwd, _sigmoid_bwd, _step_bwd,
-    _step_fwd, _tanh_bwd,
 )
 
 cnp.import_array()
@@ -345,44 +338,59 @@ cdef void _log_softmax_bwd(const floating* dy, const floating* y, floating* dx,
 
 # --------------------------------------------------------------------------- kernels
 
-def relu_forward(x, out=None):
-    """y = x <= 0 ? 0 : x (max(x, 0) with nan passed through)."""
-    return _map1(x, out, 0.0, _relu_fwd[float], _relu_fwd[double])
+# The elementwise activations: <name>_forward and <name>_backward of each row of the table,
+# made below (their signatures those of the reference: the saved array named for what the
+# backward reads, alpha where the row has one).
+
+include "activation_table.pxi"
 
 
-def relu_backward(dy, y, out=None):
-    """dx = y <= 0 ? 0 : dy (dy * (y > 0), relu'(0) = 0)."""
-    return _map2(dy, y, "y", out, 0.0, _relu_bwd[float], _relu_bwd[double])
+def _forward_kernel(int code):
+    """<name>_forward(x[, alpha], out=None) of row `code`."""
+    name, _, alpha, doc, _ = _activation_rows[code]
+    if alpha is None:
+        def kernel(x, out=None):
+            cdef _ActivationLoops* r = &_ACTIVATION_LOOPS[code]
+            return _map1(x, out, 0.0, r.fwd_f32, r.fwd_f64)
+    else:
+        def kernel(x, double alpha=alpha, out=None):
+            cdef _ActivationLoops* r = &_ACTIVATION_LOOPS[code]
+            return _map1(x, out, alpha, r.fwd_f32, r.fwd_f64)
+    return _named(kernel, f"{name}_forward", doc)
 
 
-def leaky_relu_forward(x, double alpha=0.01, out=None):
-    """y = x > 0 ? x : alpha * x."""
-    return _map1(x, out, alpha, _leaky_relu_fwd[float], _leaky_relu_fwd[double])
+def _backward_kernel(int code):
+    """<name>_backward(dy, y or x[, alpha], out=None) of row `code`."""
+    name, saved, alpha, _, doc = _activation_rows[code]
+    if alpha is None and saved == "y":
+        def kernel(dy, y, out=None):
+            cdef _ActivationLoops* r = &_ACTIVATION_LOOPS[code]
+            return _map2(dy, y, "y", out, 0.0, r.bwd_f32, r.bwd_f64)
+    elif alpha is None:
+        def kernel(dy, x, out=None):
+            cdef _ActivationLoops* r = &_ACTIVATION_LOOPS[code]
+            return _map2(dy, x, "x", out, 0.0, r.bwd_f32, r.bwd_f64)
+    elif saved == "y":
+        def kernel(dy, y, double alpha=alpha, out=None):
+            cdef _ActivationLoops* r = &_ACTIVATION_LOOPS[code]
+            return _map2(dy, y, "y", out, alpha, r.bwd_f32, r.bwd_f64)
+    else:
+        def kernel(dy, x, double alpha=alpha, out=None):
+            cdef _ActivationLoops* r = &_ACTIVATION_LOOPS[code]
+            return _map2(dy, x, "x", out, alpha, r.bwd_f32, r.bwd_f64)
+    return _named(kernel, f"{name}_backward", doc)
 
 
-def leaky_relu_backward(dy, x, double alpha=0.01, out=None):
-    """dx = dy * (x > 0 ? 1 : alpha)."""
-    return _map2(dy, x, "x", out, alpha, _leaky_relu_bwd[float], _leaky_relu_bwd[double])
+def _named(kernel, str name, str doc):
+    kernel.__name__ = kernel.__qualname__ = name
+    kernel.__doc__ = doc
+    return kernel
 
 
-def elu_forward(x, double alpha=1.0, out=None):
-    """y = x > 0 ? x : alpha * expm1(x)."""
-    return _map1(x, out, alpha, vm_elu_fwd_f32, vm_elu_fwd_f64)
-
-
-def elu_backward(dy, y, double alpha=1.0, out=None):
-    """dx = dy * (y > 0 ? 1 : y + alpha)."""
-    return _map2(dy, y, "y", out, alpha, _elu_bwd[float], _elu_bwd[double])
-
-
-def sigmoid_forward(x, out=None):
-    """y = 1 / (1 + exp(-x)), computed from exp(-|x|) on both sides."""
-    return _map1(x, out, 0.0, vm_sigmoid_fwd_f32, vm_sigmoid_fwd_f64)
-
-
-def sigmoid_backward(dy, y, out=None):
-    """dx = dy * y * (1 - y)."""
-    return _map2(dy, y, "y", out, 0.0, _sigmoid_bwd[float], _sigmoid_bwd[double])
+for _code in range(A_LINEAR + 1, _n_activations):
+    globals()[_activation_rows[_code][0] + "_forward"] = _forward_kernel(_code)
+    globals()[_activation_rows[_code][0] + "_backward"] = _backward_kernel(_code)
+del _code
 
 
 def sigmoid_backward_from_x(dy, x, out=None):
@@ -390,59 +398,9 @@ def sigmoid_backward_from_x(dy, x, out=None):
     return _map2(dy, x, "x", out, 0.0, vm_sigmoid_bwd_x_f32, vm_sigmoid_bwd_x_f64)
 
 
-def tanh_forward(x, out=None):
-    """y = tanh(x)."""
-    return _map1(x, out, 0.0, vm_tanh_fwd_f32, vm_tanh_fwd_f64)
-
-
-def tanh_backward(dy, y, out=None):
-    """dx = dy * (1 - y * y)."""
-    return _map2(dy, y, "y", out, 0.0, _tanh_bwd[float], _tanh_bwd[double])
-
-
 def tanh_backward_from_x(dy, x, out=None):
     """dx = dy * (1 - t * t) with t = tanh(x) recomputed."""
     return _map2(dy, x, "x", out, 0.0, vm_tanh_bwd_x_f32, vm_tanh_bwd_x_f64)
-
-
-def softplus_forward(x, out=None):
-    """y = max(x, 0) + log1p(exp(-|x|)) = log(1 + exp(x))."""
-    return _map1(x, out, 0.0, vm_softplus_fwd_f32, vm_softplus_fwd_f64)
-
-
-def softplus_backward(dy, x, out=None):
-    """dx = dy * sigmoid(x)."""
-    return _map2(dy, x, "x", out, 0.0, vm_softplus_bwd_f32, vm_softplus_bwd_f64)
-
-
-def gelu_forward(x, out=None):
-    """y = x * Phi(x) = 0.5 * x * erfc(-x / sqrt(2)) (exact GELU)."""
-    return _map1(x, out, 0.0, vm_gelu_fwd_f32, vm_gelu_fwd_f64)
-
-
-def gelu_backward(dy, x, out=None):
-    """dx = dy * (Phi(x) + x * phi(x))."""
-    return _map2(dy, x, "x", out, 0.0, vm_gelu_bwd_f32, vm_gelu_bwd_f64)
-
-
-def silu_forward(x, out=None):
-    """y = x * sigmoid(x)."""
-    return _map1(x, out, 0.0, vm_silu_fwd_f32, vm_silu_fwd_f64)
-
-
-def silu_backward(dy, x, out=None):
-    """dx = dy * s * (1 + x * (1 - s)) with s = sigmoid(x)."""
-    return _map2(dy, x, "x", out, 0.0, vm_silu_bwd_f32, vm_silu_bwd_f64)
-
-
-def step_forward(x, out=None):
-    """y = x >= 0 ? 1 : 0 (nan stays nan)."""
-    return _map1(x, out, 0.0, _step_fwd[float], _step_fwd[double])
-
-
-def step_backward(dy, x, out=None):
-    """dx = 0: the step is flat wherever it is differentiable."""
-    return _map2(dy, x, "x", out, 0.0, _step_bwd[float], _step_bwd[double])
 
 
 def softmax_forward(x, axis=-1, out=None):

@@ -27,19 +27,14 @@ from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 
 from kernels cimport (
-    _default_threads, floating, vm_elu_fwd_f32, vm_elu_fwd_f64, vm_gelu_bwd_f32, vm_gelu_bwd_f64,
-    vm_gelu_fwd_f32, vm_gelu_fwd_f64, vm_sigmoid_fwd_f32, vm_sigmoid_fwd_f64, vm_silu_bwd_f32,
-    vm_silu_bwd_f64, vm_silu_fwd_f32, vm_silu_fwd_f64, vm_softplus_bwd_f32, vm_softplus_bwd_f64,
-    vm_set_simd_level, vm_simd_level, vm_softplus_fwd_f32, vm_softplus_fwd_f64, vm_tanh_fwd_f32,
-    vm_tanh_fwd_f64,
+    _default_threads, floating, vm_set_simd_level, vm_simd_level, vm_sigmoid_fwd_f32,
+    vm_sigmoid_fwd_f64,
     vm_bce_bwd_f32, vm_bce_bwd_f64, vm_bce_fwd_f32, vm_bce_fwd_f64,
 )
 from loops cimport (
-    _adagrad, _adam, _adam_alpha, _bias_add, _bias_grad, _clip_scale, _elu_bwd, _gemm,
-    _leaky_relu_bwd, _leaky_relu_fwd, _mse_bwd, _relu_bwd, _relu_fwd, _rmsprop, _row_exp,
-    _row_max, _sgd, _sgd_momentum, _sigmoid_bwd, _softmax_xent_bwd, _softmax_xent_fwd,
-    _sparse_xent_bwd, _sparse_xent_fwd, _step_bwd, _step_fwd, _sum_sq_diff, _sum_squares,
-    _tanh_bwd,
+    _adagrad, _adam, _adam_alpha, _bias_add, _bias_grad, _clip_scale, _gemm, _mse_bwd,
+    _rmsprop, _row_exp, _row_max, _sgd, _sgd_momentum, _softmax_xent_bwd, _softmax_xent_fwd,
+    _sparse_xent_bwd, _sparse_xent_fwd, _sum_sq_diff, _sum_squares,
 )
 
 cnp.import_array()

@@ -503,6 +503,61 @@ VM_INLINE double vm_softplus_d(double x)
     return (x > 0.0 ? x : 0.0) + vm_log1p(vm_exp(-fabs(x)));
 }
 
+/* --------------------------------------------------------------------------- selu, mish */
+
+/* selu (Keras' constants): scale (x > 0 ? x : alpha expm1(x)), scale alpha as one constant
+ * so that each side rounds once after expm1; selu' = y > 0 ? scale : y + scale alpha */
+#define VM_SELU_SCALE 1.0507009873554804934193349852946
+#define VM_SELU_SCALE_ALPHA 1.7580993408473768599402175208123
+
+/* mish(x) = x tanh(softplus(x)); tanh(log(1 + e)) = n / (n + 2) with e = exp(x),
+ * n = e (e + 2): no cancellation, no log. Beyond x = 20 (40 in double) tanh(softplus) is 1
+ * and mish(x) = x; below -150 (-800) e is 0 and the result -0 (also at -inf). */
+VM_INLINE float vm_mish_f(float x)
+{
+    float xc = x > 20.0f ? 20.0f : x;
+    xc = xc < -150.0f ? -150.0f : xc;
+    /* e = eh s2, s2 applied last: a subnormal result rounds once (as vm_silu_f) */
+    float s2, eh = vm_expf_split_lo(xc, &s2);
+    float e = eh * s2;
+    float n = e * (e + 2.0f);
+    return x > 20.0f ? x : (xc * (eh * (e + 2.0f) / (n + 2.0f))) * s2;
+}
+
+VM_INLINE double vm_mish_d(double x)
+{
+    double xc = x > 40.0 ? 40.0 : x;
+    xc = xc < -800.0 ? -800.0 : xc;
+    double e = vm_exp(xc);
+    double n = e * (e + 2.0);
+    return x > 40.0 ? x : xc * (n / (n + 2.0));
+}
+
+/* mish'(x) = t + x sigmoid(x) (1 - t^2), t = n / (n + 2) as above, 1 - t^2 =
+ * 4 (n + 1) / (n + 2)^2 (no cancellation) and sigmoid(x) = e / (1 + e); with x clamped as in
+ * vm_mish_f the second term vanishes beyond the clamp: 1 at +inf, 0 at -inf. */
+VM_INLINE float vm_mish_grad_f(float x)
+{
+    float xc = x > 20.0f ? 20.0f : x;
+    xc = xc < -150.0f ? -150.0f : xc;
+    float s2, eh = vm_expf_split_lo(xc, &s2);
+    float e = eh * s2;
+    float n = e * (e + 2.0f);
+    float d = n + 2.0f;
+    /* (e / d) ((e + 2) + x 4 (n + 1) / ((1 + e) d)), the factor s2 of e last */
+    return ((eh / d) * ((e + 2.0f) + xc * (4.0f * (n + 1.0f)) / ((1.0f + e) * d))) * s2;
+}
+
+VM_INLINE double vm_mish_grad_d(double x)
+{
+    double xc = x > 40.0 ? 40.0 : x;
+    xc = xc < -800.0 ? -800.0 : xc;
+    double e = vm_exp(xc);
+    double n = e * (e + 2.0);
+    double d = n + 2.0;
+    return n / d + xc * (e / (1.0 + e)) * (4.0 * (n + 1.0) / (d * d));
+}
+
 /* --------------------------------------------------------------------------- dispatch */
 
 /* The loops that run: 2 AVX-512, 1 AVX2+FMA, 0 the baseline; decided at the first call */

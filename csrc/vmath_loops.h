@@ -59,6 +59,16 @@ VM_LOOP1(vm_silu_fwd_f32, float, vm_silu_f(v))
 VM_LOOP1(vm_silu_fwd_f64, double, vm_silu_d(v))
 VM_LOOP2(vm_silu_bwd_f32, float, u * vm_silu_grad_f(v))
 VM_LOOP2(vm_silu_bwd_f64, double, u * vm_silu_grad_d(v))
+VM_LOOP1(vm_selu_fwd_f32, float,
+         v > 0.0f ? (float)VM_SELU_SCALE * v : (float)VM_SELU_SCALE_ALPHA * vm_expm1f(v))
+VM_LOOP1(vm_selu_fwd_f64, double, v > 0.0 ? VM_SELU_SCALE * v : VM_SELU_SCALE_ALPHA * vm_expm1(v))
+VM_LOOP2X(vm_selu_bwd_f32, float,      /* u = dy, v = y; numpy's bits */
+          u * (v > 0.0f ? (float)VM_SELU_SCALE : v + (float)VM_SELU_SCALE_ALPHA))
+VM_LOOP2X(vm_selu_bwd_f64, double, u * (v > 0.0 ? VM_SELU_SCALE : v + VM_SELU_SCALE_ALPHA))
+VM_LOOP1(vm_mish_fwd_f32, float, vm_mish_f(v))
+VM_LOOP1(vm_mish_fwd_f64, double, vm_mish_d(v))
+VM_LOOP2(vm_mish_bwd_f32, float, u * vm_mish_grad_f(v))
+VM_LOOP2(vm_mish_bwd_f64, double, u * vm_mish_grad_d(v))
 
 /* losses: logits u, targets v (and dloss first in the backward) */
 VM_LOOP2(vm_bce_fwd_f32, float, (u > 0.0f ? u : 0.0f) - u * v + vm_log1pf(vm_expf_lo(-fabsf(u))))

@@ -15,6 +15,7 @@ from . import (
     optimizers,
     regularizers,
 )
+from .activation_table import NAMES as _ACTIVATION_NAMES
 from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor
 from .backend import backend_name, get_num_threads, set_backend, set_num_threads, use_backend
 from .creation import ones, rand, randn, zeros
@@ -25,14 +26,11 @@ from .functional import (
     clip,
     concatenate,
     div,
-    elu,
     equal,
     exp,
-    gelu,
     getitem,
     greater,
     greater_equal,
-    leaky_relu,
     less,
     less_equal,
     linear,
@@ -49,20 +47,14 @@ from .functional import (
     neg,
     not_equal,
     pow,
-    relu,
     reshape,
-    sigmoid,
     sigmoid_binary_cross_entropy,
-    silu,
     softmax,
     softmax_cross_entropy,
-    softplus,
     sqrt,
     stack,
-    step,
     sub,
     sum,
-    tanh,
     transpose,
     where,
 )
@@ -71,19 +63,20 @@ from .random import manual_seed
 
 __version__ = "0.1.0"
 
+# The activations, relu, elu, ...: one function per row of activation_table.py.
+globals().update({name: getattr(functional, name) for name in _ACTIVATION_NAMES})
+
 __all__ = [
     "Function", "GradcheckError", "Tensor", "abs", "add", "backend_name", "callbacks", "cast",
     "clip", "initializers", "layers", "losses", "metrics", "models", "regularizers",
-    "concatenate", "div", "elu", "enable_grad", "equal", "exp", "functional", "gelu", "getitem",
-    "get_num_threads", "gradcheck", "greater", "greater_equal", "is_grad_enabled", "leaky_relu",
-    "less",
+    "concatenate", "div", "enable_grad", "equal", "exp", "functional", "getitem",
+    "get_num_threads", "gradcheck", "greater", "greater_equal", "is_grad_enabled", "less",
     "less_equal", "linear", "log", "log_softmax", "manual_seed", "matmul", "max", "maximum",
     "mean", "min", "minimum", "mse_loss", "mul", "neg", "no_grad", "not_equal", "ones",
     "optimizers", "pow",
-    "rand", "randn", "relu", "reshape", "set_backend", "set_num_threads", "sigmoid",
-    "sigmoid_binary_cross_entropy",
-    "silu", "softmax", "softmax_cross_entropy", "softplus", "sqrt", "stack", "step", "sub", "sum",
-    "tanh", "tensor", "transpose", "use_backend", "where", "zeros",
+    "rand", "randn", "reshape", "set_backend", "set_num_threads", "sigmoid_binary_cross_entropy",
+    "softmax", "softmax_cross_entropy", "sqrt", "stack", "sub", "sum",
+    "tensor", "transpose", "use_backend", "where", "zeros", *_ACTIVATION_NAMES,
 ]
 
 

@@ -290,6 +290,48 @@ def step_backward(dy, x, out=None):
     return out
 
 
+# Keras' scale and scale * alpha (alpha = 1.6732632423543772848170429916717), as vmath.h
+_SELU_SCALE = 1.0507009873554804934193349852946
+_SELU_SCALE_ALPHA = 1.7580993408473768599402175208123
+
+
+def selu_forward(x, out=None):
+    """y = scale * (x if x > 0 else alpha * (exp(x) - 1))."""
+    x, out = _unary(x, out)
+    t = x.dtype.type
+    out[...] = np.where(x > 0, t(_SELU_SCALE) * x,
+                        t(_SELU_SCALE_ALPHA) * np.expm1(np.minimum(x, 0)))
+    return out
+
+
+def selu_backward(dy, y, out=None):
+    """dx = dy * (scale if y > 0 else y + scale * alpha)."""
+    dy, y, out = _binary(dy, y, "y", out)
+    t = y.dtype.type
+    out[...] = np.where(y > 0, dy * t(_SELU_SCALE), dy * (y + t(_SELU_SCALE_ALPHA)))
+    return out
+
+
+def mish_forward(x, out=None):
+    """y = x * tanh(softplus(x)) (-0 at -inf, the limit)."""
+    x, out = _unary(x, out)
+    with np.errstate(invalid="ignore"):
+        y = x * np.tanh(np.logaddexp(x, x.dtype.type(0)))
+    out[...] = np.where(x == -np.inf, -0.0, y)
+    return out
+
+
+def mish_backward(dy, x, out=None):
+    """dx = dy * (t + x * sigmoid(x) * (1 - t^2)), t = tanh(softplus(x))."""
+    dy, x, out = _binary(dy, x, "x", out)
+    t = np.tanh(np.logaddexp(x, x.dtype.type(0)))
+    with np.errstate(invalid="ignore"):
+        d = t + x * _sigmoid(x) * (1 - t * t)
+    # The limits: 1 at +inf, 0 at -inf (inf * 0 above).
+    out[...] = dy * np.where(x == np.inf, 1.0, np.where(x == -np.inf, 0.0, d)).astype(x.dtype)
+    return out
+
+
 def softmax_forward(x, axis=-1, out=None):
     """y = exp(x - max) / sum(exp(x - max)) along axis."""
     x, out = _unary(x, out)

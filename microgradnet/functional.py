@@ -9,11 +9,13 @@ Gradients of broadcast inputs are reduced in the engine (autograd.py), not here.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from .activation_table import ACTIVATIONS as ACTIVATION_TABLE
+from .activation_table import ActivationSpec
 from .autograd import Function, Tensor, _to_numpy, as_tensor, tensors
 from .backend import kernels as K
 
@@ -657,154 +659,47 @@ def linear(x: Any, w: Any, b: Any = None) -> Tensor:
 # =========================================================================== activations
 
 
-class ReLU(Function):
-    name = "relu"
+class _Activation(Function):
+    """An elementwise activation of the table: its two kernels, and the array (the input x or
+    the output y) that its backward reads, saved by the forward."""
 
-    def forward(self, x):
-        self.y = y = K.relu_forward(x)
+    _forward_kernel = _backward_kernel = ""
+    _saves_y = False
+
+    def forward(self, x, **params):
+        y = getattr(K, self._forward_kernel)(x, **params)
+        self.saved, self.params = (y if self._saves_y else x), params
         return y
 
     def backward(self, grad):
-        # NOTE: relu'(0) = 0.
-        return K.relu_backward(grad, self.y)
+        # NOTE: at a kink the kernel takes the left derivative: relu'(0) = 0, step'(x) = 0.
+        return getattr(K, self._backward_kernel)(grad, self.saved, **self.params)
 
 
-def relu(x: Any) -> Tensor:
-    """Elementwise max(x, 0)."""
-    return ReLU.apply(_floating(x, "relu"))
+def _activation(spec: ActivationSpec) -> Callable[..., Tensor]:
+    """The Function of a row of the activation table, and mg.<name> that applies it."""
+    op = type(spec.function_class, (_Activation,), {
+        "name": spec.name, "_forward_kernel": spec.forward_kernel,
+        "_backward_kernel": spec.backward_kernel, "_saves_y": spec.saves == "y",
+        "__module__": __name__,
+    })
+    name = spec.name
+    if spec.alpha is None:
+        def fn(x: Any) -> Tensor:
+            return op.apply(_floating(x, name))
+    else:
+        def fn(x: Any, alpha: float = spec.alpha) -> Tensor:
+            if spec.alpha_positive and not alpha > 0:
+                # The backward reads the derivative off the output, which needs alpha > 0.
+                raise ValueError(f"{name} needs alpha > 0, got {alpha}")
+            return op.apply(_floating(x, name), alpha=float(alpha))
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = spec.doc
+    return fn
 
 
-class LeakyReLU(Function):
-    name = "leaky_relu"
-
-    def forward(self, x, alpha):
-        self.x, self.alpha = x, alpha
-        return K.leaky_relu_forward(x, alpha)
-
-    def backward(self, grad):
-        return K.leaky_relu_backward(grad, self.x, self.alpha)
-
-
-def leaky_relu(x: Any, alpha: float = 0.01) -> Tensor:
-    """Elementwise x if x > 0 else alpha * x."""
-    return LeakyReLU.apply(_floating(x, "leaky_relu"), alpha=float(alpha))
-
-
-class ELU(Function):
-    name = "elu"
-
-    def forward(self, x, alpha):
-        self.alpha = alpha
-        self.y = y = K.elu_forward(x, alpha)
-        return y
-
-    def backward(self, grad):
-        return K.elu_backward(grad, self.y, self.alpha)
-
-
-def elu(x: Any, alpha: float = 1.0) -> Tensor:
-    """Elementwise x if x > 0 else alpha * (exp(x) - 1); alpha must be positive."""
-    if not alpha > 0:
-        # The backward reads the derivative off the output, which needs alpha > 0.
-        raise ValueError(f"elu needs alpha > 0, got {alpha}")
-    return ELU.apply(_floating(x, "elu"), alpha=float(alpha))
-
-
-class Sigmoid(Function):
-    name = "sigmoid"
-
-    def forward(self, x):
-        self.y = y = K.sigmoid_forward(x)
-        return y
-
-    def backward(self, grad):
-        return K.sigmoid_backward(grad, self.y)
-
-
-def sigmoid(x: Any) -> Tensor:
-    """Elementwise 1 / (1 + exp(-x))."""
-    return Sigmoid.apply(_floating(x, "sigmoid"))
-
-
-class Tanh(Function):
-    name = "tanh"
-
-    def forward(self, x):
-        self.y = y = K.tanh_forward(x)
-        return y
-
-    def backward(self, grad):
-        return K.tanh_backward(grad, self.y)
-
-
-def tanh(x: Any) -> Tensor:
-    """Elementwise hyperbolic tangent."""
-    return Tanh.apply(_floating(x, "tanh"))
-
-
-class Softplus(Function):
-    name = "softplus"
-
-    def forward(self, x):
-        self.x = x
-        return K.softplus_forward(x)
-
-    def backward(self, grad):
-        return K.softplus_backward(grad, self.x)
-
-
-def softplus(x: Any) -> Tensor:
-    """Elementwise log(1 + exp(x)), stable for large |x|."""
-    return Softplus.apply(_floating(x, "softplus"))
-
-
-class GELU(Function):
-    name = "gelu"
-
-    def forward(self, x):
-        self.x = x
-        return K.gelu_forward(x)
-
-    def backward(self, grad):
-        return K.gelu_backward(grad, self.x)
-
-
-def gelu(x: Any) -> Tensor:
-    """Elementwise exact GELU, x * Phi(x) (erf-based, as PyTorch's default)."""
-    return GELU.apply(_floating(x, "gelu"))
-
-
-class SiLU(Function):
-    name = "silu"
-
-    def forward(self, x):
-        self.x = x
-        return K.silu_forward(x)
-
-    def backward(self, grad):
-        return K.silu_backward(grad, self.x)
-
-
-def silu(x: Any) -> Tensor:
-    """Elementwise x * sigmoid(x) (also called swish)."""
-    return SiLU.apply(_floating(x, "silu"))
-
-
-class Step(Function):
-    name = "step"
-
-    def forward(self, x):
-        self.x = x
-        return K.step_forward(x)
-
-    def backward(self, grad):
-        # NOTE: zero everywhere; at 0 the step has no derivative and we take 0.
-        return K.step_backward(grad, self.x)
-
-
-def step(x: Any) -> Tensor:
-    """Elementwise binary step: 1 where x >= 0, else 0 (its gradient is zero)."""
-    return Step.apply(_floating(x, "step"))
+# relu, leaky_relu, elu, ...: one function per row of the table (activation_table.py).
+globals().update({spec.name: _activation(spec) for spec in ACTIVATION_TABLE})
 
 
 class Softmax(Function):
@@ -843,16 +738,9 @@ def log_softmax(x: Any, axis: int = -1) -> Tensor:
     return LogSoftmax.apply(x, axis=int(np.lib.array_utils.normalize_axis_index(axis, x.ndim)))
 
 
+# Every activation by name: the table's rows, then those that act along an axis.
 ACTIVATIONS = {
-    "relu": relu,
-    "leaky_relu": leaky_relu,
-    "elu": elu,
-    "sigmoid": sigmoid,
-    "tanh": tanh,
-    "softplus": softplus,
-    "gelu": gelu,
-    "silu": silu,
-    "step": step,
+    **{spec.name: globals()[spec.name] for spec in ACTIVATION_TABLE},
     "softmax": softmax,
     "log_softmax": log_softmax,
 }

@@ -29,6 +29,8 @@ from hypothesis.extra import numpy as hnp
 
 from microgradnet import _reference as ref
 from microgradnet._kernels import activations, losses, matmul, optim
+from microgradnet.activation_table import ACTIVATIONS as ACTIVATION_TABLE
+from microgradnet.activation_table import NAMES as ACTIVATION_NAMES
 
 MODULES = {
     "matmul": matmul, "activations": activations, "losses": losses, "optim": optim,
@@ -44,8 +46,7 @@ CONTRACT = {
     "matmul": {"gemm", "bias_add", "bias_grad"},
     "activations": {
         f"{name}_{way}"
-        for name in ("relu", "leaky_relu", "elu", "sigmoid", "tanh", "softplus", "gelu",
-                     "silu", "step", "softmax", "log_softmax")
+        for name in (*ACTIVATION_NAMES, "softmax", "log_softmax")
         for way in ("forward", "backward")
     } | {"sigmoid_backward_from_x", "tanh_backward_from_x"},
     "losses": {
@@ -133,6 +134,27 @@ def _act(name, roles, **kwargs):
     return Spec(name, roles, kwargs=tuple(kwargs.items()))
 
 
+# Test choices per activation: another alpha than the default; the role of a saved output
+# (sigmoid's y lies in [0, 1]); the derivatives recomputed from x.
+_OTHER_ALPHA = {"leaky_relu": 0.2, "elu": 0.5}
+_SAVED_ROLE = {"sigmoid": "unit"}
+_FROM_X = ("sigmoid", "tanh")
+
+
+def _activation_specs():
+    """Each row of the activation table: its forward and backward, with the default alpha and
+    another; the derivatives from x beside their activation."""
+    specs = []
+    for a in ACTIVATION_TABLE:
+        alphas = [{}] if a.alpha is None else [{}, {"alpha": _OTHER_ALPHA.get(a.name, a.alpha / 2)}]
+        backward = ("x", _SAVED_ROLE.get(a.name, "x"))
+        specs += [_act(a.forward_kernel, ("x",), **kw) for kw in alphas]
+        specs += [_act(a.backward_kernel, backward, **kw) for kw in alphas]
+        if a.name in _FROM_X:
+            specs.append(_act(f"{a.name}_backward_from_x", ("x", "x")))
+    return specs
+
+
 def _axis(name, roles, **kwargs):
     scale = _unit_scale if name.endswith("forward") else _axis_sum_scale
     return Spec(name, roles, tuple(s for s in ANY if s), tuple(kwargs.items()), False,
@@ -144,30 +166,7 @@ def _rows(name, roles, lead=0, scale=_unit_scale):
 
 
 SPECS = [
-    _act("relu_forward", ("x",)),
-    _act("relu_backward", ("x", "x")),
-    _act("leaky_relu_forward", ("x",)),
-    _act("leaky_relu_forward", ("x",), alpha=0.2),
-    _act("leaky_relu_backward", ("x", "x")),
-    _act("leaky_relu_backward", ("x", "x"), alpha=0.2),
-    _act("elu_forward", ("x",)),
-    _act("elu_forward", ("x",), alpha=0.5),
-    _act("elu_backward", ("x", "x")),
-    _act("elu_backward", ("x", "x"), alpha=0.5),
-    _act("sigmoid_forward", ("x",)),
-    _act("sigmoid_backward", ("x", "unit")),
-    _act("sigmoid_backward_from_x", ("x", "x")),
-    _act("tanh_forward", ("x",)),
-    _act("tanh_backward", ("x", "x")),
-    _act("tanh_backward_from_x", ("x", "x")),
-    _act("softplus_forward", ("x",)),
-    _act("softplus_backward", ("x", "x")),
-    _act("gelu_forward", ("x",)),
-    _act("gelu_backward", ("x", "x")),
-    _act("silu_forward", ("x",)),
-    _act("silu_backward", ("x", "x")),
-    _act("step_forward", ("x",)),
-    _act("step_backward", ("x", "x")),
+    *_activation_specs(),
     _axis("softmax_forward", ("x",)),
     _axis("softmax_forward", ("x",), axis=0),
     _axis("softmax_backward", ("x", "probs")),
@@ -380,7 +379,7 @@ def test_inf_and_nan_propagate(spec, dtype):
 EXACT = [s for s in SPECS if s.name in {
     "relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",
     "elu_backward", "sigmoid_backward", "tanh_backward", "step_forward", "step_backward",
-    "bias_add", "mse_backward",
+    "selu_backward", "bias_add", "mse_backward",
 }]
 
 

@@ -27,6 +27,9 @@ def _sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
 def _softmax(x, axis):
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
@@ -160,6 +163,9 @@ CASES = [
          high=4),
     Case("silu", mg.silu, lambda x: x * _sigmoid(x), [(4, 5)], low=-5, high=5),
     Case("step", mg.step, lambda x: (x >= 0).astype(x.dtype), [(4, 5)]),
+    Case("selu", mg.selu, lambda x: _SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * np.expm1(x)),
+         [(4, 5)], low=-4, high=4),
+    Case("mish", mg.mish, lambda x: x * np.tanh(np.logaddexp(x, 0)), [(4, 5)], low=-5, high=5),
     Case("softmax", mg.softmax, lambda x: _softmax(x, -1), [(3, 5)]),
     Case("softmax", lambda x: mg.softmax(x, axis=0), lambda x: _softmax(x, 0), [(3, 2, 2)],
          id="softmax_axis0"),
@@ -187,7 +193,7 @@ def _inputs(case: Case, dtype, seed: int = 0) -> list[np.ndarray]:
     arrays = []
     for shape in case.shapes:
         x = rng.uniform(case.low, case.high, size=shape)
-        if case.op in ("relu", "abs", "leaky_relu", "elu", "step", "max", "min", "maximum",
+        if case.op in ("relu", "abs", "leaky_relu", "elu", "selu", "step", "max", "min", "maximum",
                        "minimum", "clip"):
             x = _away_from_zero(x)
         arrays.append(np.asarray(x, dtype=dtype))

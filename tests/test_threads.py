@@ -10,23 +10,21 @@ import pytest
 
 import microgradnet as mg
 from microgradnet._kernels import activations, losses, matmul
+from microgradnet.activation_table import ACTIVATIONS as ACTIVATION_TABLE
 
 THRESHOLD = activations._set_threshold(None)  # the built-in one
 
-# (forward, backward, what the backward saves, alpha or None): every kernel of _map1/_map2
+# (forward, backward, what the backward saves, alpha or None): every kernel of _map1/_map2,
+# each row of the activation table (an alpha other than its default) and the derivatives
+# recomputed from x
+_OTHER_ALPHA = {"leaky_relu": 0.1, "elu": 1.5}
 KERNELS = {
-    "relu": ("relu_forward", "relu_backward", "y", None),
-    "leaky_relu": ("leaky_relu_forward", "leaky_relu_backward", "x", 0.1),
-    "elu": ("elu_forward", "elu_backward", "y", 1.5),
-    "sigmoid": ("sigmoid_forward", "sigmoid_backward", "y", None),
-    "sigmoid_from_x": ("sigmoid_forward", "sigmoid_backward_from_x", "x", None),
-    "tanh": ("tanh_forward", "tanh_backward", "y", None),
-    "tanh_from_x": ("tanh_forward", "tanh_backward_from_x", "x", None),
-    "softplus": ("softplus_forward", "softplus_backward", "x", None),
-    "gelu": ("gelu_forward", "gelu_backward", "x", None),
-    "silu": ("silu_forward", "silu_backward", "x", None),
-    "step": ("step_forward", "step_backward", "x", None),
+    a.name: (a.forward_kernel, a.backward_kernel, a.saves,
+             None if a.alpha is None else _OTHER_ALPHA.get(a.name, a.alpha * 1.5))
+    for a in ACTIVATION_TABLE
 }
+KERNELS["sigmoid_from_x"] = ("sigmoid_forward", "sigmoid_backward_from_x", "x", None)
+KERNELS["tanh_from_x"] = ("tanh_forward", "tanh_backward_from_x", "x", None)
 
 
 @pytest.fixture

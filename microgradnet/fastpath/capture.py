@@ -14,12 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from .. import backend
+from .. import activation_table, backend
 from .. import losses as losses_module
 from .. import optimizers as optimizers_module
 from .fpenv import trainer
 
-_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}  # the defaults that Dense("leaky_relu") uses
+
+def _alpha(activation: str) -> float:
+    """The alpha that Dense(activation=...) uses: its row's default (0 where it has none)."""
+    spec = activation_table.BY_NAME.get(activation)
+    return 0.0 if spec is None or spec.alpha is None else spec.alpha
 
 # The plan's loss kernel for each loss class, on the top layer's output: mse on any
 # activation the plan applies, a cross-entropy on logits (from_logits, or fused).
@@ -94,7 +98,7 @@ def _dense_spec(layer: Any) -> LayerSpec | str:
     if layer.kernel is None:
         return f"layer {layer.name!r} is not built"
     fan_in, units = layer.kernel.shape
-    return LayerSpec(fan_in, units, name, _ALPHA.get(name, 0.0), layer.use_bias)
+    return LayerSpec(fan_in, units, name, _alpha(name), layer.use_bias)
 
 
 def _layer_specs(model: Any) -> tuple[list[LayerSpec], list, list] | str:
@@ -129,7 +133,7 @@ def _layer_specs(model: Any) -> tuple[list[LayerSpec], list, list] | str:
             if _activation_of(layer) is None:
                 return f"layer {layer.name!r} has a custom activation"
             specs[-1].activation = layer.activation
-            specs[-1].alpha = _ALPHA.get(layer.activation, 0.0)
+            specs[-1].alpha = _alpha(layer.activation)
         else:
             return f"layer {layer.name!r} ({type(layer).__name__}) is not captured"
     if not specs:
