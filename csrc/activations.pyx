@@ -4,8 +4,8 @@ log_softmax along any axis. Contract: csrc/README.md; oracle: microgradnet/_refe
 Each def function checks its arguments with the numpy C-API (no buffer acquisition: that
 costs more than the kernel on small arrays), then runs a `noexcept nogil` loop: written once
 for float and double through the fused type `floating` here, or, for the activations that
-need exp, tanh, log1p or erfc, in C in vmath_loops.h (vectorized math, and an AVX2+FMA copy
-picked at run time; see vmath.h).
+need exp, tanh, log1p or erfc, in C in vmath_loops.h (vectorized math, with AVX2+FMA and
+AVX-512 copies picked at run time; see vmath.h).
 
 The elementwise drivers (_map1, _map2) split a large array into one chunk per thread
 (OpenMP, when the build has it); below the threshold they call the loop directly, as before.
