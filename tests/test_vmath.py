@@ -179,6 +179,7 @@ BOUNDS = {
 }
 
 
+@pytest.mark.slow  # a dense sweep of float32 per function and SIMD level
 @pytest.mark.parametrize("name", list(BOUNDS))
 def test_max_ulp_error(name, level):
     exact, scale = _exact(name)
