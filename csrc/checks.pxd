@@ -2,8 +2,8 @@
 # `checks`), run by every wrapper before it releases the GIL. Everything here is `cdef
 # inline`, so each module compiles its own copy and nothing is imported at run time. The
 # error messages are the reference's (microgradnet/_reference.py), so both backends fail the
-# same way; the predicates (_has_dtype, _in_place_ready) let a caller with messages of its
-# own (the captured step) test the same conditions.
+# same way; the predicates (_has_dtype, _c_aligned, _in_place_ready) let a caller with
+# messages of its own (the captured step) test the same conditions.
 
 cimport numpy as cnp
 
@@ -15,6 +15,12 @@ cdef inline str _dtype_name(int typenum):
 cdef inline bint _has_dtype(cnp.ndarray a, int typenum) noexcept:
     """Whether `a` holds `typenum` values in native byte order (what the loops read)."""
     return cnp.PyArray_TYPE(a) == typenum and not cnp.PyArray_ISBYTESWAPPED(a)
+
+
+cdef inline bint _c_aligned(cnp.ndarray a) noexcept:
+    """Whether the loops may read `a` as it is: C-contiguous and aligned."""
+    # Aligned as well: the vectorized loops gcc emits may assume element alignment.
+    return cnp.PyArray_CHKFLAGS(a, cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED)
 
 
 cdef inline bint _in_place_ready(cnp.ndarray a) noexcept:
@@ -41,8 +47,7 @@ cdef inline int _float_type(str name, object a, int typenum) except -1:
 
 cdef inline cnp.ndarray _c_order(cnp.ndarray a):
     """`a` itself if C-contiguous and aligned, else a copy that is."""
-    # Aligned as well: the vectorized loops gcc emits may assume element alignment.
-    if cnp.PyArray_CHKFLAGS(a, cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED):
+    if _c_aligned(a):
         return a
     return <cnp.ndarray>cnp.PyArray_NewCopy(a, cnp.NPY_CORDER)
 
@@ -63,6 +68,8 @@ cdef inline int _same_shape(str name, cnp.ndarray a, str ref_name, cnp.ndarray r
 
 cdef inline int _writable(str name, cnp.ndarray a, str why) except -1:
     """Check that a loop may write `a` in place; `why` ends each message (may be empty)."""
+    if _in_place_ready(a):
+        return 0
     if not cnp.PyArray_IS_C_CONTIGUOUS(a):
         raise ValueError(f"{name} must be C-contiguous{why}")
     if not cnp.PyArray_ISALIGNED(a):
