@@ -2,9 +2,11 @@
 
 Set MICROGRADNET_DEBUG=1 to build with Cython's bounds, wraparound and initialization
 checks on, assertions kept and no optimization (for debugging a kernel, not for speed).
+Set MICROGRADNET_WERROR=1 to fail the build on any compiler warning (-Wall -Werror; CI does).
 """
 
 import os
+import runpy
 import subprocess
 import sys
 import sysconfig
@@ -15,9 +17,14 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-KERNEL_MODULES = ["matmul", "activations", "losses", "optim", "trainer"]
+# The module names, from the list the package uses too (read, not imported: importing the
+# package would need the extensions this builds).
+_modules = runpy.run_path("microgradnet/_kernel_modules.py")
+KERNEL_MODULES = _modules["KERNEL_MODULES"]
+OPENMP_MODULES = _modules["OPENMP_MODULES"]
 
 debug = os.environ.get("MICROGRADNET_DEBUG", "0") not in ("", "0")
+werror = os.environ.get("MICROGRADNET_WERROR", "0") not in ("", "0")
 
 directives = {
     "language_level": 3,
@@ -37,6 +44,8 @@ else:
     # exception flags, which Python never traps). No -ffast-math: NaN and inf must propagate.
     release = ["-O3", "-g0", "-fno-math-errno", "-fno-trapping-math"]
     compile_args = ["-O0", "-g", "-UNDEBUG"] if debug else release
+    if werror:
+        compile_args = [*compile_args, "-Wall", "-Werror"]
 
 
 def openmp_flags() -> list[str]:
@@ -73,16 +82,13 @@ def openmp_flags() -> list[str]:
     return ["-fopenmp"] if result.returncode == 0 else []
 
 
-# The modules whose large elementwise loops may run on several threads (the drivers in
-# activations.pyx, the elementwise losses, bias_add). Not the captured training step
-# (trainer): its arrays are a small net's.
-THREADED_MODULES = {"activations", "losses", "matmul"}
 OPENMP = openmp_flags()
 OPENMP_LINK = [] if sys.platform == "win32" else OPENMP  # MSVC links its runtime itself
 
 HEADERS = [
-    "csrc/kernels.pxd", "csrc/loops.pxd", "csrc/fpenv.h", "csrc/vmath.h", "csrc/vmath_loops.h",
-    "csrc/optim_loops.h", "csrc/prefetch.h", "csrc/threads.pxi", "csrc/activation_table.pxi",
+    "csrc/kernels.pxd", "csrc/checks.pxd", "csrc/loops.pxd", "csrc/fpenv.h", "csrc/vmath.h",
+    "csrc/vmath_loops.h", "csrc/optim_loops.h", "csrc/prefetch.h", "csrc/threads.pxi",
+    "csrc/simd.pxi", "csrc/activation_table.pxi",
 ]
 
 # The trainer draws the next epochs' orders on a POSIX thread (csrc/prefetch.h).
@@ -94,9 +100,9 @@ extensions = [
         [f"csrc/{name}.pyx"],
         include_dirs=[numpy.get_include(), "csrc"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
-        extra_compile_args=compile_args + (OPENMP if name in THREADED_MODULES else [])
+        extra_compile_args=compile_args + (OPENMP if name in OPENMP_MODULES else [])
         + (PTHREAD if name == "trainer" else []),
-        extra_link_args=(OPENMP_LINK if name in THREADED_MODULES else [])
+        extra_link_args=(OPENMP_LINK if name in OPENMP_MODULES else [])
         + (PTHREAD if name == "trainer" else []),
         depends=HEADERS,  # an edited header rebuilds the kernels
     )

@@ -4,8 +4,8 @@ log_softmax along any axis. Contract: csrc/README.md; oracle: microgradnet/_refe
 Each def function checks its arguments with the numpy C-API (no buffer acquisition: that
 costs more than the kernel on small arrays), then runs a `noexcept nogil` loop: written once
 for float and double through the fused type `floating` here, or, for the activations that
-need exp, tanh, log1p or erfc, in C in vmath_loops.h (vectorized math, and an AVX2+FMA copy
-picked at run time; see vmath.h).
+need exp, tanh, log1p or erfc, in C in vmath_loops.h (vectorized math, with AVX2+FMA and
+AVX-512 copies picked at run time; see vmath.h).
 
 The elementwise drivers (_map1, _map2) split a large array into one chunk per thread
 (OpenMP, when the build has it); below the threshold they call the loop directly, as before.
@@ -14,21 +14,27 @@ The elementwise drivers (_map1, _map2) split a large array into one chunk per th
 cimport numpy as cnp
 from cython.parallel cimport prange
 
+from checks cimport _float_array, _out, _same_shape, _unalias
 from kernels cimport (
-    _BLOCK, _THREAD_THRESHOLD, _default_threads, _exp, _float_array, _log, _out, _same_shape,
-    _unalias, floating,
+    _BLOCK, _THREAD_THRESHOLD, _default_threads, _exp, _log, floating,
     vm_erfc_f32, vm_exp_f32, vm_exp_f64, vm_expm1_f32, vm_expm1_f64, vm_log1p_f32,
-    vm_log1p_f64, vm_set_simd_level, vm_sigmoid_bwd_x_f32, vm_sigmoid_bwd_x_f64,
-    vm_sigmoid_fwd_f32, vm_sigmoid_fwd_f64, vm_simd_level, vm_tanh_bwd_x_f32, vm_tanh_bwd_x_f64,
+    vm_log1p_f64, vm_sigmoid_bwd_x_f32, vm_sigmoid_bwd_x_f64,
+    vm_sigmoid_fwd_f32, vm_sigmoid_fwd_f64, vm_tanh_bwd_x_f32, vm_tanh_bwd_x_f64,
     vm_tanh_fwd_f32, vm_tanh_fwd_f64,
 )
 
 cnp.import_array()
-# Detect the SIMD level now, while one thread runs: the threaded loops then only read it.
-vm_simd_level()
 
-# The specializations of the elementwise loops, passed to the shared drivers below.
-# (_map1_f, _map1_d, _map2_f, _map2_d: threads.pxi, which the losses share)
+include "simd.pxi"
+
+# The specializations of the elementwise loops, passed to the shared drivers below: the
+# loops y[i] = f(x[i]) (map1) and y[i] = f(a[i], b[i]) (map2) as vmath_loops.h and loops.pxd
+# write them, and the loops along an axis.
+ctypedef void (*_map1_f)(const float*, float*, Py_ssize_t, double) noexcept nogil
+ctypedef void (*_map1_d)(const double*, double*, Py_ssize_t, double) noexcept nogil
+ctypedef void (*_map2_f)(const float*, const float*, float*, Py_ssize_t, double) noexcept nogil
+ctypedef void (*_map2_d)(
+    const double*, const double*, double*, Py_ssize_t, double) noexcept nogil
 ctypedef void (*_axis1_f)(
     const float*, float*, Py_ssize_t, Py_ssize_t, Py_ssize_t) noexcept nogil
 ctypedef void (*_axis1_d)(
@@ -42,6 +48,37 @@ ctypedef void (*_axis2_d)(
 # --------------------------------------------------------------------------- threads
 
 include "threads.pxi"
+
+
+# The arrays of one elementwise call, for its chunks (_run_chunks).
+cdef struct _Map:
+    int t
+    const void* a   # x (_map1) or dy (_map2)
+    const void* s   # the saved array (_map2)
+    void* out
+    double alpha
+    _map1_f f1_32
+    _map1_d f1_64
+    _map2_f f2_32
+    _map2_d f2_64
+
+
+cdef void _map1_chunk(void* ctx, Py_ssize_t lo, Py_ssize_t k) noexcept nogil:
+    cdef _Map* m = <_Map*>ctx
+    if m.t == cnp.NPY_FLOAT32:
+        m.f1_32(<const float*>m.a + lo, <float*>m.out + lo, k, m.alpha)
+    else:
+        m.f1_64(<const double*>m.a + lo, <double*>m.out + lo, k, m.alpha)
+
+
+cdef void _map2_chunk(void* ctx, Py_ssize_t lo, Py_ssize_t k) noexcept nogil:
+    cdef _Map* m = <_Map*>ctx
+    if m.t == cnp.NPY_FLOAT32:
+        m.f2_32(<const float*>m.a + lo, <const float*>m.s + lo, <float*>m.out + lo, k,
+                m.alpha)
+    else:
+        m.f2_64(<const double*>m.a + lo, <const double*>m.s + lo, <double*>m.out + lo, k,
+                m.alpha)
 
 
 # --------------------------------------------------------------------------- drivers
@@ -444,11 +481,3 @@ def _vmath(str name, x, out=None):
     if f64 == 0 and getattr(x, "dtype", None) != "float32":
         raise TypeError(f"vmath {name} is float32 only")
     return _map1(x, out, 0.0, <_map1_f>f32, <_map1_d>f64)
-
-
-def _simd_level(level=None):
-    """The SIMD variant the vmath loops of this module run: 2 AVX-512, 1 AVX2+FMA, 0 the
-    baseline. `level` 0, 1 or 2 forces one (capped at what the CPU has), -1 detects again."""
-    if level is not None:
-        vm_set_simd_level(level)
-    return vm_simd_level()

@@ -1,7 +1,8 @@
 # The inner loops that more than one module runs: the kernel wrappers (matmul, activations,
 # losses, optim) and the captured training step (trainer) call the same code, so the fast
 # path computes exactly what the eager path does. Everything is `cdef inline ... nogil` over
-# raw pointers: the callers check shapes, dtypes and contiguity before they get here.
+# raw pointers: the callers check shapes, dtypes and contiguity (checks.pxd) before they get
+# here.
 
 cimport numpy as cnp
 from libc.math cimport INFINITY, NAN, pow, sqrt
@@ -39,7 +40,7 @@ cdef inline void _gemm_small(bint ta, bint tb, int m, int n, int k, const floati
     cdef Py_ssize_t sb_j = ldb if tb else 1, sb_p = 1 if tb else ldb  # B[p, j] strides
     cdef floating s
     # Each sum in a register: summed into C in memory, every step would wait for the store
-    # of the one before (C could alias A or B), ~10 cycles each on a Dense(1)'s 50 rows.
+    # of the one before (C could alias A or B).
     for i in range(m):
         for j in range(n):
             s = 0
@@ -52,8 +53,8 @@ cdef inline void _outer(const floating* a, Py_ssize_t sa, const floating* b, Py_
                         floating* c, int m, int n) noexcept nogil:
     """Row-major C (m, n) := a b.T of the columns a[i * sa], b[j * sb]: a product of inner
     dimension 1 (a layer of one input, or the gradient through a layer of one unit), one
-    rounded product per element as BLAS gives it. BLAS took 0.2-0.4 us for W2a's 50 x 60,
-    a sixth of its step (it treats the product as any other); this loop is a few vectors."""
+    rounded product per element as BLAS gives it: BLAS treats it as any other product, at
+    a cost far above its arithmetic (csrc/README.md, matmul); this loop is a few vectors."""
     cdef Py_ssize_t i, j
     if sb == 1:  # vectors of the widest SIMD level (vmath.h's VM_ROWS)
         if floating is float:
@@ -143,8 +144,8 @@ cdef inline void _leaky_relu_fwd(const floating* x, floating* y, Py_ssize_t n,
     for i in range(n):
         # (x or -0) + alpha * (0 or x): exactly x or alpha * x, signed zeros and nan included
         # (for a finite alpha). gcc vectorizes selects of plain values, but keeps
-        # `x if x > 0 else alpha * x` a branch (the product might raise an FP flag), and
-        # random signs mispredict it: 40x slower.
+        # `x if x > 0 else alpha * x` a branch (the product might raise an FP flag), which
+        # random signs mispredict (csrc/README.md, activations).
         v = x[i]
         y[i] = (v if v > 0 else nz) + a * (0 if v > 0 else v)
 

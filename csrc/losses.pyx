@@ -6,10 +6,10 @@ weight and reduce them. Contract: csrc/README.md; oracle: microgradnet/_referenc
 cimport numpy as cnp
 from cython.parallel cimport prange
 
+from checks cimport _c_order, _float_array, _out, _same_shape, _unalias
 from kernels cimport (
-    _THREAD_THRESHOLD, _c_order, _default_threads, _float_array, _out, _same_shape, _unalias,
-    vm_bce_bwd_f32, vm_bce_bwd_f64, vm_bce_fwd_f32, vm_bce_fwd_f64, vm_set_simd_level,
-    vm_simd_level,
+    _THREAD_THRESHOLD, _default_threads, vm_bce_bwd_f32, vm_bce_bwd_f64, vm_bce_fwd_f32,
+    vm_bce_fwd_f64,
 )
 from loops cimport (
     _mse_bwd, _softmax_xent_bwd, _softmax_xent_fwd, _sparse_xent_bwd, _sparse_xent_fwd,
@@ -17,8 +17,8 @@ from loops cimport (
 )
 
 cnp.import_array()
-# Detect the SIMD level now, while one thread runs: the threaded loops then only read it.
-vm_simd_level()
+
+include "simd.pxi"
 
 # --------------------------------------------------------------------------- threads
 # The elementwise losses (sigmoid binary cross-entropy, mse's gradient) split large arrays
@@ -27,41 +27,46 @@ vm_simd_level()
 include "threads.pxi"
 
 
-# The arrays of sigmoid BCE's backward and of mse's, for their chunks.
-cdef struct _BceBackwardArgs:
-    int typenum
-    const void* dloss
-    const void* logits
-    const void* targets
-    void* out
-
-
-cdef struct _MseBackwardArgs:
-    int typenum
-    const void* pred
-    const void* targets
+# The arrays of an elementwise loss, for its chunks: sigmoid BCE's forward (logits a,
+# targets b), its backward (dloss a, logits b, targets c) or mse's gradient (pred a,
+# targets b, scale).
+cdef struct _LossArrays:
+    int t
+    const void* a
+    const void* b
+    const void* c
     void* out
     double scale
 
 
-cdef void _bce_bwd_chunk(void* ctx, Py_ssize_t lo, Py_ssize_t k) noexcept nogil:
-    cdef _BceBackwardArgs* c = <_BceBackwardArgs*>ctx
-    if c.typenum == cnp.NPY_FLOAT32:
-        vm_bce_bwd_f32(<const float*>c.dloss + lo, <const float*>c.logits + lo,
-                       <const float*>c.targets + lo, <float*>c.out + lo, k)
+cdef void _bce_fwd_chunk(void* ctx, Py_ssize_t lo, Py_ssize_t k) noexcept nogil:
+    cdef _LossArrays* c = <_LossArrays*>ctx
+    if c.t == cnp.NPY_FLOAT32:
+        vm_bce_fwd_f32(<const float*>c.a + lo, <const float*>c.b + lo, <float*>c.out + lo, k,
+                       0.0)
     else:
-        vm_bce_bwd_f64(<const double*>c.dloss + lo, <const double*>c.logits + lo,
-                       <const double*>c.targets + lo, <double*>c.out + lo, k)
+        vm_bce_fwd_f64(<const double*>c.a + lo, <const double*>c.b + lo, <double*>c.out + lo,
+                       k, 0.0)
+
+
+cdef void _bce_bwd_chunk(void* ctx, Py_ssize_t lo, Py_ssize_t k) noexcept nogil:
+    cdef _LossArrays* c = <_LossArrays*>ctx
+    if c.t == cnp.NPY_FLOAT32:
+        vm_bce_bwd_f32(<const float*>c.a + lo, <const float*>c.b + lo, <const float*>c.c + lo,
+                       <float*>c.out + lo, k)
+    else:
+        vm_bce_bwd_f64(<const double*>c.a + lo, <const double*>c.b + lo,
+                       <const double*>c.c + lo, <double*>c.out + lo, k)
 
 
 cdef void _mse_bwd_chunk(void* ctx, Py_ssize_t lo, Py_ssize_t k) noexcept nogil:
-    cdef _MseBackwardArgs* c = <_MseBackwardArgs*>ctx
-    if c.typenum == cnp.NPY_FLOAT32:
-        _mse_bwd(<const float*>c.pred + lo, <const float*>c.targets + lo, <float*>c.out + lo, k,
+    cdef _LossArrays* c = <_LossArrays*>ctx
+    if c.t == cnp.NPY_FLOAT32:
+        _mse_bwd(<const float*>c.a + lo, <const float*>c.b + lo, <float*>c.out + lo, k,
                  c.scale)
     else:
-        _mse_bwd(<const double*>c.pred + lo, <const double*>c.targets + lo, <double*>c.out + lo,
-                 k, c.scale)
+        _mse_bwd(<const double*>c.a + lo, <const double*>c.b + lo, <double*>c.out + lo, k,
+                 c.scale)
 
 # --------------------------------------------------------------------------- checks
 
@@ -253,11 +258,10 @@ def sigmoid_binary_cross_entropy_forward(logits, target, out=None):
     z = _unalias(z, o, True)
     ta = _unalias(ta, o, True)
     cdef Py_ssize_t n = cnp.PyArray_SIZE(z)
-    cdef _Map m
-    m.t, m.a, m.s, m.out = t, cnp.PyArray_DATA(z), cnp.PyArray_DATA(ta), cnp.PyArray_DATA(o)
-    m.alpha, m.f2_32, m.f2_64 = 0.0, vm_bce_fwd_f32, vm_bce_fwd_f64
+    cdef _LossArrays c
+    c.t, c.a, c.b, c.out = t, cnp.PyArray_DATA(z), cnp.PyArray_DATA(ta), cnp.PyArray_DATA(o)
     with nogil:
-        _run_chunks(_map2_chunk, &m, n, n, _CHUNK_ALIGN)
+        _run_chunks(_bce_fwd_chunk, &c, n, n, _CHUNK_ALIGN)
     return o
 
 
@@ -274,9 +278,9 @@ def sigmoid_binary_cross_entropy_backward(dloss, logits, target, out=None):
     ta = _unalias(ta, o, True)
     da = _unalias(da, o, True)
     cdef Py_ssize_t n = cnp.PyArray_SIZE(z)
-    cdef _BceBackwardArgs c
-    c.typenum, c.dloss, c.logits = t, cnp.PyArray_DATA(da), cnp.PyArray_DATA(z)
-    c.targets, c.out = cnp.PyArray_DATA(ta), cnp.PyArray_DATA(o)
+    cdef _LossArrays c
+    c.t, c.a, c.b, c.c = t, cnp.PyArray_DATA(da), cnp.PyArray_DATA(z), cnp.PyArray_DATA(ta)
+    c.out, c.scale = cnp.PyArray_DATA(o), 0.0
     with nogil:
         _run_chunks(_bce_bwd_chunk, &c, n, n, _CHUNK_ALIGN)
     return o
@@ -314,18 +318,9 @@ def mse_backward(double dloss, pred, target, out=None):
     cdef Py_ssize_t n = cnp.PyArray_SIZE(pa)
     if n == 0:
         return o
-    cdef _MseBackwardArgs c
-    c.typenum, c.pred, c.targets = t, cnp.PyArray_DATA(pa), cnp.PyArray_DATA(ta)
+    cdef _LossArrays c
+    c.t, c.a, c.b = t, cnp.PyArray_DATA(pa), cnp.PyArray_DATA(ta)
     c.out, c.scale = cnp.PyArray_DATA(o), 2.0 * dloss / n
     with nogil:
         _run_chunks(_mse_bwd_chunk, &c, n, n, _CHUNK_ALIGN)
     return o
-
-
-# --------------------------------------------------------------------------- test hooks
-
-def _simd_level(level=None):
-    """The SIMD variant the vmath loops of this module run (see activations._simd_level)."""
-    if level is not None:
-        vm_set_simd_level(level)
-    return vm_simd_level()

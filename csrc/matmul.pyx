@@ -7,15 +7,13 @@ from cython.parallel cimport prange
 from libc.limits cimport INT_MAX
 from libc.string cimport memset
 
-from kernels cimport (
-    _THREAD_THRESHOLD, _c_order, _default_threads, _float_array, _float_type, _out, _overlap,
-    _unalias, floating, vm_set_simd_level, vm_simd_level,
-)
+from checks cimport _c_order, _float_array, _float_type, _out, _overlap, _unalias
+from kernels cimport _THREAD_THRESHOLD, _default_threads, floating
 from loops cimport _bias_add, _bias_grad, _gemm
 
 cnp.import_array()
-# Detect the SIMD level now, while one thread runs: the threaded loops then only read it.
-vm_simd_level()
+
+include "simd.pxi"
 
 # bias_add splits a large x by rows like the elementwise kernels (GEMM has BLAS's threads).
 include "threads.pxi"
@@ -187,10 +185,3 @@ def bias_grad(dy, out=None):
         else:
             _bias_grad(<const double*>pd, <double*>po, n, m)
     return o
-
-
-def _simd_level(level=None):
-    """The SIMD variant the bias loops of this module run (see activations._simd_level)."""
-    if level is not None:
-        vm_set_simd_level(level)
-    return vm_simd_level()

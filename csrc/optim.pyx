@@ -12,22 +12,26 @@ update. The gradient is only read and may have any layout (it is copied to C ord
 cimport numpy as cnp
 from libc.math cimport INFINITY
 
-from kernels cimport (
-    _float_array, _float_type, _overlap, _same_shape, _unalias, vm_set_simd_level,
-    vm_simd_level,
-)
+from checks cimport _float_array, _float_type, _overlap, _same_shape, _unalias, _writable
 from loops cimport _adagrad, _adam, _adam_alpha, _rmsprop, _sgd, _sgd_momentum, _sum_squares
 
 cnp.import_array()
 
+include "simd.pxi"
+
 
 # --------------------------------------------------------------------------- checks
+
+# The shared checks are checks.pxd's; these add what an in-place update needs. Each message
+# says why a parameter or state array is not copied to the layout the loops need.
+cdef str _IN_PLACE = ": it is updated in place"
+
 
 cdef inline cnp.ndarray _param(object param):
     """Check the parameter: a float array to be updated in place."""
     _float_type("param", param, -1)
     cdef cnp.ndarray p = <cnp.ndarray>param
-    _writable("param", p)
+    _writable("param", p, _IN_PLACE)
     return p
 
 
@@ -36,20 +40,9 @@ cdef inline cnp.ndarray _state(str name, object a, cnp.ndarray p):
     _float_type(name, a, cnp.PyArray_TYPE(p))
     cdef cnp.ndarray s = <cnp.ndarray>a
     _same_shape(name, s, "param", p)
-    _writable(name, s)
-    if _overlap(s, p):
-        raise ValueError(f"{name} overlaps param: each state array needs its own memory")
+    _writable(name, s, _IN_PLACE)
+    _distinct(name, s, "param", p)
     return s
-
-
-cdef inline int _writable(str name, cnp.ndarray a) except -1:
-    if not cnp.PyArray_IS_C_CONTIGUOUS(a):
-        raise ValueError(f"{name} must be C-contiguous: it is updated in place")
-    if not cnp.PyArray_ISALIGNED(a):
-        raise ValueError(f"{name} must be aligned: it is updated in place")
-    if not cnp.PyArray_ISWRITEABLE(a):
-        raise ValueError(f"{name} is read-only: it is updated in place")
-    return 0
 
 
 cdef inline int _distinct(str name_a, cnp.ndarray a, str name_b, cnp.ndarray b) except -1:
@@ -221,10 +214,3 @@ def sum_squares(a):
         else:
             s = _sum_squares(<const double*>px, n)
     return s
-
-
-def _simd_level(level=None):
-    """The SIMD variant the update loops of this module run (see activations._simd_level)."""
-    if level is not None:
-        vm_set_simd_level(level)
-    return vm_simd_level()

@@ -1,9 +1,10 @@
 # The threads of the large elementwise kernels, included by each module that runs such
-# kernels (activations, losses, matmul): each keeps its own count and threshold, which
-# microgradnet.set_num_threads sets in all of them. Every threaded loop goes through
-# _run_chunks (chunking, threshold, the caller's floating-point mode in one place), with a
-# chunk body and its arrays. Needs `from cython.parallel cimport prange` and kernels'
-# _THREAD_THRESHOLD and _default_threads cimported by the module.
+# kernels (activations, losses, matmul: microgradnet/_kernel_modules.py's OPENMP_MODULES):
+# each keeps its own count and threshold, which microgradnet.set_num_threads sets in all of
+# them. Every threaded loop goes through _run_chunks (chunking, threshold, the caller's
+# floating-point mode in one place), with a chunk body of the module's and its arrays. Needs
+# `from cython.parallel cimport prange` and kernels' _THREAD_THRESHOLD and _default_threads
+# cimported by the module.
 
 # Whether this module was compiled with OpenMP (setup.py tries -fopenmp); without it prange
 # is a plain loop and every kernel runs on the calling thread.
@@ -32,9 +33,8 @@ cdef extern from "fpenv.h" nogil:
 # The most threads an elementwise kernel runs on (microgradnet.set_num_threads).
 cdef int _num_threads = _default_threads() if MG_OPENMP else 1
 # From this many elements a kernel runs on 2 threads (and on k threads from k/2 times it):
-# below, waking a second thread and splitting the work costs more than it saves. Measured
-# (README.md, "Threads"): a region with the worker still spinning costs 1-2 us; relu, the
-# cheapest kernel, gains 1.03x at half this size and 1.37x at it, the dearer ones more.
+# below, waking a second thread and splitting the work costs more than it saves (measured
+# in README.md, "Threads").
 cdef Py_ssize_t _threshold = _THREAD_THRESHOLD
 # Chunks start at multiples of this many elements: whole cache lines (64 bytes) and whole
 # SIMD vectors, and every chunk starts at the array's own alignment, so each one runs the
@@ -124,44 +124,3 @@ def _threads_used(Py_ssize_t n):
 
 
 _openmp = bool(MG_OPENMP)
-
-
-# ---------------------------------------------------------------- elementwise chunk bodies
-# The loops y[i] = f(x[i]) (map1) and y[i] = f(a[i], b[i]) (map2) as vmath_loops.h and
-# loops.pxd write them, run over chunks by _run_chunks (the activations, sigmoid BCE).
-ctypedef void (*_map1_f)(const float*, float*, Py_ssize_t, double) noexcept nogil
-ctypedef void (*_map1_d)(const double*, double*, Py_ssize_t, double) noexcept nogil
-ctypedef void (*_map2_f)(const float*, const float*, float*, Py_ssize_t, double) noexcept nogil
-ctypedef void (*_map2_d)(
-    const double*, const double*, double*, Py_ssize_t, double) noexcept nogil
-
-
-# The arrays of one elementwise call, for its chunks (_run_chunks).
-cdef struct _Map:
-    int t
-    const void* a   # x (_map1) or dy (_map2)
-    const void* s   # the saved array (_map2)
-    void* out
-    double alpha
-    _map1_f f1_32
-    _map1_d f1_64
-    _map2_f f2_32
-    _map2_d f2_64
-
-
-cdef void _map1_chunk(void* ctx, Py_ssize_t lo, Py_ssize_t k) noexcept nogil:
-    cdef _Map* m = <_Map*>ctx
-    if m.t == cnp.NPY_FLOAT32:
-        m.f1_32(<const float*>m.a + lo, <float*>m.out + lo, k, m.alpha)
-    else:
-        m.f1_64(<const double*>m.a + lo, <double*>m.out + lo, k, m.alpha)
-
-
-cdef void _map2_chunk(void* ctx, Py_ssize_t lo, Py_ssize_t k) noexcept nogil:
-    cdef _Map* m = <_Map*>ctx
-    if m.t == cnp.NPY_FLOAT32:
-        m.f2_32(<const float*>m.a + lo, <const float*>m.s + lo, <float*>m.out + lo, k,
-                m.alpha)
-    else:
-        m.f2_64(<const double*>m.a + lo, <const double*>m.s + lo, <double*>m.out + lo, k,
-                m.alpha)

@@ -26,9 +26,9 @@ from libc.stdint cimport uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 
+from checks cimport _c_aligned, _dtype_name, _has_dtype, _in_place_ready
 from kernels cimport (
-    _default_threads, floating, vm_set_simd_level, vm_simd_level, vm_sigmoid_fwd_f32,
-    vm_sigmoid_fwd_f64,
+    _default_threads, floating, vm_sigmoid_fwd_f32, vm_sigmoid_fwd_f64,
     vm_bce_bwd_f32, vm_bce_bwd_f64, vm_bce_fwd_f32, vm_bce_fwd_f64,
 )
 from loops cimport (
@@ -38,6 +38,8 @@ from loops cimport (
 )
 
 cnp.import_array()
+
+include "simd.pxi"
 
 cdef extern from "numpy/random/bitgen.h":
     struct bitgen:
@@ -85,10 +87,3 @@ include "trainer_record.pxi"
 include "trainer_step.pxi"
 include "trainer_checks.pxi"
 include "trainer_plan.pxi"
-
-
-def _simd_level(level=None):
-    """The SIMD variant the vmath loops of this module run (see activations._simd_level)."""
-    if level is not None:
-        vm_set_simd_level(level)
-    return vm_simd_level()

@@ -6,11 +6,8 @@ cdef inline void* _ptr(object what, object a, int typenum, tuple shape) except N
     `what` names `a` in errors: a str, or (state index or -1, parameter index), formatted
     only when there is an error (this runs for every parameter at every call)."""
     cdef cnp.ndarray arr
-    if (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
-            and not cnp.PyArray_ISBYTESWAPPED(<cnp.ndarray>a)
-            and (<object>a).shape == shape
-            and cnp.PyArray_CHKFLAGS(<cnp.ndarray>a, cnp.NPY_ARRAY_C_CONTIGUOUS
-                                     | cnp.NPY_ARRAY_ALIGNED | cnp.NPY_ARRAY_WRITEABLE)
+    if (cnp.PyArray_Check(a) and _has_dtype(<cnp.ndarray>a, typenum)
+            and (<object>a).shape == shape and _in_place_ready(<cnp.ndarray>a)
             and cnp.PyArray_SIZE(<cnp.ndarray>a) > 0):
         return cnp.PyArray_DATA(<cnp.ndarray>a)
     if not isinstance(what, str):
@@ -19,9 +16,8 @@ cdef inline void* _ptr(object what, object a, int typenum, tuple shape) except N
     if not cnp.PyArray_Check(a):
         raise TypeError(f"{what} must be a numpy array, got {type(a).__name__}")
     arr = <cnp.ndarray>a
-    if cnp.PyArray_TYPE(arr) != typenum or cnp.PyArray_ISBYTESWAPPED(arr):
-        raise TypeError(f"{what} has dtype {arr.dtype}, expected "
-                        f"{'float32' if typenum == cnp.NPY_FLOAT32 else 'float64'}")
+    if not _has_dtype(arr, typenum):
+        raise TypeError(f"{what} has dtype {arr.dtype}, expected {_dtype_name(typenum)}")
     if (<object>a).shape != shape:
         raise ValueError(f"{what} has shape {(<object>a).shape}, expected {shape}")
     if cnp.PyArray_SIZE(arr) == 0:

@@ -84,10 +84,8 @@ cdef int _check_record(LayerDesc* L, Config* c, int t, tuple record, Py_ssize_t 
     cdef Py_ssize_t out_dim = L[c.nlayers - 1].units
     if not isinstance(every, int) or every < 1 or not isinstance(phase, int) or phase < 0:
         raise ValueError(f"record: every must be >= 1 and phase >= 0, got {every}, {phase}")
-    if not (cnp.PyArray_Check(rows) and cnp.PyArray_TYPE(<cnp.ndarray>rows) == t
-            and not cnp.PyArray_ISBYTESWAPPED(<cnp.ndarray>rows)
-            and cnp.PyArray_CHKFLAGS(<cnp.ndarray>rows,
-                                     cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED)
+    if not (cnp.PyArray_Check(rows) and _has_dtype(<cnp.ndarray>rows, t)
+            and _c_aligned(<cnp.ndarray>rows)
             and rows.ndim == 2 and rows.shape[1] == in_dim and rows.shape[0] >= 1):
         raise ValueError(f"record: rows must be a C-contiguous (m >= 1, {in_dim}) array "
                          f"of the parameters' dtype")

@@ -753,7 +753,7 @@ VM_UNUSED static int vm_set_simd_level(int level)
 #  undef VM_TARGET
 #  undef VM_VARIANT
 /* 512-bit vectors: gcc's generic tuning would keep 256 with AVX-512 enabled; the wider
- * vectors halve the instructions per element, 1.4-1.6x faster on this Zen 4 */
+ * vectors halve the instructions per element (measured in csrc/README.md) */
 #  define VM_TARGET \
     __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma,prefer-vector-width=512")))
 #  define VM_VARIANT(name) name##_avx512

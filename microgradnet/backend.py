@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from types import ModuleType
 
 from . import _reference
+from ._kernel_modules import KERNEL_SET_MODULES, THREAD_COUNT_MODULES
 
 BACKENDS = ("cython", "numpy")
-_CYTHON_MODULES = ("matmul", "activations", "losses", "optim")
 
 _BUILD_HINT = (
     "microgradnet's Cython kernels are not built ({error}). Install the package with "
@@ -47,7 +47,7 @@ def _load(name: str) -> dict:
         table = {k: getattr(_reference, k) for k in _reference.KERNEL_NAMES}
     elif name == "cython":
         modules: list[ModuleType] = []
-        for mod in _CYTHON_MODULES:
+        for mod in KERNEL_SET_MODULES:
             try:
                 modules.append(importlib.import_module(f"microgradnet._kernels.{mod}"))
             except ImportError as exc:
@@ -95,15 +95,14 @@ def use_backend(name: str) -> Iterator[None]:
         set_backend(previous)
 
 
-# The kernel modules whose large elementwise loops run on several threads.
-# trainer: a shuffling fit draws the next epochs' orders on a second thread
-_THREADED_MODULES = ("activations", "losses", "matmul", "trainer")
 _MAX_THREADS = 1024
 
 
-def _threaded_modules() -> list[ModuleType]:
+def _thread_count_modules() -> list[ModuleType]:
     try:
-        return [importlib.import_module(f"microgradnet._kernels.{m}") for m in _THREADED_MODULES]
+        return [
+            importlib.import_module(f"microgradnet._kernels.{m}") for m in THREAD_COUNT_MODULES
+        ]
     except ImportError:
         return []  # not built: nothing runs on threads
 
@@ -115,13 +114,13 @@ def set_num_threads(n: int) -> None:
         raise TypeError(f"the number of threads must be an int, got {type(n).__name__}")
     if not 1 <= n <= _MAX_THREADS:
         raise ValueError(f"the number of threads must be between 1 and {_MAX_THREADS}, got {n}")
-    for module in _threaded_modules():
+    for module in _thread_count_modules():
         module._set_num_threads(int(n))
 
 
 def get_num_threads() -> int:
     """Return the most threads a large elementwise kernel runs on (1 without OpenMP)."""
-    modules = _threaded_modules()
+    modules = _thread_count_modules()
     return modules[0]._get_num_threads() if modules else 1
 
 

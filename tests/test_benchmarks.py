@@ -34,6 +34,7 @@ def smoke_run(tmp_path_factory):
     return run, out, json.loads(out.read_text())
 
 
+@pytest.mark.slow  # the smoke run of every section
 def test_json_schema(smoke_run):
     run, _, data = smoke_run
     assert set(data) == {"machine", "results"}
@@ -62,6 +63,7 @@ def test_json_schema(smoke_run):
                 assert 0 < r["steps_to_target"] <= r["steps"] and r["time_to_target_s"] > 0
 
 
+@pytest.mark.slow  # the smoke run of every section
 def test_derivatives_agree(smoke_run):
     _, _, data = smoke_run
     derivs = [r for r in data["results"] if r["section"] == "derivatives"]
@@ -85,6 +87,7 @@ def _activation_rows(records: list[dict]) -> dict[str, dict[str, dict]]:
     return rows
 
 
+@pytest.mark.slow  # the smoke run of every section
 @pytest.mark.parametrize("peer", ["torch", "jax"])
 def test_activations_include_the_installed_peers(smoke_run, peer):
     run, _, data = smoke_run
@@ -109,6 +112,7 @@ def test_activations_include_the_installed_peers(smoke_run, peer):
         assert r["cpu_per_wall"] > 0
 
 
+@pytest.mark.slow  # the smoke run of every section
 def test_report_prints_the_activation_ratios(smoke_run, capsys):
     run, _, data = smoke_run
     records = [r for r in data["results"] if r["section"] == "activations"]
@@ -187,6 +191,7 @@ def test_activation_check_catches_a_different_result():
         run._check_activation("relu", "peer", x, dy, (y.astype(np.float64), dx), ours)
 
 
+@pytest.mark.slow  # the smoke run of every section
 def test_peers_agree_on_the_final_loss(smoke_run):
     bench, _, data = smoke_run
     peers = [r for r in data["results"] if r["section"] == "peers"]
@@ -199,6 +204,7 @@ def test_peers_agree_on_the_final_loss(smoke_run):
         assert max(losses) - min(losses) <= 1e-3 * max(losses), (name, losses)
 
 
+@pytest.mark.slow  # the smoke run of every section
 def test_charts_written_and_readable(smoke_run):
     import matplotlib.image
 
@@ -219,7 +225,9 @@ def test_only_selects_a_section(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("*.png")) == ["gemm-gemm.png"]
 
 
-@pytest.mark.parametrize("make", ["w1", "w2b", "w3", "w4", "perceptron"])
+@pytest.mark.parametrize(
+    "make", ["w1", "w2b", "w3", pytest.param("w4", marks=pytest.mark.slow), "perceptron"]
+)
 def test_numpy_by_hand_trains_like_microgradnet(make):
     """The numpy peer is the same training: same weights after a few epochs."""
     wl = _load("workloads")
@@ -233,6 +241,7 @@ def test_numpy_by_hand_trains_like_microgradnet(make):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
 
 
+@pytest.mark.slow  # the smoke run of every section
 def test_readme_tables_render_every_record(smoke_run):
     """The README's tables come from the JSON: every timed row appears, with its number."""
     tables = _load("readme_tables")

@@ -215,6 +215,7 @@ def test_every_activation_kernel_has_a_bound():
     assert not missing, f"activation kernels without a ulp bound here: {missing}"
 
 
+@pytest.mark.slow  # a dense sweep of float32 per function and SIMD level
 @pytest.mark.parametrize("name", list(BOUNDS))
 def test_max_ulp_error(name, level):
     exact, scale = _exact(name)
