@@ -4,13 +4,12 @@ the captured path and the benchmarks."""
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
-import sys
 from pathlib import Path
 from unittest import mock
 
 import pytest
+from _load import load_script
 
 import microgradnet as mg
 from microgradnet import _reference, functional, layers
@@ -25,11 +24,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCHMARKS / f"{name}.py", f"bench_{name}")
 
 
 def test_the_rows_are_well_formed():

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _load import load_script
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -18,11 +17,7 @@ TRAINING_KEYS = {"steps", "final_loss", "steps_to_target", "time_to_target_s", "
 
 
 def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCHMARKS / f"{name}.py", f"bench_{name}")
 
 
 @pytest.fixture(scope="module")
