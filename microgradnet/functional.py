@@ -666,19 +666,35 @@ class _Activation(Function):
     _forward_kernel = _backward_kernel = ""
     _saves_y = False
 
-    def forward(self, x, **params):
-        y = getattr(K, self._forward_kernel)(x, **params)
-        self.saved, self.params = (y if self._saves_y else x), params
+    def forward(self, x):
+        self.saved = y = getattr(K, self._forward_kernel)(x)
+        if not self._saves_y:
+            self.saved = x
         return y
 
     def backward(self, grad):
         # NOTE: at a kink the kernel takes the left derivative: relu'(0) = 0, step'(x) = 0.
-        return getattr(K, self._backward_kernel)(grad, self.saved, **self.params)
+        return getattr(K, self._backward_kernel)(grad, self.saved)
+
+
+class _ActivationWithAlpha(_Activation):
+    """An activation of the table with a parameter alpha (leaky_relu, elu, ...)."""
+
+    def forward(self, x, alpha):
+        self.alpha = alpha
+        self.saved = y = getattr(K, self._forward_kernel)(x, alpha)
+        if not self._saves_y:
+            self.saved = x
+        return y
+
+    def backward(self, grad):
+        return getattr(K, self._backward_kernel)(grad, self.saved, self.alpha)
 
 
 def _activation(spec: ActivationSpec) -> Callable[..., Tensor]:
     """The Function of a row of the activation table, and mg.<name> that applies it."""
-    op = type(spec.function_class, (_Activation,), {
+    base = _Activation if spec.alpha is None else _ActivationWithAlpha
+    op = type(spec.function_class, (base,), {
         "name": spec.name, "_forward_kernel": spec.forward_kernel,
         "_backward_kernel": spec.backward_kernel, "_saves_y": spec.saves == "y",
         "__module__": __name__,

@@ -60,8 +60,13 @@ _KERAS_DEFAULTS = {
 }
 
 
-# --------------------------------------------------------------------------- checks
+@functools.cache
+def _kernel_name(rule: str) -> str:
+    """The fused update kernel of a rule ("adam" -> "adam_update")."""
+    return f"{rule}_update"
 
+
+# --------------------------------------------------------------------------- checks
 
 def _real(name: str, value: Any) -> float:
     """`value` as a float, if it is a real number (not bool, not nan), else an error."""
@@ -304,11 +309,13 @@ class Optimizer:
         if not params:
             return
         lr = self._lr if self._schedule is None else self._scheduled_lr()
-        kernel = getattr(K, f"{self.rule}_update")
+        kernel = getattr(K, _kernel_name(self.rule))
         states = self._states
         update = self._update
         clipnorm = self.clipnorm
-        wd, cv = self._decay_and_clip()
+        # the kernels spell "no weight decay" 0 and "no clipvalue" inf
+        wd = 0.0 if self.weight_decay is None else self.weight_decay
+        cv = math.inf if self.clipvalue is None else self.clipvalue
         scale = 1.0
         if self.global_clipnorm is not None:
             scale = self._global_scale()
@@ -345,12 +352,6 @@ class Optimizer:
             if p.grad is not None:
                 total += K.sum_squares(p.grad.data)
         return _clip_scale(total, self.global_clipnorm)
-
-    def _decay_and_clip(self) -> tuple[float, float]:
-        """(weight decay, clipvalue) as the kernels spell them: 0 and inf for none."""
-        wd = 0.0 if self.weight_decay is None else self.weight_decay
-        cv = math.inf if self.clipvalue is None else self.clipvalue
-        return wd, cv
 
     # ---- the update's description
     def _keeps_state(self) -> tuple[bool, ...]:
