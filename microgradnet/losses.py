@@ -13,6 +13,7 @@ import numpy as np
 
 from . import functional as F
 from .autograd import Tensor, _to_numpy, as_tensor
+from .backend import kernels as K
 
 _EPSILON = 1e-7  # Keras' clip for probabilities that did not come with their logits
 
@@ -179,6 +180,13 @@ class _CrossEntropy(Loss):
             return None
         twin = type(self)(from_logits=True, reduction=self.reduction, name=self.name)
         return twin
+
+    def activate(self, logits: np.ndarray) -> np.ndarray:
+        """The output activation this loss fuses with, applied to logits (by the activation
+        op's own kernel, read through the backend at call time)."""
+        if self.activation == "sigmoid":
+            return K.sigmoid_forward(logits)
+        return K.softmax_forward(logits, -1)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "from_logits": self.from_logits}

@@ -15,23 +15,13 @@ import numpy as np
 from . import callbacks as cbks
 from . import fastpath
 from .autograd import Tensor, no_grad
-from .backend import kernels as K
 from .random import generator
-
-# The output activation applied to the logits of a fused loss, for the metrics: the same
-# kernels as the activation ops (through K at call time, so use_backend() applies).
-ACTIVATE = {
-    "sigmoid": lambda z: K.sigmoid_forward(z),
-    "softmax": lambda z: K.softmax_forward(z, -1),
-}
 
 
 def setup(model: Any) -> None:
     """Choose the fused loss for the model's output and build the optimizer for its weights."""
     last = model.layers[-1]
     model._fused_loss = model.loss.fused(last.output_activation())
-    if model._fused_loss is not None and last.output_activation() not in ACTIVATE:
-        model._fused_loss = None
     params = model.parameters()
     built_for = model._optimizer_params
     if built_for is None or len(built_for) != len(params) or any(
@@ -53,7 +43,7 @@ def forward_loss(model: Any, xb: np.ndarray, yb: np.ndarray, wb: np.ndarray | No
     if fused is not None:
         logits = last.pre_activation(h, training)
         loss = fused(yb, logits, wb)
-        out = ACTIVATE[last.output_activation()](logits.data) if model.metrics else None
+        out = fused.activate(logits.data) if model.metrics else None
     else:
         out_t = last(h, training)
         loss = model.loss(yb, out_t, wb)
