@@ -86,7 +86,7 @@ OPENMP = openmp_flags()
 OPENMP_LINK = [] if sys.platform == "win32" else OPENMP  # MSVC links its runtime itself
 
 HEADERS = [
-    "csrc/kernels.pxd", "csrc/checks.pxd", "csrc/loops.pxd", "csrc/fpenv.h", "csrc/vmath.h",
+    "csrc/vmath.pxd", "csrc/checks.pxd", "csrc/loops.pxd", "csrc/fpenv.h", "csrc/vmath.h",
     "csrc/vmath_loops.h", "csrc/optim_loops.h", "csrc/prefetch.h", "csrc/threads.pxi",
     "csrc/simd.pxi", "csrc/activation_table.pxi",
 ]

@@ -13,7 +13,7 @@
 
 from libc.math cimport NAN, isnan
 
-from kernels cimport (
+from vmath cimport (
     vm_mish_bwd_f32, vm_mish_bwd_f64, vm_mish_fwd_f32, vm_mish_fwd_f64, vm_selu_bwd_f32,
     vm_selu_bwd_f64, vm_selu_fwd_f32, vm_selu_fwd_f64,
     vm_elu_fwd_f32, vm_elu_fwd_f64, vm_gelu_bwd_f32, vm_gelu_bwd_f64, vm_gelu_fwd_f32,

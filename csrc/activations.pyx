@@ -15,8 +15,8 @@ cimport numpy as cnp
 from cython.parallel cimport prange
 
 from checks cimport _float_array, _out, _same_shape, _unalias
-from kernels cimport (
-    _BLOCK, _THREAD_THRESHOLD, _default_threads, _exp, _log, floating,
+from vmath cimport (
+    _BLOCK, _THREAD_THRESHOLD, _default_threads, _exp, _log, _softmax_row, floating,
     vm_erfc_f32, vm_exp_f32, vm_exp_f64, vm_expm1_f32, vm_expm1_f64, vm_log1p_f32,
     vm_log1p_f64, vm_sigmoid_bwd_x_f32, vm_sigmoid_bwd_x_f64,
     vm_sigmoid_fwd_f32, vm_sigmoid_fwd_f64, vm_tanh_bwd_x_f32, vm_tanh_bwd_x_f64,
@@ -203,28 +203,13 @@ cdef void _softmax_fwd(const floating* x, floating* y, Py_ssize_t outer, Py_ssiz
     cdef const floating* xs
     cdef floating* ys
     cdef floating m, e
-    cdef double s
     cdef floating mb[_BLOCK]
     cdef double sb[_BLOCK]
     if n == 0:
         return
     if inner == 1:
         for o in range(outer):
-            xs = x + o * n
-            ys = y + o * n
-            # Subtract the max: exp then never overflows and the largest term is 1.
-            m = xs[0]
-            for i in range(1, n):
-                if xs[i] > m:
-                    m = xs[i]
-            s = 0
-            for i in range(n):
-                e = _exp(xs[i] - m)
-                ys[i] = e
-                s += e
-            e = <floating>s
-            for i in range(n):
-                ys[i] = ys[i] / e
+            _softmax_row(x + o * n, y + o * n, n, &m)
         return
     for o in range(outer):
         for jb in range((inner + _BLOCK - 1) // _BLOCK):

@@ -9,8 +9,9 @@ from libc.math cimport INFINITY, NAN, pow, sqrt
 from libc.string cimport memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
-from kernels cimport (
-    _exp, _log, floating, vm_bias_add_f32, vm_bias_add_f64, vm_bias_grad_f32, vm_bias_grad_f64,
+from vmath cimport (
+    _log, _softmax_row, floating, vm_bias_add_f32, vm_bias_add_f64, vm_bias_grad_f32,
+    vm_bias_grad_f64,
     vm_outer_f32, vm_outer_f64,
     vm_elu_bwd_f32, vm_elu_bwd_f64, vm_relu_bwd_f32, vm_relu_bwd_f64, vm_relu_fwd_f32,
     vm_relu_fwd_f64, vm_sigmoid_bwd_y_f32, vm_sigmoid_bwd_y_f64, vm_tanh_bwd_y_f32,
@@ -198,28 +199,6 @@ cdef inline void _step_bwd(const floating* dy, const floating* x, floating* dx, 
         dx[i] = 0
 
 
-cdef inline floating _row_max(const floating* z, Py_ssize_t c) noexcept nogil:
-    cdef floating m = z[0]
-    cdef Py_ssize_t j
-    for j in range(1, c):
-        if z[j] > m:
-            m = z[j]
-    return m
-
-
-cdef inline floating _row_exp(const floating* z, floating m, floating* p,
-                              Py_ssize_t c) noexcept nogil:
-    """p := exp(z - m); return the sum of p."""
-    cdef double s = 0
-    cdef floating e
-    cdef Py_ssize_t j
-    for j in range(c):
-        e = _exp(z[j] - m)
-        p[j] = e
-        s += e
-    return <floating>s
-
-
 cdef inline void _softmax_xent_fwd(const floating* z, const floating* t, floating* p,
                                    floating* loss, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
     cdef Py_ssize_t i, j
@@ -229,13 +208,11 @@ cdef inline void _softmax_xent_fwd(const floating* z, const floating* t, floatin
         if c == 0:
             loss[i] = 0
             continue
-        # Subtract the max: exp never overflows, log_softmax = (z - m) - log(sum).
-        m = _row_max(z, c)
-        s = _row_exp(z, m, p, c)
+        # log_softmax = (z - m) - log(sum of exp(z - m)), with m the max
+        s = _softmax_row(z, p, c, &m)
         lse = _log(s)
         acc = 0
         for j in range(c):
-            p[j] = p[j] / s
             # 0 * log p is 0 even where p underflowed to 0 (log p = -inf).
             if t[j] != 0:
                 acc += t[j] * ((z[j] - m) - lse)
@@ -265,14 +242,11 @@ cdef inline void _softmax_xent_bwd(const floating* dloss, const floating* p, con
 
 cdef inline void _sparse_xent_fwd(const floating* z, const label_t* labels, floating* p,
                                   floating* loss, Py_ssize_t n, Py_ssize_t c) noexcept nogil:
-    cdef Py_ssize_t i, j
+    cdef Py_ssize_t i
     cdef floating m, s, zk
     for i in range(n):
         zk = z[labels[i]]  # read first: p may be z itself
-        m = _row_max(z, c)
-        s = _row_exp(z, m, p, c)
-        for j in range(c):
-            p[j] = p[j] / s
+        s = _softmax_row(z, p, c, &m)
         loss[i] = -((zk - m) - _log(s))
         z += c
         p += c

@@ -7,7 +7,7 @@ cimport numpy as cnp
 from cython.parallel cimport prange
 
 from checks cimport _c_order, _float_array, _out, _same_shape, _unalias
-from kernels cimport (
+from vmath cimport (
     _THREAD_THRESHOLD, _default_threads, vm_bce_bwd_f32, vm_bce_bwd_f64, vm_bce_fwd_f32,
     vm_bce_fwd_f64,
 )

@@ -8,7 +8,7 @@ from libc.limits cimport INT_MAX
 from libc.string cimport memset
 
 from checks cimport _c_order, _float_array, _float_type, _out, _overlap, _unalias
-from kernels cimport _THREAD_THRESHOLD, _default_threads, floating
+from vmath cimport _THREAD_THRESHOLD, _default_threads, floating
 from loops cimport _bias_add, _bias_grad, _gemm
 
 cnp.import_array()

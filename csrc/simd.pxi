@@ -2,7 +2,7 @@
 # copy of the header (nothing is shared at run time), so each keeps its own level, and tests
 # force it module by module.
 
-from kernels cimport vm_set_simd_level, vm_simd_level
+from vmath cimport vm_set_simd_level, vm_simd_level
 
 # Detect the level now, while one thread runs: the threaded loops then only read it.
 vm_simd_level()

@@ -27,13 +27,13 @@ from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 
 from checks cimport _c_aligned, _dtype_name, _has_dtype, _in_place_ready
-from kernels cimport (
-    _default_threads, floating, vm_sigmoid_fwd_f32, vm_sigmoid_fwd_f64,
+from vmath cimport (
+    _default_threads, _softmax_row, floating, vm_sigmoid_fwd_f32, vm_sigmoid_fwd_f64,
     vm_bce_bwd_f32, vm_bce_bwd_f64, vm_bce_fwd_f32, vm_bce_fwd_f64,
 )
 from loops cimport (
     _adagrad, _adam, _adam_alpha, _bias_add, _bias_grad, _clip_scale, _gemm, _mse_bwd,
-    _rmsprop, _row_exp, _row_max, _sgd, _sgd_momentum, _softmax_xent_bwd, _softmax_xent_fwd,
+    _rmsprop, _sgd, _sgd_momentum, _softmax_xent_bwd, _softmax_xent_fwd,
     _sparse_xent_bwd, _sparse_xent_fwd, _sum_sq_diff, _sum_squares,
 )
 

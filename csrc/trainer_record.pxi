@@ -7,11 +7,11 @@ cdef void _record(LayerDesc* L, Config* c, const floating* x) noexcept nogil:
     through the step's buffers (free between steps) into rec_out[rec_count]."""
     cdef int nl = c.nlayers
     cdef Py_ssize_t in_dim = L[0].fan_in, out_dim = L[nl - 1].units
-    cdef Py_ssize_t r0, nb, li, i, j
+    cdef Py_ssize_t r0, nb, li, i
     cdef const floating* h
     cdef floating* src
     cdef floating* row
-    cdef floating m, s
+    cdef floating m  # the row's max, not needed here
     cdef floating* dest = <floating*>c.rec_out + c.rec_count * c.rec_rows * out_dim
     r0 = 0
     while r0 < c.rec_rows:
@@ -41,10 +41,7 @@ cdef void _record(LayerDesc* L, Config* c, const floating* x) noexcept nogil:
                 vm_sigmoid_fwd_f64(src, row, nb * out_dim, 0)
         else:  # softmax by rows, as the softmax kernel computes it
             for i in range(nb):
-                m = _row_max(src + i * out_dim, out_dim)
-                s = _row_exp(src + i * out_dim, m, row + i * out_dim, out_dim)
-                for j in range(out_dim):
-                    row[i * out_dim + j] = row[i * out_dim + j] / s
+                _softmax_row(src + i * out_dim, row + i * out_dim, out_dim, &m)
         r0 += nb
     c.rec_count += 1
 

@@ -1,8 +1,8 @@
 # Shared by every kernel module (activations, losses, matmul, optim, trainer; cimported as
-# `kernels`): the fused float type, the math functions in the precision of the data, the
-# declarations of vmath.h and the threads' defaults. Everything here is `cdef inline`, a type
-# or from a C header, so each module compiles its own copy and nothing is imported at run
-# time. The argument checks are in checks.pxd.
+# `vmath`): the fused float type, the math functions in the precision of the data (the
+# softmax of a row among them), the declarations of vmath.h and the threads' defaults.
+# Everything here is `cdef inline`, a type or from a C header, so each module compiles its
+# own copy and nothing is imported at run time. The argument checks are in checks.pxd.
 
 from libc.math cimport log, logf
 
@@ -134,3 +134,30 @@ cdef inline floating _log(floating x) noexcept nogil:
         return logf(x)
     else:
         return log(x)
+
+
+cdef inline floating _softmax_row(const floating* z, floating* p, Py_ssize_t c,
+                                  floating* max_out) noexcept nogil:
+    """p := softmax(z) over c > 0 entries; return the sum of exp(z - max), the max in max_out.
+
+    The one softmax of a row: the activation, the fused softmax losses and the captured
+    step's recordings all call it, so they agree to the bit. The max is subtracted, so exp
+    never overflows and the largest term is 1; the sum accumulates in double. Each p[j] is
+    written after z[j] is read, so p may be z itself.
+    """
+    cdef floating m = z[0]
+    cdef floating e
+    cdef double s = 0
+    cdef Py_ssize_t j
+    for j in range(1, c):
+        if z[j] > m:
+            m = z[j]
+    for j in range(c):
+        e = _exp(z[j] - m)
+        p[j] = e
+        s += e
+    e = <floating>s
+    for j in range(c):
+        p[j] = p[j] / e
+    max_out[0] = m
+    return e
