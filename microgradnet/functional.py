@@ -9,6 +9,7 @@ Gradients of broadcast inputs are reduced in the engine (autograd.py), not here.
 from __future__ import annotations
 
 import builtins
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -695,8 +696,9 @@ def _activation(spec: ActivationSpec) -> Callable[..., Tensor]:
     """The Function of a row of the activation table, and mg.<name> that applies it."""
     base = _Activation if spec.alpha is None else _ActivationWithAlpha
     op = type(spec.function_class, (base,), {
-        "name": spec.name, "_forward_kernel": spec.forward_kernel,
-        "_backward_kernel": spec.backward_kernel, "_saves_y": spec.saves == "y",
+        # interned, so that getattr(K, ...) finds the kernel by identity, not by comparing text
+        "name": spec.name, "_forward_kernel": sys.intern(spec.forward_kernel),
+        "_backward_kernel": sys.intern(spec.backward_kernel), "_saves_y": spec.saves == "y",
         "__module__": __name__,
     })
     name = spec.name

@@ -36,6 +36,7 @@ import functools
 import inspect
 import math
 import numbers
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -63,7 +64,7 @@ _KERAS_DEFAULTS = {
 @functools.cache
 def _kernel_name(rule: str) -> str:
     """The fused update kernel of a rule ("adam" -> "adam_update")."""
-    return f"{rule}_update"
+    return sys.intern(f"{rule}_update")  # looked up in K by identity
 
 
 # --------------------------------------------------------------------------- checks
