@@ -64,3 +64,19 @@ def test_learning_rate_alone_gives_no_warning():
         warnings.simplefilter("error")
         mg.optimizers.SGD(learning_rate=0.1)
         mg.optimizers.SGD(0.1).learning_rate  # noqa: B018
+
+
+# --------------------------------------------------------------------------- top level
+
+
+def test_keras_names_at_the_top_level():
+    assert mg.Sequential is Sequential
+    assert mg.Input is mg.layers.Input
+    for name in ("layers", "optimizers", "losses", "callbacks", "models", "metrics",
+                 "initializers", "Sequential", "Input"):
+        assert name in mg.__all__ and name in dir(mg)
+    model = mg.Sequential([mg.Input((3,)), mg.layers.Dense(2, activation="relu"),
+                           mg.layers.Dense(1)])
+    model.compile(optimizer=mg.optimizers.SGD(learning_rate=0.01),
+                  loss=mg.losses.MeanSquaredError(), metrics=["mae"])
+    assert model.predict(X).shape == (40, 1)
