@@ -281,6 +281,76 @@ class Sequential:
         weight's gradient (for TerminateOnNaN)."""
         return training.find_nonfinite(self.layers, self._last_batch)
 
+    # ------------------------------------------------------------------ Keras' one-batch
+    # methods, get_layer
+    def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
+                       class_weight: dict | None = None, return_dict: bool = False) -> Any:
+        """One optimizer step on all of (x, y), the very step fit takes on a batch. Returns
+        this batch's loss and metrics, from before the update, in Keras 3's forms: a float,
+        [loss, *metrics] or a dict (Keras 3's values are means since its last reset)."""
+        self._require_compiled("train_on_batch")
+        if y is None:
+            raise ValueError("train_on_batch: y is missing")
+        x, y = self._prepare(x, y, "train_on_batch")
+        if len(x) == 0:
+            raise ValueError("train_on_batch: x has no samples")
+        w = data.sample_weights(y, class_weight, sample_weight, len(x))
+        training.setup(self)
+        self._last_batch = x
+        loss, out = training.train_step(self, self.parameters(), x, y, w)
+        logs = {"loss": loss}
+        for name, values in training.batch_metrics(self, y, out).items():
+            logs[name] = float(values.mean())
+        return self._batch_results(logs, return_dict)
+
+    def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
+                      return_dict: bool = False) -> Any:
+        """The loss and metrics on all of (x, y) as one batch (no update): a float,
+        [loss, *metrics] or a dict, as Keras 3."""
+        self._require_compiled("test_on_batch")
+        if y is None:
+            raise ValueError("test_on_batch: y is missing")
+        x, y = self._prepare(x, y, "test_on_batch")
+        if len(x) == 0:
+            raise ValueError("test_on_batch: x has no samples")
+        w = data.sample_weights(y, None, sample_weight, len(x))
+        training.setup(self)
+        return self._batch_results(training.evaluate(self, x, y, w, len(x)), return_dict)
+
+    def predict_on_batch(self, x: Any) -> np.ndarray:
+        """The model's outputs for all of x as one batch, a numpy array."""
+        x, _ = self._prepare(x, None, "predict_on_batch")
+        return self.predict(x, batch_size=max(len(x), 1))
+
+    def _batch_results(self, logs: dict[str, float], return_dict: bool) -> Any:
+        """Keras' return value of the one-batch methods: the dict, or the loss alone
+        without metrics, or [loss, *metrics] in compile order."""
+        if return_dict:
+            return logs
+        if not self.metrics:
+            return logs["loss"]
+        return [logs[k] for k in ["loss", *(name for name, _ in self.metrics)]]
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
+        """A layer by name (the first of that name) or by index into model.layers."""
+        if name is not None and index is not None:
+            raise ValueError(f"get_layer: give a layer name or an index, not both (got "
+                             f"name={name!r}, index={index!r})")
+        if index is not None:
+            if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+                raise TypeError(f"get_layer: index must be an int, got {index!r}")
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"get_layer: no layer at index {index}: the model has "
+                                 f"{len(self.layers)} layers")
+            return self.layers[index]
+        if name is not None:
+            for layer in self.layers:
+                if layer.name == name:
+                    return layer
+            raise ValueError(f"get_layer: no layer named {name!r}; the model's layers: "
+                             f"{[layer.name for layer in self.layers]}")
+        raise ValueError("get_layer: give a layer name or an index")
+
     # ------------------------------------------------------------------ description
     def summary(self, print_fn: Any = print) -> None:
         """Print the layers, their output shapes and parameter counts."""

@@ -92,6 +92,22 @@ def evaluate(model: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | None,
     return {k: v / n for k, v in sums.items()}
 
 
+def train_step(model: Any, params: list[Tensor], xb: np.ndarray, yb: np.ndarray,
+               wb: np.ndarray | None) -> tuple[float, np.ndarray | None]:
+    """One eager training step on a batch: forward, loss with regularization, backward and
+    the optimizer's update. Returns the loss and, when the model has metrics, its outputs."""
+    # In the captured step's floating-point mode: the same bits.
+    with fastpath.training_fpenv():
+        loss, out = forward_loss(model, xb, yb, wb, True)
+        reg = regularization(model)
+        total = loss if reg is None else loss + reg
+        for p in params:
+            p.grad = None
+        total.backward()
+        model.optimizer.step()
+    return float(total.data), out
+
+
 def find_nonfinite(layers: list, batch: np.ndarray | None) -> str:
     """Where `batch`, the last one trained on, first went non-finite through `layers`:
     a layer's output or a weight's gradient."""
@@ -124,7 +140,6 @@ class Epochs:
         self.batch_size = batch_size
         self.steps = math.ceil(len(x) / batch_size)  # batches per epoch
         self.params = model.parameters()
-        self.optimizer = model.optimizer
 
     def run(self, cb: cbks.CallbackList, fast: Any, captured_xy: tuple | None, epochs: range,
             shuffle: bool, val: tuple | None) -> None:
@@ -159,7 +174,7 @@ class Epochs:
         """One epoch batch by batch, in `order` (None: as given): (summed logs, samples)."""
         model, history = self.model, self.model.history
         x, y, weights, batch_size = self.x, self.y, self.weights, self.batch_size
-        params, opt = self.params, self.optimizer
+        params = self.params
         xf, yf = captured_xy or (None, None)
         orders = None if order is None else order.reshape(1, len(x))
         sums: dict[str, float] = {}
@@ -180,16 +195,8 @@ class Epochs:
                 logs = {"loss": float(fast.run(xf, yf, orders, step, step + 1)[0])}
                 out = fast.output(len(xb)) if model.metrics else None
             else:
-                # In the captured step's floating-point mode: the same bits.
-                with fastpath.training_fpenv():
-                    loss, out = forward_loss(model, xb, yb, wb, True)
-                    reg = regularization(model)
-                    total = loss if reg is None else loss + reg
-                    for p in params:
-                        p.grad = None
-                    total.backward()
-                    opt.step()
-                logs = {"loss": float(total.data)}
+                loss, out = train_step(model, params, xb, yb, wb)
+                logs = {"loss": loss}
             size = len(xb)
             seen += size
             sums["loss"] = sums.get("loss", 0.0) + logs["loss"] * size

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import microgradnet as mg
-from microgradnet.layers import Dense
+from microgradnet.layers import Dense, Dropout
 from microgradnet.models import Sequential
 
 RNG = np.random.default_rng(3)
@@ -80,3 +80,103 @@ def test_keras_names_at_the_top_level():
     model.compile(optimizer=mg.optimizers.SGD(learning_rate=0.01),
                   loss=mg.losses.MeanSquaredError(), metrics=["mae"])
     assert model.predict(X).shape == (40, 1)
+
+
+# --------------------------------------------------------------------------- on_batch
+
+
+@pytest.mark.parametrize("jit", ["auto", False])
+def test_train_on_batch_is_the_step_fit_takes(jit):
+    by_fit, by_batch = classifier(jit), classifier(jit)
+    history = by_fit.fit(X, YC, batch_size=len(X), epochs=3, shuffle=False, verbose=0)
+    losses = [by_batch.train_on_batch(X, YC) for _ in range(3)]
+    # The loss before each update. NOTE: the captured step may report a batch's loss one
+    # float32 ulp off the eager one (its weights are the same bits).
+    if jit is False:
+        assert losses == history.batch_history["loss"]
+    np.testing.assert_allclose(losses, history.batch_history["loss"], rtol=1e-6)
+    for a, b in zip(by_fit.get_weights(), by_batch.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)  # the same bits
+    assert by_batch.optimizer.iterations == 3
+
+
+def test_train_on_batch_between_fits_continues_the_same_training():
+    a, b = classifier(), classifier()
+    a.fit(X, YC, batch_size=len(X), epochs=3, shuffle=False, verbose=0)
+    b.fit(X, YC, batch_size=len(X), epochs=1, shuffle=False, verbose=0)
+    b.train_on_batch(X, YC)
+    b.fit(X, YC, batch_size=len(X), epochs=1, shuffle=False, verbose=0)
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def test_one_batch_methods_return_what_keras_returns():
+    model = classifier(metrics=["accuracy"])
+    out = model.train_on_batch(X, YC)
+    assert isinstance(out, list) and len(out) == 2 and all(isinstance(v, float) for v in out)
+    logs = model.train_on_batch(X, YC, return_dict=True)
+    assert sorted(logs) == ["accuracy", "loss"]
+    evaluated = model.evaluate(X, YC, batch_size=len(X), return_dict=True)
+    tested = model.test_on_batch(X, YC, return_dict=True)
+    assert tested == evaluated
+    assert model.test_on_batch(X, YC) == [evaluated["loss"], evaluated["accuracy"]]
+    before = model.get_weights()
+    model.test_on_batch(X, YC)
+    for a, b in zip(before, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)  # no update
+    np.testing.assert_array_equal(model.predict_on_batch(X), model.predict(X))
+    assert model.predict_on_batch(X[:0]).shape == (0, 1)
+    plain = classifier()
+    assert isinstance(plain.train_on_batch(X, YC), float)
+    assert isinstance(plain.test_on_batch(X, YC), float)
+
+
+def test_train_on_batch_takes_sample_and_class_weights():
+    a, b = classifier(), classifier()
+    a.train_on_batch(X, YC, class_weight={0: 1.0, 1: 3.0})
+    b.train_on_batch(X, YC, sample_weight=np.where(YC[:, 0] > 0, 3.0, 1.0))
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    unweighted = classifier()
+    unweighted.train_on_batch(X, YC)
+    assert not np.array_equal(unweighted.get_weights()[0], a.get_weights()[0])
+
+
+def test_one_batch_methods_check_their_input():
+    model = Sequential([Dense(1, input_dim=3)])
+    with pytest.raises(ValueError, match=r"compile the model before calling train_on_batch"):
+        model.train_on_batch(X, Y)
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match="train_on_batch: y is missing"):
+        model.train_on_batch(X)
+    with pytest.raises(ValueError, match="x and y have different lengths"):
+        model.train_on_batch(X, Y[:3])
+    with pytest.raises(ValueError, match="train_on_batch: x has no samples"):
+        model.train_on_batch(X[:0], Y[:0])
+    with pytest.raises(ValueError, match="test_on_batch: y is missing"):
+        model.test_on_batch(X)
+    with pytest.raises(ValueError, match="NaN"):
+        model.test_on_batch(np.full((2, 3), np.nan), Y[:2])
+    with pytest.raises(ValueError, match=r"\(None, 3\)"):
+        model.predict_on_batch(np.ones((2, 4)))
+
+
+# --------------------------------------------------------------------------- get_layer
+
+
+def test_get_layer_by_name_and_index():
+    model = Sequential([Dense(4, input_dim=3, name="hidden"), Dropout(0.1), Dense(1, name="out")])
+    assert model.get_layer("hidden") is model.layers[0]
+    assert model.get_layer(name="out") is model.layers[2]
+    assert model.get_layer(index=1) is model.layers[1]
+    assert model.get_layer(index=-1) is model.layers[2]
+    with pytest.raises(ValueError, match=r"no layer named 'nope'.*'hidden'"):
+        model.get_layer("nope")
+    with pytest.raises(ValueError, match="no layer at index 3: the model has 3 layers"):
+        model.get_layer(index=3)
+    with pytest.raises(ValueError, match="not both"):
+        model.get_layer("hidden", 0)
+    with pytest.raises(ValueError, match="give a layer name or an index"):
+        model.get_layer()
+    with pytest.raises(TypeError, match="index must be an int"):
+        model.get_layer(index="0")
