@@ -202,9 +202,12 @@ class Sequential:
         class_weight: dict | None = None,
         sample_weight: Any = None,
         initial_epoch: int = 0,
+        steps_per_epoch: int | None = None,
     ) -> cbks.History:
-        """Train for `epochs` passes over (x, y) in batches; return the History."""
+        """Train for `epochs` passes over (x, y) in batches (or epochs of steps_per_epoch
+        batches, as Keras); return the History."""
         self._require_compiled("fit")
+        size_given = batch_size is not None
         batch_size = data.check_fit_arguments(y, batch_size, epochs, validation_split)
         x, y = self._prepare(x, y, "fit")
         weights = data.sample_weights(y, class_weight, sample_weight, len(x))
@@ -213,8 +216,10 @@ class Sequential:
         n = len(x)
         if n == 0:
             raise ValueError("fit: no training samples")
+        batch_size, steps = data.steps_per_epoch(steps_per_epoch, n,
+                                                 batch_size if size_given else None)
         training.setup(self)
-        loop = training.Epochs(self, x, y, weights, batch_size)
+        loop = training.Epochs(self, x, y, weights, batch_size, steps)
         history = cbks.History()
         extra = [cbks.ProgbarLogger(verbose)] if verbose else []
         cb = cbks.CallbackList([*(callbacks or []), history, *extra], self,
@@ -226,7 +231,8 @@ class Sequential:
             cb.call("on_train_begin", {})
             captured_xy = fastpath.captured_inputs(self, batch_size, x, y, weights)
             fast = None if captured_xy is None else self._captured
-            if fast is not None and fastpath.runs_between_callbacks(self, cb, val):
+            if fast is not None and loop.steps == loop.pass_steps and (
+                    fastpath.runs_between_callbacks(self, cb, val)):
                 # Only History and recorders listen: one call to C from each batch where a
                 # recorder looks at the model to the next (no callback: the whole run).
                 fastpath.fit_captured(self, fast, *captured_xy, n, batch_size, loop.steps,

@@ -180,3 +180,55 @@ def test_get_layer_by_name_and_index():
         model.get_layer()
     with pytest.raises(TypeError, match="index must be an int"):
         model.get_layer(index="0")
+
+
+# --------------------------------------------------------------------------- steps_per_epoch
+
+
+def test_steps_per_epoch_without_batch_size_splits_a_pass_into_that_many_batches():
+    model = classifier(jit=False)
+    history = model.fit(X, YC, steps_per_epoch=4, epochs=2, verbose=0)
+    assert len(history.batch_history["loss"]) == 8  # batches of ceil(40 / 4) = 10
+    assert history.epoch_ends == [4, 8]
+
+
+@pytest.mark.parametrize("jit", ["auto", False])
+def test_steps_per_epoch_goes_on_through_the_pass_as_keras(jit):
+    # 40 samples in batches of 5: a pass is 8 batches; epochs of 4 batches take its halves.
+    chunked, whole = classifier(jit), classifier(jit)
+    h = chunked.fit(X, YC, batch_size=5, steps_per_epoch=4, epochs=4, shuffle=False, verbose=0)
+    whole.fit(X, YC, batch_size=5, epochs=2, shuffle=False, verbose=0)
+    assert h.epoch_ends == [4, 8, 12, 16]
+    for a, b in zip(chunked.get_weights(), whole.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_steps_per_epoch_shuffles_each_pass_once():
+    chunked = classifier(jit=False)
+    mg.manual_seed(11)
+    h = chunked.fit(X, YC, batch_size=5, steps_per_epoch=4, epochs=4, verbose=0)
+    whole = classifier(jit=False)
+    mg.manual_seed(11)
+    whole.fit(X, YC, batch_size=5, epochs=2, verbose=0)
+    assert len(h.batch_history["loss"]) == 16
+    for a, b in zip(chunked.get_weights(), whole.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_steps_per_epoch_that_does_not_divide_a_pass_warns_and_ends_epochs_at_its_end():
+    model = classifier(jit=False)
+    with pytest.warns(UserWarning, match="does not divide the 8 batches") as got:
+        h = model.fit(X, YC, batch_size=5, steps_per_epoch=3, epochs=4, verbose=0)
+    assert got[0].filename == __file__
+    assert h.epoch_ends == [3, 6, 8, 11]  # the third epoch ends with the pass
+
+
+def test_steps_per_epoch_is_checked():
+    model = classifier()
+    for bad in (0, -1, 2.5, True, "4"):
+        with pytest.raises(ValueError, match="steps_per_epoch must be a positive int"):
+            model.fit(X, YC, steps_per_epoch=bad, verbose=0)
+    with pytest.raises(ValueError, match=r"steps_per_epoch=9 is more than the 8 batches of 5"):
+        model.fit(X, YC, batch_size=5, steps_per_epoch=9, verbose=0)
+    with pytest.raises(ValueError, match=r"steps_per_epoch=30 is more than the 20 batches of 2"):
+        model.fit(X, YC, steps_per_epoch=30, verbose=0)
