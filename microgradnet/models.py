@@ -6,6 +6,7 @@ training.py, the captured one in fastpath, and the file format in saving.py.
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections.abc import Sequence
@@ -288,7 +289,7 @@ class Sequential:
         return training.find_nonfinite(self.layers, self._last_batch)
 
     # ------------------------------------------------------------------ Keras' one-batch
-    # methods, get_layer
+    # methods, get_layer, to_json
     def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
                        class_weight: dict | None = None, return_dict: bool = False) -> Any:
         """One optimizer step on all of (x, y), the very step fit takes on a batch. Returns
@@ -357,6 +358,11 @@ class Sequential:
                              f"{[layer.name for layer in self.layers]}")
         raise ValueError("get_layer: give a layer name or an index")
 
+    def to_json(self, **kwargs: Any) -> str:
+        """The architecture as a JSON string (no weights), for models.model_from_json;
+        kwargs go to json.dumps (indent=2, ...)."""
+        return json.dumps({"class_name": "Sequential", "config": self.get_config()}, **kwargs)
+
     # ------------------------------------------------------------------ description
     def summary(self, print_fn: Any = print) -> None:
         """Print the layers, their output shapes and parameter counts."""
@@ -398,6 +404,7 @@ class Sequential:
     # ------------------------------------------------------------------ saving
     def save_weights(self, path: str | os.PathLike) -> None:
         """Write the weights to an .npz file (atomically)."""
+        saving.check_suffix(path, "save_weights")
         if not self.built:
             raise ValueError("the model has no weights yet: build or fit it first")
         saving.write(path, self.layers)
@@ -421,6 +428,7 @@ class Sequential:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write architecture, weights and compile settings to one .npz file (atomically)."""
+        saving.check_suffix(path, "save")
         if not self.built:
             raise ValueError("the model has no weights yet: build or fit it first")
         description = {"model": self.get_config(), "compile": self._compile_state(path)}
@@ -430,3 +438,14 @@ class Sequential:
 def load_model(path: str | os.PathLike) -> Sequential:
     """Load a model written by Sequential.save: architecture, weights, compile settings."""
     return saving.load_model(path, Sequential)
+
+
+def model_from_json(json_string: str | bytes) -> Sequential:
+    """A new, untrained model of the architecture that Sequential.to_json() wrote."""
+    if not isinstance(json_string, (str, bytes, bytearray)):
+        raise TypeError(f"model_from_json takes a JSON string, got {type(json_string).__name__}")
+    try:
+        spec = json.loads(json_string)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"model_from_json: not valid JSON: {exc}") from exc
+    return saving.model_from_spec(spec, Sequential, "model_from_json")

@@ -3,12 +3,14 @@ one-batch methods, get_layer, steps_per_epoch, to_json/model_from_json, save's s
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
 import pytest
 
 import microgradnet as mg
+from microgradnet import models
 from microgradnet.layers import Dense, Dropout
 from microgradnet.models import Sequential
 
@@ -232,3 +234,69 @@ def test_steps_per_epoch_is_checked():
         model.fit(X, YC, batch_size=5, steps_per_epoch=9, verbose=0)
     with pytest.raises(ValueError, match=r"steps_per_epoch=30 is more than the 20 batches of 2"):
         model.fit(X, YC, steps_per_epoch=30, verbose=0)
+
+
+# --------------------------------------------------------------------------- to_json
+
+
+def test_to_json_round_trip(tmp_path):
+    model = Sequential([mg.Input((3,)), Dense(4, activation="tanh", name="h",
+                                             kernel_initializer="he_normal"),
+                        Dropout(0.25, seed=3), Dense(2, activation="softmax")], name="net")
+    text = model.to_json()
+    spec = json.loads(text)
+    assert spec == {"class_name": "Sequential", "config": model.get_config()}
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    model.save(tmp_path / "m.npz")
+    stored = json.loads(str(np.load(tmp_path / "m.npz")["__meta__"]))
+    assert stored["model"] == spec["config"]  # the same description the file holds
+    again = models.model_from_json(text)
+    assert isinstance(again, Sequential) and again.name == "net"
+    assert again.to_json() == text
+    assert [type(a) for a in again.layers] == [type(b) for b in model.layers]
+    assert again.built and again.optimizer is None  # architecture only
+    assert json.loads(model.to_json(indent=2)) == spec
+    unbuilt = Sequential([Dense(3), Dense(1)])
+    assert not models.model_from_json(unbuilt.to_json()).built
+
+
+def test_model_from_json_refuses_what_to_json_did_not_write():
+    with pytest.raises(ValueError, match="not valid JSON"):
+        models.model_from_json("{nope")
+    with pytest.raises(TypeError, match="JSON string"):
+        models.model_from_json({"class_name": "Sequential"})
+    for bad in ('{"class_name": "Functional", "config": {"layers": []}}', "[1, 2]",
+                '{"class_name": "Sequential", "config": {"layers": 3}}',
+                '{"class_name": "Sequential"}'):
+        with pytest.raises(ValueError, match=r"expected \{\"class_name\": \"Sequential\""):
+            models.model_from_json(bad)
+    bad_layer = {"class_name": "Sequential", "config": {"name": "m", "layers": [
+        {"class_name": "Dense", "config": {"units": 2, "name": "d0"}},
+        {"class_name": "Conv2D", "config": {"name": "c"}}]}}
+    with pytest.raises(ValueError, match=r"model_from_json: layer 1 \('c'\).*unknown layer class"):
+        models.model_from_json(json.dumps(bad_layer))
+    with pytest.raises(ValueError, match="layer 0"):
+        models.model_from_json('{"class_name": "Sequential", "config": {"layers": [[1]]}}')
+
+
+# --------------------------------------------------------------------------- save suffixes
+
+
+@pytest.mark.parametrize("name", ["m.h5", "m.keras", "m.hdf5", "m.pt", "m.KERAS", "m.weights.h5"])
+@pytest.mark.parametrize("method", ["save", "save_weights"])
+def test_save_refuses_suffixes_it_cannot_write(tmp_path, name, method):
+    model = classifier()
+    with pytest.raises(ValueError, match=rf"{method}: cannot write a '.*' file.*formats it "
+                                         r"writes: \.npz"):
+        getattr(model, method)(tmp_path / name)
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even a temporary file
+
+
+@pytest.mark.parametrize("name", ["m.npz", "m.NPZ", "model"])
+def test_save_keeps_writing_npz_and_plain_names(tmp_path, name):
+    model = classifier()
+    model.save(tmp_path / name)
+    model.save_weights(str(tmp_path / f"w-{name}"))
+    again = mg.models.load_model(tmp_path / name)
+    for a, b in zip(model.get_weights(), again.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
