@@ -1,0 +1,66 @@
+"""Docs and pictures (issue 12, item 10): the README's sections, perceptron.py --pictures,
+labelled decision-boundary plots."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import microgradnet as mg
+from microgradnet.layers import Dense
+from microgradnet.models import Sequential
+
+
+@pytest.fixture
+def boundary_model():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 2)).astype(np.float32)
+    y = (x[:, :1] * x[:, 1:] > 0).astype(np.float32)
+    mg.manual_seed(0)
+    model = Sequential([Dense(8, activation="tanh", input_dim=2), Dense(1, activation="sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    rec = mg.callbacks.WeightRecorder(every=1, unit="epoch")
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[rec])
+    return model, rec, x, y
+
+
+def test_decision_boundary_has_axis_labels_and_a_colorbar(boundary_model):
+    model, _, x, y = boundary_model
+    fig = mg.viz.plot_decision_boundary(model, x, y, resolution=30)
+    ax, bar = fig.axes
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("x[:, 0]", "x[:, 1]")
+    assert bar.get_ylabel() == "P(class 1)"
+    fig = mg.viz.plot_decision_boundary(model, x, y, resolution=30, xlabel="width",
+                                        ylabel="height")
+    assert (fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()) == ("width", "height")
+
+
+def test_decision_boundary_of_several_classes_names_the_class_on_its_colorbar():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(30, 2)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0)
+    mg.manual_seed(0)
+    model = Sequential([Dense(3, activation="softmax", input_dim=2)])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    fig = mg.viz.plot_decision_boundary(model, x, y, resolution=20)
+    assert fig.axes[1].get_ylabel() == "predicted class"
+
+
+def test_animated_decision_boundary_keeps_labels_and_one_colorbar(boundary_model, tmp_path,
+                                                                   monkeypatch):
+    model, rec, x, y = boundary_model
+    figures = []
+    from microgradnet import viz
+
+    real = viz._save_animation
+
+    def keep(fig, *args, **kwargs):
+        figures.append(fig)
+        return real(fig, *args, **kwargs)
+
+    monkeypatch.setattr(viz, "_save_animation", keep)
+    mg.viz.animate_decision_boundary(model, rec, x, y, tmp_path / "b.gif", resolution=20)
+    (fig,) = figures
+    ax, bar = fig.axes  # one colorbar, not one per frame
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("x[:, 0]", "x[:, 1]")
+    assert bar.get_ylabel() == "P(class 1)"
