@@ -3,12 +3,39 @@ labelled decision-boundary plots."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from _load import load_script
 
 import microgradnet as mg
 from microgradnet.layers import Dense
 from microgradnet.models import Sequential
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_perceptron_writes_its_picture(tmp_path, capsys):
+    module = load_script(ROOT / "examples" / "perceptron.py", "example_perceptron_pictures")
+    quick = module.main(["--quick"])
+    results = module.main(["--quick", "--pictures", str(tmp_path)])
+    path = tmp_path / "perceptron_training.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"wrote {path}" in capsys.readouterr().out
+    # Recording the run for the picture does not change it.
+    np.testing.assert_array_equal(quick["sigmoid"][0], results["sigmoid"][0])
+    np.testing.assert_array_equal(quick["tanh"][0], results["tanh"][0])
+
+
+def test_perceptron_records_its_run_for_the_picture(tmp_path):
+    module = load_script(ROOT / "examples" / "perceptron.py", "example_perceptron_figure")
+    trace: list = []
+    module.delta_rule(mg.sigmoid, module.seed_weights(1), 20, trace=trace)
+    assert len(trace) == 20 and trace[0][1].shape == (3,)
+    assert trace[-1][0] < trace[0][0]  # the error falls
+    module.plot_training({"sigmoid": trace}, str(tmp_path / "p.png"))
+    assert (tmp_path / "p.png").stat().st_size > 0
 
 
 @pytest.fixture
