@@ -3,6 +3,7 @@ labelled decision-boundary plots."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,41 @@ from microgradnet.layers import Dense
 from microgradnet.models import Sequential
 
 ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def _section(title: str) -> str:
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## )", README, re.S | re.M)
+    assert match, f"the README has no section {title!r}"
+    return match.group(1)
+
+
+def test_readme_shows_how_to_watch_your_own_net_learn():
+    text = _section("Watch your own net learn")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)  # run by test_readme.py
+    assert len(blocks) == 1
+    for name in ("PredictionRecorder", "WeightRecorder", "animate_predictions", "plot_history",
+                 "plot_weights", "GradientMonitor", "DeadUnitMonitor"):
+        assert name in blocks[0]
+    assert "plot_decision_boundary" in text and "animate_decision_boundary" in text
+    assert "Watch your own net learn" in (ROOT / "examples" / "README.md").read_text()
+
+
+def test_readme_says_what_each_habit_of_issue_12_does_here():
+    text = _section("Coming from Keras / PyTorch / numpy")
+    habits = [
+        "pip install .",  # 1: running from the clone
+        "np.random.seed(n)", "set_random_seed",  # 2
+        'animation.writers["ffmpeg"]',  # 3
+        "w -= lr * w.grad", "zero_()",  # 4
+        "np.exp(t)", "np.mean(t)", "np.dot", "np.clip",  # 5
+        "SGD(lr=0.1)", "mg.Sequential", "train_on_batch", "test_on_batch", "predict_on_batch",
+        "get_layer", "steps_per_epoch", "to_json", "model_from_json", 'save("m.h5")',  # 6
+        "25/25 ━━━━━━━━━━━━━━━━━━━━ 0s 2ms/step - accuracy: 0.8525 - loss: 0.6148",  # 7
+        "damaged", "point at your `fit` call",  # 8
+    ]
+    missing = [h for h in habits if h not in text]
+    assert not missing
 
 
 def test_perceptron_writes_its_picture(tmp_path, capsys):
