@@ -264,7 +264,7 @@ class Sequential:
         w = data.sample_weights(y, None, sample_weight, len(x))
         results = training.evaluate(self, x, y, w, batch_size)
         if verbose:
-            print(" - ".join(f"{k}: {v:.4g}" for k, v in results.items()))
+            print(cbks.format_logs(results))  # as fit's progress bar writes them
         if return_dict:
             return results
         if not self.metrics:

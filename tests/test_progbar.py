@@ -186,3 +186,10 @@ def test_bad_verbose():
     assert cb.ProgbarLogger("auto").verbose == 1
     with pytest.raises(ValueError, match="verbose must be 0, 1, 2 or 'auto'"):
         cb.ProgbarLogger(3)
+
+
+def test_evaluate_prints_its_results_as_the_bar_does(capsys):
+    model = regressor(metrics=["mae"])
+    results = model.evaluate(X, Y, verbose=1, return_dict=True)
+    assert capsys.readouterr().out == cb.format_logs(results) + "\n"
+    assert re.fullmatch(r"loss: \d+\.\d{4} - mae: \d+\.\d{4}\n", cb.format_logs(results) + "\n")
