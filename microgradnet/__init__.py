@@ -59,6 +59,8 @@ from .functional import (
     where,
 )
 from .gradcheck import GradcheckError, gradcheck
+from .layers import Input
+from .models import Sequential
 from .random import manual_seed
 
 __version__ = "0.1.0"
@@ -77,6 +79,7 @@ __all__ = [
     "rand", "randn", "reshape", "set_backend", "set_num_threads", "sigmoid_binary_cross_entropy",
     "softmax", "softmax_cross_entropy", "sqrt", "stack", "sub", "sum",
     "tensor", "transpose", "use_backend", "where", "zeros", *_ACTIVATION_NAMES,
+    "Input", "Sequential",  # as keras.Input, keras.Sequential
 ]
 
 

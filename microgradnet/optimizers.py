@@ -37,6 +37,7 @@ import inspect
 import math
 import numbers
 import sys
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -127,7 +128,8 @@ def _looks_like_params(value: Any) -> bool:
 
 
 def _params_first(init: Callable) -> Callable:
-    """Let an optimizer's __init__ take the parameters as its first positional argument."""
+    """Let an optimizer's __init__ take the parameters as its first positional argument,
+    and Keras 2's `lr` for learning_rate (with a DeprecationWarning, as Keras 2.x gave)."""
 
     @functools.wraps(init)
     def wrapper(self: Optimizer, *args: Any, **kwargs: Any) -> None:
@@ -136,9 +138,20 @@ def _params_first(init: Callable) -> Callable:
                 raise TypeError("the parameters were given twice: positionally and as params=")
             kwargs["params"] = args[0]
             args = args[1:]
+        if "lr" in kwargs:
+            if args or "learning_rate" in kwargs:
+                raise TypeError(f"{type(self).__name__}: lr is Keras 2's name of "
+                                "learning_rate; give one of them, not both")
+            _warn_lr(stacklevel=3)
+            kwargs["learning_rate"] = kwargs.pop("lr")
         init(self, *args, **kwargs)
 
     return wrapper
+
+
+def _warn_lr(stacklevel: int) -> None:
+    warnings.warn("The `lr` argument is deprecated, use `learning_rate` instead.",
+                  DeprecationWarning, stacklevel=stacklevel)
 
 
 # --------------------------------------------------------------------------- base
@@ -218,6 +231,17 @@ class Optimizer:
                 raise ValueError(f"learning_rate must be a finite number >= 0, got {value!r}")
             self._schedule = None
             self._lr = v
+
+    @property
+    def lr(self) -> float:
+        """Keras 2's name of learning_rate (deprecated, as there): reads and sets it."""
+        _warn_lr(stacklevel=3)
+        return self.learning_rate
+
+    @lr.setter
+    def lr(self, value: LearningRate) -> None:
+        _warn_lr(stacklevel=3)
+        self.learning_rate = value
 
     def _scheduled_lr(self, iteration: int | None = None) -> float:
         fn = self._schedule
