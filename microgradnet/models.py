@@ -295,14 +295,7 @@ class Sequential:
         """One optimizer step on all of (x, y), the very step fit takes on a batch. Returns
         this batch's loss and metrics, from before the update, in Keras 3's forms: a float,
         [loss, *metrics] or a dict (Keras 3's values are means since its last reset)."""
-        self._require_compiled("train_on_batch")
-        if y is None:
-            raise ValueError("train_on_batch: y is missing")
-        x, y = self._prepare(x, y, "train_on_batch")
-        if len(x) == 0:
-            raise ValueError("train_on_batch: x has no samples")
-        w = data.sample_weights(y, class_weight, sample_weight, len(x))
-        training.setup(self)
+        x, y, w = self._one_batch("train_on_batch", x, y, sample_weight, class_weight)
         self._last_batch = x
         loss, out = training.train_step(self, self.parameters(), x, y, w)
         logs = {"loss": loss}
@@ -314,15 +307,21 @@ class Sequential:
                       return_dict: bool = False) -> Any:
         """The loss and metrics on all of (x, y) as one batch (no update): a float,
         [loss, *metrics] or a dict, as Keras 3."""
-        self._require_compiled("test_on_batch")
-        if y is None:
-            raise ValueError("test_on_batch: y is missing")
-        x, y = self._prepare(x, y, "test_on_batch")
-        if len(x) == 0:
-            raise ValueError("test_on_batch: x has no samples")
-        w = data.sample_weights(y, None, sample_weight, len(x))
-        training.setup(self)
+        x, y, w = self._one_batch("test_on_batch", x, y, sample_weight, None)
         return self._batch_results(training.evaluate(self, x, y, w, len(x)), return_dict)
+
+    def _one_batch(self, name: str, x: Any, y: Any, sample_weight: Any,
+                   class_weight: dict | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A one-batch method's checked x, y and sample weights, the model set up to train."""
+        self._require_compiled(name)
+        if y is None:
+            raise ValueError(f"{name}: y is missing")
+        x, y = self._prepare(x, y, name)
+        if len(x) == 0:
+            raise ValueError(f"{name}: x has no samples")
+        w = data.sample_weights(y, class_weight, sample_weight, len(x))
+        training.setup(self)
+        return x, y, w
 
     def predict_on_batch(self, x: Any) -> np.ndarray:
         """The model's outputs for all of x as one batch, a numpy array."""
