@@ -37,6 +37,16 @@ cdef void _permutation(bitgen_t* g, cnp.int64_t* out, Py_ssize_t n) noexcept nog
         out[j] = tmp
 
 
+cdef void _skip_permutations(bitgen_t* g, Py_ssize_t n, long long count) noexcept nogil:
+    """Draw what `count` permutations of n draw, without making them: a generator put back
+    where it stood after them (a stopped run's prefetched orders, trainer_plan.pxi)."""
+    cdef long long e
+    cdef Py_ssize_t i
+    for e in range(count):
+        for i in range(n - 1, 0, -1):
+            _interval(g, <uint64_t>i)
+
+
 cdef bitgen_t* _bitgen(object generator) except NULL:
     capsule = generator.bit_generator.capsule
     return <bitgen_t*>PyCapsule_GetPointer(capsule, "BitGenerator")
