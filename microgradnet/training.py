@@ -164,7 +164,12 @@ class Epochs:
             last = min(first + self.steps, pass_steps)
             if fast is not None and not per_batch:
                 orders = None if order is None else order.reshape(1, n)
-                losses = fast.run(*captured_xy, orders, first, last)
+                try:
+                    losses = fast.run(*captured_xy, orders, first, last)
+                except BaseException:  # Ctrl-C: History keeps the batches trained
+                    if fast.stopped_losses is not None:
+                        model.history.record_batches(fast.stopped_losses)
+                    raise
                 model.history.record_batches(losses)
                 sizes = batch_sizes(n, batch_size, pass_steps)[first:last]
                 sums = {"loss": float(losses @ sizes)}
