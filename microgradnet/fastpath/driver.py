@@ -29,7 +29,9 @@ def captured_inputs(model: Any, batch_size: int, x: np.ndarray, y: np.ndarray,
     if weights is not None:
         why = "sample and class weights are not captured"
     else:
-        step = captured_step(model, batch_size)
+        # A batch larger than the data is all of it (eager slices that): the plan's buffers
+        # need no more rows.
+        step = captured_step(model, min(batch_size, len(x)))
         if step is None:
             why = explain(model)
         elif x.dtype != step.dtype:
