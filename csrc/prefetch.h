@@ -7,8 +7,8 @@
  * the trainer copies each epoch's order out of the ring when the epoch starts. The ring
  * holds up to 64 orders (at most about 1 MB), so that a producer far ahead can sleep. The
  * producer draws exactly `total` orders, so the generator ends where the single thread
- * leaves it; a run stopped early by a signal stops it, and re-draws the orders it used from
- * the state it started at (trainer_plan.pxi). The generator is the run's private copy
+ * leaves it; a run stopped early by a signal stops it, and the generator is put where the
+ * orders taken left it (`marks`: the count of draws before each order; trainer_plan.pxi). The generator is the run's private copy
  * (trainer_lend.pxi): nobody else draws from it meanwhile. Waiting spins briefly, then
  * yields the core (the machine may have fewer free cores than threads).
  *
@@ -55,6 +55,8 @@ typedef struct {
     atomic_llong produced;  /* orders drawn so far */
     atomic_llong taken;     /* orders the trainer has copied out (their slots are free) */
     atomic_int stop;        /* set when the run stops early (a signal): draw no more */
+    int64_t *marks;         /* when set, marks[e % slots] = *counter just before order e */
+    const int64_t *counter; /* (the draws made so far: where order e's draws start) */
 } mg_prefetch;
 
 /* The trainer waits for an order: it is late, so spin, then yield the core. */
@@ -93,6 +95,8 @@ static void *mg_prefetch_main(void *arg)
         mg_prefetch_wait_slot(&p->taken, e - p->slots, &p->stop);
         if (atomic_load_explicit(&p->stop, memory_order_relaxed))
             break;
+        if (p->marks)
+            p->marks[e % p->slots] = *p->counter;
         p->perm(p->rng, p->ring + (e % p->slots) * p->n, p->n);
         atomic_store_explicit(&p->produced, e + 1, memory_order_release);
     }
@@ -101,8 +105,11 @@ static void *mg_prefetch_main(void *arg)
 
 /* 1 when the producer runs; 0 when no thread could be made (the caller draws itself) */
 static int mg_prefetch_start(mg_prefetch *p, mg_perm_fn perm, void *rng, int64_t *ring,
-                             Py_ssize_t n, long long slots, long long total)
+                             Py_ssize_t n, long long slots, long long total, int64_t *marks,
+                             const int64_t *counter)
 {
+    p->marks = marks;
+    p->counter = counter;
     p->perm = perm;
     p->rng = rng;
     p->ring = ring;
@@ -128,12 +135,17 @@ static void mg_prefetch_join(mg_prefetch *p) { pthread_join(p->thread, NULL); }
 /* The run stopped before taking every order: the producer draws no more (join it next) */
 static void mg_prefetch_stop(mg_prefetch *p) { atomic_store(&p->stop, 1); }
 
+/* The orders drawn (after the join: all it will draw) */
+static long long mg_prefetch_produced(mg_prefetch *p) { return atomic_load(&p->produced); }
+
 #else
 typedef struct { int unused; } mg_prefetch;
 static int mg_prefetch_start(mg_prefetch *p, mg_perm_fn perm, void *rng, int64_t *ring,
-                             Py_ssize_t n, long long slots, long long total)
+                             Py_ssize_t n, long long slots, long long total, int64_t *marks,
+                             const int64_t *counter)
 {
     (void)p; (void)perm; (void)rng; (void)ring; (void)n; (void)slots; (void)total;
+    (void)marks; (void)counter;
     return 0;
 }
 static void mg_prefetch_take(mg_prefetch *p, long long e, int64_t *out)
@@ -142,6 +154,7 @@ static void mg_prefetch_take(mg_prefetch *p, long long e, int64_t *out)
 }
 static void mg_prefetch_join(mg_prefetch *p) { (void)p; }
 static void mg_prefetch_stop(mg_prefetch *p) { (void)p; }
+static long long mg_prefetch_produced(mg_prefetch *p) { (void)p; return 0; }
 #endif
 
 #endif /* MICROGRADNET_PREFETCH_H */

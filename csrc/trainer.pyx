@@ -27,7 +27,7 @@ from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.math cimport INFINITY, NAN
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 from checks cimport _c_aligned, _dtype_name, _has_dtype, _in_place_ready
 from vmath cimport (
@@ -50,6 +50,7 @@ cdef extern from "numpy/random/bitgen.h":
         uint64_t (*next_uint64)(void* st) nogil
         unsigned int (*next_uint32)(void* st) nogil
         double (*next_double)(void* st) nogil
+        uint64_t (*next_raw)(void* st) nogil
 
     ctypedef bitgen bitgen_t
 
@@ -59,7 +60,9 @@ cdef extern from "prefetch.h" nogil:
     ctypedef void (*mg_perm_fn)(void* rng, cnp.int64_t* out, Py_ssize_t n) noexcept nogil
     int MG_HAVE_PREFETCH
     int mg_prefetch_start(mg_prefetch* p, mg_perm_fn perm, void* rng, cnp.int64_t* ring,
-                          Py_ssize_t n, long long slots, long long total)
+                          Py_ssize_t n, long long slots, long long total,
+                          cnp.int64_t* marks, const cnp.int64_t* counter)
+    long long mg_prefetch_produced(mg_prefetch* p)
     void mg_prefetch_take(mg_prefetch* p, long long e, cnp.int64_t* out)
     void mg_prefetch_join(mg_prefetch* p)
     void mg_prefetch_stop(mg_prefetch* p)

@@ -32,6 +32,8 @@ cdef class Plan:
     cdef object order
     cdef object order_key
     cdef object ring  # the orders drawn ahead (prefetch.h), (slots, n)
+    cdef object marks  # the draws made before each of them, (slots,)
+    cdef Counting counting  # what the prefetch thread draws through
     cdef mg_prefetch* prefetch_state
     cdef object _lock
     cdef dict _copies  # the private generators the run draws from (trainer_lend.pxi)
@@ -448,9 +450,9 @@ cdef class Plan:
                     mg_prefetch_stop(self.c.prefetch)
                     mg_prefetch_join(self.c.prefetch)
                 if self.steps_done < last - first:
-                    # It drew orders the run did not take: draw again the ones it took.
-                    shuffle_loan.restart()
-                    _skip_permutations(self.c.rng, data.n, self.c.prefetch_next)
+                    # It drew orders the run did not take: the generator goes back to where
+                    # the orders taken left it.
+                    self._rewind(shuffle_loan, data.n)
                 self.c.prefetch = NULL
             self.c.rng = NULL
             for li in range(self.nlayers):
@@ -468,6 +470,19 @@ cdef class Plan:
             self._copies[i] = got
         return got
 
+    cdef int _rewind(self, _Loan loan, Py_ssize_t n) except -1:
+        """The shuffle's copy at the state after the orders the run took (prefetch done)."""
+        cdef long long taken = self.c.prefetch_next
+        cdef long long produced = mg_prefetch_produced(self.c.prefetch)
+        draws = (self.marks[taken % len(self.marks)] if taken < produced
+                 else self.counting.draws)
+        loan.restart()
+        if n - 1 > 0xffffffff:  # some draws 64-bit: draw the orders again
+            _skip_permutations(_bitgen(loan.copy), n, taken)
+        else:
+            _skip(loan.copy, draws)
+        return 0
+
     cdef int _prefetch_start(self, long long drawn) except -1:
         """Start the thread that draws the run's `drawn` orders ahead (prefetch.h)."""
         cdef Py_ssize_t n = self.c.n
@@ -478,9 +493,14 @@ cdef class Plan:
             self.prefetch_state = <mg_prefetch*>malloc(sizeof(mg_prefetch))
             if self.prefetch_state == NULL:
                 raise MemoryError()
-        if mg_prefetch_start(self.prefetch_state, <mg_perm_fn>_permutation, self.c.rng,
-                             <cnp.int64_t*>cnp.PyArray_DATA(self.ring), n,
-                             self.ring.shape[0], drawn):
+        if self.marks is None or len(self.marks) != len(self.ring):
+            self.marks = np.zeros(len(self.ring), np.int64)
+        _count_through(&self.counting, self.c.rng)
+        if mg_prefetch_start(self.prefetch_state, <mg_perm_fn>_permutation_counted,
+                             &self.counting, <cnp.int64_t*>cnp.PyArray_DATA(self.ring), n,
+                             self.ring.shape[0], drawn,
+                             <cnp.int64_t*>cnp.PyArray_DATA(self.marks),
+                             &self.counting.draws):
             self.c.prefetch = self.prefetch_state
             self.c.prefetch_next = 0
         return 0

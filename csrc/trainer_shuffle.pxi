@@ -37,14 +37,79 @@ cdef void _permutation(bitgen_t* g, cnp.int64_t* out, Py_ssize_t n) noexcept nog
         out[j] = tmp
 
 
+# The prefetch thread draws through a Counting bit generator: the number of draws made
+# before each order (prefetch.h's marks) puts the generator back where the orders a stopped
+# run took left it, without drawing them again.
+cdef struct Counting:
+    bitgen_t gen         # what the producer draws from: counts, then asks `inner`
+    bitgen_t* inner
+    cnp.int64_t draws
+
+
+cdef uint64_t _counted64(void* st) noexcept nogil:
+    cdef Counting* c = <Counting*>st
+    c.draws += 1
+    return c.inner.next_uint64(c.inner.state)
+
+
+cdef unsigned int _counted32(void* st) noexcept nogil:
+    cdef Counting* c = <Counting*>st
+    c.draws += 1
+    return c.inner.next_uint32(c.inner.state)
+
+
+cdef void _count_through(Counting* c, bitgen_t* inner) noexcept nogil:
+    """Draw from inner through c (a permutation draws only next_uint32, or next_uint64 for
+    n > 2**32)."""
+    memset(c, 0, sizeof(Counting))
+    c.inner = inner
+    c.gen.state = c
+    c.gen.next_uint64 = _counted64
+    c.gen.next_uint32 = _counted32
+
+
+cdef void _permutation_counted(Counting* c, cnp.int64_t* out, Py_ssize_t n) noexcept nogil:
+    _permutation(&c.gen, out, n)
+
+
+cdef void _skip_draws(bitgen_t* g, cnp.int64_t draws) noexcept nogil:
+    """Make `draws` next_uint32 draws and drop them."""
+    cdef cnp.int64_t i
+    for i in range(draws):
+        g.next_uint32(g.state)
+
+
 cdef void _skip_permutations(bitgen_t* g, Py_ssize_t n, long long count) noexcept nogil:
-    """Draw what `count` permutations of n draw, without making them: a generator put back
-    where it stood after them (a stopped run's prefetched orders, trainer_plan.pxi)."""
+    """Draw what `count` permutations of n draw, without making them."""
     cdef long long e
     cdef Py_ssize_t i
     for e in range(count):
         for i in range(n - 1, 0, -1):
             _interval(g, <uint64_t>i)
+
+
+cdef _skip(generator, cnp.int64_t draws):
+    """The generator after `draws` next_uint32 draws (a permutation of n <= 2**32 makes no
+    other): PCG64 (the default) jumps there (advance; its next_uint32 hands out the two
+    halves of one 64-bit draw, the high one kept for the next call); other kinds draw."""
+    cdef bitgen_t* g
+    bg = generator.bit_generator
+    if type(bg) is np.random.PCG64:
+        start = bg.state
+        held = int(start["has_uint32"])
+        raw = (draws + 1 - held) // 2  # the calls that found no half kept
+        kept = start["uinteger"]
+        if raw:
+            bg.advance(raw - 1)
+            kept = int(bg.random_raw()) >> 32
+        state = bg.state
+        state["has_uint32"] = (held + draws) % 2
+        state["uinteger"] = kept
+        bg.state = state
+        return
+    g = _bitgen(generator)
+    with nogil:
+        _skip_draws(g, draws)
 
 
 cdef bitgen_t* _bitgen(object generator) except NULL:
