@@ -203,6 +203,8 @@ def fit_captured(model: Any, step: CapturedStep, x: np.ndarray, y: np.ndarray, n
     done = 0
     while done < total:
         k = max(1, min([total - done, *(c.batches_until_live() for c in followers)]))
+        if not model.optimizer.rates_known_ahead:
+            k = 1  # a schedule of no argument, set by a callback: asked before each step
         try:
             losses = step.run(x, y, orders, done, done + k, shuffle_with=rng,
                               **recorders.plan_arguments(k))
