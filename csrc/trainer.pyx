@@ -27,7 +27,7 @@ from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.math cimport INFINITY, NAN
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy
 
 from checks cimport _c_aligned, _dtype_name, _has_dtype, _in_place_ready
 from vmath cimport (
@@ -50,7 +50,6 @@ cdef extern from "numpy/random/bitgen.h":
         uint64_t (*next_uint64)(void* st) nogil
         unsigned int (*next_uint32)(void* st) nogil
         double (*next_double)(void* st) nogil
-        uint64_t (*next_raw)(void* st) nogil
 
     ctypedef bitgen bitgen_t
 

@@ -100,8 +100,9 @@ cdef class Plan:
         for li, spec in enumerate(layers):
             prev = self._init_layer(li, spec, prev, loss)
             work += self.L[li].fan_in * self.L[li].units * batch
-        # the steps between two reads of the clock: about 16k multiply-adds of the forward
-        self.poll_every = max(1, min(64, 16384 // max(work, 1)))
+        # the steps between two reads of the clock: about 256k multiply-adds of the forward
+        # (tens of microseconds), at most 1024 steps
+        self.poll_every = max(1, min(1024, 262144 // max(work, 1)))
         out_dim = self.L[len(layers) - 1].units
         self.c.batch_x = cnp.PyArray_DATA(self._buffer((batch, self.L[0].fan_in)))
         self.c.batch_y = cnp.PyArray_DATA(self._buffer((batch, out_dim)))
@@ -495,7 +496,8 @@ cdef class Plan:
                 raise MemoryError()
         if self.marks is None or len(self.marks) != len(self.ring):
             self.marks = np.zeros(len(self.ring), np.int64)
-        _count_through(&self.counting, self.c.rng)
+        self.counting.gen = self.c.rng
+        self.counting.draws = 0
         if mg_prefetch_start(self.prefetch_state, <mg_perm_fn>_permutation_counted,
                              &self.counting, <cnp.int64_t*>cnp.PyArray_DATA(self.ring), n,
                              self.ring.shape[0], drawn,

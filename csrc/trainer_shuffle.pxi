@@ -37,39 +37,52 @@ cdef void _permutation(bitgen_t* g, cnp.int64_t* out, Py_ssize_t n) noexcept nog
         out[j] = tmp
 
 
-# The prefetch thread draws through a Counting bit generator: the number of draws made
-# before each order (prefetch.h's marks) puts the generator back where the orders a stopped
-# run took left it, without drawing them again.
+# The prefetch thread counts the draws it makes (prefetch.h marks the count before each
+# order): the count puts the generator back where the orders a stopped run took left it,
+# without drawing them again.
 cdef struct Counting:
-    bitgen_t gen         # what the producer draws from: counts, then asks `inner`
-    bitgen_t* inner
+    bitgen_t* gen
     cnp.int64_t draws
 
 
-cdef uint64_t _counted64(void* st) noexcept nogil:
-    cdef Counting* c = <Counting*>st
-    c.draws += 1
-    return c.inner.next_uint64(c.inner.state)
-
-
-cdef unsigned int _counted32(void* st) noexcept nogil:
-    cdef Counting* c = <Counting*>st
-    c.draws += 1
-    return c.inner.next_uint32(c.inner.state)
-
-
-cdef void _count_through(Counting* c, bitgen_t* inner) noexcept nogil:
-    """Draw from inner through c (a permutation draws only next_uint32, or next_uint64 for
-    n > 2**32)."""
-    memset(c, 0, sizeof(Counting))
-    c.inner = inner
-    c.gen.state = c
-    c.gen.next_uint64 = _counted64
-    c.gen.next_uint32 = _counted32
+cdef inline uint64_t _interval_counted(bitgen_t* g, uint64_t mx,
+                                       cnp.int64_t* draws) noexcept nogil:
+    """_interval, counting its draws."""
+    cdef uint64_t mask = mx, value
+    if mx == 0:
+        return 0
+    mask |= mask >> 1
+    mask |= mask >> 2
+    mask |= mask >> 4
+    mask |= mask >> 8
+    mask |= mask >> 16
+    mask |= mask >> 32
+    draws[0] += 1
+    if mx <= <uint64_t>0xffffffffU:
+        value = g.next_uint32(g.state) & mask
+        while value > mx:
+            draws[0] += 1
+            value = g.next_uint32(g.state) & mask
+    else:
+        value = g.next_uint64(g.state) & mask
+        while value > mx:
+            draws[0] += 1
+            value = g.next_uint64(g.state) & mask
+    return value
 
 
 cdef void _permutation_counted(Counting* c, cnp.int64_t* out, Py_ssize_t n) noexcept nogil:
-    _permutation(&c.gen, out, n)
+    """_permutation, its draws added to c.draws."""
+    cdef Py_ssize_t i, j
+    cdef cnp.int64_t tmp, draws = 0
+    for i in range(n):
+        out[i] = i
+    for i in range(n - 1, 0, -1):
+        j = <Py_ssize_t>_interval_counted(c.gen, <uint64_t>i, &draws)
+        tmp = out[i]
+        out[i] = out[j]
+        out[j] = tmp
+    c.draws += draws
 
 
 cdef void _skip_draws(bitgen_t* g, cnp.int64_t draws) noexcept nogil:
