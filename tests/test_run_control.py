@@ -214,7 +214,7 @@ def test_a_fork_during_a_captured_fit_gives_a_child_that_draws_and_trains():
 def test_a_thread_draws_while_a_captured_fit_trains():
     model, x, y = _long_fit_model()
     start = mg.random.generator().bit_generator.state  # where the run's draws begin
-    fitting, errors = _fit_in_thread(model, x, y, epochs=100_000)  # one long call into C
+    fitting, errors = _fit_in_thread(model, x, y, epochs=250_000)  # one long call into C
     _wait_until_training(model.layers[0].weights[0].data)
     drawn = mg.random.generator().random(3)  # while the run holds nothing
     Dense(3, input_dim=2).build((None, 2))
