@@ -260,7 +260,7 @@ class Sequential:
         x, y = self._prepare(x, y, "evaluate")
         if len(x) == 0:
             raise ValueError("evaluate: x has no samples; the loss of an empty set is undefined")
-        training.setup(self)
+        training.setup(self, build_optimizer=False)
         w = data.sample_weights(y, None, sample_weight, len(x))
         results = training.evaluate(self, x, y, w, batch_size)
         if verbose:

@@ -18,10 +18,13 @@ from .autograd import Tensor, no_grad
 from .random import generator
 
 
-def setup(model: Any) -> None:
-    """Choose the fused loss for the model's output and build the optimizer for its weights."""
+def setup(model: Any, build_optimizer: bool = True) -> None:
+    """Choose the fused loss for the model's output and build the optimizer for its weights
+    (evaluate needs no optimizer: one built for another model's weights must not stop it)."""
     last = model.layers[-1]
     model._fused_loss = model.loss.fused(last.output_activation())
+    if not build_optimizer:
+        return
     params = model.parameters()
     built_for = model._optimizer_params
     if built_for is None or len(built_for) != len(params) or any(
@@ -130,6 +133,13 @@ def find_nonfinite(layers: list, batch: np.ndarray | None) -> str:
     return "the loss alone is not finite (outputs and gradients are)"
 
 
+def _captured_now(fast: Any, optimizer: Any) -> bool:
+    """Whether the next steps go through the captured step: a callback may have given the
+    optimizer a schedule of no argument since fit began (answers known only step by step),
+    and those steps train eagerly, with the same results."""
+    return fast is not None and optimizer.rates_known_ahead
+
+
 class Epochs:
     """One fit's training set in batches, trained epoch by epoch.
 
@@ -162,9 +172,14 @@ class Epochs:
                 self._order = generator().permutation(n) if shuffle else None
             order, first = self._order, self._next
             last = min(first + self.steps, pass_steps)
-            if fast is not None and not per_batch:
+            if _captured_now(fast, model.optimizer) and not per_batch:
                 orders = None if order is None else order.reshape(1, n)
-                losses = fast.run(*captured_xy, orders, first, last)
+                try:
+                    losses = fast.run(*captured_xy, orders, first, last)
+                except BaseException:  # Ctrl-C: History keeps the batches trained
+                    if fast.stopped_losses is not None:
+                        model.history.record_batches(fast.stopped_losses)
+                    raise
                 model.history.record_batches(losses)
                 sizes = batch_sizes(n, batch_size, pass_steps)[first:last]
                 sums = {"loss": float(losses @ sizes)}
@@ -209,7 +224,7 @@ class Epochs:
             if cb.wants_batches:
                 cb.call("on_batch_begin", batch, {"batch": batch, "size": len(xb)})
             model._last_batch = xb
-            if fast is not None:
+            if _captured_now(fast, model.optimizer):
                 logs = {"loss": float(fast.run(xf, yf, orders, step, step + 1)[0])}
                 out = fast.output(len(xb)) if model.metrics else None
             else:
