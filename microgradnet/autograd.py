@@ -224,6 +224,21 @@ def _check_saved_versions(ctx: Function, node: Tensor):
         raise _modified_error(node, what, node._vc[0], 0)
 
 
+_protocols_module = cython.declare(object, None)
+
+
+@cython.cfunc
+@cython.inline
+def _protocols() -> object:
+    """The module microgradnet._array_protocols, imported on the first call."""
+    global _protocols_module
+    if _protocols_module is None:
+        from . import _array_protocols  # not at the top: it imports functional, then this
+
+        _protocols_module = _array_protocols
+    return _protocols_module
+
+
 # --------------------------------------------------------------------------- Function
 
 
@@ -338,8 +353,6 @@ class Tensor:
     # of it is made, then a one-item list shared with the views.
     _vc = cython.declare(object, visibility="public")
     __weakref__ = cython.declare(object)
-    # numpy defers to the Tensor's reflected operators (ndarray + Tensor -> Tensor).
-    __array_ufunc__ = None
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
         self.data = _as_array(data, dtype)
@@ -408,6 +421,13 @@ class Tensor:
     def _version(self) -> int:
         """How many in-place changes the data has had (PyTorch's version counter)."""
         return _version_of(self)
+
+    # ---- numpy's protocols: ufuncs and array functions run as microgradnet ops
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        return _protocols().array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        return _protocols().array_function(func, types, args, kwargs)
 
     def __len__(self) -> int:
         if self.data.ndim == 0:
