@@ -213,6 +213,7 @@ FUNCTION_QUERIES = {
     np.shape, np.ndim, np.size, np.any, np.all, np.argmax, np.argmin, np.argsort,
     np.count_nonzero, np.nonzero, np.flatnonzero, np.argwhere, np.allclose, np.isclose,
     np.array_equal, np.array_equiv, np.result_type, np.may_share_memory, np.shares_memory,
+    np.histogram, np.histogram_bin_edges, np.bincount, np.unique, np.searchsorted, np.digitize,
 }
 
 # what to write instead of a function that has no op

@@ -170,13 +170,13 @@ def _version_of(t: Tensor):
     return 0 if vc is None else vc[0]
 
 
-def _bump_version(t: Tensor) -> None:
-    """Count one in-place change of the tensor's data (seen by every view of it)."""
+def _bump_version(t: Tensor, changes: int = 1) -> None:
+    """Count in-place changes of the tensor's data (seen by every view of it)."""
     vc = t._vc
     if vc is None:
-        t._vc = [1]
+        t._vc = [changes]
     else:
-        vc[0] += 1
+        vc[0] += changes
 
 
 def _share_version(view: Tensor, base: Tensor) -> Tensor:

@@ -126,6 +126,8 @@ def test_queries_without_a_gradient_give_numpy_values():
     assert np.array_equal(mg.tensor([1, 2]), np.array([1, 2]))
     np.testing.assert_array_equal(np.where(mg.tensor([0.0, 1.0]) > 0)[0], [1])
     np.testing.assert_allclose(mg.tensor([1.0, 2.0]), [1.0, 2.0])
+    counts, _ = np.histogram(mg.tensor([0.1, 0.2, 0.9]), bins=2, range=(0, 1))
+    assert counts.tolist() == [2, 1]
 
 
 def test_asarray_still_gives_the_data():

@@ -235,10 +235,12 @@ def test_changes_to_unsaved_tensors_do_not_raise():
         z.sum().backward()
 
 
-def test_fit_still_trains_after_the_version_counter():
+@pytest.mark.parametrize("jit", [False, "auto"])
+def test_fit_counts_its_updates_on_both_paths(jit):
     mg.manual_seed(0)
     model = Sequential([Dense(1, input_dim=3)])
-    model.compile(optimizer="sgd", loss="mse", jit_compile=False)
+    model.compile(optimizer="sgd", loss="mse", jit_compile=jit)
+    assert jit is False or mg.fastpath.explain(model) is None  # "auto": the captured step
     history = model.fit(X, Y, epochs=3, batch_size=10, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
-    assert model.parameters()[0]._version == 12  # 4 steps an epoch
+    assert [p._version for p in model.parameters()] == [12, 12]  # 4 steps an epoch
