@@ -174,7 +174,7 @@ def _bump_version(t: Tensor, changes: int = 1) -> None:
     """Count in-place changes of the tensor's data (seen by every view of it)."""
     vc = t._vc
     if vc is None:
-        t._vc = [changes]
+        t._vc = [changes, False]
     else:
         vc[0] += changes
 
@@ -182,7 +182,9 @@ def _bump_version(t: Tensor, changes: int = 1) -> None:
 def _share_version(view: Tensor, base: Tensor) -> Tensor:
     """Give `view`, whose data is a view of `base`'s, the version counter of `base`."""
     if base._vc is None:
-        base._vc = [0]
+        base._vc = [0, True]
+    else:
+        base._vc[1] = True
     view._vc = base._vc
     return view
 
@@ -219,9 +221,25 @@ def _check_saved_versions(ctx: Function, node: Tensor):
                 if p._ctx is not None:
                     what += f" (the output of '{p._ctx.name or type(p._ctx).__name__}')"
                 raise _modified_error(p, what, p._vc[0], expected)
-    if ctx.saves_output and node._vc is not None and node._vc[0] != 0:
-        what = f"the output of '{ctx.name or type(ctx).__name__}'"
-        raise _modified_error(node, what, node._vc[0], 0)
+    if ctx.saves_output and node._vc is not None:
+        expected = 0 if ctx._out_version is None else ctx._out_version
+        if node._vc[0] != expected:
+            what = f"the output of '{ctx.name or type(ctx).__name__}'"
+            raise _modified_error(node, what, node._vc[0], expected)
+
+
+@cython.cfunc
+def _node_at(ctx: Function, i: cython.Py_ssize_t, parent: Tensor) -> Tensor:
+    """The graph node that input i of ctx was when the op ran: the tensor itself, or, if a
+    recorded in-place op has replaced its node since, the node it replaced."""
+    if parent._hist is None:
+        return parent
+    versions = ctx._versions
+    seen = 0 if versions is None else versions[i]
+    for replaced_at, node in parent._hist:
+        if seen <= replaced_at:
+            return node
+    return parent
 
 
 _protocols_module = cython.declare(object, None)
@@ -256,6 +274,8 @@ class Function:
     needs_input_grad = cython.declare(object, visibility="public")
     # The inputs' versions when the op ran, or None when every one was at version 0.
     _versions = cython.declare(object, visibility="public")
+    # The output's version when it became the op's result: None for 0 (see _record_inplace).
+    _out_version = cython.declare(object, visibility="public")
     name = ""  # set by each op; names the op in functional.REGISTRY
     released = False
     # What backward reads of the op's own tensors: the inputs by index (None: all of them)
@@ -350,8 +370,11 @@ class Tensor:
     requires_grad = cython.declare(cython.bint, visibility="public")
     _ctx = cython.declare(object, visibility="public")
     # The version counter (PyTorch's): None until the data first changes in place or a view
-    # of it is made, then a one-item list shared with the views.
+    # of it is made, then [version, whether views share it], a list shared with the views.
     _vc = cython.declare(object, visibility="public")
+    # The nodes this tensor stood for before recorded in-place ops replaced them:
+    # [(version at the replacement, node), ...], or None (see _node_at).
+    _hist = cython.declare(object, visibility="public")
     __weakref__ = cython.declare(object)
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
@@ -703,9 +726,7 @@ def _inplace(t: Tensor, other: Any, name: str, ufunc: Any) -> Tensor:
     if _records(t, other):
         if t._ctx is None and t.requires_grad:
             raise _leaf_error(f"{name}=")
-        # A tensor of a recorded graph: the graph's nodes are the tensors themselves, so the
-        # op is recorded out of place and `t op= other` rebinds the name to its result.
-        return getattr(_functional(), name)(t, other)
+        return _record_inplace(t, other, name)
     _write(t, other, name, ufunc)
     return t
 
@@ -715,11 +736,54 @@ def _inplace_method(t: Tensor, other: Any, name: str, ufunc: Any) -> Tensor:
     if _records(t, other):
         if t._ctx is None and t.requires_grad:
             raise _leaf_error(f"{name}()")
-        raise RuntimeError(
-            f"{name}() on a tensor of a recorded graph (it requires grad): write it out of "
-            f"place (t = t + x, ...), or under `with mg.no_grad():` if no gradient should flow"
-        )
+        if ufunc is None:
+            raise RuntimeError(
+                f"{name}() on a tensor of a recorded graph (it requires grad): write it out "
+                f"of place, or under `with mg.no_grad():` if no gradient should flow"
+            )
+        if t._vc is not None and t._vc[1]:
+            raise RuntimeError(
+                f"{name}() on a view of a tensor of a recorded graph (or a tensor with views): "
+                f"write it out of place (t = t + x), or under `with mg.no_grad():`"
+            )
+        _record_inplace(t, other, name.rstrip("_"))
+        return t
     _write(t, other, name, ufunc)
+    return t
+
+
+def _record_inplace(t: Tensor, other: Any, name: str) -> Tensor:
+    """t op= other, recorded in the graph: t itself becomes the op's node.
+
+    The graph's nodes are the tensors, so the node t stood for moves to a new tensor `old`,
+    which keeps t's array (whatever the ops before saved of it stays as it was), and t takes
+    the result's array. The ops recorded before, which still name t, reach `old` through t's
+    history (_node_at, by the versions they saw)."""
+    if t._vc is not None and t._vc[1]:
+        # A view, or a tensor with views: the others' graph could not follow the change, so
+        # the op is recorded out of place and `t op= other` rebinds the name to its result.
+        return getattr(_functional(), name)(t, other)
+    old = Tensor._wrap(t.data, t.requires_grad)
+    old._ctx = t._ctx
+    new: Tensor = getattr(_functional(), name)(old, old if other is t else other)  # t *= t
+    data = new.data
+    if data.shape != t.data.shape:
+        raise ValueError(f"in-place {name}: the result has shape {data.shape}, the tensor "
+                         f"{t.data.shape}")
+    if data.dtype != t.data.dtype:
+        if not np.can_cast(data.dtype, t.data.dtype, "same_kind"):
+            raise TypeError(f"in-place {name}: cannot store a {data.dtype} result in a "
+                            f"{t.data.dtype} tensor")
+        data = data.astype(t.data.dtype)
+    version = _version_of(t)
+    _bump_version(t)
+    if t._hist is None:
+        t._hist = []
+    t._hist.append((version, old))
+    t.data = data
+    t._ctx = new._ctx
+    new._ctx._out_version = _version_of(t)
+    t.requires_grad = True
     return t
 
 
@@ -748,6 +812,7 @@ def _write(t: Tensor, other: Any, name: str, ufunc: Any) -> None:
 def _run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
     node: Tensor
     parent: Tensor
+    i: cython.Py_ssize_t
     # Topological order of the graph above root, iteratively (no recursion limit).
     order: list[Tensor] = []
     visited: set[int] = set()
@@ -763,7 +828,11 @@ def _run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
         stack.append((node, True))
         ctx = node._ctx
         if ctx is not None:
+            i = 0
             for parent in ctx.parents:
+                if parent._hist is not None:
+                    parent = _node_at(ctx, i, parent)
+                i += 1
                 if parent.requires_grad and id(parent) not in visited:
                     stack.append((parent, False))
 
@@ -802,9 +871,13 @@ def _run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
         returned: list = []
         # strict: an op whose backward returns the wrong number of gradients fails loudly.
         triples = zip(ctx.parents, input_grads, ctx.needs_input_grad, strict=True)
+        i = -1
         for parent, pgrad, needed in triples:
+            i += 1
             if not needed or pgrad is None:
                 continue
+            if parent._hist is not None:
+                parent = _node_at(ctx, i, parent)
             pshape = parent.data.shape
             if pgrad.shape != pshape:
                 pgrad = _unbroadcast(pgrad, pshape)

@@ -152,14 +152,64 @@ def test_inplace_on_a_leaf_that_requires_grad_raises_outside_no_grad():
     assert w._version == 1 and w.requires_grad and w.is_leaf
 
 
-def test_inplace_on_a_graph_tensor_records_the_op():
-    w, _ = _params()
+def test_inplace_on_a_graph_tensor_is_recorded_on_the_same_tensor():
+    w = mg.tensor([[0.5], [-1.0], [2.0]], dtype="float64", requires_grad=True)
+    x = mg.tensor([[1.5], [0.25], [-0.5]], dtype="float64", requires_grad=True)
     h = w * 2.0
-    h += 1.0  # recorded out of place: the gradient flows
-    h.sum().backward()
-    np.testing.assert_array_equal(w.grad.numpy(), np.full((3, 1), 2, np.float32))
+    alias = h
+    before = h.sum()  # recorded before the change: its gradient reaches w through h's old node
+    h += x
+    h *= h  # mul reads both operands: the values before this change
+    assert h is alias and h.requires_grad and not h.is_leaf and h._version == 2
+    np.testing.assert_allclose(h.numpy(), (2 * w.numpy() + x.numpy()) ** 2)
+    (before + h.sum()).backward()
+    np.testing.assert_allclose(w.grad.numpy(), 2 + 4 * (2 * w.numpy() + x.numpy()))
+    np.testing.assert_allclose(x.grad.numpy(), 2 * (2 * w.numpy() + x.numpy()))
+
+    def f(w, x):
+        h = w * 2.0
+        s = h.sum()
+        h += x
+        h.mul_(h)
+        h.sub_(x, alpha=0.5)
+        h /= 3.0
+        return s + h.sum()
+
+    assert mg.gradcheck(f, [w, x])
+
+
+def test_recorded_inplace_into_a_tensor_without_grad():
+    w = mg.tensor([1.0, 2.0], requires_grad=True)
+    acc = mg.zeros(2)
+    same = acc
+    for k in range(3):
+        acc += w * float(k + 1)
+    assert acc is same and acc.requires_grad and acc.tolist() == [6.0, 12.0]
+    acc.sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [6.0, 6.0])
+
+
+def test_recorded_inplace_after_a_saved_use_raises():
+    w = mg.tensor([1.0, 2.0], requires_grad=True)
+    h = w * 2.0
+    p = h * h  # saves h
+    h += 1.0
+    with pytest.raises(RuntimeError, match="input 0 of 'mul'.*is at version 1; expected "
+                       "version 0"):
+        p.sum().backward()
+
+
+def test_recorded_inplace_on_views_and_fills():
+    w = mg.tensor([[1.0, 2.0]], requires_grad=True)
+    h = w * 2.0
+    v = h.reshape(2)
+    v2 = v
+    v += 1.0  # a view: recorded out of place, the name rebound
+    assert v is not v2 and h.tolist() == [[2.0, 4.0]]
+    with pytest.raises(RuntimeError, match="view"):
+        v2.add_(1.0)
     with pytest.raises(RuntimeError, match="recorded graph"):
-        (w * 2.0).add_(1.0)
+        (w * 2.0).zero_()
 
 
 def test_no_grad_inplace_on_a_graph_tensor_changes_it_in_place():
