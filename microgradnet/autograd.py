@@ -896,6 +896,8 @@ def _run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
             grads[key] = pgrad if previous is None else previous + pgrad
         if not retain_graph:
             ctx.release()
+            # the ops that named this tensor's old nodes are released too
+            node._hist = None
 
 
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:

@@ -185,8 +185,10 @@ def test_recorded_inplace_into_a_tensor_without_grad():
     for k in range(3):
         acc += w * float(k + 1)
     assert acc is same and acc.requires_grad and acc.tolist() == [6.0, 12.0]
+    assert len(acc._hist) == 3
     acc.sum().backward()
     np.testing.assert_array_equal(w.grad.numpy(), [6.0, 6.0])
+    assert acc._hist is None  # the old nodes are freed with the graph
 
 
 def test_recorded_inplace_after_a_saved_use_raises():
