@@ -202,11 +202,10 @@ def _better(mode: str, monitor: str) -> Callable[[float, float], bool]:
 def _monitored(logs: dict | None, monitor: str, who: str) -> float | None:
     value = (logs or {}).get(monitor)
     if value is None:
-        warnings.warn(
+        warn_at_caller(
             f"{who}: the monitored value {monitor!r} is not in the logs (have: "
             f"{', '.join(sorted(logs or {}))}); did you mean one of those?",
             RuntimeWarning,
-            stacklevel=3,
         )
     return value
 
@@ -810,6 +809,64 @@ class WeightRecorder(_EveryN):
         self.weights.extend(snapshots)
 
 
+# The diagnostics' warnings point at the user's line that started training (their fit call),
+# not at this file: every frame inside the package is skipped.
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn_at_caller(message: str, category: type[Warning]) -> None:
+    """Warn, attributed to the first frame outside microgradnet (e.g. the user's fit call)."""
+    if sys.version_info >= (3, 12):
+        warnings.warn(message, category, skip_file_prefixes=(_PACKAGE_DIR,))
+        return
+    frame = sys._getframe(0)
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+            _PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+# What to try when a layer's gradients vanish, by the activation that follows its weights.
+_SATURATING = ("sigmoid", "tanh", "softmax", "softplus", "step")
+_VANISH_ADVICE = {
+    "saturating": "{act} saturates (its derivative is near 0 for large inputs) and shrinks "
+                  "gradients layer by layer in a deep stack: try relu or leaky_relu in the "
+                  "hidden layers with He initialization (kernel_initializer='he_normal'), "
+                  "BatchNormalization, or fewer layers.",
+    "relu": "relu passes no gradient where its input is negative (dead units): try leaky_relu "
+            "or elu, a lower learning rate, He initialization "
+            "(kernel_initializer='he_normal'), or BatchNormalization.",
+    "other": "{act} does not saturate, so look at the scale: try He initialization "
+             "(kernel_initializer='he_normal'), BatchNormalization, or fewer layers.",
+    "linear": "its output is linear, so the shrinking comes from the layers above it: check "
+              "their activations (sigmoid and tanh saturate: try relu or leaky_relu), "
+              "He or Glorot initialization, or BatchNormalization.",
+}
+
+
+def _activation_of(layers: list, index: int) -> str:
+    """The activation applied to layer `index`'s output: its own, or that of an Activation
+    layer (a layer without weights) right after it; "linear" when none."""
+    act = layers[index].output_activation()
+    if act in (None, "linear") and index + 1 < len(layers):
+        after = layers[index + 1]
+        if not after.parameters():
+            act = after.output_activation()
+    return act or "linear"
+
+
+def _vanish_advice(act: str) -> str:
+    if act in _SATURATING:
+        kind = "saturating"
+    elif act in ("relu", "linear"):
+        kind = act
+    else:
+        kind = "other"
+    return _VANISH_ADVICE[kind].format(act=act)
+
+
 class GradientMonitor(Callback):
     """The gradient norm of every layer at every batch (`.norms[layer name]`); warns when a
     layer's gradients vanish (over an epoch, its median norm is below `vanish` times the
@@ -842,11 +899,12 @@ class GradientMonitor(Callback):
             if (norm > self.explode or not math.isfinite(norm)) and (
                     layer.name, "explode") not in self._warned:
                 self._warned.add((layer.name, "explode"))
-                warnings.warn(
-                    f"exploding gradients in layer {layer.name!r}: norm {norm:.3g} at batch "
-                    f"{batch}. Try a smaller learning rate, gradient clipping (clipnorm=1.0 on "
-                    f"the optimizer) or BatchNormalization.",
-                    ExplodingGradientWarning, stacklevel=2,
+                warn_at_caller(
+                    f"exploding gradients in layer {layer.name!r}: its gradient norm is "
+                    f"{norm:.3g} at batch {batch} (threshold {self.explode:g}). Try a smaller "
+                    f"learning rate, gradient clipping (clipnorm=1.0 on the optimizer) or "
+                    f"BatchNormalization.",
+                    ExplodingGradientWarning,
                 )
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -860,13 +918,15 @@ class GradientMonitor(Callback):
         for name, value in medians.items():
             if value < self.vanish * top and (name, "vanish") not in self._warned:
                 self._warned.add((name, "vanish"))
-                warnings.warn(
-                    f"vanishing gradients in layer {name!r}: in epoch {epoch + 1} its median "
-                    f"gradient norm is {value:.3g}, {value / top:.1e} of the largest layer's. "
-                    f"Saturating activations (sigmoid, tanh) in deep stacks shrink gradients "
-                    f"layer by layer: try relu or leaky_relu, He or Glorot initialization, "
-                    f"BatchNormalization, or fewer layers.",
-                    VanishingGradientWarning, stacklevel=2,
+                layers = self.model.layers
+                index = next(i for i, layer in enumerate(layers) if layer.name == name)
+                act = _activation_of(layers, index)
+                warn_at_caller(
+                    f"vanishing gradients in layer {name!r} ({act}): in epoch {epoch + 1} "
+                    f"the median norm of its weights' gradients is {value:.3g}, "
+                    f"{value / top:.1e} of the largest layer's ({top:.3g}). "
+                    + _vanish_advice(act),
+                    VanishingGradientWarning,
                 )
 
 
@@ -901,12 +961,14 @@ class DeadUnitMonitor(Callback):
                 self.fractions.setdefault(layer.name, []).append(fraction)
                 if fraction >= self.threshold and layer.name not in self._warned:
                     self._warned.add(layer.name)
-                    warnings.warn(
-                        f"{fraction:.0%} of the units of layer {layer.name!r} output zero for "
-                        f"every sample (dead ReLUs): they get no gradient and cannot recover. "
-                        f"Try a smaller learning rate, He initialization "
-                        f"(kernel_initializer='he_normal'), or leaky_relu.",
-                        DeadUnitWarning, stacklevel=2,
+                    dead = int(round(fraction * out.shape[1]))
+                    warn_at_caller(
+                        f"{fraction:.0%} of the units of layer {layer.name!r} (relu; {dead} of "
+                        f"{out.shape[1]}) output zero for every one of the {len(out)} samples "
+                        f"checked (dead ReLUs): they get no gradient and cannot recover. Try "
+                        f"leaky_relu or elu, a smaller learning rate, or He initialization "
+                        f"(kernel_initializer='he_normal').",
+                        DeadUnitWarning,
                     )
 
 

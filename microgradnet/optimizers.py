@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from .autograd import Tensor
+from .autograd import _bump_version as bump_version
 from .backend import kernels as K
 
 __all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "deserialize", "get",
@@ -358,6 +359,7 @@ class Optimizer:
                 if clipnorm is not None:
                     scale = _clip_scale(K.sum_squares(g.data), clipnorm)
                 update(kernel, data, g.data, state, lr, wd, scale, cv)
+                bump_version(p)  # an in-place change, as PyTorch's optimizers count it
                 updated += 1
         except (TypeError, ValueError) as exc:
             kind = ValueError if isinstance(exc, ValueError) else TypeError

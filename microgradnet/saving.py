@@ -121,10 +121,10 @@ def _read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
             return {k: data[k] for k in data.files}
     except FileNotFoundError:
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-        raise ValueError(
-            f"{path} is not a microgradnet file or it is damaged (truncated?): {exc}"
-        ) from exc
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError):
+        # numpy's own message is left out (from None): for a pickle it advises loading with
+        # allow_pickle=True, which this package never does.
+        raise ValueError(f"{path} is damaged or is not a microgradnet file") from None
 
 
 def _meta(contents: dict[str, np.ndarray], path: Any) -> dict:

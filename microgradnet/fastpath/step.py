@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd import Tensor
+from ..autograd import _bump_version as bump_version
 from .capture import describe
 from .fpenv import get_flush_denormal, trainer
 
@@ -84,6 +85,7 @@ class CapturedStep:
         for p, g in zip(self.params, self._grads, strict=True):
             if p is not None:
                 p.grad = g
+                bump_version(p, steps)  # updated in place once a step, as eagerly
 
     def _scheduled_rates(self, x: np.ndarray, y: np.ndarray, orders: np.ndarray | None,
                          first: int, last: int,
