@@ -6,6 +6,7 @@ cdef struct RunData:
     void* y
     cnp.int64_t* labels
     cnp.int64_t* orders
+    Py_ssize_t orders_bytes
     Py_ssize_t n
 
 
@@ -29,17 +30,20 @@ cdef class Plan:
     cdef object ring  # the orders drawn ahead (prefetch.h), (slots, n)
     cdef mg_prefetch* prefetch_state
     cdef object _lock
+    cdef bint ready  # __init__ went through: every buffer and descriptor is set
     cdef readonly Py_ssize_t batch
     cdef readonly int nlayers
 
     def __cinit__(self):
         self.L = NULL
+        self.ready = False
         # One run at a time: a run writes the plan's buffers and descriptors without the
         # GIL, so a second thread's run would change them under it.
         self._lock = threading.Lock()
 
     def run(self, *args, **kwargs):
         """Train steps [first, last) (see _run_locked), one call at a time per plan."""
+        self._check_ready()
         with self._lock:
             return self._run_locked(*args, **kwargs)
 
@@ -82,6 +86,13 @@ cdef class Plan:
         labels = np.zeros(batch, np.int64)
         self.buffers.append(labels)
         self.c.batch_labels = <cnp.int64_t*>cnp.PyArray_DATA(labels)
+        self.ready = True
+
+    cdef int _check_ready(self) except -1:
+        # Plan.__new__(Plan), or an __init__ that raised half way: no buffers to run on
+        if not self.ready:
+            raise RuntimeError("Plan: not initialized (Plan(dtype, layers, loss, batch))")
+        return 0
 
     cdef Py_ssize_t _init_layer(self, Py_ssize_t li, object spec, Py_ssize_t prev,
                                 str loss) except -1:
@@ -142,6 +153,7 @@ cdef class Plan:
 
     def gradients(self):
         """The gradient buffers [dW0, db0 or None, dW1, ...], rewritten by every step."""
+        self._check_ready()
         return list(self.grads)
 
     def last_order(self):
@@ -150,6 +162,7 @@ cdef class Plan:
 
     def output(self, Py_ssize_t rows):
         """A copy of the top layer's activated output for the first `rows` of the last batch."""
+        self._check_ready()
         if not 0 <= rows <= self.batch:
             raise ValueError(f"rows must be in [0, {self.batch}], got {rows}")
         return self.out_buf[:rows].copy()
@@ -197,8 +210,8 @@ cdef class Plan:
                        first, last)
         if last == first:
             return 0
-        if data.n == 0:
-            raise ValueError("no samples")
+        _check_apart(self.L, &self.c, self.typenum, self.buffers, &data, lrs, losses,
+                     last - first)
         self._run_with_generators(&data, generators, first, last, per_epoch, &losses[0],
                                   flush_denormal, shuffle_with, dropout_rngs)
         snapshots = self.c.rec_count
@@ -235,6 +248,8 @@ cdef class Plan:
                           Py_ssize_t per_epoch, double[::1] losses, shuffle_with) except -1:
         """The step range, the losses' room, and where the epochs' orders come from."""
         cdef Py_ssize_t n = data.n
+        if n == 0 and last > first:
+            raise ValueError("no samples")
         if per_epoch != (n + self.batch - 1) // self.batch:
             raise ValueError(f"per_epoch must be ceil(n / batch) = "
                              f"{(n + self.batch - 1) // self.batch}, got {per_epoch}")
@@ -244,6 +259,7 @@ cdef class Plan:
             raise ValueError(f"losses has {losses.shape[0]} places for {last - first} steps")
         epochs_needed = (last + per_epoch - 1) // per_epoch if last > first else 0
         data.orders = NULL
+        data.orders_bytes = 0
         if orders is not None:
             if not (cnp.PyArray_Check(orders) and orders.dtype == cnp.dtype("int64")
                     and orders.ndim == 2 and orders.shape[1] == n
@@ -255,8 +271,12 @@ cdef class Plan:
             if orders.size and (orders.min() < 0 or orders.max() >= n):
                 raise ValueError(f"orders must hold sample indices in [0, {n})")
             data.orders = <cnp.int64_t*>cnp.PyArray_DATA(orders)
+            data.orders_bytes = orders.nbytes
         self.c.rng = NULL
         if shuffle_with is not None:
+            if not isinstance(shuffle_with, np.random.Generator):
+                raise TypeError(f"shuffle_with must be a numpy Generator, got "
+                                f"{type(shuffle_with).__name__}")
             if orders is not None:
                 raise ValueError("give orders or shuffle_with, not both")
             if per_epoch and first % per_epoch and self.order_key != (
@@ -293,6 +313,8 @@ cdef class Plan:
         self.c.global_clipnorm = hyper.get("global_clipnorm", -1.0)
         if self.c.clipnorm >= 0 and self.c.global_clipnorm >= 0:
             raise ValueError("give clipnorm or global_clipnorm, not both")
+        if iteration < 0:  # Adam's step t = iteration + 1 must be >= 1, as adam_update's
+            raise ValueError(f"iteration must be >= 0, got {iteration}")
         self.c.iteration = iteration
         return 0
 
