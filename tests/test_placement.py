@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+import microgradnet
 from microgradnet._kernels import activations, losses, matmul, optim
 from microgradnet.activation_table import ACTIVATIONS
 
@@ -403,10 +404,10 @@ print(hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdige
 def test_a_seeded_eager_fit_gives_the_same_weights_in_fresh_processes():
     """An eager BCE fit like issue 13's (a last batch of 8 rows: the sizes where a vector loop
     and its scalar copy meet), in fresh processes whose heaps differ."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    # the package under test, wherever it lives (the worktree, or the installed copy in CI)
+    where = os.path.dirname(os.path.dirname(microgradnet.__file__))
     procs = [subprocess.Popen([sys.executable, "-c", _FIT, str(k)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=env)
+                              stderr=subprocess.PIPE, text=True, cwd=where)
              for k in (0, 1, 2, 3, 5, 8)]
     digests = []
     for p in procs:
