@@ -462,6 +462,8 @@ _VMATH = {
 def _vmath(str name, x, out=None):
     """y = name(x) by vmath.h's function; name in _VMATH ("erfc" float32 only)."""
     cdef Py_ssize_t f32, f64
+    if name not in _VMATH:
+        raise ValueError(f"vmath has no {name!r}; it has {', '.join(_VMATH)}")
     f32, f64 = _VMATH[name]
     if f64 == 0 and getattr(x, "dtype", None) != "float32":
         raise TypeError(f"vmath {name} is float32 only")

@@ -23,6 +23,7 @@
     {                                                                                     \
         const T flr = (T)lr, fwd = (T)(wd * lr), fs = (T)scale, cv = (T)clipvalue;        \
         Py_ssize_t i;                                                                     \
+        VM_IVDEP                                                                          \
         for (i = 0; i < n; i++) {                                                         \
             T g = grad[i] * fs, w = p[i];                                                 \
             g = VO_CLIP(g, cv);                                                           \
@@ -38,6 +39,7 @@
         const T flr = (T)lr, fm = (T)momentum, fwd = (T)(wd * lr), fs = (T)scale;         \
         const T cv = (T)clipvalue;                                                        \
         Py_ssize_t i;                                                                     \
+        VM_IVDEP                                                                          \
         for (i = 0; i < n; i++) {                                                         \
             T g = grad[i] * fs, w = p[i], v;                                              \
             g = VO_CLIP(g, cv);                                                           \
@@ -57,6 +59,7 @@
         const T c1 = (T)(1 - beta_1), c2 = (T)(1 - beta_2), fs = (T)scale;                \
         const T cv = (T)clipvalue;                                                        \
         Py_ssize_t i;                                                                     \
+        VM_IVDEP                                                                          \
         for (i = 0; i < n; i++) {                                                         \
             T g = grad[i] * fs, w = p[i], mi = m[i], vi = v[i];                           \
             g = VO_CLIP(g, cv);                                                           \
@@ -82,6 +85,7 @@
         const T flr = (T)lr, frho = (T)rho, c = (T)(1 - rho), feps = (T)epsilon;          \
         const T fm = (T)momentum, fwd = (T)(wd * lr), fs = (T)scale, cv = (T)clipvalue;   \
         Py_ssize_t i;                                                                     \
+        VM_IVDEP                                                                          \
         for (i = 0; i < n; i++) {                                                         \
             T g = grad[i] * fs, w = p[i], vi, denom, inc;                                 \
             g = VO_CLIP(g, cv);                                                           \
@@ -111,6 +115,7 @@
         const T flr = (T)lr, feps = (T)epsilon, fwd = (T)(wd * lr), fs = (T)scale;        \
         const T cv = (T)clipvalue;                                                        \
         Py_ssize_t i;                                                                     \
+        VM_IVDEP                                                                          \
         for (i = 0; i < n; i++) {                                                         \
             T g = grad[i] * fs, w = p[i], a;                                              \
             g = VO_CLIP(g, cv);                                                           \

@@ -24,9 +24,10 @@ import numpy as np
 
 cimport numpy as cnp
 from cpython.pycapsule cimport PyCapsule_GetPointer
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.math cimport INFINITY, NAN
 from libc.stdint cimport uint64_t
-from libc.stdlib cimport calloc, free, malloc
+from libc.stdlib cimport calloc, free, malloc, qsort
 from libc.string cimport memcpy
 
 from checks cimport _c_aligned, _dtype_name, _has_dtype, _in_place_ready
@@ -90,6 +91,9 @@ def _ftz_enter():
 
 def _ftz_leave(unsigned int old):
     """Restore this thread's floating-point mode as _ftz_enter returned it."""
+    # MXCSR's upper 16 bits are reserved: setting one faults (the interpreter would die)
+    if old > 0xFFFF:
+        raise ValueError(f"not a floating-point mode of _ftz_enter: {old:#x}")
     mg_ftz_leave(old)
 
 

@@ -79,14 +79,16 @@ cdef struct Config:
     cnp.int64_t* order
     int out_act   # the output activation a fused loss applies: 0 none, 1 sigmoid, 2 softmax
     const void* rec_x  # recording: the model's outputs for rec_x (rec_rows rows) after
-    void* rec_out      # every rec_every-th step, counting rec_phase steps before `first`,
-    Py_ssize_t rec_rows  # into rec_out[rec_count], rec_count += 1
-    Py_ssize_t rec_every
-    Py_ssize_t rec_phase
+    void* rec_out      # every rec_every-th step, the first after rec_next steps (counted
+    Py_ssize_t rec_rows  # down by _snapshot_due), into rec_out[rec_count], rec_count += 1,
+    Py_ssize_t rec_every  # while rec_count < rec_room (the snapshots rec_out holds)
+    Py_ssize_t rec_next
     Py_ssize_t rec_count
+    Py_ssize_t rec_room
     Py_ssize_t wrec_every  # weight recording: the parameters after every wrec_every-th step,
-    Py_ssize_t wrec_phase  # counting wrec_phase steps before `first`, into the layers'
-    Py_ssize_t wrec_count  # kernel_record/bias_record at wrec_count, wrec_count += 1
+    Py_ssize_t wrec_next   # the first after wrec_next steps, into the layers' kernel_record
+    Py_ssize_t wrec_count  # and bias_record at wrec_count, wrec_count += 1, while
+    Py_ssize_t wrec_room   # wrec_count < wrec_room
     Py_ssize_t itemsize
     long long poll_ns      # signals: polled at most every poll_ns (0: never, not the main
     long long poll_at      # thread), the clock read every poll_every steps (poll_left to

@@ -11,6 +11,7 @@ cdef struct RunData:
     void* y
     cnp.int64_t* labels
     cnp.int64_t* orders
+    Py_ssize_t orders_bytes
     Py_ssize_t n
 
 
@@ -39,12 +40,14 @@ cdef class Plan:
     cdef dict _copies  # the private generators the run draws from (trainer_lend.pxi)
     cdef Py_ssize_t poll_every
     cdef object __weakref__
+    cdef bint ready  # __init__ went through: every buffer and descriptor is set
     cdef readonly Py_ssize_t batch
     cdef readonly int nlayers
     cdef readonly Py_ssize_t steps_done  # by the last run: all its steps unless it raised
 
     def __cinit__(self):
         self.L = NULL
+        self.ready = False
         # One run at a time: a run writes the plan's buffers and descriptors without the
         # GIL, so a second thread's run would change them under it.
         self._lock = threading.Lock()
@@ -53,6 +56,7 @@ cdef class Plan:
 
     def run(self, *args, **kwargs):
         """Train steps [first, last) (see _run_locked), one call at a time per plan."""
+        self._check_ready()
         with self._lock:
             return self._run_locked(*args, **kwargs)
 
@@ -111,6 +115,13 @@ cdef class Plan:
         labels = np.zeros(batch, np.int64)
         self.buffers.append(labels)
         self.c.batch_labels = <cnp.int64_t*>cnp.PyArray_DATA(labels)
+        self.ready = True
+
+    cdef int _check_ready(self) except -1:
+        # Plan.__new__(Plan), or an __init__ that raised half way: no buffers to run on
+        if not self.ready:
+            raise RuntimeError("Plan: not initialized (Plan(dtype, layers, loss, batch))")
+        return 0
 
     cdef Py_ssize_t _init_layer(self, Py_ssize_t li, object spec, Py_ssize_t prev,
                                 str loss) except -1:
@@ -171,6 +182,7 @@ cdef class Plan:
 
     def gradients(self):
         """The gradient buffers [dW0, db0 or None, dW1, ...], rewritten by every step."""
+        self._check_ready()
         return list(self.grads)
 
     def last_order(self):
@@ -179,6 +191,7 @@ cdef class Plan:
 
     def output(self, Py_ssize_t rows):
         """A copy of the top layer's activated output for the first `rows` of the last batch."""
+        self._check_ready()
         if not 0 <= rows <= self.batch:
             raise ValueError(f"rows must be in [0, {self.batch}], got {rows}")
         return self.out_buf[:rows].copy()
@@ -232,8 +245,8 @@ cdef class Plan:
                        first, last)
         if last == first:
             return 0
-        if data.n == 0:
-            raise ValueError("no samples")
+        _check_apart(self.L, &self.c, self.typenum, self.buffers, &data, lrs, losses,
+                     last - first)
         try:
             self._run_with_generators(&data, generators, first, last, per_epoch, &losses[0],
                                       flush_denormal, shuffle_with, dropout_rngs)
@@ -273,6 +286,8 @@ cdef class Plan:
                           Py_ssize_t per_epoch, double[::1] losses, shuffle_with) except -1:
         """The step range, the losses' room, and where the epochs' orders come from."""
         cdef Py_ssize_t n = data.n
+        if n == 0 and last > first:
+            raise ValueError("no samples")
         if per_epoch != (n + self.batch - 1) // self.batch:
             raise ValueError(f"per_epoch must be ceil(n / batch) = "
                              f"{(n + self.batch - 1) // self.batch}, got {per_epoch}")
@@ -282,6 +297,7 @@ cdef class Plan:
             raise ValueError(f"losses has {losses.shape[0]} places for {last - first} steps")
         epochs_needed = (last + per_epoch - 1) // per_epoch if last > first else 0
         data.orders = NULL
+        data.orders_bytes = 0
         if orders is not None:
             if not (cnp.PyArray_Check(orders) and orders.dtype == cnp.dtype("int64")
                     and orders.ndim == 2 and orders.shape[1] == n
@@ -293,8 +309,12 @@ cdef class Plan:
             if orders.size and (orders.min() < 0 or orders.max() >= n):
                 raise ValueError(f"orders must hold sample indices in [0, {n})")
             data.orders = <cnp.int64_t*>cnp.PyArray_DATA(orders)
+            data.orders_bytes = orders.nbytes
         self.c.rng = NULL
         if shuffle_with is not None:
+            if not isinstance(shuffle_with, np.random.Generator):
+                raise TypeError(f"shuffle_with must be a numpy Generator, got "
+                                f"{type(shuffle_with).__name__}")
             if orders is not None:
                 raise ValueError("give orders or shuffle_with, not both")
             if per_epoch and first % per_epoch and self.order_key != (
@@ -331,6 +351,8 @@ cdef class Plan:
         self.c.global_clipnorm = hyper.get("global_clipnorm", -1.0)
         if self.c.clipnorm >= 0 and self.c.global_clipnorm >= 0:
             raise ValueError("give clipnorm or global_clipnorm, not both")
+        if iteration < 0:  # Adam's step t = iteration + 1 must be >= 1, as adam_update's
+            raise ValueError(f"iteration must be >= 0, got {iteration}")
         self.c.iteration = iteration
         return 0
 

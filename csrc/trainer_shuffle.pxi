@@ -126,6 +126,8 @@ cdef _skip(generator, cnp.int64_t draws):
 
 
 cdef bitgen_t* _bitgen(object generator) except NULL:
+    if not isinstance(generator, np.random.Generator):
+        raise TypeError(f"expected a numpy Generator, got {type(generator).__name__}")
     capsule = generator.bit_generator.capsule
     return <bitgen_t*>PyCapsule_GetPointer(capsule, "BitGenerator")
 
@@ -134,8 +136,8 @@ def permutation(generator, Py_ssize_t n):
     """generator.permutation(n) drawn in C, the way the captured run shuffles."""
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    out = np.empty(n, np.int64)
     cdef bitgen_t* g = _bitgen(generator)
+    out = np.empty(n, np.int64)
     cdef cnp.int64_t* po = <cnp.int64_t*>cnp.PyArray_DATA(out)
     with generator.bit_generator.lock, nogil:
         _permutation(g, po, n)

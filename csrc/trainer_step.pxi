@@ -224,9 +224,9 @@ cdef Py_ssize_t _run(LayerDesc* L, Config* c, const floating* x, const floating*
         losses[s - first] = _loss(&L[c.nlayers - 1], c, <const floating*>batch.y,
                                   batch.labels, nb)
         _backward_update(L, c, <const floating*>batch.x, nb, s - first)
-        if c.rec_every > 0 and (c.rec_phase + s - first + 1) % c.rec_every == 0:
+        if c.rec_every > 0 and _snapshot_due(&c.rec_next, c.rec_every):
             _record(L, c, <const floating*>c.rec_x)
-        if c.wrec_every > 0 and (c.wrec_phase + s - first + 1) % c.wrec_every == 0:
+        if c.wrec_every > 0 and _snapshot_due(&c.wrec_next, c.wrec_every):
             _record_weights(L, c)
         if c.poll_ns > 0:
             c.poll_left -= 1

@@ -595,7 +595,24 @@ VM_UNUSED static int vm_set_simd_level(int level)
     return vm_simd;
 }
 
-/* The loops: vmath_loops.h expands VM_LOOP1/2/3 once per variant. */
+/* The loops: vmath_loops.h expands VM_LOOP1/2/3 once per variant.
+ *
+ * VM_IVDEP: no run-time alias check. Without it gcc versions each loop on whether y lies
+ * within a vector's width of an input, and runs a scalar copy where it does: arrays packed a
+ * few elements apart (numpy's small allocations) or y == x. The FMA variants' scalar code
+ * contracts other products than their vector code (a product before a select, as in
+ * sigmoid(v) - w), so the same values gave other last bits by where the arrays sat. Every
+ * loop reads element i of its inputs before it writes element i of y, so y may be an input
+ * itself (in place) or apart from it; the callers copy an input that partly overlaps y
+ * (checks.pxd's _unalias). So each element runs the same code wherever its arrays are:
+ * the vector body, a narrower vector epilogue or the scalar tail, by its index alone. */
+#if defined(__GNUC__) && !defined(__clang__)
+#  define VM_IVDEP _Pragma("GCC ivdep")
+#elif defined(__clang__)
+#  define VM_IVDEP _Pragma("clang loop vectorize(assume_safety)")
+#else
+#  define VM_IVDEP
+#endif
 #define VM_LOOP1(NAME, T, EXPR)                                                           \
     VM_UNUSED VM_TARGET static void VM_VARIANT(NAME)(const T *x, T *y, Py_ssize_t n,       \
                                                      double alpha)                        \
@@ -603,6 +620,7 @@ VM_UNUSED static int vm_set_simd_level(int level)
         Py_ssize_t i;                                                                     \
         const T al = (T)alpha;                                                            \
         (void)al;                                                                         \
+        VM_IVDEP                                                                          \
         for (i = 0; i < n; i++) {                                                         \
             const T v = x[i];                                                             \
             y[i] = (EXPR);                                                                \
@@ -615,6 +633,7 @@ VM_UNUSED static int vm_set_simd_level(int level)
         Py_ssize_t i;                                                                     \
         const T al = (T)alpha;                                                            \
         (void)al;                                                                         \
+        VM_IVDEP                                                                          \
         for (i = 0; i < n; i++) {                                                         \
             const T u = a[i], v = b[i];                                                   \
             y[i] = (EXPR);                                                                \
@@ -633,6 +652,7 @@ VM_UNUSED static int vm_set_simd_level(int level)
     {                                                                                     \
         Py_ssize_t i;                                                                     \
         (void)alpha;                                                                      \
+        VM_IVDEP                                                                          \
         for (i = 0; i < n; i++) {                                                         \
             const T u = a[i], v = b[i];                                                   \
             y[i] = (EXPR);                                                                \
@@ -643,6 +663,7 @@ VM_UNUSED static int vm_set_simd_level(int level)
                                                      T *y, Py_ssize_t n)                  \
     {                                                                                     \
         Py_ssize_t i;                                                                     \
+        VM_IVDEP                                                                          \
         for (i = 0; i < n; i++) {                                                         \
             const T u = a[i], v = b[i], w = c[i];                                         \
             y[i] = (EXPR);                                                                \
