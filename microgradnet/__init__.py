@@ -59,7 +59,7 @@ from .functional import (
     where,
 )
 from .gradcheck import GradcheckError, gradcheck
-from .random import manual_seed
+from .random import manual_seed, set_random_seed
 
 __version__ = "0.1.0"
 
@@ -74,7 +74,8 @@ __all__ = [
     "less_equal", "linear", "log", "log_softmax", "manual_seed", "matmul", "max", "maximum",
     "mean", "min", "minimum", "mse_loss", "mul", "neg", "no_grad", "not_equal", "ones",
     "optimizers", "pow",
-    "rand", "randn", "reshape", "set_backend", "set_num_threads", "sigmoid_binary_cross_entropy",
+    "rand", "randn", "reshape", "set_backend", "set_num_threads", "set_random_seed",
+    "sigmoid_binary_cross_entropy",
     "softmax", "softmax_cross_entropy", "sqrt", "stack", "sub", "sum",
     "tensor", "transpose", "use_backend", "where", "zeros", *_ACTIVATION_NAMES,
 ]
