@@ -14,16 +14,13 @@ from collections.abc import Iterator
 from types import ModuleType
 
 from . import _reference
+from ._build_hint import build_hint
 from ._kernel_modules import KERNEL_SET_MODULES, THREAD_COUNT_MODULES
 
 BACKENDS = ("cython", "numpy")
 
-_BUILD_HINT = (
-    "microgradnet's Cython kernels are not built ({error}). Install the package with "
-    "`pip install .` (or `pip install -e .` for development), or build them in place with "
-    "`python setup.py build_ext --inplace`. To run on the slower numpy reference kernels "
-    "instead, set MICROGRADNET_BACKEND=numpy."
-)
+
+BACKENDS = ("cython", "numpy")
 
 
 class _KernelSet:
@@ -51,7 +48,7 @@ def _load(name: str) -> dict:
             try:
                 modules.append(importlib.import_module(f"microgradnet._kernels.{mod}"))
             except ImportError as exc:
-                raise ImportError(_BUILD_HINT.format(error=exc)) from exc
+                raise ImportError(build_hint(exc)) from exc
         table = {}
         for module in modules:
             for k in dir(module):
