@@ -88,3 +88,8 @@ def __getattr__(name: str):
 
         return importlib.import_module(".viz", __name__)
     raise AttributeError(f"module 'microgradnet' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # viz is imported on first use (above), but tab completion should offer it before that.
+    return sorted({*globals(), "viz"})

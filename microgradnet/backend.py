@@ -17,7 +17,12 @@ from . import _reference
 from ._build_hint import build_hint
 from ._kernel_modules import KERNEL_SET_MODULES, THREAD_COUNT_MODULES
 
-BACKENDS = ("cython", "numpy")
+__all__ = ["backend_name", "BACKENDS", "get_num_threads", "kernel_table", "kernels", "set_backend",
+           "set_num_threads", "use_backend"]
+
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...
 
 
 BACKENDS = ("cython", "numpy")

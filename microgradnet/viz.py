@@ -16,6 +16,13 @@ from typing import Any
 
 import numpy as np
 
+__all__ = ["animate_decision_boundary", "animate_predictions", "plot_comparison",
+           "plot_decision_boundary", "plot_gradient_norms", "plot_history", "plot_weights"]
+
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...
+
 
 def _figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
