@@ -5,6 +5,7 @@ PyTorch (backward, grad, no_grad); the model API follows Keras.
 """
 
 from . import (
+    _ffmpeg,
     callbacks,
     functional,
     initializers,
@@ -62,6 +63,9 @@ from .gradcheck import GradcheckError, gradcheck
 from .random import manual_seed, set_random_seed
 
 __version__ = "0.1.0"
+
+# matplotlib's ffmpeg writer finds imageio-ffmpeg's binary (the `video` extra): _ffmpeg.py.
+_ffmpeg.install()
 
 # The activations, relu, elu, ...: one function per row of activation_table.py.
 globals().update({name: getattr(functional, name) for name in _ACTIVATION_NAMES})
