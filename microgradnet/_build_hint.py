@@ -81,10 +81,10 @@ def build_hint(error: object, package: Path | None = None,
                 f"they were built for another Python, platform or numpy, or are damaged; "
                 f"{fix}. {_NUMPY_BACKEND}")
     if not _is_source_tree(package):
-        return (f"microgradnet's Cython kernels are missing from the installed package in "
-                f"{where} ({error}): the installation is incomplete. Reinstall with `pip "
-                f"install --force-reinstall --no-cache-dir microgradnet` (from a source "
-                f"checkout: `pip install --force-reinstall .`). {_NUMPY_BACKEND}")
+        return (f"microgradnet's Cython kernels are not built in {where} ({error}), an "
+                f"installed package (no source tree): the installation is incomplete. "
+                f"Reinstall with `pip install --force-reinstall --no-cache-dir microgradnet` "
+                f"(from a source checkout: `pip install --force-reinstall .`). {_NUMPY_BACKEND}")
     root = package.parent
     other = installed_elsewhere(package, path)
     if other is not None:
