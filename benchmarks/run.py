@@ -1150,10 +1150,17 @@ def _chart_peers(fig, records):
     axes[0].set_title("the same training in each framework")
 
 
+def _chart_animation(fig, records):
+    ax = fig.subplots()
+    ax.bar([r["format"] for r in records], [r["frames_per_s"] for r in records])
+    ax.set_ylabel("frames per second")
+    ax.set_title(f"mg.viz.animate_predictions, {records[0]['frames']} frames")
+
+
 CHARTS = {
     "kernels": _chart_kernels, "gemm": _chart_gemm, "overhead": _chart_overhead,
     "activations": _chart_activations, "derivatives": _chart_derivatives,
-    "training": _chart_training, "peers": _chart_peers,
+    "training": _chart_training, "peers": _chart_peers, "animation": _chart_animation,
 }
 
 
