@@ -88,13 +88,16 @@ def build_hint(error: object, package: Path | None = None,
     root = package.parent
     other = installed_elsewhere(package, path)
     if other is not None:
-        why = ("the current directory comes first on sys.path"
-               if root.resolve() == Path(os.getcwd()).resolve()
-               else "its folder comes first on sys.path (PYTHONPATH or the script's folder)")
+        if root.resolve() == Path(os.getcwd()).resolve():
+            why = "the current directory comes first on sys.path"
+            use = "run from another directory (e.g. `cd ..`)"
+        else:
+            why = f"{root} comes first on sys.path (PYTHONPATH, or the script's folder)"
+            use = f"take {root} off sys.path"
         return (f"Python imported microgradnet's unbuilt source tree {where} ({error}) "
                 f"instead of the installed copy in {other}: {why}. To use the installed "
-                f"copy, run from another directory (e.g. `cd ..`); to work in this source "
-                f"tree, build it in place with `{IN_PLACE}` (run in {root}). {_NUMPY_BACKEND}")
+                f"copy, {use}; to work in this source tree, build it in place with "
+                f"`{IN_PLACE}` (run in {root}). {_NUMPY_BACKEND}")
     return (f"microgradnet's Cython kernels are not built in the source tree {where} "
             f"({error}). Build them in place with `{IN_PLACE}` (run in {root}; needs a C "
             f"compiler and the Python headers). {_NUMPY_BACKEND}")
