@@ -5,9 +5,11 @@
  * of the step. The draws depend on nothing but the generator, so a producer thread can make
  * them ahead, in the same order, into a ring of `slots` orders, while the trainer trains;
  * the trainer copies each epoch's order out of the ring when the epoch starts. The ring
- * holds up to 64 orders (at most about 1 MB), so that a producer far ahead can sleep. The producer
- * draws exactly `total` orders, the generator ends where the single thread leaves it, and
- * the caller holds the generator's lock for the whole run. Waiting spins briefly, then
+ * holds up to 64 orders (at most about 1 MB), so that a producer far ahead can sleep. The
+ * producer draws exactly `total` orders, so the generator ends where the single thread
+ * leaves it; a run stopped early by a signal stops it, and the generator is put where the
+ * orders taken left it (`marks`: the count of draws before each order; trainer_plan.pxi). The generator is the run's private copy
+ * (trainer_lend.pxi): nobody else draws from it meanwhile. Waiting spins briefly, then
  * yields the core (the machine may have fewer free cores than threads).
  *
  * Where there are no POSIX threads (or C11 atomics), MG_HAVE_PREFETCH is 0 and the trainer
@@ -52,6 +54,9 @@ typedef struct {
     long long total;    /* orders to draw */
     atomic_llong produced;  /* orders drawn so far */
     atomic_llong taken;     /* orders the trainer has copied out (their slots are free) */
+    atomic_int stop;        /* set when the run stops early (a signal): draw no more */
+    int64_t *marks;         /* when set, marks[e % slots] = *counter just before order e */
+    const int64_t *counter; /* (the draws made so far: where order e's draws start) */
 } mg_prefetch;
 
 /* The trainer waits for an order: it is late, so spin, then yield the core. */
@@ -67,12 +72,13 @@ static void mg_prefetch_wait(atomic_llong *v, long long above)
 }
 
 /* The producer waits for a free slot: it is ahead by a full ring, so it sleeps (20 us at a
- * time) rather than keep the second core busy for nothing. */
-static void mg_prefetch_wait_slot(atomic_llong *v, long long above)
+ * time) rather than keep the second core busy for nothing; it gives up when told to stop. */
+static void mg_prefetch_wait_slot(atomic_llong *v, long long above, atomic_int *stop)
 {
     int spins = 0;
     struct timespec nap = {0, 20000};
-    while (atomic_load_explicit(v, memory_order_acquire) <= above) {
+    while (atomic_load_explicit(v, memory_order_acquire) <= above
+           && !atomic_load_explicit(stop, memory_order_relaxed)) {
         if (++spins < 64)
             MG_PAUSE();
         else
@@ -86,7 +92,11 @@ static void *mg_prefetch_main(void *arg)
     long long e;
     for (e = 0; e < p->total; e++) {
         /* slot e % slots is free once order e - slots has been taken */
-        mg_prefetch_wait_slot(&p->taken, e - p->slots);
+        mg_prefetch_wait_slot(&p->taken, e - p->slots, &p->stop);
+        if (atomic_load_explicit(&p->stop, memory_order_relaxed))
+            break;
+        if (p->marks)
+            p->marks[e % p->slots] = *p->counter;
         p->perm(p->rng, p->ring + (e % p->slots) * p->n, p->n);
         atomic_store_explicit(&p->produced, e + 1, memory_order_release);
     }
@@ -95,8 +105,11 @@ static void *mg_prefetch_main(void *arg)
 
 /* 1 when the producer runs; 0 when no thread could be made (the caller draws itself) */
 static int mg_prefetch_start(mg_prefetch *p, mg_perm_fn perm, void *rng, int64_t *ring,
-                             Py_ssize_t n, long long slots, long long total)
+                             Py_ssize_t n, long long slots, long long total, int64_t *marks,
+                             const int64_t *counter)
 {
+    p->marks = marks;
+    p->counter = counter;
     p->perm = perm;
     p->rng = rng;
     p->ring = ring;
@@ -105,6 +118,7 @@ static int mg_prefetch_start(mg_prefetch *p, mg_perm_fn perm, void *rng, int64_t
     p->total = total;
     atomic_store(&p->produced, 0);
     atomic_store(&p->taken, 0);
+    atomic_store(&p->stop, 0);
     return pthread_create(&p->thread, NULL, mg_prefetch_main, p) == 0;
 }
 
@@ -118,12 +132,20 @@ static void mg_prefetch_take(mg_prefetch *p, long long e, int64_t *out)
 
 static void mg_prefetch_join(mg_prefetch *p) { pthread_join(p->thread, NULL); }
 
+/* The run stopped before taking every order: the producer draws no more (join it next) */
+static void mg_prefetch_stop(mg_prefetch *p) { atomic_store(&p->stop, 1); }
+
+/* The orders drawn (after the join: all it will draw) */
+static long long mg_prefetch_produced(mg_prefetch *p) { return atomic_load(&p->produced); }
+
 #else
 typedef struct { int unused; } mg_prefetch;
 static int mg_prefetch_start(mg_prefetch *p, mg_perm_fn perm, void *rng, int64_t *ring,
-                             Py_ssize_t n, long long slots, long long total)
+                             Py_ssize_t n, long long slots, long long total, int64_t *marks,
+                             const int64_t *counter)
 {
     (void)p; (void)perm; (void)rng; (void)ring; (void)n; (void)slots; (void)total;
+    (void)marks; (void)counter;
     return 0;
 }
 static void mg_prefetch_take(mg_prefetch *p, long long e, int64_t *out)
@@ -131,6 +153,8 @@ static void mg_prefetch_take(mg_prefetch *p, long long e, int64_t *out)
     (void)p; (void)e; (void)out;
 }
 static void mg_prefetch_join(mg_prefetch *p) { (void)p; }
+static void mg_prefetch_stop(mg_prefetch *p) { (void)p; }
+static long long mg_prefetch_produced(mg_prefetch *p) { (void)p; return 0; }
 #endif
 
 #endif /* MICROGRADNET_PREFETCH_H */

@@ -12,10 +12,13 @@ trainer_layout.pxi (the descriptors of the layers and of the run), trainer_activ
 (the activation dispatch), trainer_update.pxi (the optimizer update), trainer_step.pxi (one
 step: batch, forward, loss, backward and update), trainer_shuffle.pxi (the epochs' orders
 and their prefetch), trainer_record.pxi (recording inside the run), trainer_checks.pxi
-(argument checks), trainer_plan.pxi (the Plan: buffers, arguments, the run).
+(argument checks), trainer_lend.pxi (the generators a run draws from, lent to it without a
+lock held), trainer_plan.pxi (the Plan: buffers, arguments, the run).
 """
 
+import os
 import threading
+import weakref
 
 import numpy as np
 
@@ -56,9 +59,20 @@ cdef extern from "prefetch.h" nogil:
     ctypedef void (*mg_perm_fn)(void* rng, cnp.int64_t* out, Py_ssize_t n) noexcept nogil
     int MG_HAVE_PREFETCH
     int mg_prefetch_start(mg_prefetch* p, mg_perm_fn perm, void* rng, cnp.int64_t* ring,
-                          Py_ssize_t n, long long slots, long long total)
+                          Py_ssize_t n, long long slots, long long total,
+                          cnp.int64_t* marks, const cnp.int64_t* counter)
+    long long mg_prefetch_produced(mg_prefetch* p)
     void mg_prefetch_take(mg_prefetch* p, long long e, cnp.int64_t* out)
     void mg_prefetch_join(mg_prefetch* p)
+    void mg_prefetch_stop(mg_prefetch* p)
+
+cdef extern from "poll.h" nogil:
+    long long mg_clock_ns()
+
+cdef extern from "Python.h":
+    # Declared without an exception value: a handler's exception stays set for the Plan
+    # to raise once the run has stopped (trainer_step.pxi's _poll).
+    int PyErr_CheckSignals()
 
 cdef extern from "fpenv.h" nogil:
     unsigned int mg_ftz_enter()
@@ -86,4 +100,5 @@ include "trainer_shuffle.pxi"
 include "trainer_record.pxi"
 include "trainer_step.pxi"
 include "trainer_checks.pxi"
+include "trainer_lend.pxi"
 include "trainer_plan.pxi"

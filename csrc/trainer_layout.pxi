@@ -88,6 +88,12 @@ cdef struct Config:
     Py_ssize_t wrec_phase  # counting wrec_phase steps before `first`, into the layers'
     Py_ssize_t wrec_count  # kernel_record/bias_record at wrec_count, wrec_count += 1
     Py_ssize_t itemsize
+    long long poll_ns      # signals: polled at most every poll_ns (0: never, not the main
+    long long poll_at      # thread), the clock read every poll_every steps (poll_left to
+    Py_ssize_t poll_every  # go), the next poll due at poll_at (mg_clock_ns)
+    Py_ssize_t poll_left
+    bint ftz               # the run flushes subnormals; the caller's mode, for the handlers
+    unsigned int ftz_mode
 
 
 cdef inline bint _activated(const LayerDesc* layer, const Config* c, int li) noexcept nogil:

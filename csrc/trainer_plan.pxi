@@ -1,5 +1,10 @@
 # The Plan: the buffers of one captured step (one batch size, one dtype), the checks of a
-# run's arguments, and the run itself (generators locked, orders drawn ahead, no GIL).
+# run's arguments, and the run itself (generators lent, orders drawn ahead, no GIL, signals
+# polled).
+
+# A run on the main thread runs the signal handlers (PyErr_CheckSignals) this often, and
+# stops when one raises (Ctrl-C's KeyboardInterrupt): the GIL is taken for that moment only.
+_POLL_NS = 20_000_000
 
 cdef struct RunData:
     void* x             # the checked data of a run
@@ -27,21 +32,41 @@ cdef class Plan:
     cdef object order
     cdef object order_key
     cdef object ring  # the orders drawn ahead (prefetch.h), (slots, n)
+    cdef object marks  # the draws made before each of them, (slots,)
+    cdef Counting counting  # what the prefetch thread draws through
     cdef mg_prefetch* prefetch_state
     cdef object _lock
+    cdef dict _copies  # the private generators the run draws from (trainer_lend.pxi)
+    cdef Py_ssize_t poll_every
+    cdef object __weakref__
     cdef readonly Py_ssize_t batch
     cdef readonly int nlayers
+    cdef readonly Py_ssize_t steps_done  # by the last run: all its steps unless it raised
 
     def __cinit__(self):
         self.L = NULL
         # One run at a time: a run writes the plan's buffers and descriptors without the
         # GIL, so a second thread's run would change them under it.
         self._lock = threading.Lock()
+        self._copies = {}
+        _plans.add(self)
 
     def run(self, *args, **kwargs):
         """Train steps [first, last) (see _run_locked), one call at a time per plan."""
         with self._lock:
             return self._run_locked(*args, **kwargs)
+
+    def _forget_run(self):
+        """In a fork()ed child: a run the parent had in flight is not running here (its
+        threads are gone); the plan is free for the child's own runs."""
+        cdef Py_ssize_t li
+        if self._lock.locked():
+            self.c.prefetch = NULL
+            self.c.rng = NULL
+            for li in range(self.nlayers):
+                self.L[li].dropout_rng = NULL
+            self.order_key = None
+            self._lock.release()
 
     def __init__(self, dtype, list layers, str loss, Py_ssize_t batch):
         if self.L != NULL:
@@ -71,9 +96,13 @@ cdef class Plan:
         self.grads = []
         self.order = None
         self.order_key = None
-        cdef Py_ssize_t li, prev = -1
+        cdef Py_ssize_t li, prev = -1, work = 0
         for li, spec in enumerate(layers):
             prev = self._init_layer(li, spec, prev, loss)
+            work += self.L[li].fan_in * self.L[li].units * batch
+        # the steps between two reads of the clock: about 256k multiply-adds of the forward
+        # (tens of microseconds), at most 1024 steps
+        self.poll_every = max(1, min(1024, 262144 // max(work, 1)))
         out_dim = self.L[len(layers) - 1].units
         self.c.batch_x = cnp.PyArray_DATA(self._buffer((batch, self.L[0].fan_in)))
         self.c.batch_y = cnp.PyArray_DATA(self._buffer((batch, out_dim)))
@@ -180,8 +209,14 @@ cdef class Plan:
         learning rate of each step (a schedule), in place of hyper["lr"]. dropout_rngs: per
         layer, the numpy Generator its Dropout draws from (None for a layer without one); a
         generator may also be shuffle_with.
+
+        On the main thread, a run polls the signal handlers every 20 ms or so; when one
+        raises (KeyboardInterrupt), the run stops after the step it is in, leaves the
+        parameters, states, losses, recordings and generators as the steps done left them,
+        and raises it; steps_done says how many. A run of one step never stops early.
         """
         cdef RunData data
+        self.steps_done = 0
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; known: {', '.join(OPTIMIZERS)}")
         if len(params) != 2 * self.nlayers or len(states) != 2 * self.nlayers:
@@ -199,15 +234,18 @@ cdef class Plan:
             return 0
         if data.n == 0:
             raise ValueError("no samples")
-        self._run_with_generators(&data, generators, first, last, per_epoch, &losses[0],
-                                  flush_denormal, shuffle_with, dropout_rngs)
-        snapshots = self.c.rec_count
-        self.c.lrs = NULL
-        _end_recording(self.L, &self.c)
-        # The order in the buffer now is that of the run's last epoch: a next run may go on
-        # within that epoch with it.
-        self.order_key = (None if shuffle_with is None else
-                          (id(shuffle_with), data.n, (last - 1) // per_epoch))
+        try:
+            self._run_with_generators(&data, generators, first, last, per_epoch, &losses[0],
+                                      flush_denormal, shuffle_with, dropout_rngs)
+        finally:
+            snapshots = self.c.rec_count
+            self.c.lrs = NULL
+            _end_recording(self.L, &self.c)
+            # The order in the buffer now is that of the last epoch trained: a next run may
+            # go on within that epoch with it.
+            self.order_key = (None if shuffle_with is None or not self.steps_done else
+                              (id(shuffle_with), data.n,
+                               (first + self.steps_done - 1) // per_epoch))
         return snapshots
 
     cdef int _check_data(self, RunData* data, x, y, labels) except -1:
@@ -370,45 +408,80 @@ cdef class Plan:
     cdef int _run_with_generators(self, RunData* data, list generators, Py_ssize_t first,
                                   Py_ssize_t last, Py_ssize_t per_epoch, double* losses,
                                   bint flush_denormal, shuffle_with, dropout_rngs) except -1:
-        """The run, with every generator it draws from locked while it runs (as numpy's own
-        methods hold it while they draw), the epochs' orders drawn ahead when worth it."""
+        """The run, each generator it draws from lent to it (trainer_lend.pxi: no lock held
+        while it trains), the epochs' orders drawn ahead when worth it."""
         cdef Py_ssize_t li
+        cdef long long drawn = 0
+        cdef bint prefetch = False
+        cdef _Loan shuffle_loan = None
         if dropout_rngs is None:
             dropout_rngs = [None] * self.nlayers
-        locks = [g.bit_generator.lock for g in generators]
-        taken = 0
-        prefetch = False
-        drawn = 0
+        if shuffle_with is not None:
+            # The epochs whose first step is in [first, last) draw an order each.
+            drawn = ((last - 1) // per_epoch - (first + per_epoch - 1) // per_epoch + 1
+                     if per_epoch else 0)
+            prefetch = (drawn >= _PREFETCH_MIN_ORDERS and _prefetch_threads >= 2
+                        and not any(g is shuffle_with for g in dropout_rngs))
+            if not drawn and not any(g is shuffle_with for g in dropout_rngs):
+                generators = generators[1:]  # it goes on with the order drawn before
+        loans = []
         try:
-            for lk in locks:
-                lk.acquire()
-                taken += 1
+            for i, gen in enumerate(generators):
+                loan = _Loan(gen, self._copy(i, gen))
+                loans.append(loan)
+                if gen is shuffle_with:
+                    shuffle_loan = loan
             if shuffle_with is not None:
-                self.c.rng = _bitgen(shuffle_with)
-                # The epochs whose first step is in [first, last) draw an order each.
-                drawn = ((last - 1) // per_epoch - (first + per_epoch - 1) // per_epoch + 1
-                         if per_epoch else 0)
-                prefetch = (drawn >= _PREFETCH_MIN_ORDERS and _prefetch_threads >= 2
-                            and not any(g is shuffle_with for g in dropout_rngs))
+                self.c.rng = _bitgen(shuffle_loan.copy if shuffle_loan is not None
+                                     else shuffle_with)
             for li in range(self.nlayers):
                 gen = dropout_rngs[li]
-                self.L[li].dropout_rng = _bitgen(gen) if gen is not None else NULL
+                self.L[li].dropout_rng = NULL
+                for loan in loans:
+                    if loan.owner is gen:
+                        self.L[li].dropout_rng = _bitgen(loan.copy)
             if prefetch:
                 # last before the run, which cannot fail: the producer stops only after
-                # the run has taken every order it drew
+                # the run has taken every order it drew, or when told to
                 self._prefetch_start(drawn)
             self._run_nogil(data, first, last, per_epoch, losses, flush_denormal)
         finally:
             if self.c.prefetch != NULL:
-                # every order was taken (the run has no early exit): the producer is done
                 with nogil:
+                    mg_prefetch_stop(self.c.prefetch)
                     mg_prefetch_join(self.c.prefetch)
+                if self.steps_done < last - first:
+                    # It drew orders the run did not take: the generator goes back to where
+                    # the orders taken left it.
+                    self._rewind(shuffle_loan, data.n)
                 self.c.prefetch = NULL
             self.c.rng = NULL
             for li in range(self.nlayers):
                 self.L[li].dropout_rng = NULL
-            for lk in reversed(locks[:taken]):
-                lk.release()
+            for loan in reversed(loans):
+                loan.give_back()
+        return 0
+
+    cdef object _copy(self, Py_ssize_t i, owner):
+        """The private generator (of owner's kind) that the run's i-th loan draws from."""
+        kind = type(owner.bit_generator)
+        got = self._copies.get(i)
+        if got is None or type(got.bit_generator) is not kind:
+            got = np.random.Generator(kind())  # once per plan and kind, not per run
+            self._copies[i] = got
+        return got
+
+    cdef int _rewind(self, _Loan loan, Py_ssize_t n) except -1:
+        """The shuffle's copy at the state after the orders the run took (prefetch done)."""
+        cdef long long taken = self.c.prefetch_next
+        cdef long long produced = mg_prefetch_produced(self.c.prefetch)
+        draws = (self.marks[taken % len(self.marks)] if taken < produced
+                 else self.counting.draws)
+        loan.restart()
+        if n - 1 > 0xffffffff:  # some draws 64-bit: draw the orders again
+            _skip_permutations(_bitgen(loan.copy), n, taken)
+        else:
+            _skip(loan.copy, draws)
         return 0
 
     cdef int _prefetch_start(self, long long drawn) except -1:
@@ -421,24 +494,44 @@ cdef class Plan:
             self.prefetch_state = <mg_prefetch*>malloc(sizeof(mg_prefetch))
             if self.prefetch_state == NULL:
                 raise MemoryError()
-        if mg_prefetch_start(self.prefetch_state, <mg_perm_fn>_permutation, self.c.rng,
-                             <cnp.int64_t*>cnp.PyArray_DATA(self.ring), n,
-                             self.ring.shape[0], drawn):
+        if self.marks is None or len(self.marks) != len(self.ring):
+            self.marks = np.zeros(len(self.ring), np.int64)
+        self.counting.gen = self.c.rng
+        self.counting.draws = 0
+        if mg_prefetch_start(self.prefetch_state, <mg_perm_fn>_permutation_counted,
+                             &self.counting, <cnp.int64_t*>cnp.PyArray_DATA(self.ring), n,
+                             self.ring.shape[0], drawn,
+                             <cnp.int64_t*>cnp.PyArray_DATA(self.marks),
+                             &self.counting.draws):
             self.c.prefetch = self.prefetch_state
             self.c.prefetch_next = 0
         return 0
 
-    cdef void _run_nogil(self, RunData* data, Py_ssize_t first, Py_ssize_t last,
-                         Py_ssize_t per_epoch, double* losses, bint flush_denormal) noexcept:
+    cdef int _run_nogil(self, RunData* data, Py_ssize_t first, Py_ssize_t last,
+                        Py_ssize_t per_epoch, double* losses, bint flush_denormal) except -1:
+        """The steps, without the GIL; raises what a signal handler raised (see run)."""
         cdef unsigned int mode = 0
+        cdef Py_ssize_t done
+        # Only the main thread runs signal handlers; a run of one step leaves them to Python.
+        main = threading.current_thread() is threading.main_thread()
+        self.c.poll_ns = _POLL_NS if main and last - first > 1 else 0
+        self.c.poll_every = self.poll_every
+        self.c.poll_left = self.poll_every
+        self.c.poll_at = mg_clock_ns() + self.c.poll_ns
+        self.c.ftz = flush_denormal
         with nogil:
             if flush_denormal:
                 mode = mg_ftz_enter()
+                self.c.ftz_mode = mode
             if self.typenum == cnp.NPY_FLOAT32:
-                _run(self.L, &self.c, <const float*>data.x, <const float*>data.y, data.labels,
-                     data.orders, first, last, per_epoch, losses)
+                done = _run(self.L, &self.c, <const float*>data.x, <const float*>data.y,
+                            data.labels, data.orders, first, last, per_epoch, losses)
             else:
-                _run(self.L, &self.c, <const double*>data.x, <const double*>data.y,
-                     data.labels, data.orders, first, last, per_epoch, losses)
+                done = _run(self.L, &self.c, <const double*>data.x, <const double*>data.y,
+                            data.labels, data.orders, first, last, per_epoch, losses)
             if flush_denormal:
                 mg_ftz_leave(mode)
+        self.steps_done = done
+        if done < last - first:
+            return -1  # the handler's exception is set (_poll)
+        return 0

@@ -185,11 +185,32 @@ cdef inline void _backward_update(LayerDesc* L, Config* c, const floating* x_bat
     c.iteration += 1
 
 
-cdef void _run(LayerDesc* L, Config* c, const floating* x, const floating* y,
-               const cnp.int64_t* labels, const cnp.int64_t* orders, Py_ssize_t first,
-               Py_ssize_t last, Py_ssize_t per_epoch, double* losses) noexcept nogil:
+cdef bint _poll(Config* c) noexcept nogil:
+    """Every poll_every steps: when a poll is due, run the signal handlers (the GIL held for
+    that moment only); whether one raised (its exception is left set)."""
+    cdef long long now
+    cdef int raised
+    c.poll_left = c.poll_every
+    now = mg_clock_ns()
+    if now < c.poll_at:
+        return False
+    if c.ftz:  # the handlers run in the caller's floating-point mode
+        mg_ftz_leave(c.ftz_mode)
+    with gil:
+        raised = PyErr_CheckSignals()
+    if c.ftz:
+        mg_ftz_enter()
+    c.poll_at = mg_clock_ns() + c.poll_ns
+    return raised != 0
+
+
+cdef Py_ssize_t _run(LayerDesc* L, Config* c, const floating* x, const floating* y,
+                     const cnp.int64_t* labels, const cnp.int64_t* orders, Py_ssize_t first,
+                     Py_ssize_t last, Py_ssize_t per_epoch, double* losses) noexcept nogil:
     """Steps [first, last) of the run: step s is batch s % per_epoch of epoch s // per_epoch,
-    whose samples are orders[epoch, batch rows] (or the rows in order when orders is NULL)."""
+    whose samples are orders[epoch, batch rows] (or the rows in order when orders is NULL).
+    Returns the steps done: all of them, or fewer when a signal handler raised (polled
+    between steps, never after the last: Python runs the handlers then)."""
     cdef Py_ssize_t s, e, k, start, nb
     cdef Py_ssize_t in_dim = L[0].fan_in, out_dim = L[c.nlayers - 1].units
     cdef Batch batch
@@ -207,3 +228,8 @@ cdef void _run(LayerDesc* L, Config* c, const floating* x, const floating* y,
             _record(L, c, <const floating*>c.rec_x)
         if c.wrec_every > 0 and (c.wrec_phase + s - first + 1) % c.wrec_every == 0:
             _record_weights(L, c)
+        if c.poll_ns > 0:
+            c.poll_left -= 1
+            if c.poll_left == 0 and s + 1 < last and _poll(c):
+                return s + 1 - first
+    return last - first

@@ -60,6 +60,8 @@ from .functional import (
     where,
 )
 from .gradcheck import GradcheckError, gradcheck
+from .layers import Input
+from .models import Sequential
 from .random import manual_seed, set_random_seed
 
 __version__ = "0.1.0"
@@ -82,6 +84,7 @@ __all__ = [
     "sigmoid_binary_cross_entropy",
     "softmax", "softmax_cross_entropy", "sqrt", "stack", "sub", "sum",
     "tensor", "transpose", "use_backend", "where", "zeros", *_ACTIVATION_NAMES,
+    "Input", "Sequential",  # as keras.Input, keras.Sequential
 ]
 
 

@@ -167,6 +167,104 @@ def _functional() -> object:
     return _functional_module
 
 
+# --------------------------------------------------------------------------- versions
+
+
+@cython.cfunc
+@cython.inline
+def _version_of(t: Tensor):
+    """How many in-place changes the tensor's data has had (shared with its views)."""
+    vc = t._vc
+    return 0 if vc is None else vc[0]
+
+
+def _bump_version(t: Tensor, changes: int = 1) -> None:
+    """Count in-place changes of the tensor's data (seen by every view of it)."""
+    vc = t._vc
+    if vc is None:
+        t._vc = [changes, False]
+    else:
+        vc[0] += changes
+
+
+def _share_version(view: Tensor, base: Tensor) -> Tensor:
+    """Give `view`, whose data is a view of `base`'s, the version counter of `base`."""
+    if base._vc is None:
+        base._vc = [0, True]
+    else:
+        base._vc[1] = True
+    view._vc = base._vc
+    return view
+
+
+def _modified_error(t: Tensor, what: str, now: Any, expected: Any) -> RuntimeError:
+    return RuntimeError(
+        f"one of the variables needed for gradient computation has been modified by an "
+        f"inplace operation: [{t.data.dtype} tensor of shape {t.data.shape}], which is "
+        f"{what}, is at version {now}; expected version {expected} instead. Hint: change it "
+        f"after backward(), or out of place (t = t - x instead of t -= x), or on a copy."
+    )
+
+
+@cython.cfunc
+def _check_saved_versions(ctx: Function, node: Tensor):
+    """Raise if a tensor that ctx's backward reads changed in place since the forward."""
+    p: Tensor
+    parents = ctx.parents
+    changed = node._vc is not None
+    for p in parents:
+        changed = changed or p._vc is not None
+    if not changed:
+        return  # nothing here was ever changed in place (nearly always): no lookups
+    saves = ctx.saves
+    versions = ctx._versions
+    if saves is None:
+        saves = range(len(parents))
+    for i in saves:
+        p = parents[i]
+        if p._vc is not None:
+            expected = 0 if versions is None else versions[i]
+            if p._vc[0] != expected:
+                what = f"input {i} of '{ctx.name or type(ctx).__name__}'"
+                if p._ctx is not None:
+                    what += f" (the output of '{p._ctx.name or type(p._ctx).__name__}')"
+                raise _modified_error(p, what, p._vc[0], expected)
+    if ctx.saves_output and node._vc is not None:
+        expected = 0 if ctx._out_version is None else ctx._out_version
+        if node._vc[0] != expected:
+            what = f"the output of '{ctx.name or type(ctx).__name__}'"
+            raise _modified_error(node, what, node._vc[0], expected)
+
+
+@cython.cfunc
+def _node_at(ctx: Function, i: cython.Py_ssize_t, parent: Tensor) -> Tensor:
+    """The graph node that input i of ctx was when the op ran: the tensor itself, or, if a
+    recorded in-place op has replaced its node since, the node it replaced."""
+    if parent._hist is None:
+        return parent
+    versions = ctx._versions
+    seen = 0 if versions is None else versions[i]
+    for replaced_at, node in parent._hist:
+        if seen <= replaced_at:
+            return node
+    return parent
+
+
+_protocols_module = cython.declare(object, None)
+
+
+@cython.cfunc
+@cython.inline
+def _protocols() -> object:
+    """The module microgradnet._array_protocols, imported on the first call."""
+    global _protocols_module
+    if _protocols_module is None:
+        from . import _array_protocols  # not at the top: it imports functional, then this
+
+        _protocols_module = _array_protocols
+    return _protocols_module
+
+
 # --------------------------------------------------------------------------- Function
 
 
@@ -182,8 +280,17 @@ class Function:
     # subclasses (the ops) keep what backward needs in their instance __dict__.
     parents = cython.declare(object, visibility="public")
     needs_input_grad = cython.declare(object, visibility="public")
+    # The inputs' versions when the op ran, or None when every one was at version 0.
+    _versions = cython.declare(object, visibility="public")
+    # The output's version when it became the op's result: None for 0 (see _record_inplace).
+    _out_version = cython.declare(object, visibility="public")
     name = ""  # set by each op; names the op in functional.REGISTRY
     released = False
+    # What backward reads of the op's own tensors: the inputs by index (None: all of them)
+    # and whether the output. An in-place change to one of those between the forward and the
+    # backward raises (the version counter), as in PyTorch.
+    saves = None  # a tuple of input indices, or None
+    saves_output = False
 
     def forward(self, *arrays: np.ndarray, **params: Any) -> np.ndarray:
         """Compute the op's result from input arrays (and save what backward needs)."""
@@ -231,6 +338,17 @@ class Function:
         if record:
             ctx.parents = inputs
             ctx.needs_input_grad = needs
+            if len(inputs) == 2:
+                if a._vc is not None or b._vc is not None:
+                    ctx._versions = (_version_of(a), _version_of(b))
+            elif len(inputs) == 1:
+                if a._vc is not None:
+                    ctx._versions = (_version_of(a),)
+            else:
+                for a in inputs:
+                    if a._vc is not None:
+                        ctx._versions = tuple([_version_of(t) for t in inputs])
+                        break
             out.requires_grad = True
             out._ctx = ctx
         else:
@@ -259,9 +377,13 @@ class Tensor:
     grad = cython.declare(object, visibility="public")
     requires_grad = cython.declare(cython.bint, visibility="public")
     _ctx = cython.declare(object, visibility="public")
+    # The version counter (PyTorch's): None until the data first changes in place or a view
+    # of it is made, then [version, whether views share it], a list shared with the views.
+    _vc = cython.declare(object, visibility="public")
+    # The nodes this tensor stood for before recorded in-place ops replaced them:
+    # [(version at the replacement, node), ...], or None (see _node_at).
+    _hist = cython.declare(object, visibility="public")
     __weakref__ = cython.declare(object)
-    # numpy defers to the Tensor's reflected operators (ndarray + Tensor -> Tensor).
-    __array_ufunc__ = None
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
         self.data = _as_array(data, dtype)
@@ -320,11 +442,23 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """Return a tensor sharing this data, cut from the graph (no grad)."""
-        return Tensor._wrap(self.data)
+        return _share_version(Tensor._wrap(self.data), self)
 
     def zero_grad(self) -> None:
         """Forget the accumulated gradient (set .grad to None)."""
         self.grad = None
+
+    @property
+    def _version(self) -> int:
+        """How many in-place changes the data has had (PyTorch's version counter)."""
+        return _version_of(self)
+
+    # ---- numpy's protocols: ufuncs and array functions run as microgradnet ops
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        return _protocols().array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        return _protocols().array_function(func, types, args, kwargs)
 
     def __len__(self) -> int:
         if self.data.ndim == 0:
@@ -446,6 +580,48 @@ class Tensor:
     def __getitem__(self, index: Any) -> Tensor:
         return _functional().getitem(self, index)
 
+    # ---- in place (PyTorch's semantics; the version counter catches a corrupted graph)
+    def __iadd__(self, other: Any) -> Tensor:
+        return _inplace(self, other, "add", np.add)
+
+    def __isub__(self, other: Any) -> Tensor:
+        return _inplace(self, other, "sub", np.subtract)
+
+    def __imul__(self, other: Any) -> Tensor:
+        return _inplace(self, other, "mul", np.multiply)
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return _inplace(self, other, "div", np.divide)
+
+    def add_(self, other: Any, alpha: Any = None) -> Tensor:
+        """In place: self += alpha * other (alpha 1 when None); returns self."""
+        return _inplace_method(self, other if alpha is None else other * alpha, "add_", np.add)
+
+    def sub_(self, other: Any, alpha: Any = None) -> Tensor:
+        """In place: self -= alpha * other (alpha 1 when None); returns self."""
+        return _inplace_method(self, other if alpha is None else other * alpha, "sub_",
+                               np.subtract)
+
+    def mul_(self, other: Any) -> Tensor:
+        """In place: self *= other; returns self."""
+        return _inplace_method(self, other, "mul_", np.multiply)
+
+    def div_(self, other: Any) -> Tensor:
+        """In place: self /= other; returns self."""
+        return _inplace_method(self, other, "div_", np.divide)
+
+    def copy_(self, src: Any) -> Tensor:
+        """In place: copy src's values (broadcast, cast to this dtype) into self; returns self."""
+        return _inplace_method(self, src, "copy_", None)
+
+    def fill_(self, value: Any) -> Tensor:
+        """In place: set every element to value; returns self."""
+        return _inplace_method(self, value, "fill_", None)
+
+    def zero_(self) -> Tensor:
+        """In place: set every element to 0; returns self."""
+        return _inplace_method(self, 0, "zero_", None)
+
     # comparisons give bool tensors outside the graph
     def __lt__(self, other: Any) -> Tensor:
         return _functional().less(self, other)
@@ -536,9 +712,115 @@ class Tensor:
         return _functional().log_softmax(self, axis)
 
 
+# --------------------------------------------------------------------------- in place
+
+
+def _records(t: Tensor, other: Any) -> bool:
+    """Whether an op of t and other would be recorded in the graph (in this thread)."""
+    needs = t.requires_grad or (isinstance(other, Tensor) and other.requires_grad)
+    return needs and _grad_mode.enabled
+
+
+def _leaf_error(name: str) -> RuntimeError:
+    return RuntimeError(
+        f"a leaf Variable that requires grad is being used in an in-place operation "
+        f"({name}). To update a parameter by hand, do it under `with mg.no_grad():`, e.g. "
+        f"`with mg.no_grad(): w -= lr * w.grad`."
+    )
+
+
+def _inplace(t: Tensor, other: Any, name: str, ufunc: Any) -> Tensor:
+    """t op= other: t's data changes in place, unless the op must be recorded."""
+    if _records(t, other):
+        if t._ctx is None and t.requires_grad:
+            raise _leaf_error(f"{name}=")
+        return _record_inplace(t, other, name)
+    _write(t, other, name, ufunc)
+    return t
+
+
+def _inplace_method(t: Tensor, other: Any, name: str, ufunc: Any) -> Tensor:
+    """t.<name>(other): t's data changes in place; refused where it would be recorded."""
+    if _records(t, other):
+        if t._ctx is None and t.requires_grad:
+            raise _leaf_error(f"{name}()")
+        if ufunc is None:
+            raise RuntimeError(
+                f"{name}() on a tensor of a recorded graph (it requires grad): write it out "
+                f"of place, or under `with mg.no_grad():` if no gradient should flow"
+            )
+        if t._vc is not None and t._vc[1]:
+            raise RuntimeError(
+                f"{name}() on a view of a tensor of a recorded graph (or a tensor with views): "
+                f"write it out of place (t = t + x), or under `with mg.no_grad():`"
+            )
+        _record_inplace(t, other, name.rstrip("_"))
+        return t
+    _write(t, other, name, ufunc)
+    return t
+
+
+def _record_inplace(t: Tensor, other: Any, name: str) -> Tensor:
+    """t op= other, recorded in the graph: t itself becomes the op's node.
+
+    The graph's nodes are the tensors, so the node t stood for moves to a new tensor `old`,
+    which keeps t's array (whatever the ops before saved of it stays as it was), and t takes
+    the result's array. The ops recorded before, which still name t, reach `old` through t's
+    history (_node_at, by the versions they saw)."""
+    if t._vc is not None and t._vc[1]:
+        # A view, or a tensor with views: the others' graph could not follow the change, so
+        # the op is recorded out of place and `t op= other` rebinds the name to its result.
+        return getattr(_functional(), name)(t, other)
+    old = Tensor._wrap(t.data, t.requires_grad)
+    old._ctx = t._ctx
+    new: Tensor = getattr(_functional(), name)(old, old if other is t else other)  # t *= t
+    data = new.data
+    if data.shape != t.data.shape:
+        raise ValueError(f"in-place {name}: the result has shape {data.shape}, the tensor "
+                         f"{t.data.shape}")
+    if data.dtype != t.data.dtype:
+        if not np.can_cast(data.dtype, t.data.dtype, "same_kind"):
+            raise TypeError(f"in-place {name}: cannot store a {data.dtype} result in a "
+                            f"{t.data.dtype} tensor")
+        data = data.astype(t.data.dtype)
+    version = _version_of(t)
+    _bump_version(t)
+    if t._hist is None:
+        t._hist = []
+    t._hist.append((version, old))
+    t.data = data
+    t._ctx = new._ctx
+    new._ctx._out_version = _version_of(t)
+    t.requires_grad = True
+    return t
+
+
+def _write(t: Tensor, other: Any, name: str, ufunc: Any) -> None:
+    """Change t's data in place (an arithmetic ufunc, or a copy when ufunc is None) and
+    count the change in its version."""
+    data = t.data
+    try:
+        if ufunc is None:
+            value = other.data if isinstance(other, Tensor) else _to_numpy(other)
+            np.copyto(data, value, casting="unsafe")  # as PyTorch's copy_ and fill_
+        else:
+            # the other operand converted as the out-of-place op converts it, so that
+            # `t -= x` gives the bits of `t = t - x`
+            value = as_tensor(other, t).data
+            ufunc(data, value, out=data, casting="same_kind")
+    except TypeError as exc:
+        raise TypeError(f"in-place {name} on a {data.dtype} tensor: {exc}") from None
+    except ValueError as exc:
+        if not data.flags.writeable:
+            raise ValueError(f"in-place {name}: the tensor's data is read-only") from None
+        raise ValueError(f"in-place {name} on a tensor of shape {data.shape}: {exc}") from None
+    _bump_version(t)
+
+
 def _run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
     node: Tensor
     parent: Tensor
+    i: cython.Py_ssize_t
     # Topological order of the graph above root, iteratively (no recursion limit).
     order: list[Tensor] = []
     visited: set[int] = set()
@@ -554,7 +836,11 @@ def _run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
         stack.append((node, True))
         ctx = node._ctx
         if ctx is not None:
+            i = 0
             for parent in ctx.parents:
+                if parent._hist is not None:
+                    parent = _node_at(ctx, i, parent)
+                i += 1
                 if parent.requires_grad and id(parent) not in visited:
                     stack.append((parent, False))
 
@@ -585,6 +871,7 @@ def _run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
                 f"'{type(ctx).__name__}' were freed by the first backward. Pass "
                 f"retain_graph=True to the first backward() to keep them."
             )
+        _check_saved_versions(ctx, node)
         input_grads = ctx.backward(grad)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
@@ -592,9 +879,13 @@ def _run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
         returned: list = []
         # strict: an op whose backward returns the wrong number of gradients fails loudly.
         triples = zip(ctx.parents, input_grads, ctx.needs_input_grad, strict=True)
+        i = -1
         for parent, pgrad, needed in triples:
+            i += 1
             if not needed or pgrad is None:
                 continue
+            if parent._hist is not None:
+                parent = _node_at(ctx, i, parent)
             pshape = parent.data.shape
             if pgrad.shape != pshape:
                 pgrad = _unbroadcast(pgrad, pshape)
@@ -613,6 +904,8 @@ def _run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
             grads[key] = pgrad if previous is None else previous + pgrad
         if not retain_graph:
             ctx.release()
+            # the ops that named this tensor's old nodes are released too
+            node._hist = None
 
 
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -212,11 +213,10 @@ def _better(mode: str, monitor: str) -> Callable[[float, float], bool]:
 def _monitored(logs: dict | None, monitor: str, who: str) -> float | None:
     value = (logs or {}).get(monitor)
     if value is None:
-        warnings.warn(
+        warn_at_caller(
             f"{who}: the monitored value {monitor!r} is not in the logs (have: "
             f"{', '.join(sorted(logs or {}))}); did you mean one of those?",
             RuntimeWarning,
-            stacklevel=3,
         )
     return value
 
@@ -488,45 +488,193 @@ class CSVLogger(Callback):
             self._file = None
 
 
-class ProgbarLogger(Callback):
-    """What fit prints: verbose=1 a progress bar per epoch (steps, loss, metrics, time left),
-    verbose=2 one line per epoch."""
+def format_logs(logs: dict) -> str:
+    """Logs as Keras 3 prints them: `accuracy: 0.8525 - loss: 0.6148`, the names sorted,
+    the val_ ones after, 4 decimals (small values in scientific notation)."""
+    names = sorted(k for k in logs if not k.startswith("val_"))
+    names += sorted(k for k in logs if k.startswith("val_"))
+    return " - ".join(f"{k}: {_format_value(logs[k])}" for k in names)
 
-    def __init__(self, verbose: int = 1) -> None:
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        return str(value)
+    return f"{value:.4f}" if abs(value) > 1e-3 else f"{value:.4e}"
+
+
+def _format_step_time(seconds: float) -> str:
+    """The time per step in Keras' unit: `2s/step`, `2ms/step` or `2us/step`."""
+    if seconds >= 1 or seconds == 0:
+        return f"{seconds:.0f}s/step"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.0f}ms/step"
+    return f"{seconds * 1e6:.0f}us/step"
+
+
+def _format_eta(seconds: float) -> str:
+    if seconds > 3600:
+        return f"{seconds // 3600:.0f}:{(seconds % 3600) // 60:02.0f}:{seconds % 60:02.0f}"
+    if seconds > 60:
+        return f"{seconds // 60:.0f}:{seconds % 60:02.0f}"
+    return f"{seconds:.0f}s"
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # no such method, or a closed stream
+        return False
+
+
+def _terminal_columns() -> int:
+    """The terminal's width in characters, 0 when it is unknown (or reported as 0)."""
+    return shutil.get_terminal_size((0, 0)).columns
+
+
+def _bar_char(stream: Any) -> str:
+    """Keras' bar character, or "=" where the stream's encoding has no such character."""
+    try:
+        "━".encode(getattr(stream, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return "="
+    return "━"
+
+
+class ProgbarLogger(Callback):
+    """What fit prints, in Keras 3's layout. verbose=1: a progress bar per epoch,
+
+        Epoch 1/10
+        25/25 ━━━━━━━━━━━━━━━━━━━━ 0s 2ms/step - accuracy: 0.8525 - loss: 0.6148
+
+    redrawn in place as batches end when the output is a terminal, and written once, when
+    the epoch ends, when it is not (a file, a pipe, a notebook's captured output: one clean
+    line per epoch). verbose=2: that line without the bar, `25/25 - 0s - 2ms/step - ...`.
+    As Keras, the `Epoch i/n` line comes only when there are several epochs."""
+
+    width = 20  # the bar's characters, as Keras
+    interval = 0.05  # seconds between redraws of a live bar, as Keras
+
+    def __init__(self, verbose: int | str = 1) -> None:
         super().__init__()
-        self.verbose = verbose
-        self._bar = None
+        if verbose == "auto":  # Keras' default, which is 1 for fit
+            verbose = 1
+        if isinstance(verbose, str) or verbose not in (0, 1, 2):
+            raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
+        self.verbose = int(verbose)
+        self._live = False
+        self._open = 0  # characters of the live line on screen, 0 when none is open
+
+    def set_params(self, params: dict) -> None:
+        super().set_params(params)
+        # Batch by batch only for a live bar: otherwise fit need not stop in Python after
+        # every batch (CallbackList reads the hooks after set_params).
+        self._live = self.verbose == 1 and _isatty(sys.stdout)
+        if self._live:
+            self.on_batch_end = self._batch_end
+        else:
+            vars(self).pop("on_batch_end", None)
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._epoch_start = time.perf_counter()
-        if self.verbose == 1:
-            from tqdm.auto import tqdm
+        epochs = self.params.get("epochs", 1)
+        if self.verbose and epochs > 1:
+            self._write(f"Epoch {epoch + 1}/{epochs}\n")
+        self._start = time.perf_counter()
+        self._after_first: float | None = None
+        self._last_draw = -math.inf
+        self._seen = 0
+        self._sums: dict[str, list[float]] = {}
 
-            print(f"Epoch {epoch + 1}/{self.params.get('epochs', '?')}")
-            self._bar = tqdm(total=self.params.get("steps"), unit="step", leave=True,
-                             dynamic_ncols=True, file=sys.stdout, mininterval=0.1)
-
-    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if self._bar is not None:
-            self._bar.update(1)
-            if batch % 10 == 0 or batch + 1 == self.params.get("steps"):
-                self._bar.set_postfix({k: f"{v:.4g}" for k, v in (logs or {}).items()},
-                                      refresh=False)
+    def _batch_end(self, batch: int, logs: dict | None = None) -> None:
+        """A live bar's on_batch_end: running means of the batch logs, redrawn at most
+        every `interval` seconds."""
+        now = time.perf_counter()
+        self._seen = batch + 1
+        if self._seen == 1:
+            self._after_first = now
+        for key, value in (logs or {}).items():
+            total = self._sums.setdefault(key, [0.0, 0])
+            total[0] += value
+            total[1] += 1
+        if now - self._last_draw < self.interval:
+            return
+        self._last_draw = now
+        target = self.params.get("steps") or 0
+        per_step = self._per_step(now, self._seen)
+        eta = _format_eta(per_step * max(target - self._seen, 0))
+        means = {k: total / count for k, (total, count) in self._sums.items()}
+        self._draw(self._bar_line(self._seen, eta, per_step, means), final=False)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        text = " - ".join(f"{k}: {v:.4g}" for k, v in (logs or {}).items())
-        if self._bar is not None:
-            self._bar.set_postfix_str(text, refresh=True)
-            self._bar.close()
-            self._bar = None
-        elif self.verbose == 2:
-            took = time.perf_counter() - self._epoch_start
-            print(f"Epoch {epoch + 1}/{self.params.get('epochs', '?')} - {took:.2f}s - {text}")
+        if not self.verbose:
+            return
+        now = time.perf_counter()
+        target = self.params.get("steps") or 0
+        per_step = self._per_step(now, target)
+        elapsed = f"{now - self._start:.0f}s"
+        if self.verbose == 2:
+            line = f"{self._count(target)} - {elapsed} - {_format_step_time(per_step)}"
+            text = format_logs(logs or {})
+            self._write(f"{line} - {text}\n" if text else f"{line}\n")
+        else:
+            self._draw(self._bar_line(target, elapsed, per_step, logs or {}), final=True)
+
+    def _per_step(self, now: float, steps: int) -> float:
+        # As Keras: the first step (which may build or capture) is left out once there are
+        # others to time.
+        if self._after_first is not None and steps > 1:
+            return (now - self._after_first) / (steps - 1)
+        return (now - self._start) / max(steps, 1)
+
+    def _count(self, current: int) -> str:
+        target = self.params.get("steps") or 0
+        if target <= 0:
+            return f"{current}/Unknown"
+        return f"{current:>{len(str(target))}}/{target}"
+
+    def _bar_line(self, current: int, clock: str, per_step: float,
+                  logs: dict) -> tuple[str, str]:
+        """A verbose=1 line, plain and with Keras' colors (bold count, green bar done)."""
+        target = self.params.get("steps") or 0
+        done = self.width * min(current, target) // target if target > 0 else 0
+        char = _bar_char(sys.stdout)
+        count = self._count(current)
+        text = format_logs(logs)
+        rest = f" {clock} {_format_step_time(per_step)}" + (f" - {text}" if text else "")
+        plain = f"{count} {char * self.width}{rest}"
+        colored = (f"\x1b[1m{count}\x1b[0m \x1b[32m{char * done}\x1b[0m"
+                   f"\x1b[37m{char * (self.width - done)}\x1b[0m{rest}")
+        return plain, colored
+
+    def _draw(self, line: tuple[str, str], final: bool) -> None:
+        plain, colored = line
+        if not self._live:
+            if final:
+                self._write(plain + "\n")
+            return
+        columns = _terminal_columns()
+        if columns > 0 and not final and len(plain) >= columns:
+            # A line that wraps cannot be taken back with a carriage return: cut it to the
+            # terminal. The last one is written whole (it stays); so is every line when the
+            # width is unknown (0).
+            shown, text = columns - 1, plain[:columns - 1]
+        else:
+            shown, text = len(plain), colored
+        pad = " " * max(self._open - shown, 0)  # what is left of a longer line before
+        self._write(f"\r{text}{pad}" + ("\n" if final else ""))
+        self._open = 0 if final else shown
+
+    def _write(self, text: str) -> None:
+        stream = sys.stdout
+        stream.write(text)
+        stream.flush()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self._close()
 
     def _close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        if self._open:  # a live line left open (training stopped in the middle of an epoch)
+            self._write("\n")
+            self._open = 0
 
 
 # ---------------------------------------------------------------------------- watching
@@ -672,6 +820,64 @@ class WeightRecorder(_EveryN):
         self.weights.extend(snapshots)
 
 
+# The diagnostics' warnings point at the user's line that started training (their fit call),
+# not at this file: every frame inside the package is skipped.
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn_at_caller(message: str, category: type[Warning]) -> None:
+    """Warn, attributed to the first frame outside microgradnet (e.g. the user's fit call)."""
+    if sys.version_info >= (3, 12):
+        warnings.warn(message, category, skip_file_prefixes=(_PACKAGE_DIR,))
+        return
+    frame = sys._getframe(0)
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+            _PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+# What to try when a layer's gradients vanish, by the activation that follows its weights.
+_SATURATING = ("sigmoid", "tanh", "softmax", "softplus", "step")
+_VANISH_ADVICE = {
+    "saturating": "{act} saturates (its derivative is near 0 for large inputs) and shrinks "
+                  "gradients layer by layer in a deep stack: try relu or leaky_relu in the "
+                  "hidden layers with He initialization (kernel_initializer='he_normal'), "
+                  "BatchNormalization, or fewer layers.",
+    "relu": "relu passes no gradient where its input is negative (dead units): try leaky_relu "
+            "or elu, a lower learning rate, He initialization "
+            "(kernel_initializer='he_normal'), or BatchNormalization.",
+    "other": "{act} does not saturate, so look at the scale: try He initialization "
+             "(kernel_initializer='he_normal'), BatchNormalization, or fewer layers.",
+    "linear": "its output is linear, so the shrinking comes from the layers above it: check "
+              "their activations (sigmoid and tanh saturate: try relu or leaky_relu), "
+              "He or Glorot initialization, or BatchNormalization.",
+}
+
+
+def _activation_of(layers: list, index: int) -> str:
+    """The activation applied to layer `index`'s output: its own, or that of an Activation
+    layer (a layer without weights) right after it; "linear" when none."""
+    act = layers[index].output_activation()
+    if act in (None, "linear") and index + 1 < len(layers):
+        after = layers[index + 1]
+        if not after.parameters():
+            act = after.output_activation()
+    return act or "linear"
+
+
+def _vanish_advice(act: str) -> str:
+    if act in _SATURATING:
+        kind = "saturating"
+    elif act in ("relu", "linear"):
+        kind = act
+    else:
+        kind = "other"
+    return _VANISH_ADVICE[kind].format(act=act)
+
+
 class GradientMonitor(Callback):
     """The gradient norm of every layer at every batch (`.norms[layer name]`); warns when a
     layer's gradients vanish (over an epoch, its median norm is below `vanish` times the
@@ -704,11 +910,12 @@ class GradientMonitor(Callback):
             if (norm > self.explode or not math.isfinite(norm)) and (
                     layer.name, "explode") not in self._warned:
                 self._warned.add((layer.name, "explode"))
-                warnings.warn(
-                    f"exploding gradients in layer {layer.name!r}: norm {norm:.3g} at batch "
-                    f"{batch}. Try a smaller learning rate, gradient clipping (clipnorm=1.0 on "
-                    f"the optimizer) or BatchNormalization.",
-                    ExplodingGradientWarning, stacklevel=2,
+                warn_at_caller(
+                    f"exploding gradients in layer {layer.name!r}: its gradient norm is "
+                    f"{norm:.3g} at batch {batch} (threshold {self.explode:g}). Try a smaller "
+                    f"learning rate, gradient clipping (clipnorm=1.0 on the optimizer) or "
+                    f"BatchNormalization.",
+                    ExplodingGradientWarning,
                 )
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -722,13 +929,15 @@ class GradientMonitor(Callback):
         for name, value in medians.items():
             if value < self.vanish * top and (name, "vanish") not in self._warned:
                 self._warned.add((name, "vanish"))
-                warnings.warn(
-                    f"vanishing gradients in layer {name!r}: in epoch {epoch + 1} its median "
-                    f"gradient norm is {value:.3g}, {value / top:.1e} of the largest layer's. "
-                    f"Saturating activations (sigmoid, tanh) in deep stacks shrink gradients "
-                    f"layer by layer: try relu or leaky_relu, He or Glorot initialization, "
-                    f"BatchNormalization, or fewer layers.",
-                    VanishingGradientWarning, stacklevel=2,
+                layers = self.model.layers
+                index = next(i for i, layer in enumerate(layers) if layer.name == name)
+                act = _activation_of(layers, index)
+                warn_at_caller(
+                    f"vanishing gradients in layer {name!r} ({act}): in epoch {epoch + 1} "
+                    f"the median norm of its weights' gradients is {value:.3g}, "
+                    f"{value / top:.1e} of the largest layer's ({top:.3g}). "
+                    + _vanish_advice(act),
+                    VanishingGradientWarning,
                 )
 
 
@@ -763,12 +972,14 @@ class DeadUnitMonitor(Callback):
                 self.fractions.setdefault(layer.name, []).append(fraction)
                 if fraction >= self.threshold and layer.name not in self._warned:
                     self._warned.add(layer.name)
-                    warnings.warn(
-                        f"{fraction:.0%} of the units of layer {layer.name!r} output zero for "
-                        f"every sample (dead ReLUs): they get no gradient and cannot recover. "
-                        f"Try a smaller learning rate, He initialization "
-                        f"(kernel_initializer='he_normal'), or leaky_relu.",
-                        DeadUnitWarning, stacklevel=2,
+                    dead = int(round(fraction * out.shape[1]))
+                    warn_at_caller(
+                        f"{fraction:.0%} of the units of layer {layer.name!r} (relu; {dead} of "
+                        f"{out.shape[1]}) output zero for every one of the {len(out)} samples "
+                        f"checked (dead ReLUs): they get no gradient and cannot recover. Try "
+                        f"leaky_relu or elu, a smaller learning rate, or He initialization "
+                        f"(kernel_initializer='he_normal').",
+                        DeadUnitWarning,
                     )
 
 

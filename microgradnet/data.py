@@ -6,6 +6,7 @@ row), never a crash or a silent wrong answer.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,35 @@ def check_fit_arguments(y: Any, size: Any, epochs: Any, validation_split: float)
     if not 0 <= validation_split < 1:
         raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
     return size
+
+
+def steps_per_epoch(value: Any, n: int, size: int | None) -> tuple[int, int | None]:
+    """fit's (batch size, batches per epoch) for steps_per_epoch as Keras takes it with
+    arrays: without a batch size, `value` batches of ceil(n / value) samples make an epoch;
+    with one, an epoch is `value` batches, going on through a pass over the data. None
+    keeps an epoch one pass (batches of `size`, 32 when None)."""
+    if value is None:
+        return (32 if size is None else size), None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or (
+            value < 1):
+        raise ValueError(f"fit: steps_per_epoch must be a positive int or None, got {value!r}")
+    value = int(value)
+    if size is None:
+        size = -(-n // value)
+    batches = -(-n // size)
+    if value > batches:
+        raise ValueError(
+            f"fit: steps_per_epoch={value} is more than the {batches} batches of {size} that "
+            f"{n} training samples make; give at most {batches}, or leave steps_per_epoch out "
+            f"(an epoch is then one pass over the data)"
+        )
+    if batches % value:
+        warnings.warn(
+            f"fit: steps_per_epoch={value} does not divide the {batches} batches of a pass over "
+            f"the data: as in Keras, the epoch that reaches the end of a pass has "
+            f"{batches % value} batches, and the next epoch starts a new pass",
+            UserWarning, stacklevel=3)
+    return size, value
 
 
 def prepare(model: Any, x: Any, y: Any, what: str) -> tuple[np.ndarray, np.ndarray | None]:

@@ -9,6 +9,7 @@ Gradients of broadcast inputs are reduced in the engine (autograd.py), not here.
 from __future__ import annotations
 
 import builtins
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from .activation_table import ACTIVATIONS as ACTIVATION_TABLE
 from .activation_table import ActivationSpec
-from .autograd import Function, Tensor, _to_numpy, as_tensor, tensors
+from .autograd import Function, Tensor, _share_version, _to_numpy, as_tensor, tensors
 from .backend import kernels as K
 
 __all__ = ["Abs", "abs", "ACTIVATIONS", "Add", "add", "Cast", "cast", "Clip", "clip", "Concatenate",
@@ -70,6 +71,7 @@ def _axes(axis: Any, ndim: int) -> tuple[int, ...] | None:
 
 class Add(Function):
     name = "add"
+    saves = ()
 
     def forward(self, a, b):
         return a + b
@@ -85,6 +87,7 @@ def add(a: Any, b: Any) -> Tensor:
 
 class Sub(Function):
     name = "sub"
+    saves = ()
 
     def forward(self, a, b):
         return a - b
@@ -100,6 +103,7 @@ def sub(a: Any, b: Any) -> Tensor:
 
 class Mul(Function):
     name = "mul"
+    saves = (0, 1)
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -117,6 +121,8 @@ def mul(a: Any, b: Any) -> Tensor:
 
 class Div(Function):
     name = "div"
+    saves = (1,)
+    saves_output = True
 
     def forward(self, a, b):
         self.b = b
@@ -136,6 +142,8 @@ def div(a: Any, b: Any) -> Tensor:
 
 class Pow(Function):
     name = "pow"
+    saves = (0, 1)
+    saves_output = True
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -163,6 +171,7 @@ def pow(a: Any, b: Any) -> Tensor:
 
 class Neg(Function):
     name = "neg"
+    saves = ()
 
     def forward(self, a):
         return -a
@@ -178,6 +187,7 @@ def neg(a: Any) -> Tensor:
 
 class Maximum(Function):
     name = "maximum"
+    saves = ()
 
     def forward(self, a, b):
         # NOTE: at a tie both inputs get half the gradient (as PyTorch does).
@@ -196,6 +206,7 @@ def maximum(a: Any, b: Any) -> Tensor:
 
 class Minimum(Function):
     name = "minimum"
+    saves = ()
 
     def forward(self, a, b):
         self.weight_a = np.where(a < b, 1.0, np.where(a == b, 0.5, 0.0))
@@ -213,6 +224,7 @@ def minimum(a: Any, b: Any) -> Tensor:
 
 class Where(Function):
     name = "where"
+    saves = ()
 
     def forward(self, a, b, condition):
         self.condition = condition
@@ -242,6 +254,8 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
 
 class Exp(Function):
     name = "exp"
+    saves = ()
+    saves_output = True
 
     def forward(self, a):
         self.out = out = np.exp(a)
@@ -258,6 +272,7 @@ def exp(a: Any) -> Tensor:
 
 class Log(Function):
     name = "log"
+    saves = (0,)
 
     def forward(self, a):
         self.a = a
@@ -274,6 +289,8 @@ def log(a: Any) -> Tensor:
 
 class Sqrt(Function):
     name = "sqrt"
+    saves = ()
+    saves_output = True
 
     def forward(self, a):
         self.out = out = np.sqrt(a)
@@ -290,6 +307,7 @@ def sqrt(a: Any) -> Tensor:
 
 class Abs(Function):
     name = "abs"
+    saves = (0,)
 
     def forward(self, a):
         self.a = a
@@ -307,6 +325,7 @@ def abs(a: Any) -> Tensor:
 
 class Clip(Function):
     name = "clip"
+    saves = ()
 
     def forward(self, a, low, high):
         # NOTE: the gradient passes where low <= a <= high, the bounds included.
@@ -337,6 +356,7 @@ def clip(a: Any, min: Any = None, max: Any = None) -> Tensor:
 
 class Sum(Function):
     name = "sum"
+    saves = ()
 
     def forward(self, a, axes, keepdims):
         self.shape, self.axes, self.keepdims = a.shape, axes, keepdims
@@ -356,6 +376,7 @@ def sum(a: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
 
 class Mean(Function):
     name = "mean"
+    saves = ()
 
     def forward(self, a, axes, keepdims):
         self.shape, self.axes, self.keepdims = a.shape, axes, keepdims
@@ -377,6 +398,8 @@ def mean(a: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
 
 class _Extremum(Function):
     reduce = staticmethod(np.max)
+    saves = (0,)
+    saves_output = True
 
     def forward(self, a, axes, keepdims):
         if a.size == 0:
@@ -423,6 +446,7 @@ def min(a: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
 
 class Reshape(Function):
     name = "reshape"
+    saves = ()
 
     def forward(self, a, shape):
         self.shape = a.shape
@@ -436,11 +460,15 @@ def reshape(a: Any, shape: Any) -> Tensor:
     """Return the data in a new shape (one dimension may be -1)."""
     a = as_tensor(a)
     shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    return Reshape.apply(a, shape=shape)
+    out = Reshape.apply(a, shape=shape)
+    if out.data.base is not None and np.may_share_memory(out.data, a.data):
+        _share_version(out, a)  # a view: in-place changes of one show in the other
+    return out
 
 
 class Transpose(Function):
     name = "transpose"
+    saves = ()
 
     def forward(self, a, axes):
         self.axes = axes
@@ -460,7 +488,7 @@ def transpose(a: Any, axes: Any = None) -> Tensor:
         if sorted(i % a.ndim if a.ndim else i for i in axes) != list(range(a.ndim)):
             raise ValueError(f"transpose: axes {axes} are not a permutation of {a.ndim} axes")
         axes = tuple(i % a.ndim for i in axes)
-    return Transpose.apply(a, axes=axes)
+    return _share_version(Transpose.apply(a, axes=axes), a)  # a view
 
 
 def _index_key(index: Any) -> Any:
@@ -482,6 +510,7 @@ def _is_basic(index: Any) -> bool:
 
 class GetItem(Function):
     name = "getitem"
+    saves = ()
 
     def forward(self, a, index):
         self.shape, self.dtype, self.index = a.shape, a.dtype, index
@@ -499,11 +528,15 @@ class GetItem(Function):
 
 def getitem(a: Any, index: Any) -> Tensor:
     """Index like numpy: basic slicing and integer-array (or boolean) indexing."""
-    return GetItem.apply(as_tensor(a), index=_index_key(index))
+    a = as_tensor(a)
+    index = _index_key(index)
+    out = GetItem.apply(a, index=index)
+    return _share_version(out, a) if _is_basic(index) else out  # basic indexing gives a view
 
 
 class Concatenate(Function):
     name = "concatenate"
+    saves = ()
 
     def forward(self, *arrays, axis):
         self.axis = axis
@@ -525,6 +558,7 @@ def concatenate(ts: Sequence[Any], axis: int = 0) -> Tensor:
 
 class Stack(Function):
     name = "stack"
+    saves = ()
 
     def forward(self, *arrays, axis):
         self.axis = axis
@@ -548,6 +582,7 @@ def stack(ts: Sequence[Any], axis: int = 0) -> Tensor:
 
 class MatMul(Function):
     name = "matmul"
+    saves = (0, 1)
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -610,6 +645,7 @@ def matmul(a: Any, b: Any) -> Tensor:
 
 class Cast(Function):
     name = "cast"
+    saves = ()
 
     def forward(self, a, dtype):
         self.dtype = a.dtype
@@ -634,6 +670,7 @@ def cast(a: Any, dtype: Any) -> Tensor:
 
 class Linear(Function):
     name = "linear"
+    saves = (0, 1)
 
     def forward(self, x, w, b=None):
         self.x, self.w = x, w
@@ -711,8 +748,10 @@ def _activation(spec: ActivationSpec) -> Callable[..., Tensor]:
     """The Function of a row of the activation table, and mg.<name> that applies it."""
     base = _Activation if spec.alpha is None else _ActivationWithAlpha
     op = type(spec.function_class, (base,), {
-        "name": spec.name, "_forward_kernel": spec.forward_kernel,
-        "_backward_kernel": spec.backward_kernel, "_saves_y": spec.saves == "y",
+        # interned, so that getattr(K, ...) finds the kernel by identity, not by comparing text
+        "name": spec.name, "_forward_kernel": sys.intern(spec.forward_kernel),
+        "_backward_kernel": sys.intern(spec.backward_kernel), "_saves_y": spec.saves == "y",
+        "saves": () if spec.saves == "y" else (0,), "saves_output": spec.saves == "y",
         "__module__": __name__,
     })
     name = spec.name
@@ -736,6 +775,8 @@ globals().update({spec.name: _activation(spec) for spec in ACTIVATION_TABLE})
 
 class Softmax(Function):
     name = "softmax"
+    saves = ()
+    saves_output = True
 
     def forward(self, x, axis):
         self.axis = axis
@@ -754,6 +795,8 @@ def softmax(x: Any, axis: int = -1) -> Tensor:
 
 class LogSoftmax(Function):
     name = "log_softmax"
+    saves = ()
+    saves_output = True
 
     def forward(self, x, axis):
         self.axis = axis
@@ -798,6 +841,7 @@ def _same_shape(op: str, a: Tensor, b: Tensor, names: str = "prediction and targ
 
 class MSELoss(Function):
     name = "mse_loss"
+    saves = (0, 1)
 
     def forward(self, pred, target):
         self.pred, self.target = pred, target
@@ -819,6 +863,7 @@ def mse_loss(pred: Any, target: Any) -> Tensor:
 
 class SigmoidBinaryCrossEntropy(Function):
     name = "sigmoid_binary_cross_entropy"
+    saves = (0, 1)
 
     def forward(self, logits, target):
         self.logits, self.target = logits, target
@@ -844,6 +889,7 @@ def sigmoid_binary_cross_entropy(logits: Any, target: Any, reduction: str = "mea
 
 class SoftmaxCrossEntropy(Function):
     name = "softmax_cross_entropy"
+    saves = (0, 1)
 
     def forward(self, logits, target):
         self.logits, self.target = logits, target
@@ -861,6 +907,7 @@ class SoftmaxCrossEntropy(Function):
 
 class SparseSoftmaxCrossEntropy(Function):
     name = "sparse_softmax_cross_entropy"
+    saves = ()
 
     def forward(self, logits, labels):
         self.labels = labels

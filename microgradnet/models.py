@@ -6,6 +6,7 @@ training.py, the captured one in fastpath, and the file format in saving.py.
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections.abc import Sequence
@@ -208,9 +209,12 @@ class Sequential:
         class_weight: dict | None = None,
         sample_weight: Any = None,
         initial_epoch: int = 0,
+        steps_per_epoch: int | None = None,
     ) -> cbks.History:
-        """Train for `epochs` passes over (x, y) in batches; return the History."""
+        """Train for `epochs` passes over (x, y) in batches (or epochs of steps_per_epoch
+        batches, as Keras); return the History."""
         self._require_compiled("fit")
+        size_given = batch_size is not None
         batch_size = data.check_fit_arguments(y, batch_size, epochs, validation_split)
         x, y = self._prepare(x, y, "fit")
         weights = data.sample_weights(y, class_weight, sample_weight, len(x))
@@ -219,8 +223,10 @@ class Sequential:
         n = len(x)
         if n == 0:
             raise ValueError("fit: no training samples")
+        batch_size, steps = data.steps_per_epoch(steps_per_epoch, n,
+                                                 batch_size if size_given else None)
         training.setup(self)
-        loop = training.Epochs(self, x, y, weights, batch_size)
+        loop = training.Epochs(self, x, y, weights, batch_size, steps)
         history = cbks.History()
         extra = [cbks.ProgbarLogger(verbose)] if verbose else []
         cb = cbks.CallbackList([*(callbacks or []), history, *extra], self,
@@ -232,7 +238,8 @@ class Sequential:
             cb.call("on_train_begin", {})
             captured_xy = fastpath.captured_inputs(self, batch_size, x, y, weights)
             fast = None if captured_xy is None else self._captured
-            if fast is not None and fastpath.runs_between_callbacks(self, cb, val):
+            if fast is not None and loop.steps == loop.pass_steps and (
+                    fastpath.runs_between_callbacks(self, cb, val)):
                 # Only History and recorders listen: one call to C from each batch where a
                 # recorder looks at the model to the next (no callback: the whole run).
                 fastpath.fit_captured(self, fast, *captured_xy, n, batch_size, loop.steps,
@@ -259,11 +266,11 @@ class Sequential:
         x, y = self._prepare(x, y, "evaluate")
         if len(x) == 0:
             raise ValueError("evaluate: x has no samples; the loss of an empty set is undefined")
-        training.setup(self)
+        training.setup(self, build_optimizer=False)
         w = data.sample_weights(y, None, sample_weight, len(x))
         results = training.evaluate(self, x, y, w, batch_size)
         if verbose:
-            print(" - ".join(f"{k}: {v:.4g}" for k, v in results.items()))
+            print(cbks.format_logs(results))  # as fit's progress bar writes them
         if return_dict:
             return results
         if not self.metrics:
@@ -286,6 +293,80 @@ class Sequential:
         """Where the last training batch first went non-finite: a layer's output or a
         weight's gradient (for TerminateOnNaN)."""
         return training.find_nonfinite(self.layers, self._last_batch)
+
+    # ------------------------------------------------------------------ Keras' one-batch
+    # methods, get_layer, to_json
+    def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
+                       class_weight: dict | None = None, return_dict: bool = False) -> Any:
+        """One optimizer step on all of (x, y), the very step fit takes on a batch. Returns
+        this batch's loss and metrics, from before the update, in Keras 3's forms: a float,
+        [loss, *metrics] or a dict (Keras 3's values are means since its last reset)."""
+        x, y, w = self._one_batch("train_on_batch", x, y, sample_weight, class_weight)
+        self._last_batch = x
+        loss, out = training.train_step(self, self.parameters(), x, y, w)
+        logs = {"loss": loss}
+        for name, values in training.batch_metrics(self, y, out).items():
+            logs[name] = float(values.mean())
+        return self._batch_results(logs, return_dict)
+
+    def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
+                      return_dict: bool = False) -> Any:
+        """The loss and metrics on all of (x, y) as one batch (no update): a float,
+        [loss, *metrics] or a dict, as Keras 3."""
+        x, y, w = self._one_batch("test_on_batch", x, y, sample_weight, None)
+        return self._batch_results(training.evaluate(self, x, y, w, len(x)), return_dict)
+
+    def _one_batch(self, name: str, x: Any, y: Any, sample_weight: Any,
+                   class_weight: dict | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A one-batch method's checked x, y and sample weights, the model set up to train."""
+        self._require_compiled(name)
+        if y is None:
+            raise ValueError(f"{name}: y is missing")
+        x, y = self._prepare(x, y, name)
+        if len(x) == 0:
+            raise ValueError(f"{name}: x has no samples")
+        w = data.sample_weights(y, class_weight, sample_weight, len(x))
+        training.setup(self)
+        return x, y, w
+
+    def predict_on_batch(self, x: Any) -> np.ndarray:
+        """The model's outputs for all of x as one batch, a numpy array."""
+        x, _ = self._prepare(x, None, "predict_on_batch")
+        return self.predict(x, batch_size=max(len(x), 1))
+
+    def _batch_results(self, logs: dict[str, float], return_dict: bool) -> Any:
+        """Keras' return value of the one-batch methods: the dict, or the loss alone
+        without metrics, or [loss, *metrics] in compile order."""
+        if return_dict:
+            return logs
+        if not self.metrics:
+            return logs["loss"]
+        return [logs[k] for k in ["loss", *(name for name, _ in self.metrics)]]
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
+        """A layer by name (the first of that name) or by index into model.layers."""
+        if name is not None and index is not None:
+            raise ValueError(f"get_layer: give a layer name or an index, not both (got "
+                             f"name={name!r}, index={index!r})")
+        if index is not None:
+            if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+                raise TypeError(f"get_layer: index must be an int, got {index!r}")
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"get_layer: no layer at index {index}: the model has "
+                                 f"{len(self.layers)} layers")
+            return self.layers[index]
+        if name is not None:
+            for layer in self.layers:
+                if layer.name == name:
+                    return layer
+            raise ValueError(f"get_layer: no layer named {name!r}; the model's layers: "
+                             f"{[layer.name for layer in self.layers]}")
+        raise ValueError("get_layer: give a layer name or an index")
+
+    def to_json(self, **kwargs: Any) -> str:
+        """The architecture as a JSON string (no weights), for models.model_from_json;
+        kwargs go to json.dumps (indent=2, ...)."""
+        return json.dumps({"class_name": "Sequential", "config": self.get_config()}, **kwargs)
 
     # ------------------------------------------------------------------ description
     def summary(self, print_fn: Any = print) -> None:
@@ -328,6 +409,7 @@ class Sequential:
     # ------------------------------------------------------------------ saving
     def save_weights(self, path: str | os.PathLike) -> None:
         """Write the weights to an .npz file (atomically)."""
+        saving.check_suffix(path, "save_weights")
         if not self.built:
             raise ValueError("the model has no weights yet: build or fit it first")
         saving.write(path, self.layers)
@@ -351,6 +433,7 @@ class Sequential:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write architecture, weights and compile settings to one .npz file (atomically)."""
+        saving.check_suffix(path, "save")
         if not self.built:
             raise ValueError("the model has no weights yet: build or fit it first")
         description = {"model": self.get_config(), "compile": self._compile_state(path)}
@@ -360,3 +443,14 @@ class Sequential:
 def load_model(path: str | os.PathLike) -> Sequential:
     """Load a model written by Sequential.save: architecture, weights, compile settings."""
     return saving.load_model(path, Sequential)
+
+
+def model_from_json(json_string: str | bytes) -> Sequential:
+    """A new, untrained model of the architecture that Sequential.to_json() wrote."""
+    if not isinstance(json_string, (str, bytes, bytearray)):
+        raise TypeError(f"model_from_json takes a JSON string, got {type(json_string).__name__}")
+    try:
+        spec = json.loads(json_string)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"model_from_json: not valid JSON: {exc}") from exc
+    return saving.model_from_spec(spec, Sequential, "model_from_json")

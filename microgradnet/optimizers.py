@@ -36,12 +36,15 @@ import functools
 import inspect
 import math
 import numbers
+import sys
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from .autograd import Tensor
+from .autograd import _bump_version as bump_version
 from .backend import kernels as K
 
 __all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "deserialize", "get",
@@ -68,7 +71,7 @@ _KERAS_DEFAULTS = {
 @functools.cache
 def _kernel_name(rule: str) -> str:
     """The fused update kernel of a rule ("adam" -> "adam_update")."""
-    return f"{rule}_update"
+    return sys.intern(f"{rule}_update")  # looked up in K by identity
 
 
 # --------------------------------------------------------------------------- checks
@@ -131,7 +134,8 @@ def _looks_like_params(value: Any) -> bool:
 
 
 def _params_first(init: Callable) -> Callable:
-    """Let an optimizer's __init__ take the parameters as its first positional argument."""
+    """Let an optimizer's __init__ take the parameters as its first positional argument,
+    and Keras 2's `lr` for learning_rate (with a DeprecationWarning, as Keras 2.x gave)."""
 
     @functools.wraps(init)
     def wrapper(self: Optimizer, *args: Any, **kwargs: Any) -> None:
@@ -140,9 +144,20 @@ def _params_first(init: Callable) -> Callable:
                 raise TypeError("the parameters were given twice: positionally and as params=")
             kwargs["params"] = args[0]
             args = args[1:]
+        if "lr" in kwargs:
+            if args or "learning_rate" in kwargs:
+                raise TypeError(f"{type(self).__name__}: lr is Keras 2's name of "
+                                "learning_rate; give one of them, not both")
+            _warn_lr(stacklevel=3)
+            kwargs["learning_rate"] = kwargs.pop("lr")
         init(self, *args, **kwargs)
 
     return wrapper
+
+
+def _warn_lr(stacklevel: int) -> None:
+    warnings.warn("The `lr` argument is deprecated, use `learning_rate` instead.",
+                  DeprecationWarning, stacklevel=stacklevel)
 
 
 # --------------------------------------------------------------------------- base
@@ -222,6 +237,17 @@ class Optimizer:
                 raise ValueError(f"learning_rate must be a finite number >= 0, got {value!r}")
             self._schedule = None
             self._lr = v
+
+    @property
+    def lr(self) -> float:
+        """Keras 2's name of learning_rate (deprecated, as there): reads and sets it."""
+        _warn_lr(stacklevel=3)
+        return self.learning_rate
+
+    @lr.setter
+    def lr(self, value: LearningRate) -> None:
+        _warn_lr(stacklevel=3)
+        self.learning_rate = value
 
     def _scheduled_lr(self, iteration: int | None = None) -> float:
         fn = self._schedule
@@ -338,6 +364,7 @@ class Optimizer:
                 if clipnorm is not None:
                     scale = _clip_scale(K.sum_squares(g.data), clipnorm)
                 update(kernel, data, g.data, state, lr, wd, scale, cv)
+                bump_version(p)  # an in-place change, as PyTorch's optimizers count it
                 updated += 1
         except (TypeError, ValueError) as exc:
             kind = ValueError if isinstance(exc, ValueError) else TypeError

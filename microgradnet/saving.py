@@ -31,6 +31,20 @@ def __dir__() -> list[str]:
 FORMAT = "microgradnet-1"
 
 
+def check_suffix(path: str | os.PathLike, what: str) -> None:
+    """Refuse, before anything is written, a file name whose suffix promises a format this
+    module does not write (Keras' .keras or .h5 would get an .npz under that name)."""
+    suffix = os.path.splitext(os.fspath(path))[1]
+    if suffix and suffix.lower() != ".npz":
+        keras = " (Keras' own formats are not written)" if suffix.lower() in (
+            ".keras", ".h5", ".hdf5") else ""
+        raise ValueError(
+            f"{what}: cannot write a {suffix!r} file{keras}; the formats it writes: .npz "
+            f"(arrays and a JSON description, read by load_model and load_weights), e.g. "
+            f"{what}({os.path.splitext(os.fspath(path))[0] + '.npz'!r})"
+        )
+
+
 def write(path: str | os.PathLike, layers: list[Layer], description: dict | None = None) -> None:
     """Write the layers' weights and `description` (JSON data) to `path`, atomically."""
     meta = {"format": FORMAT, **(description or {}), "layers": _layer_index(layers)}
@@ -114,10 +128,10 @@ def _read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
             return {k: data[k] for k in data.files}
     except FileNotFoundError:
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-        raise ValueError(
-            f"{path} is not a microgradnet file or it is damaged (truncated?): {exc}"
-        ) from exc
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError):
+        # numpy's own message is left out (from None): for a pickle it advises loading with
+        # allow_pickle=True, which this package never does.
+        raise ValueError(f"{path} is damaged or is not a microgradnet file") from None
 
 
 def _meta(contents: dict[str, np.ndarray], path: Any) -> dict:
@@ -197,20 +211,8 @@ def load_model(path: str | os.PathLike, model_class: type) -> Any:
     meta = _meta(contents, path)
     if "model" not in meta:
         raise ValueError(f"{path} holds weights only (save_weights); use model.load_weights")
-    layers = []
-    for i, spec in enumerate(meta["model"]["layers"]):
-        try:
-            layers.append(layers_module.deserialize(spec))
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ValueError(
-                f"{path}: layer {i} ({meta['layers'][i]['name']!r}) cannot be made from its "
-                f"config: {exc}"
-            ) from exc
-    try:
-        model = model_class(layers, name=meta["model"].get("name"))
-        model.build()
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ValueError(f"{path}: the model cannot be built from the file: {exc}") from exc
+    model = _model_from_config(meta["model"], model_class, path, "the file",
+                               [entry["name"] for entry in meta["layers"]], build=True)
     model.load_weights(path)
     compiled = meta.get("compile")
     if compiled:
@@ -223,3 +225,44 @@ def load_model(path: str | os.PathLike, model_class: type) -> Any:
         except (TypeError, ValueError, KeyError) as exc:
             raise ValueError(f"{path}: malformed compile settings: {exc}") from exc
     return model
+
+
+def _model_from_config(config: dict, model_class: type, where: Any, source: str,
+                       names: list | None = None, build: bool = False) -> Any:
+    """A model of `model_class` made from get_config()'s output (checked to be an object
+    with a 'layers' list), built if `build`; errors name `where` and the layer (by `names`,
+    when given)."""
+    layers = []
+    for i, spec in enumerate(config["layers"]):
+        try:
+            layers.append(layers_module.deserialize(spec))
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            own = spec.get("config") if isinstance(spec, dict) else None
+            name = names[i] if names is not None else (
+                own.get("name") if isinstance(own, dict) else None)
+            raise ValueError(
+                f"{where}: layer {i} ({name!r}) cannot be made from its config: {exc}"
+            ) from exc
+    try:
+        model = model_class(layers, name=config.get("name"))
+        if build:
+            model.build()
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"{where}: the model cannot be built from {source}: {exc}") from exc
+    return model
+
+
+def model_from_spec(spec: Any, model_class: type, where: str) -> Any:
+    """An untrained model from {"class_name": "Sequential", "config": get_config()}, the
+    architecture as to_json writes it."""
+    config = spec.get("config") if isinstance(spec, dict) else None
+    if (not isinstance(spec, dict) or spec.get("class_name") != model_class.__name__
+            or not isinstance(config, dict) or not isinstance(config.get("layers"), list)):
+        raise ValueError(
+            f"{where}: expected {{\"class_name\": \"{model_class.__name__}\", \"config\": "
+            f"{{\"name\": ..., \"layers\": [...]}}}} as {model_class.__name__}.to_json() "
+            f"writes it, got {str(spec)[:80]!r}"
+        )
+    if not isinstance(config.get("name", ""), str | None):
+        raise ValueError(f"{where}: the model's name must be a string, got {config['name']!r}")
+    return _model_from_config(config, model_class, where, "its config")

@@ -25,10 +25,13 @@ def __dir__() -> list[str]:
     return list(__all__)  # what tab completion offers: the public names, not np, os, ...
 
 
-def setup(model: Any) -> None:
-    """Choose the fused loss for the model's output and build the optimizer for its weights."""
+def setup(model: Any, build_optimizer: bool = True) -> None:
+    """Choose the fused loss for the model's output and build the optimizer for its weights
+    (evaluate needs no optimizer: one built for another model's weights must not stop it)."""
     last = model.layers[-1]
     model._fused_loss = model.loss.fused(last.output_activation())
+    if not build_optimizer:
+        return
     params = model.parameters()
     built_for = model._optimizer_params
     if built_for is None or len(built_for) != len(params) or any(
@@ -99,6 +102,22 @@ def evaluate(model: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray | None,
     return {k: v / n for k, v in sums.items()}
 
 
+def train_step(model: Any, params: list[Tensor], xb: np.ndarray, yb: np.ndarray,
+               wb: np.ndarray | None) -> tuple[float, np.ndarray | None]:
+    """One eager training step on a batch: forward, loss with regularization, backward and
+    the optimizer's update. Returns the loss and, when the model has metrics, its outputs."""
+    # In the captured step's floating-point mode: the same bits.
+    with fastpath.training_fpenv():
+        loss, out = forward_loss(model, xb, yb, wb, True)
+        reg = regularization(model)
+        total = loss if reg is None else loss + reg
+        for p in params:
+            p.grad = None
+        total.backward()
+        model.optimizer.step()
+    return float(total.data), out
+
+
 def find_nonfinite(layers: list, batch: np.ndarray | None) -> str:
     """Where `batch`, the last one trained on, first went non-finite through `layers`:
     a layer's output or a weight's gradient."""
@@ -121,36 +140,61 @@ def find_nonfinite(layers: list, batch: np.ndarray | None) -> str:
     return "the loss alone is not finite (outputs and gradients are)"
 
 
+def _captured_now(fast: Any, optimizer: Any) -> bool:
+    """Whether the next steps go through the captured step: a callback may have given the
+    optimizer a schedule of no argument since fit began (answers known only step by step),
+    and those steps train eagerly, with the same results."""
+    return fast is not None and optimizer.rates_known_ahead
+
+
 class Epochs:
-    """One fit's training set in batches, trained epoch by epoch."""
+    """One fit's training set in batches, trained epoch by epoch.
+
+    An epoch is a pass over the data or, with steps_per_epoch, that many batches of a pass:
+    as Keras does with arrays, each epoch goes on where the last one stopped, an epoch ends
+    early where its pass ends, and the next epoch starts a new pass (shuffled anew).
+    """
 
     def __init__(self, model: Any, x: np.ndarray, y: np.ndarray, weights: np.ndarray | None,
-                 batch_size: int) -> None:
+                 batch_size: int, steps_per_epoch: int | None = None) -> None:
         self.model = model
         self.x, self.y, self.weights = x, y, weights
         self.batch_size = batch_size
-        self.steps = math.ceil(len(x) / batch_size)  # batches per epoch
+        self.pass_steps = math.ceil(len(x) / batch_size)  # batches in a pass over the data
+        self.steps = steps_per_epoch or self.pass_steps  # batches per epoch
         self.params = model.parameters()
-        self.optimizer = model.optimizer
+        self._order: np.ndarray | None = None  # the order of the pass in progress
+        self._next = 0  # its next batch
 
     def run(self, cb: cbks.CallbackList, fast: Any, captured_xy: tuple | None, epochs: range,
             shuffle: bool, val: tuple | None) -> None:
         """Train the epochs until done or model.stop_training: through autograd, or through
         the captured step `fast` (reading `captured_xy`) when it is not None."""
         model = self.model
-        n, steps, batch_size = len(self.x), self.steps, self.batch_size
+        n, batch_size, pass_steps = len(self.x), self.batch_size, self.pass_steps
         per_batch = cb.wants_batches or bool(model.metrics)
         for epoch in epochs:
             cb.call("on_epoch_begin", epoch, {})
-            order = generator().permutation(n) if shuffle else None
-            if fast is not None and not per_batch:
+            if self._next == 0:
+                self._order = generator().permutation(n) if shuffle else None
+            order, first = self._order, self._next
+            last = min(first + self.steps, pass_steps)
+            if _captured_now(fast, model.optimizer) and not per_batch:
                 orders = None if order is None else order.reshape(1, n)
-                losses = fast.run(*captured_xy, orders, 0, steps)
+                try:
+                    losses = fast.run(*captured_xy, orders, first, last)
+                except BaseException:  # Ctrl-C: History keeps the batches trained
+                    if fast.stopped_losses is not None:
+                        model.history.record_batches(fast.stopped_losses)
+                    raise
                 model.history.record_batches(losses)
-                sums = {"loss": float(losses @ batch_sizes(n, batch_size, steps))}
-                seen = n
+                sizes = batch_sizes(n, batch_size, pass_steps)[first:last]
+                sums = {"loss": float(losses @ sizes)}
+                seen, done = int(sizes.sum()), last
             else:
-                sums, seen = self._batches(cb, fast, captured_xy, order)
+                sums, seen, done = self._batches(cb, fast, captured_xy, order, first, last)
+            # Without steps_per_epoch every epoch is a new pass, even one cut short.
+            self._next = done if self.steps < pass_steps and done < pass_steps else 0
             epoch_logs = {k: v / max(seen, 1) for k, v in sums.items()}
             # As Keras: an epoch cut short by stop_training is still validated.
             if val is not None:
@@ -162,16 +206,20 @@ class Epochs:
                 break
 
     def _batches(self, cb: cbks.CallbackList, fast: Any, captured_xy: tuple | None,
-                 order: np.ndarray | None) -> tuple[dict[str, float], int]:
-        """One epoch batch by batch, in `order` (None: as given): (summed logs, samples)."""
+                 order: np.ndarray | None, first: int,
+                 last: int) -> tuple[dict[str, float], int, int]:
+        """Batches [first, last) of a pass in `order` (None: as given), one by one:
+        (summed logs, samples, the batch after the last one trained)."""
         model, history = self.model, self.model.history
         x, y, weights, batch_size = self.x, self.y, self.weights, self.batch_size
-        params, opt = self.params, self.optimizer
+        params = self.params
         xf, yf = captured_xy or (None, None)
         orders = None if order is None else order.reshape(1, len(x))
         sums: dict[str, float] = {}
         seen = 0
-        for step in range(self.steps):
+        step = first - 1
+        for step in range(first, last):
+            batch = step - first  # the callbacks count batches from 0 in every epoch
             if order is None:
                 sl = slice(step * batch_size, (step + 1) * batch_size)
                 xb, yb = x[sl], y[sl]
@@ -181,22 +229,14 @@ class Epochs:
                 xb, yb = x[idx], y[idx]
                 wb = None if weights is None else weights[idx]
             if cb.wants_batches:
-                cb.call("on_batch_begin", step, {"batch": step, "size": len(xb)})
+                cb.call("on_batch_begin", batch, {"batch": batch, "size": len(xb)})
             model._last_batch = xb
-            if fast is not None:
+            if _captured_now(fast, model.optimizer):
                 logs = {"loss": float(fast.run(xf, yf, orders, step, step + 1)[0])}
                 out = fast.output(len(xb)) if model.metrics else None
             else:
-                # In the captured step's floating-point mode: the same bits.
-                with fastpath.training_fpenv():
-                    loss, out = forward_loss(model, xb, yb, wb, True)
-                    reg = regularization(model)
-                    total = loss if reg is None else loss + reg
-                    for p in params:
-                        p.grad = None
-                    total.backward()
-                    opt.step()
-                logs = {"loss": float(total.data)}
+                loss, out = train_step(model, params, xb, yb, wb)
+                logs = {"loss": loss}
             size = len(xb)
             seen += size
             sums["loss"] = sums.get("loss", 0.0) + logs["loss"] * size
@@ -206,7 +246,7 @@ class Epochs:
                     sums[name] = sums.get(name, 0.0) + float(values.sum())
             history.record_batch(logs)
             if cb.wants_batches:
-                cb.call("on_batch_end", step, logs)
+                cb.call("on_batch_end", batch, logs)
             if model.stop_training:
                 break
-        return sums, seen
+        return sums, seen, step + 1

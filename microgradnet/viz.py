@@ -263,60 +263,81 @@ def _grid(X: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray, np.nd
     return gx, gy, np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
 
 
-def _class_surface(model: Any, points: np.ndarray, shape: tuple) -> np.ndarray:
+def _class_surface(model: Any, points: np.ndarray, shape: tuple) -> tuple[np.ndarray, str]:
+    """The model's answer over the grid and what it is: the probability of class 1 for one
+    output unit, else the arg max over the classes."""
     out = model.predict(points)
     if out.ndim == 1 or out.shape[1] == 1:
-        return out.reshape(shape)  # probability of class 1
-    return np.argmax(out, axis=1).reshape(shape).astype(float)
+        return out.reshape(shape), "P(class 1)"
+    return np.argmax(out, axis=1).reshape(shape).astype(float), "predicted class"
 
 
-def _draw_boundary(ax, gx, gy, surface, X, y, levels) -> None:
-    ax.contourf(gx, gy, surface, levels=levels, cmap="RdBu_r", alpha=0.6)
+def _draw_boundary(ax, gx, gy, surface, X, y, levels, labels: tuple[str, str]):
+    """Draw the regions and the data on ax; return the regions' contour set."""
+    regions = ax.contourf(gx, gy, surface, levels=levels, cmap="RdBu_r", alpha=0.6)
     ax.scatter(X[:, 0], X[:, 1], c=y, cmap="RdBu_r", edgecolors="k", linewidths=0.3, s=12)
     ax.set_xlim(gx.min(), gx.max())
     ax.set_ylim(gy.min(), gy.max())
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    return regions
 
 
 def plot_decision_boundary(model: Any, X: Any, y: Any, resolution: int = 200,
-                           title: str | None = None):
-    """A 2-feature classifier's decision regions with the data on top."""
+                           title: str | None = None, xlabel: str = "x[:, 0]",
+                           ylabel: str = "x[:, 1]"):
+    """A 2-feature classifier's decision regions with the data on top, the features on the
+    axes and the predicted probability (or class) on a colorbar."""
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 2 or X.shape[1] != 2:
         raise ValueError(f"plot_decision_boundary needs 2 features, X has shape {X.shape}")
     gx, gy, points = _grid(X, resolution)
-    surface = _class_surface(model, points, gx.shape)
-    fig = _figure(4.5, 4)
+    surface, meaning = _class_surface(model, points, gx.shape)
+    fig = _figure(5.2, 4)
     ax = fig.subplots()
-    _draw_boundary(ax, gx, gy, surface, X, np.asarray(y).reshape(-1), np.linspace(0, 1, 11)
-                   if surface.max() <= 1 else None)
+    regions = _draw_boundary(ax, gx, gy, surface, X, np.asarray(y).reshape(-1),
+                             np.linspace(0, 1, 11) if surface.max() <= 1 else None,
+                             (xlabel, ylabel))
+    fig.colorbar(regions, ax=ax, label=meaning)
     ax.set_title(title or "decision boundary")
     return fig
 
 
 def animate_decision_boundary(model: Any, recorder: Any, X: Any, y: Any,
                               path: str | os.PathLike, fps: int = 10,
-                              resolution: int = 100) -> str:
+                              resolution: int = 100, xlabel: str = "x[:, 0]",
+                              ylabel: str = "x[:, 1]") -> str:
     """The decision regions at every snapshot of a WeightRecorder (the model's weights are
-    put back as they were afterwards)."""
+    put back as they were afterwards), with axis labels and a colorbar."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
     X = np.asarray(X, dtype=np.float32)
     if not recorder.weights:
         raise ValueError("the recorder has no weights: train with it in callbacks first")
     gx, gy, points = _grid(X, resolution)
     current = model.get_weights()
     surfaces = []
+    meaning = ""
     try:
         for snapshot in recorder.weights:
             model.set_weights(snapshot)
-            surfaces.append(_class_surface(model, points, gx.shape))
+            surface, meaning = _class_surface(model, points, gx.shape)
+            surfaces.append(surface)
     finally:
         model.set_weights(current)
-    fig = _figure(4.5, 4)
+    fig = _figure(5.2, 4)
     ax = fig.subplots()
     labels = np.asarray(y).reshape(-1)
+    top = max(1.0, max(float(s.max()) for s in surfaces))
+    # One colorbar for every frame (each frame redraws the axes, not the bar).
+    fig.colorbar(ScalarMappable(Normalize(0, top), cmap="RdBu_r"), ax=ax,
+                 label=meaning)
 
     def update(i: int):
         ax.clear()
-        _draw_boundary(ax, gx, gy, surfaces[i], X, labels, np.linspace(0, 1, 11))
+        _draw_boundary(ax, gx, gy, surfaces[i], X, labels, np.linspace(0, 1, 11),
+                       (xlabel, ylabel))
         ax.set_title(f"decision boundary, step {recorder.steps[i]}")
         return ()
 

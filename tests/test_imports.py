@@ -17,7 +17,9 @@ IMPORTED_FROM = Path(microgradnet.__file__).resolve().parent.parent
 # Imports inside a function that point back up the layers, each with the reason it is not
 # at the top of its module. autograd's Tensor methods call functional, which builds on
 # Tensor and Function: the reference is taken on the first op, after both modules exist.
-LAZY_BACK_EDGES = {("microgradnet.autograd", "microgradnet.functional")}
+# Likewise its numpy protocols (__array_ufunc__, ...) call _array_protocols, built on functional.
+LAZY_BACK_EDGES = {("microgradnet.autograd", "microgradnet.functional"),
+                   ("microgradnet.autograd", "microgradnet._array_protocols")}
 
 
 def _module_name(path: Path) -> str:

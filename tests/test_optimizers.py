@@ -466,7 +466,7 @@ BAD_ARGUMENTS = [
     (O.Adam, {"clipnorm": 1.0, "clipvalue": 1.0}, ValueError, "Only one of clipnorm"),
     (O.SGD, {"clipnorm": 1.0, "global_clipnorm": 1.0}, ValueError, "Only one of"),
     (O.SGD, {"name": 3}, TypeError, "name must be a string"),
-    (O.SGD, {"lr": 0.1}, TypeError, "lr"),
+    (O.SGD, {"learning_rate": 0.1, "lr": 0.1}, TypeError, "lr"),  # lr alone: Keras 2
 ]
 
 

@@ -35,7 +35,9 @@ def captured_inputs(model: Any, batch_size: int, x: np.ndarray, y: np.ndarray,
     if weights is not None:
         why = "sample and class weights are not captured"
     else:
-        step = captured_step(model, batch_size)
+        # A batch larger than the data is all of it (eager slices that): the plan's buffers
+        # need no more rows.
+        step = captured_step(model, min(batch_size, len(x)))
         if step is None:
             why = explain(model)
         elif x.dtype != step.dtype:
@@ -131,7 +133,8 @@ class _Recorders:
         """Give the recorders what the run recorded for them, and its batches."""
         k = len(losses)
         if self.rec is not None:
-            self.rec.add_snapshots(self.rec.snapshot_steps(k), list(self.outputs))
+            steps = self.rec.snapshot_steps(k)  # fewer than planned when a signal stopped it
+            self.rec.add_snapshots(steps, list(self.outputs[:len(steps)]))
         if self.wrec is not None:
             steps = self.wrec.snapshot_steps(k)
             kept = [o for o in self.weights if o is not None]  # get_weights() has no None
@@ -206,8 +209,16 @@ def fit_captured(model: Any, step: CapturedStep, x: np.ndarray, y: np.ndarray, n
     done = 0
     while done < total:
         k = max(1, min([total - done, *(c.batches_until_live() for c in followers)]))
-        losses = step.run(x, y, orders, done, done + k, shuffle_with=rng,
-                          **recorders.plan_arguments(k))
+        if not model.optimizer.rates_known_ahead:
+            k = 1  # a schedule of no argument, set by a callback: asked before each step
+        try:
+            losses = step.run(x, y, orders, done, done + k, shuffle_with=rng,
+                              **recorders.plan_arguments(k))
+        except BaseException:
+            if step.stopped_losses is not None:  # a signal stopped the run after some steps
+                _hand_over_stopped(model, run, sums, history, followers, recorders,
+                                   step.stopped_losses, done, initial_epoch)
+            raise
         ends, epoch_sums = sums.segment(losses, done)
         epoch0 = initial_epoch + done // steps
         live_end = len(ends) and ends[-1] == k - 1
@@ -231,3 +242,20 @@ def fit_captured(model: Any, step: CapturedStep, x: np.ndarray, y: np.ndarray, n
                     {"loss": sums.open_epoch_loss}, skip=recorders.in_c)
         if model.stop_training:
             return
+
+
+def _hand_over_stopped(model: Any, run: _Run, sums: _EpochSums, history: cbks.History,
+                       followers: list, recorders: _Recorders, losses: np.ndarray, done: int,
+                       initial_epoch: int) -> None:
+    """After a run stopped early (Ctrl-C), History, the callbacks and the recorders get its
+    steps and the epochs they ended, as the eager loop had given them when interrupted
+    there. None of them was the segment's live batch: all go in bulk."""
+    ends, epoch_sums = sums.segment(losses, done)
+    epoch0 = initial_epoch + done // run.steps
+    history.record_batches(losses)
+    history.record_epochs(list(range(epoch0, epoch0 + len(ends))),
+                          (ends + (done + 1)).tolist(), (epoch_sums / run.n).tolist())
+    for c in followers:
+        c.on_batches_end(losses, len(ends))
+    recorders.hand_over(losses, len(ends))
+    model._last_batch = run.last_batch(done + len(losses) - 1)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd import Tensor
+from ..autograd import _bump_version as bump_version
 from .capture import describe
 from .fpenv import get_flush_denormal, trainer
 
@@ -36,6 +37,9 @@ class CapturedStep:
                                    self.loss, batch_size)
         self.batch_size = batch_size
         self.recorded = 0
+        # The losses of the steps a run did when an exception (a signal handler's: Plan.run
+        # polls them) came out of it; None when none came or no step ran.
+        self.stopped_losses: np.ndarray | None = None
         # Tensors over the plan's gradient buffers, given to the parameters' .grad after
         # each run: callbacks (GradientMonitor) see the gradients as on the eager path.
         self._grads = [None if p is None else Tensor._wrap(g)
@@ -64,16 +68,30 @@ class CapturedStep:
         sparse = self.loss == "sparse_softmax_xent"
         params = [None if p is None else p.data for p in self.params]
         states = opt.states_for(self.params)
-        self.recorded = self.plan.run(
-            x, None if sparse else y, y if sparse else None, orders, first, last, per_epoch,
-            params, states, opt.rule, {"lr": lr, **opt.update_arguments()}, opt.iterations,
-            losses, get_flush_denormal(), shuffle_with, record, record_weights, lrs,
-            [None if d is None else d.rng for d in self.drops])
-        opt.iterations += last - first
+        self.stopped_losses = None
+        try:
+            self.recorded = self.plan.run(
+                x, None if sparse else y, y if sparse else None, orders, first, last,
+                per_epoch, params, states, opt.rule, {"lr": lr, **opt.update_arguments()},
+                opt.iterations, losses, get_flush_denormal(), shuffle_with, record,
+                record_weights, lrs, [None if d is None else d.rng for d in self.drops])
+        except BaseException:
+            # A signal handler raised (Ctrl-C) after some steps: they are trained, count them.
+            done = self.plan.steps_done
+            if done:
+                self._trained(done)
+                self.stopped_losses = losses[:done]
+            raise
+        self._trained(last - first)
+        return losses
+
+    def _trained(self, steps: int) -> None:
+        """The optimizer counts the steps a run did; the parameters' .grad are the last's."""
+        self.model.optimizer.iterations += steps
         for p, g in zip(self.params, self._grads, strict=True):
             if p is not None:
                 p.grad = g
-        return losses
+                bump_version(p, steps)  # updated in place once a step, as eagerly
 
     def _scheduled_rates(self, x: np.ndarray, y: np.ndarray, orders: np.ndarray | None,
                          first: int, last: int,
