@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Callback", "CallbackList", "CSVLogger", "DeadUnitMonitor", "DeadUnitWarning",
-           "EarlyStopping", "ExplodingGradientWarning", "GradientMonitor", "History",
+           "EarlyStopping", "ExplodingGradientWarning", "format_logs", "GradientMonitor", "History",
            "LambdaCallback", "LearningRateScheduler", "LivePlot", "ModelCheckpoint",
            "PredictionRecorder", "ProgbarLogger", "ReduceLROnPlateau", "TerminateOnNaN",
-           "TrainingWarning", "VanishingGradientWarning", "WeightRecorder"]
+           "TrainingWarning", "VanishingGradientWarning", "warn_at_caller", "WeightRecorder"]
 
 
 def __dir__() -> list[str]:

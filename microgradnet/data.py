@@ -14,7 +14,7 @@ import numpy as np
 from .autograd import _to_numpy
 
 __all__ = ["as_float", "batch_size", "check_fit_arguments", "prepare", "sample_weights",
-           "split_validation"]
+           "split_validation", "steps_per_epoch"]
 
 
 def __dir__() -> list[str]:

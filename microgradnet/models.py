@@ -23,7 +23,7 @@ from . import optimizers as optimizers_module
 from .autograd import Tensor, no_grad
 from .layers import Input, Layer, check_weight_value
 
-__all__ = ["load_model", "Sequential"]
+__all__ = ["load_model", "model_from_json", "Sequential"]
 
 
 def __dir__() -> list[str]:

@@ -21,7 +21,7 @@ from . import losses as losses_module
 from . import optimizers as optimizers_module
 from .layers import Layer, check_weight_value
 
-__all__ = ["FORMAT", "load_model", "load_weights", "write"]
+__all__ = ["check_suffix", "FORMAT", "load_model", "load_weights", "model_from_spec", "write"]
 
 
 def __dir__() -> list[str]:

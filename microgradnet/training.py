@@ -18,7 +18,7 @@ from .autograd import Tensor, no_grad
 from .random import generator
 
 __all__ = ["batch_metrics", "batch_sizes", "Epochs", "evaluate", "find_nonfinite", "forward_loss",
-           "regularization", "setup"]
+           "regularization", "setup", "train_step"]
 
 
 def __dir__() -> list[str]:

@@ -4,6 +4,7 @@ completion offers (each module's __all__ and __dir__; mg.viz before its first us
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import pkgutil
 import shutil
@@ -77,6 +78,16 @@ def test_tab_completion_offers_no_imported_modules(module):
         if isinstance(value, types.ModuleType):
             assert value.__name__.startswith("microgradnet."), (name, value.__name__)
     assert not {"np", "os", "sys", "math", "warnings"} & set(public)
+
+
+@pytest.mark.parametrize("module", _public_modules(), ids=lambda m: m.__name__)
+def test_every_public_function_and_class_is_in_all(module):
+    # A name left out of __all__ is hidden from dir() (the module's __dir__) and from tab
+    # completion: add new public names to their module's __all__.
+    defined = {n for n, v in vars(module).items() if not n.startswith("_")
+               and (inspect.isfunction(v) or inspect.isclass(v))
+               and getattr(v, "__module__", None) == module.__name__}
+    assert not defined - set(module.__all__), sorted(defined - set(module.__all__))
 
 
 def test_viz_is_in_dir_before_first_use(tmp_path):
