@@ -221,6 +221,12 @@ def overhead_line(records: list[dict]) -> str:
     return "; ".join(parts)
 
 
+def animation_line(records: list[dict]) -> str:
+    """mg.viz.animate_predictions' frames per second, per format, as one sentence."""
+    return "; ".join(f"{r['format'].upper()} {r['frames_per_s']:.1f} frames/s "
+                     f"({r['frames']} frames in {r['median_s']:.2f} s)" for r in records)
+
+
 def render(data: dict) -> str:
     """All tables of a run, each under a short heading naming its section."""
     by_section: dict[str, list[dict]] = {}
@@ -244,6 +250,8 @@ def render(data: dict) -> str:
         out.append("<!-- derivatives -->\n" + derivatives_table(by_section["derivatives"]))
     if "overhead" in by_section:
         out.append("<!-- overhead -->\n" + overhead_line(by_section["overhead"]))
+    if "animation" in by_section:
+        out.append("<!-- animation -->\n" + animation_line(by_section["animation"]))
     return "\n\n".join(out) + "\n"
 
 

@@ -11,8 +11,9 @@ tensors), activations (forward+backward through the Tensor API, against numpy by
 PyTorch eager and a JAX jit, timed round-robin), derivatives (each activation's derivative
 formulations side by side, checked to give the same numbers), training (WORKLOADS.md's W1-W4
 and the seed-002 perceptron with each hidden activation: time per step, steps and time to a
-stated target, final loss) and peers (the same training in numpy by hand, PyTorch eager, a JAX
-jit step and JAX's whole run in one lax.scan). PyTorch and JAX run only when installed: never
+stated target, final loss), peers (the same training in numpy by hand, PyTorch eager, a JAX
+jit step and JAX's whole run in one lax.scan) and animation (mg.viz.animate_predictions'
+frames per second). PyTorch and JAX run only when installed: never
 a dependency.
 
 Every number is a median over repeats (min also recorded) measured in this one process, so
@@ -727,6 +728,50 @@ def section_peers(b: Bench) -> None:
                                                   backend=key, threads=threads))
 
 
+def section_animation(b: Bench) -> None:
+    """mg.viz.animate_predictions, as the seeds animate a single neuron learning (a frame
+    every 50 of W1's 8,000 steps: 161 frames): frames per second written to GIF and to MP4
+    (MP4 only with imageio-ffmpeg installed)."""
+    import tempfile
+
+    from microgradnet import callbacks as cb
+    from microgradnet.layers import Activation, Dense
+    from microgradnet.models import Sequential
+
+    epochs = 20 if b.smoke else 2000  # batches of 50 out of 200 samples: 4 steps per epoch
+    x = np.linspace(0, 2, 200).reshape(-1, 1)
+    y = np.maximum(0, 2 * (x - 1))
+    mg.manual_seed(0)
+    model = Sequential([Dense(1, input_dim=1), Activation("relu")])
+    model.compile(optimizer="sgd", loss="mean_squared_error")
+    recorder = cb.PredictionRecorder(x, every=10 if b.smoke else 50)
+    model.fit(x, y, epochs=epochs, batch_size=50, verbose=0, callbacks=[recorder])
+    frames = len(recorder.predictions)
+    formats = ["gif"]
+    try:
+        import imageio_ffmpeg  # noqa: F401
+    except ImportError:
+        b.notes.setdefault("animation", {})["mp4"] = "imageio-ffmpeg is not installed"
+    else:
+        formats.append("mp4")
+    with tempfile.TemporaryDirectory() as tmp:
+        for fmt in formats:
+            b.progress(f"{frames} frames to {fmt} x {b.train_repeats}")
+            path = os.path.join(tmp, f"neuron.{fmt}")
+            mg.viz.animate_predictions(recorder, x, y, path)  # warm-up: imports, fonts
+            times = []
+            for _ in range(b.train_repeats):
+                t0 = time.perf_counter()
+                mg.viz.animate_predictions(recorder, x, y, path)
+                times.append(time.perf_counter() - t0)
+            median = statistics.median(times)
+            b.records.append({
+                "section": "animation", "name": f"animate_predictions {fmt}",
+                "backend": "matplotlib agg", "dtype": "float32", "format": fmt,
+                "frames": frames, "median_s": median, "min_s": min(times),
+                "repeats": len(times), "frames_per_s": frames / median})
+
+
 SECTIONS = {
     "kernels": section_kernels,
     "gemm": section_gemm,
@@ -735,6 +780,7 @@ SECTIONS = {
     "derivatives": section_derivatives,
     "training": section_training,
     "peers": section_peers,
+    "animation": section_animation,
 }
 
 
@@ -805,6 +851,11 @@ def report(records: list[dict], notes: dict | None = None) -> None:
         _report_training(by_section["training"])
     if "peers" in by_section:
         _report_peers(by_section["peers"])
+    if "animation" in by_section:
+        print("\n== animation: mg.viz.animate_predictions (median of whole runs)")
+        for r in by_section["animation"]:
+            print(f"{r['format']:5s} {r['frames']:5d} frames {_fmt_time(r['median_s'])} "
+                  f"{r['frames_per_s']:8.1f} frames/s")
 
 
 # Columns of the activations table: (backend key, label).
@@ -1099,10 +1150,17 @@ def _chart_peers(fig, records):
     axes[0].set_title("the same training in each framework")
 
 
+def _chart_animation(fig, records):
+    ax = fig.subplots()
+    ax.bar([r["format"] for r in records], [r["frames_per_s"] for r in records])
+    ax.set_ylabel("frames per second")
+    ax.set_title(f"mg.viz.animate_predictions, {records[0]['frames']} frames")
+
+
 CHARTS = {
     "kernels": _chart_kernels, "gemm": _chart_gemm, "overhead": _chart_overhead,
     "activations": _chart_activations, "derivatives": _chart_derivatives,
-    "training": _chart_training, "peers": _chart_peers,
+    "training": _chart_training, "peers": _chart_peers, "animation": _chart_animation,
 }
 
 

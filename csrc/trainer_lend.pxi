@@ -47,10 +47,20 @@ cdef class _Loan:
         bg = self.owner.bit_generator
         _take(bg)
         try:
-            if bg.state == self.moved:
+            if _same_state(bg.state, self.moved):
                 bg.state = end
         finally:
             _drop(bg)
+
+
+cdef bint _same_state(a, b):
+    """Whether two bit generator states are equal (MT19937's holds an array: compared by
+    value, as == on the dicts would be ambiguous)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_state(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return bool(np.array_equal(a, b))
+    return bool(a == b)
 
 
 cdef _take(bg):

@@ -5,6 +5,7 @@ PyTorch (backward, grad, no_grad); the model API follows Keras.
 """
 
 from . import (
+    _ffmpeg,
     callbacks,
     functional,
     initializers,
@@ -61,9 +62,12 @@ from .functional import (
 from .gradcheck import GradcheckError, gradcheck
 from .layers import Input
 from .models import Sequential
-from .random import manual_seed
+from .random import manual_seed, set_random_seed
 
 __version__ = "0.1.0"
+
+# matplotlib's ffmpeg writer finds imageio-ffmpeg's binary (the `video` extra): _ffmpeg.py.
+_ffmpeg.install()
 
 # The activations, relu, elu, ...: one function per row of activation_table.py.
 globals().update({name: getattr(functional, name) for name in _ACTIVATION_NAMES})
@@ -76,7 +80,8 @@ __all__ = [
     "less_equal", "linear", "log", "log_softmax", "manual_seed", "matmul", "max", "maximum",
     "mean", "min", "minimum", "mse_loss", "mul", "neg", "no_grad", "not_equal", "ones",
     "optimizers", "pow",
-    "rand", "randn", "reshape", "set_backend", "set_num_threads", "sigmoid_binary_cross_entropy",
+    "rand", "randn", "reshape", "set_backend", "set_num_threads", "set_random_seed",
+    "sigmoid_binary_cross_entropy",
     "softmax", "softmax_cross_entropy", "sqrt", "stack", "sub", "sum",
     "tensor", "transpose", "use_backend", "where", "zeros", *_ACTIVATION_NAMES,
     "Input", "Sequential",  # as keras.Input, keras.Sequential
@@ -90,3 +95,8 @@ def __getattr__(name: str):
 
         return importlib.import_module(".viz", __name__)
     raise AttributeError(f"module 'microgradnet' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # viz is imported on first use (above), but tab completion should offer it before that.
+    return sorted({*globals(), "viz"})

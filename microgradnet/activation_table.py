@@ -14,6 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+__all__ = ["ACTIVATIONS", "ActivationSpec", "BY_NAME", "NAMES"]
+
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...
+
 
 @dataclass(frozen=True)
 class ActivationSpec:

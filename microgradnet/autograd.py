@@ -21,6 +21,14 @@ except ImportError:  # uncompiled, without Cython installed: no-op stand-ins
     from . import _cython_shim as cython
 import numpy as np
 
+__all__ = ["as_tensor", "enable_grad", "Function", "is_grad_enabled", "no_grad", "Tensor", "tensor",
+           "tensors"]
+
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...
+
+
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 

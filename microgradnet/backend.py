@@ -14,16 +14,18 @@ from collections.abc import Iterator
 from types import ModuleType
 
 from . import _reference
+from ._build_hint import build_hint
 from ._kernel_modules import KERNEL_SET_MODULES, THREAD_COUNT_MODULES
 
-BACKENDS = ("cython", "numpy")
+__all__ = ["backend_name", "BACKENDS", "get_num_threads", "kernel_table", "kernels", "set_backend",
+           "set_num_threads", "use_backend"]
 
-_BUILD_HINT = (
-    "microgradnet's Cython kernels are not built ({error}). Install the package with "
-    "`pip install .` (or `pip install -e .` for development), or build them in place with "
-    "`python setup.py build_ext --inplace`. To run on the slower numpy reference kernels "
-    "instead, set MICROGRADNET_BACKEND=numpy."
-)
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...
+
+
+BACKENDS = ("cython", "numpy")
 
 
 class _KernelSet:
@@ -51,7 +53,7 @@ def _load(name: str) -> dict:
             try:
                 modules.append(importlib.import_module(f"microgradnet._kernels.{mod}"))
             except ImportError as exc:
-                raise ImportError(_BUILD_HINT.format(error=exc)) from exc
+                raise ImportError(build_hint(exc)) from exc
         table = {}
         for module in modules:
             for k in dir(module):

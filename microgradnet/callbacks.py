@@ -20,6 +20,17 @@ from typing import Any
 
 import numpy as np
 
+__all__ = ["Callback", "CallbackList", "CSVLogger", "DeadUnitMonitor", "DeadUnitWarning",
+           "EarlyStopping", "ExplodingGradientWarning", "format_logs", "GradientMonitor", "History",
+           "LambdaCallback", "LearningRateScheduler", "LivePlot", "ModelCheckpoint",
+           "PredictionRecorder", "ProgbarLogger", "ReduceLROnPlateau", "TerminateOnNaN",
+           "TrainingWarning", "VanishingGradientWarning", "warn_at_caller", "WeightRecorder"]
+
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...
+
+
 _HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
           "on_batch_begin", "on_batch_end")
 # Keras 3's names of the batch hooks: the same hooks, called in their place.

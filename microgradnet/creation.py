@@ -9,6 +9,12 @@ import numpy as np
 from .autograd import Tensor, _as_dtype
 from .random import generator
 
+__all__ = ["ones", "rand", "randn", "zeros"]
+
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...
+
 
 def _shape(shape: tuple) -> tuple[int, ...]:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):

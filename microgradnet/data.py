@@ -13,6 +13,13 @@ import numpy as np
 
 from .autograd import _to_numpy
 
+__all__ = ["as_float", "batch_size", "check_fit_arguments", "prepare", "sample_weights",
+           "split_validation", "steps_per_epoch"]
+
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...
+
 
 def as_float(name: str, data: Any) -> np.ndarray:
     """`data` as a C-contiguous float32 array with a batch dimension and finite values."""

@@ -20,6 +20,22 @@ from .activation_table import ActivationSpec
 from .autograd import Function, Tensor, _share_version, _to_numpy, as_tensor, tensors
 from .backend import kernels as K
 
+__all__ = ["Abs", "abs", "ACTIVATIONS", "Add", "add", "Cast", "cast", "Clip", "clip", "Concatenate",
+           "concatenate", "Div", "div", "equal", "Exp", "exp", "GetItem", "getitem", "greater",
+           "greater_equal", "less", "less_equal", "Linear", "linear", "Log", "log", "log_softmax",
+           "LogSoftmax", "MatMul", "matmul", "Max", "max", "Maximum", "maximum", "Mean", "mean",
+           "Min", "min", "Minimum", "minimum", "mse_loss", "MSELoss", "Mul", "mul", "Neg", "neg",
+           "not_equal", "Pow", "pow", "REGISTRY", "Reshape", "reshape",
+           "sigmoid_binary_cross_entropy", "SigmoidBinaryCrossEntropy", "Softmax", "softmax",
+           "softmax_cross_entropy", "SoftmaxCrossEntropy", "SparseSoftmaxCrossEntropy", "Sqrt",
+           "sqrt", "Stack", "stack", "Sub", "sub", "Sum", "sum", "Transpose", "transpose", "Where",
+           "where", *(spec.name for spec in ACTIVATION_TABLE)]
+
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...
+
+
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 

@@ -29,6 +29,12 @@ import numpy as np
 
 from .autograd import Tensor, no_grad
 
+__all__ = ["gradcheck", "GradcheckError"]
+
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...
+
 
 class GradcheckError(RuntimeError):
     """Raised by gradcheck when an analytical gradient disagrees with finite differences."""

@@ -13,6 +13,15 @@ import numpy as np
 
 from .random import generator
 
+__all__ = ["Constant", "get", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform",
+           "Initializer", "LecunNormal", "LecunUniform", "Ones", "RandomNormal", "RandomUniform",
+           "serialize", "TruncatedNormal", "VarianceScaling", "Zeros"]
+
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...
+
+
 # Keras draws its truncated normals at +-2 stddev; a unit normal truncated there has this
 # standard deviation, so variance-scaling divides it out to keep the intended variance.
 _TRUNCATED_STDDEV = 0.87962566103423978

@@ -17,6 +17,15 @@ from . import initializers, regularizers
 from .autograd import Tensor, as_tensor, no_grad
 from .random import generator
 
+__all__ = ["Activation", "ACTIVATIONS", "BatchNormalization", "check_weight_value", "Dense",
+           "deserialize", "Dropout", "Flatten", "get_activation", "Input", "InputLayer",
+           "is_builtin_activation", "Layer", "LAYERS", "serialize"]
+
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...
+
+
 # ---------------------------------------------------------------------------- activations
 
 

@@ -15,6 +15,14 @@ from . import functional as F
 from .autograd import Tensor, _to_numpy, as_tensor
 from .backend import kernels as K
 
+__all__ = ["BinaryCrossentropy", "CategoricalCrossentropy", "get", "Huber", "Loss",
+           "MeanAbsoluteError", "MeanSquaredError", "serialize", "SparseCategoricalCrossentropy"]
+
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...
+
+
 _EPSILON = 1e-7  # Keras' clip for probabilities that did not come with their logits
 
 

@@ -11,6 +11,13 @@ from typing import Any
 
 import numpy as np
 
+__all__ = ["accuracy", "binary_accuracy", "categorical_accuracy", "get", "mean_absolute_error",
+           "mean_squared_error", "METRICS", "sparse_categorical_accuracy"]
+
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...
+
 
 def _rows(values: np.ndarray) -> np.ndarray:
     return values.reshape(values.shape[0], -1).mean(axis=1) if values.ndim > 1 else values

@@ -23,6 +23,12 @@ from . import optimizers as optimizers_module
 from .autograd import Tensor, no_grad
 from .layers import Input, Layer, check_weight_value
 
+__all__ = ["load_model", "model_from_json", "Sequential"]
+
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...
+
 
 class Sequential:
     """A linear stack of layers, trained with Keras' compile/fit/evaluate/predict."""

@@ -50,6 +50,11 @@ from .backend import kernels as K
 __all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "deserialize", "get",
            "serialize"]
 
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...
+
+
 LearningRate = float | Callable[..., float]
 
 # Keras' own config keys that this framework does not implement: accepted by from_config

@@ -7,6 +7,12 @@ from typing import Any
 from . import functional as F
 from .autograd import Tensor
 
+__all__ = ["get", "L1", "L1L2", "L2", "Regularizer", "serialize"]
+
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...
+
 
 class Regularizer:
     """Base class: call with a weight Tensor to get its penalty, a scalar Tensor."""

@@ -21,6 +21,13 @@ from . import losses as losses_module
 from . import optimizers as optimizers_module
 from .layers import Layer, check_weight_value
 
+__all__ = ["check_suffix", "FORMAT", "load_model", "load_weights", "model_from_spec", "write"]
+
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...
+
+
 FORMAT = "microgradnet-1"
 
 

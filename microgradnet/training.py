@@ -17,6 +17,13 @@ from . import fastpath
 from .autograd import Tensor, no_grad
 from .random import generator
 
+__all__ = ["batch_metrics", "batch_sizes", "Epochs", "evaluate", "find_nonfinite", "forward_loss",
+           "regularization", "setup", "train_step"]
+
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...
+
 
 def setup(model: Any, build_optimizer: bool = True) -> None:
     """Choose the fused loss for the model's output and build the optimizer for its weights

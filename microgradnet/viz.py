@@ -16,6 +16,13 @@ from typing import Any
 
 import numpy as np
 
+__all__ = ["animate_decision_boundary", "animate_predictions", "plot_comparison",
+           "plot_decision_boundary", "plot_gradient_norms", "plot_history", "plot_weights"]
+
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...
+
 
 def _figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -101,35 +108,100 @@ def _positive(values: Sequence[float]) -> bool:
         np.nanmax(arr) / max(np.nanmin(arr), 1e-300) > 20)
 
 
-def _save_animation(fig, update, frames: int, path: str, fps: int, dpi: int = 80) -> str:
-    from matplotlib.animation import FFMpegWriter, PillowWriter
+class _GifFrames:
+    """Frames kept as Pillow images, written as one looping GIF at the end."""
 
+    def __init__(self, path: str, size: tuple[int, int], fps: int) -> None:
+        self.path, self.fps, self.frames = path, fps, []
+
+    def send(self, rgba: np.ndarray) -> None:
+        from PIL import Image
+
+        self.frames.append(Image.fromarray(np.array(rgba)))
+
+    def close(self) -> None:
+        if self.frames:
+            self.frames[0].save(self.path, save_all=True, append_images=self.frames[1:],
+                                duration=int(1000 / self.fps), loop=0)
+
+
+class _Mp4Frames:
+    """Frames piped to imageio-ffmpeg's ffmpeg, encoded as H.264 (yuv420p: plays anywhere)."""
+
+    def __init__(self, path: str, size: tuple[int, int], fps: int) -> None:
+        import imageio_ffmpeg
+
+        self.writer = imageio_ffmpeg.write_frames(
+            path, size, fps=fps, codec="libx264", pix_fmt_in="rgba", pix_fmt_out="yuv420p",
+            macro_block_size=2, ffmpeg_log_level="error")
+        self.writer.send(None)  # starts ffmpeg
+
+    def send(self, rgba: np.ndarray) -> None:
+        self.writer.send(rgba)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _frame_sink(path: str) -> type:
     ext = os.path.splitext(path)[1].lower()
     if ext == ".gif":
-        writer = PillowWriter(fps=fps)
-    elif ext == ".mp4":
+        return _GifFrames
+    if ext == ".mp4":
         try:
-            import imageio_ffmpeg
+            import imageio_ffmpeg  # noqa: F401
         except ImportError as exc:
             raise ImportError(
                 "writing .mp4 needs the ffmpeg binary of the imageio-ffmpeg package: "
                 "pip install \"microgradnet[video]\" (or save a .gif instead)"
             ) from exc
-        import matplotlib
+        return _Mp4Frames
+    raise ValueError(f"unknown animation format {ext!r}: use .gif or .mp4")
 
-        matplotlib.rcParams["animation.ffmpeg_path"] = imageio_ffmpeg.get_ffmpeg_exe()
-        writer = FFMpegWriter(fps=fps, codec="libx264", extra_args=["-pix_fmt", "yuv420p"])
-    else:
-        raise ValueError(f"unknown animation format {ext!r}: use .gif or .mp4")
-    # Lay the figure out once, then render each frame exactly once (FuncAnimation would
-    # draw every frame three times and re-solve the layout each time).
+
+def _even_inches(inches: float, dpi: int) -> float:
+    """A size in inches that Agg renders as an even number of pixels (H.264 in yuv420p needs
+    an even width and height) and no fewer than that (Agg truncates)."""
+    pixels = int(inches * dpi) // 2 * 2
+    size = pixels / dpi
+    while int(size * dpi) < pixels:
+        size = float(np.nextafter(size, np.inf))
+    return size
+
+
+def _save_animation(fig, update, frames: int, path: str, fps: int, dpi: int = 80,
+                    animated: Sequence[Any] = ()) -> str:
+    """Render frames 0..frames-1 (update(i) sets frame i's data) into path, .gif or .mp4.
+
+    The figure is laid out and drawn once; each frame then restores that background and
+    draws only the `animated` artists on it (all of them when none are given), straight
+    from the Agg canvas's buffer to the file: a savefig per frame, as matplotlib's writers
+    do, redraws the whole figure and was most of the time.
+    """
+    sink_type = _frame_sink(path)
+    fig.set_dpi(dpi)
+    fig.set_size_inches(*(_even_inches(float(n), dpi) for n in fig.get_size_inches()))
+    canvas = fig.canvas
     update(0)
-    fig.canvas.draw()
+    canvas.draw()  # lays the figure out, once
     fig.set_layout_engine("none")
-    with writer.saving(fig, path, dpi=dpi):
+    for artist in animated:
+        artist.set_animated(True)  # left out of the background
+    canvas.draw()
+    background = canvas.copy_from_bbox(fig.bbox) if animated else None
+    sink = sink_type(path, canvas.get_width_height(), fps)
+    try:
         for i in range(frames):
             update(i)
-            writer.grab_frame()
+            if animated:
+                canvas.restore_region(background)
+                for artist in animated:
+                    fig.draw_artist(artist)
+            else:
+                canvas.draw()
+            sink.send(np.asarray(canvas.buffer_rgba()))
+    finally:
+        sink.close()
     return path
 
 
@@ -155,7 +227,7 @@ def animate_predictions(recorder: Any, x: Any, y: Any, path: str | os.PathLike, 
     lo, hi = min(ys.min(), min(p.min() for p in preds)), max(ys.max(), max(p.max() for p in preds))
     pad = 0.05 * (hi - lo or 1)
     left.set_ylim(lo - pad, hi + pad)
-    left.legend(loc="upper left", fontsize=8)
+    legend = left.legend(loc="upper left", fontsize=8)
     left.set_title(title or "predictions while training")
     right.set_title("training error")
     right.set_xlabel("training step (batch)")
@@ -167,16 +239,20 @@ def animate_predictions(recorder: Any, x: Any, y: Any, path: str | os.PathLike, 
     (dot,) = right.plot([], [], "o", color="tab:red")
     label = left.text(0.98, 0.04, "", transform=left.transAxes, ha="right", fontsize=8)
 
+    steps = np.arange(1, losses.size + 1)
+
     def update(i: int):
         line.set_ydata(preds[i][order])
         step = recorder.steps[i]
         label.set_text(f"step {step}")
         if losses.size and step:
-            trace.set_data(np.arange(1, step + 1), losses[:step])
+            trace.set_data(steps[:step], losses[:step])
             dot.set_data([step], [losses[step - 1]])
         return line, trace, dot, label
 
-    return _save_animation(fig, update, len(preds), os.fspath(path), fps)
+    # The legend is drawn after the prediction line, to stay on top of it.
+    return _save_animation(fig, update, len(preds), os.fspath(path), fps,
+                           animated=(line, label, legend, trace, dot))
 
 
 def _grid(X: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

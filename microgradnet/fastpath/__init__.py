@@ -39,3 +39,7 @@ _trainer = trainer  # the name the thread tests use
 __all__ = ["CapturedStep", "captured_inputs", "captured_step", "explain", "fit_captured",
            "get_flush_denormal", "runs_between_callbacks", "set_flush_denormal",
            "shuffles_like_numpy", "training_fpenv"]
+
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...

@@ -19,6 +19,12 @@ from .. import losses as losses_module
 from .. import optimizers as optimizers_module
 from .fpenv import trainer
 
+__all__ = ["Capture", "describe", "explain", "LayerSpec", "shuffles_like_numpy"]
+
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...
+
 
 def _alpha(activation: str) -> float:
     """The alpha that Dense(activation=...) uses: its row's default (0 where it has none)."""

@@ -18,6 +18,12 @@ from ..random import generator
 from .capture import explain, shuffles_like_numpy
 from .step import CapturedStep, captured_step
 
+__all__ = ["captured_inputs", "fit_captured", "runs_between_callbacks"]
+
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...
+
 
 def captured_inputs(model: Any, batch_size: int, x: np.ndarray, y: np.ndarray,
                     weights: np.ndarray | None) -> tuple | None:

@@ -6,6 +6,13 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+__all__ = ["get_flush_denormal", "set_flush_denormal", "trainer", "training_fpenv"]
+
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...
+
+
 # Asked for by set_flush_denormal; in effect only where the machine supports it.
 _flush_denormal = True
 

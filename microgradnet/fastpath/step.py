@@ -13,6 +13,12 @@ from ..autograd import _bump_version as bump_version
 from .capture import describe
 from .fpenv import get_flush_denormal, trainer
 
+__all__ = ["captured_step", "CapturedStep"]
+
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...
+
 
 class CapturedStep:
     """A plan for one model and batch size, and the tensors it trains."""
