@@ -15,6 +15,7 @@ import json
 import math
 import os
 import secrets
+import tokenize
 import zipfile
 from typing import Any
 
@@ -239,8 +240,10 @@ def _read_npz(path: str | os.PathLike, limit: int | None = None) -> dict[str, np
             return {k: data[k] for k in data.files}
     except FileNotFoundError:
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError,
-            NotImplementedError) as exc:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, NotImplementedError,
+            SyntaxError, tokenize.TokenError, RecursionError) as exc:
+        # SyntaxError, TokenError, RecursionError: numpy parses an array's header as Python
+        # literals, so a damaged header fails there
         if isinstance(exc, ValueError) and str(exc).startswith(str(path)):
             raise  # our own check: it says what is wrong with the file
         # numpy's own message is left out (from None): for a pickle it advises loading with
