@@ -3,7 +3,7 @@ Contract: csrc/README.md; oracle: microgradnet/_reference.py.
 """
 
 cimport numpy as cnp
-import numpy as np
+import numpy as _np
 from cython.parallel cimport prange
 from libc.limits cimport INT_MAX
 from libc.string cimport memset
@@ -125,7 +125,7 @@ def gemm(a, b, out=None, bint trans_a=False, bint trans_b=False, double alpha=1.
         # BLAS does not read a and b when alpha is 0, so their NaNs and infs would vanish;
         # the contract is IEEE's, as the reference computes it: 0 * (a @ b), then + beta * out.
         product = gemm(a, b, trans_a=trans_a, trans_b=trans_b)
-        with np.errstate(all="ignore"):  # a kernel computes, it does not warn
+        with _np.errstate(all="ignore"):  # a kernel computes, it does not warn
             product *= 0.0
             if beta == 0:
                 o[...] = product
