@@ -24,6 +24,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from test_kernels import DTYPES, SPECS, _compare, _ids, _make
+from test_optim_kernels import CASES as OPTIM_CASES
+from test_optim_kernels import _arrays as _optim_arrays
+from test_optim_kernels import _call as _optim_call
+from test_optim_kernels import _copy as _optim_copy
+from test_optim_kernels import _written as _optim_written
 
 import microgradnet as mg
 from microgradnet import _reference as ref
@@ -38,7 +43,7 @@ from microgradnet.layers import Activation, Dense, Dropout, Input
 from microgradnet.models import Sequential, load_model
 
 trainer = pytest.importorskip("microgradnet._kernels.trainer")
-from microgradnet._kernels import matmul  # noqa: E402  (built with the trainer)
+from microgradnet._kernels import matmul, optim  # noqa: E402  (built with the trainer)
 
 SCALE = max(1, int(os.environ.get("MICROGRADNET_PROPERTY_SCALE", "1")))
 LONG = SCALE > 1
@@ -141,6 +146,46 @@ def test_gemm_matches_the_reference(data):
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     rtol, atol = (1e-5, 1e-5) if dtype == np.float32 else (1e-12, 1e-12)
     np.testing.assert_allclose(got, want, rtol=rtol, atol=atol * max(1, k) * 9)
+
+
+@st.composite
+def _update_call(draw):
+    """One optimizer update's arrays: param and states placed at an offset inside larger
+    buffers, grad in any layout, special values in param and grad."""
+    name, variant = draw(st.sampled_from(OPTIM_CASES))
+    dtype = draw(st.sampled_from(DTYPES))
+    shape = tuple(draw(st.lists(st.integers(0, 6), max_size=2)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    p, g, state, kwargs = _optim_arrays(name, variant, shape, dtype, rng)
+    for a in (p, g):
+        if a.size:
+            for _ in range(draw(st.integers(0, 3))):
+                a.reshape(-1)[draw(st.integers(0, a.size - 1))] = draw(
+                    st.sampled_from(_specials(dtype)))
+    offset = draw(st.integers(1, 7))
+    layout = draw(st.sampled_from(["c", "step2", "fortran", "offset"]))
+
+    def placed(p, g, state, kwargs):
+        """The same values, param and states at offsets in larger buffers, grad in `layout`
+        (the Cython side's arrays; the reference gets plain copies)."""
+        return (_placed(p, "offset", offset), _placed(g, layout, offset),
+                [_placed(a, "offset", offset + 1 + i) for i, a in enumerate(state)], kwargs)
+
+    return name, (p, g, state, kwargs), placed, draw(st.integers(1, 3))
+
+
+@_bounded(150)
+@given(call=_update_call())
+def test_optimizer_updates_match_the_reference_to_the_bit(call):
+    name, args, placed, steps = call
+    want, got = _optim_copy(*args), placed(*_optim_copy(*args))
+    with np.errstate(all="ignore"):
+        for step in range(1, steps + 1):
+            _optim_call(ref, name, *want, step=step)
+            _optim_call(optim, name, *got, step=step)
+    for a, b in zip(_optim_written(want[0], want[2], want[3]),
+                    _optim_written(got[0], got[2], got[3]), strict=True):
+        np.testing.assert_array_equal(b, a)
 
 
 # --------------------------------------------------------------------------- captured vs eager
