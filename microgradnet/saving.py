@@ -241,9 +241,10 @@ def _read_npz(path: str | os.PathLike, limit: int | None = None) -> dict[str, np
     except FileNotFoundError:
         raise
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, NotImplementedError,
-            SyntaxError, tokenize.TokenError, RecursionError) as exc:
-        # SyntaxError, TokenError, RecursionError: numpy parses an array's header as Python
-        # literals, so a damaged header fails there
+            RuntimeError, SyntaxError, tokenize.TokenError) as exc:
+        # RuntimeError: zipfile's "encrypted, password required" (a damaged flag bit);
+        # SyntaxError, TokenError (and RecursionError, a RuntimeError): numpy parses an
+        # array's header as Python literals, so a damaged header fails there
         if isinstance(exc, ValueError) and str(exc).startswith(str(path)):
             raise  # our own check: it says what is wrong with the file
         # numpy's own message is left out (from None): for a pickle it advises loading with

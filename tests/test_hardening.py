@@ -301,6 +301,39 @@ def test_every_damaged_byte_of_an_array_header_is_a_damaged_file(tmp_path):
             load_model(bad)
 
 
+def test_a_member_flagged_as_encrypted_is_a_damaged_file(tmp_path):
+    """A flipped flag bit in the zip's directory made zipfile raise RuntimeError."""
+    model, path = _saved(tmp_path)
+    data = path.read_bytes()
+    entries = [i for i in range(len(data)) if data.startswith(b"PK\x01\x02", i)]
+    assert entries
+    bad = tmp_path / "bad.npz"
+    for at in entries:
+        flipped = bytearray(data)
+        flipped[at + 8] |= 0x01  # general purpose flags: bit 0, encrypted
+        bad.write_bytes(bytes(flipped))
+        with pytest.raises(ValueError, match="damaged"):
+            load_model(bad)
+
+
+@pytest.mark.slow
+def test_every_flipped_byte_of_a_file_is_refused_or_harmless(tmp_path):
+    """Each byte of a saved model flipped in turn: ValueError, or (a byte nothing checks) the
+    very model saved; never another exception or other weights."""
+    model, path = _saved(tmp_path)
+    data = path.read_bytes()
+    bad = tmp_path / "bad.npz"
+    for at in range(len(data)):
+        flipped = bytearray(data)
+        flipped[at] ^= 0xFF
+        bad.write_bytes(bytes(flipped))
+        try:
+            loaded = load_model(bad)
+        except ValueError:
+            continue
+        _same_weights(model, loaded)
+
+
 def test_a_config_beyond_max_params_is_refused_before_allocating(tmp_path, monkeypatch):
     _, path = _saved(tmp_path)
     members = _contents(path)
