@@ -327,7 +327,7 @@ class Sequential:
         x, y = self._prepare(x, y, name)
         if len(x) == 0:
             raise ValueError(f"{name}: x has no samples")
-        w = data.sample_weights(y, class_weight, sample_weight, len(x))
+        w = data.sample_weights(y, class_weight, sample_weight, len(x), x.dtype)
         training.setup(self)
         return x, y, w
 
