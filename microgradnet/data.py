@@ -13,8 +13,8 @@ import numpy as np
 
 from .autograd import _to_numpy
 
-__all__ = ["as_float", "batch_size", "check_fit_arguments", "prepare", "sample_weights",
-           "split_validation", "steps_per_epoch"]
+__all__ = ["as_float", "batch_size", "check_fit_arguments", "model_dtype", "prepare",
+           "sample_weights", "split_validation", "steps_per_epoch"]
 
 
 def __dir__() -> list[str]:

@@ -22,7 +22,7 @@ from .random import generator
 
 __all__ = ["Activation", "ACTIVATIONS", "BatchNormalization", "check_weight_value", "Dense",
            "deserialize", "Dropout", "Flatten", "get_activation", "Input", "InputLayer",
-           "is_builtin_activation", "Layer", "LAYERS", "serialize"]
+           "is_builtin_activation", "Layer", "LAYERS", "serialize", "weight_budget"]
 
 
 def __dir__() -> list[str]:

@@ -31,7 +31,8 @@ try:
 except ImportError:  # not POSIX: a killed save's temporary is not recognised as stale
     fcntl = None
 
-__all__ = ["check_suffix", "FORMAT", "load_model", "load_weights", "model_from_spec", "write"]
+__all__ = ["check_suffix", "DEFAULT_MAX_PARAMS", "FORMAT", "load_model", "load_weights",
+           "max_params_limit", "model_from_spec", "write"]
 
 
 def __dir__() -> list[str]:
