@@ -3,6 +3,7 @@ Contract: csrc/README.md; oracle: microgradnet/_reference.py.
 """
 
 cimport numpy as cnp
+import numpy as _np
 from cython.parallel cimport prange
 from libc.limits cimport INT_MAX
 from libc.string cimport memset
@@ -119,6 +120,18 @@ def gemm(a, b, out=None, bint trans_a=False, bint trans_b=False, double alpha=1.
                 _scale(<float*>pc, m * n, beta)
             else:
                 _scale(<double*>pc, m * n, beta)
+        return o
+    if alpha == 0:
+        # BLAS does not read a and b when alpha is 0, so their NaNs and infs would vanish;
+        # the contract is IEEE's, as the reference computes it: 0 * (a @ b), then + beta * out.
+        product = gemm(a, b, trans_a=trans_a, trans_b=trans_b)
+        with _np.errstate(all="ignore"):  # a kernel computes, it does not warn
+            product *= 0.0
+            if beta == 0:
+                o[...] = product
+            else:
+                o *= beta
+                o += product
         return o
     # C-, F- and row-strided operands go to BLAS as they are, the layout turned into a flip
     # of the transpose flag; any other layout is copied to C order first.

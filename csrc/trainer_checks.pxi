@@ -137,3 +137,17 @@ cdef int _check_apart(LayerDesc* L, Config* c, int typenum, list buffers, RunDat
     finally:
         free(e)
     return 0
+
+
+cdef inline const void* _read_ptr(str what, object a, int typenum, tuple shape) except NULL:
+    """The data of `a`, an array the run only reads (the training data): as _ptr, but it
+    may be read-only (np.load(mmap_mode="r"), np.frombuffer), so no copy is needed."""
+    if (cnp.PyArray_Check(a) and _has_dtype(<cnp.ndarray>a, typenum)
+            and (<object>a).shape == shape and _c_aligned(<cnp.ndarray>a)
+            and cnp.PyArray_SIZE(<cnp.ndarray>a) > 0):
+        return cnp.PyArray_DATA(<cnp.ndarray>a)
+    if cnp.PyArray_Check(a) and _has_dtype(<cnp.ndarray>a, typenum) and (
+            (<object>a).shape == shape and cnp.PyArray_SIZE(<cnp.ndarray>a) > 0):
+        raise ValueError(f"{what} must be C-contiguous and aligned")
+    _ptr(what, a, typenum, shape)  # its error: not an array, dtype, shape, empty
+    raise AssertionError("unreachable")

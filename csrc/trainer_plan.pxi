@@ -18,9 +18,11 @@ cdef struct RunData:
 cdef class Plan:
     """Buffers and descriptors of one captured training step (one batch size, one dtype).
 
-    Plan(dtype, layers, loss, batch) with layers a list of (fan_in, units, activation name,
-    alpha, has_bias[, dropout rate]); `run` trains with given parameter and optimizer-state
-    arrays.
+    Plan(dtype, layers, loss, batch, output_logits=False) with layers a list of (fan_in,
+    units, activation name, alpha, has_bias[, dropout rate]); `run` trains with given
+    parameter and optimizer-state arrays. output_logits: the model's output is the top
+    layer's logits (a loss from_logits), so `output` and the recorded outputs are those, not
+    the activation the fused loss applies to them.
     """
 
     cdef LayerDesc* L
@@ -72,7 +74,8 @@ cdef class Plan:
             self.order_key = None
             self._lock.release()
 
-    def __init__(self, dtype, list layers, str loss, Py_ssize_t batch):
+    def __init__(self, dtype, list layers, str loss, Py_ssize_t batch,
+                 bint output_logits=False):
         if self.L != NULL:
             raise RuntimeError("Plan: already initialized")
         dt = cnp.dtype(dtype)
@@ -93,7 +96,7 @@ cdef class Plan:
             raise MemoryError()
         self.c.nlayers = len(layers)
         self.c.loss = LOSSES.index(loss)
-        self.c.out_act = {"mse": 0, "sigmoid_bce": 1}.get(loss, 2)
+        self.c.out_act = 0 if output_logits else {"mse": 0, "sigmoid_bce": 1}.get(loss, 2)
         self.c.batch = batch
         self.shapes = []
         self.buffers = []
@@ -162,7 +165,8 @@ cdef class Plan:
             a = self._buffer((batch, units))
             layer.output = cnp.PyArray_DATA(a)
         if top:
-            self.out_buf = a
+            # a loss from_logits (out_act 0): the model's output is the logits
+            self.out_buf = z if loss != "mse" and self.c.out_act == 0 else a
         layer.grad_out = cnp.PyArray_DATA(self._buffer((batch, units)))
         kernel_grad = self._buffer((fan_in, units))
         layer.kernel_grad = cnp.PyArray_DATA(kernel_grad)
@@ -190,7 +194,8 @@ cdef class Plan:
         return None if self.order is None or self.order_key is None else self.order.copy()
 
     def output(self, Py_ssize_t rows):
-        """A copy of the top layer's activated output for the first `rows` of the last batch."""
+        """A copy of the model's output for the first `rows` of the last batch (the top
+        layer's activated output, or its logits for a plan with output_logits)."""
         self._check_ready()
         if not 0 <= rows <= self.batch:
             raise ValueError(f"rows must be in [0, {self.batch}], got {rows}")
@@ -267,7 +272,7 @@ cdef class Plan:
         cdef Py_ssize_t in_dim = self.L[0].fan_in
         cdef Py_ssize_t out_dim = self.L[self.nlayers - 1].units
         n = len(x) if cnp.PyArray_Check(x) and cnp.PyArray_NDIM(x) >= 1 else -1
-        data.x = _ptr("x", x, t, (n, in_dim))
+        data.x = <void*>_read_ptr("x", x, t, (n, in_dim))
         data.y = NULL
         data.labels = NULL
         data.n = n
@@ -279,7 +284,7 @@ cdef class Plan:
                 raise ValueError(f"labels must be in [0, {out_dim})")
             data.labels = <cnp.int64_t*>cnp.PyArray_DATA(labels)
         else:
-            data.y = _ptr("y", y, t, (n, out_dim))
+            data.y = <void*>_read_ptr("y", y, t, (n, out_dim))
         return 0
 
     cdef int _check_steps(self, RunData* data, orders, Py_ssize_t first, Py_ssize_t last,

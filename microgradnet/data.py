@@ -13,28 +13,47 @@ import numpy as np
 
 from .autograd import _to_numpy
 
-__all__ = ["as_float", "batch_size", "check_fit_arguments", "prepare", "sample_weights",
-           "split_validation", "steps_per_epoch"]
+__all__ = ["as_float", "batch_size", "check_fit_arguments", "model_dtype", "prepare",
+           "sample_weights", "split_validation", "steps_per_epoch"]
 
 
 def __dir__() -> list[str]:
     return list(__all__)  # what tab completion offers: the public names, not np, os, ...
 
 
-def as_float(name: str, data: Any) -> np.ndarray:
-    """`data` as a C-contiguous float32 array with a batch dimension and finite values."""
+def as_float(name: str, data: Any, dtype: Any = np.float32) -> np.ndarray:
+    """`data` as a C-contiguous array of `dtype` (float32 unless the model computes in
+    float64) with a batch dimension and finite values. A read-only array that already is
+    one is returned as it is: nothing here writes into the caller's data."""
     arr = _to_numpy(data)
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"{name} must hold numbers, got {arr.dtype}")
     if arr.ndim == 0:
-        raise ValueError(f"{name} must have a batch dimension, got a scalar")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(arr).all():
-        row = int(np.argwhere(~np.isfinite(arr))[0][0])
+        raise ValueError(f"{name} must have a batch dimension (one entry per sample), got the "
+                         f"scalar {arr.item()!r}")
+    with np.errstate(over="ignore"):  # an overflow of the cast is reported below, by row
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(out).all():
+        bad = ~np.isfinite(out)
+        row = int(np.argwhere(bad)[0][0])
+        if arr.dtype.kind == "f" and np.isfinite(arr[row]).all():
+            value = arr[row][bad[row]].flat[0] if arr.ndim > 1 else arr[row]
+            raise ValueError(
+                f"{name} has values that overflow {np.dtype(dtype).name} (first in row {row}: "
+                f"{value:.6g}); the model computes in {np.dtype(dtype).name}: scale the data"
+            )
         raise ValueError(
             f"{name} contains NaN or infinite values (first in row {row}); clean the data first"
         )
-    return arr
+    return out
+
+
+def model_dtype(model: Any) -> np.dtype:
+    """The dtype the model computes in: its first weight's (float32 before it has one)."""
+    for layer in model.layers:
+        if layer.built and layer.weights:
+            return np.dtype(layer.weights[0].data.dtype)
+    return np.dtype(np.float32)
 
 
 def batch_size(what: str, value: Any, default: int) -> int:
@@ -47,13 +66,16 @@ def batch_size(what: str, value: Any, default: int) -> int:
     return int(value)
 
 
-def check_fit_arguments(y: Any, size: Any, epochs: Any, validation_split: float) -> int:
+def check_fit_arguments(y: Any, size: Any, epochs: Any, validation_split: float,
+                        initial_epoch: Any = 0) -> int:
     """Check fit's arguments other than the data; return the batch size to use."""
     if y is None:
         raise ValueError("fit: y is missing")
     size = batch_size("fit", size, 32)
-    if not isinstance(epochs, (int, np.integer)) or epochs < 0:
-        raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
+    for name, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
+        if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
+                or value < 0):
+            raise ValueError(f"fit: {name} must be a non-negative int, got {value!r}")
     if not 0 <= validation_split < 1:
         raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
     return size
@@ -92,18 +114,22 @@ def prepare(model: Any, x: Any, y: Any, what: str) -> tuple[np.ndarray, np.ndarr
     """Check and convert x (and y) against the model, building it for x's shape if needed."""
     if x is None:
         raise ValueError(f"{what}: x is missing")
-    x = _inputs(model.input_shape, as_float("x", x), what)
+    dtype = model_dtype(model)
+    x = _inputs(model.input_shape, as_float("x", x, dtype), what)
     if not model.built:
         model.build((None, *x.shape[1:]))
     if y is None:
         return x, None
     y_arr = _to_numpy(y)
+    if y_arr.ndim == 0:
+        raise ValueError(f"{what}: y must have a batch dimension (one target per sample), "
+                         f"got the scalar {y_arr.item()!r}")
     if len(y_arr) != len(x):
         raise ValueError(f"{what}: x and y have different lengths: {len(x)} and {len(y_arr)}")
     out_shape = model.layers_output_shape(x.shape)
     if getattr(model.loss, "sparse", False):
         return x, _class_labels(model.loss.name, y_arr, len(x), out_shape[-1], what)
-    return x, _targets(y_arr, len(x), out_shape, what)
+    return x, _targets(y_arr, len(x), out_shape, what, dtype)
 
 
 def _inputs(input_shape: tuple | None, x: np.ndarray, what: str) -> np.ndarray:
@@ -130,19 +156,23 @@ def _class_labels(loss_name: str, y: np.ndarray, n: int, classes: int, what: str
     """y as n integer class labels in [0, classes), for a sparse loss."""
     if y.dtype.kind == "f" and not np.all(y == np.round(y)):
         raise ValueError(f"{what}: {loss_name} needs integer class labels in y")
-    y = y.astype(np.int64)
     if y.shape not in ((n,), (n, 1)):
         raise ValueError(
             f"{what}: {loss_name} needs y of shape ({n},) with class labels, got {y.shape}"
         )
+    # The range is checked in y's own dtype, before the cast: inf, 1e20 or 2**63 would
+    # wrap around in int64.
     if y.size and (y.min() < 0 or y.max() >= classes):
-        raise ValueError(f"{what}: labels must be in [0, {classes}), got {y.min()}..{y.max()}")
-    return y.reshape(-1)
+        bad = (y.min() if y.min() < 0 else y.max()).item()
+        raise ValueError(f"{what}: y holds class labels, which must be in [0, {classes}), "
+                         f"got {bad!r}")
+    return y.astype(np.int64).reshape(-1)
 
 
-def _targets(y: np.ndarray, n: int, out_shape: tuple, what: str) -> np.ndarray:
-    """y as float32 targets of the model's output shape."""
-    y = as_float("y", y)
+def _targets(y: np.ndarray, n: int, out_shape: tuple, what: str,
+             dtype: Any = np.float32) -> np.ndarray:
+    """y as targets of the model's output shape, in the model's dtype."""
+    y = as_float("y", y, dtype)
     fits = y.shape[1:] == out_shape[1:] or (y.ndim == 1 and out_shape[1:] == (1,))
     if not fits:
         raise ValueError(
@@ -155,11 +185,11 @@ def _targets(y: np.ndarray, n: int, out_shape: tuple, what: str) -> np.ndarray:
 
 
 def sample_weights(y: np.ndarray, class_weight: dict | None, sample_weight: Any,
-                   n: int) -> np.ndarray | None:
+                   n: int, dtype: Any = np.float32) -> np.ndarray | None:
     """One weight per sample from sample_weight times class_weight, or None for neither."""
     w = None
     if sample_weight is not None:
-        w = as_float("sample_weight", sample_weight)
+        w = as_float("sample_weight", sample_weight, dtype)
         # One weight per sample, as (n,) or (n, 1); not any array that happens to have
         # n values (a (1, n) row would pass a flat length check).
         if w.shape not in ((n,), (n, 1)):
@@ -176,7 +206,7 @@ def sample_weights(y: np.ndarray, class_weight: dict | None, sample_weight: Any,
         missing = sorted(set(np.unique(classes).tolist()) - set(class_weight))
         if missing:
             raise ValueError(f"class_weight has no weight for classes {missing}")
-        cw = np.array([class_weight[c] for c in classes.tolist()], dtype=np.float32)
+        cw = np.array([class_weight[c] for c in classes.tolist()], dtype=dtype)
         w = cw if w is None else w * cw
     return w
 

@@ -7,7 +7,10 @@ Weights are made on the first call (or by `build`), when the input's feature siz
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import contextvars
+import math
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,7 +22,7 @@ from .random import generator
 
 __all__ = ["Activation", "ACTIVATIONS", "BatchNormalization", "check_weight_value", "Dense",
            "deserialize", "Dropout", "Flatten", "get_activation", "Input", "InputLayer",
-           "is_builtin_activation", "Layer", "LAYERS", "serialize"]
+           "is_builtin_activation", "Layer", "LAYERS", "serialize", "weight_budget"]
 
 
 def __dir__() -> list[str]:
@@ -79,7 +82,41 @@ def check_weight_value(layer: str, name: str, current: Tensor, value: Any) -> np
         )
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise ValueError(f"layer {layer!r}: weight {name!r} has NaN or infinite values")
-    return arr
+    # Checked again in the weight's own dtype: 1e39 is finite in float64, inf in float32.
+    with np.errstate(over="ignore"):
+        cast = arr.astype(current.data.dtype)
+    if not np.isfinite(cast).all():
+        value = arr[~np.isfinite(cast)].flat[0]
+        raise ValueError(
+            f"layer {layer!r}: weight {name!r} has values that overflow {cast.dtype.name} "
+            f"(e.g. {value:.6g}), the weight's dtype"
+        )
+    return cast
+
+
+def _dimension(layer: str, argument: str, value: Any) -> int:
+    """One input dimension given to a layer: an int >= 0, else an error naming the argument."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{layer}: {argument} must hold ints, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{layer}: {argument} must be >= 0, got {value!r}")
+    return int(value)
+
+
+# How many more weight values add_weight may make, and what to say beyond that: set while
+# load_model builds a model from a file's config (a crafted one may ask for terabytes).
+_weight_budget: contextvars.ContextVar = contextvars.ContextVar("weight_budget", default=None)
+
+
+@contextlib.contextmanager
+def weight_budget(limit: int, message: str) -> Iterator[None]:
+    """Inside the block, layers make at most `limit` weight values in all; the weight that
+    would go beyond raises ValueError(message + its layer and shape) before it is made."""
+    token = _weight_budget.set([limit, message])
+    try:
+        yield
+    finally:
+        _weight_budget.reset(token)
 
 
 # ---------------------------------------------------------------------------- base
@@ -106,9 +143,18 @@ class Layer:
         if input_dim is not None and input_shape is not None:
             raise ValueError(f"{name}: give input_dim or input_shape, not both")
         if input_dim is not None:
-            input_shape = (int(input_dim),)
+            input_shape = (_dimension(name, "input_dim", input_dim),)
+        elif input_shape is not None:
+            if isinstance(input_shape, (int, np.integer)):
+                input_shape = (input_shape,)
+            try:
+                input_shape = tuple(input_shape)
+            except TypeError:
+                raise TypeError(f"{name}: input_shape must be a tuple of ints, got "
+                                f"{input_shape!r}") from None
+            input_shape = tuple(_dimension(name, "input_shape", n) for n in input_shape)
         self.input_shape: tuple | None = (
-            (None, *(int(n) for n in input_shape)) if input_shape is not None else None
+            (None, *input_shape) if input_shape is not None else None
         )
         self.built = False
         self._trainable: list[Tensor] = []
@@ -131,6 +177,13 @@ class Layer:
         regularizer: Any = None,
     ) -> Tensor:
         """Create a weight Tensor of `shape` drawn from `initializer` and track it."""
+        budget = _weight_budget.get()
+        if budget is not None:
+            size = math.prod(shape)
+            if size > budget[0]:
+                raise ValueError(f"{budget[1]}: layer {self.name!r} would make weight {name!r} "
+                                 f"of shape {tuple(shape)} ({size:,} values)")
+            budget[0] -= size
         data = initializers.get(initializer)(shape, np.float32)
         weight = Tensor(data, requires_grad=trainable)
         (self._trainable if trainable else self._non_trainable).append(weight)
@@ -261,7 +314,11 @@ class Input(Layer):
     """Declares the input shape (without the batch dimension); passes data through."""
 
     def __init__(self, shape: Sequence[int] | int, name: str | None = None) -> None:
-        shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_)):
+            shape = (shape,)
+        if not isinstance(shape, (tuple, list)):
+            raise TypeError(f"Input: shape must be a tuple of ints, got {shape!r}")
+        shape = tuple(_dimension(name or "Input", "shape", n) for n in shape)
         super().__init__(name=name, input_shape=shape)
         self.built = True
 

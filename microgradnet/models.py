@@ -155,16 +155,17 @@ class Sequential:
         if jit_compile not in (True, False, "auto"):
             raise ValueError(f"compile: jit_compile must be True, False or 'auto', got "
                              f"{jit_compile!r}")
-        self.jit_compile = jit_compile
-        self._captured = None
         if loss is None:
             raise ValueError(
                 "compile needs a loss, e.g. loss='mean_squared_error'; known: "
                 + ", ".join(sorted(losses_module._BY_NAME))
             )
-        self.optimizer = optimizers_module.get(optimizer)
-        self.loss = losses_module.get(loss)
-        self.metrics = [metrics_module.get(m) for m in (metrics or [])]
+        # All made before any is kept: a refused compile leaves the model as it was.
+        made = (optimizers_module.get(optimizer), losses_module.get(loss),
+                [metrics_module.get(m) for m in (metrics or [])])
+        self.jit_compile = jit_compile
+        self._captured = None
+        self.optimizer, self.loss, self.metrics = made
         self._compile_config = None
         try:
             # The optimizer's settings are read when saving (as Keras does): a learning-rate
@@ -215,9 +216,10 @@ class Sequential:
         batches, as Keras); return the History."""
         self._require_compiled("fit")
         size_given = batch_size is not None
-        batch_size = data.check_fit_arguments(y, batch_size, epochs, validation_split)
+        batch_size = data.check_fit_arguments(y, batch_size, epochs, validation_split,
+                                              initial_epoch)
         x, y = self._prepare(x, y, "fit")
-        weights = data.sample_weights(y, class_weight, sample_weight, len(x))
+        weights = data.sample_weights(y, class_weight, sample_weight, len(x), x.dtype)
         x, y, weights, val = data.split_validation(x, y, weights, validation_split,
                                                    validation_data)
         n = len(x)
@@ -267,7 +269,7 @@ class Sequential:
         if len(x) == 0:
             raise ValueError("evaluate: x has no samples; the loss of an empty set is undefined")
         training.setup(self, build_optimizer=False)
-        w = data.sample_weights(y, None, sample_weight, len(x))
+        w = data.sample_weights(y, None, sample_weight, len(x), x.dtype)
         results = training.evaluate(self, x, y, w, batch_size)
         if verbose:
             print(cbks.format_logs(results))  # as fit's progress bar writes them
@@ -286,7 +288,7 @@ class Sequential:
             for start in range(0, len(x), batch_size):
                 outs.append(self(Tensor._wrap(x[start:start + batch_size])).data)
         if not outs:
-            return np.zeros((0, *self.layers_output_shape(x.shape)[1:]), dtype=np.float32)
+            return np.zeros((0, *self.layers_output_shape(x.shape)[1:]), dtype=x.dtype)
         return np.concatenate(outs) if len(outs) > 1 else outs[0]
 
     def find_nonfinite(self) -> str:
@@ -325,7 +327,7 @@ class Sequential:
         x, y = self._prepare(x, y, name)
         if len(x) == 0:
             raise ValueError(f"{name}: x has no samples")
-        w = data.sample_weights(y, class_weight, sample_weight, len(x))
+        w = data.sample_weights(y, class_weight, sample_weight, len(x), x.dtype)
         training.setup(self)
         return x, y, w
 
@@ -440,9 +442,12 @@ class Sequential:
         saving.write(path, self.layers, description)
 
 
-def load_model(path: str | os.PathLike) -> Sequential:
-    """Load a model written by Sequential.save: architecture, weights, compile settings."""
-    return saving.load_model(path, Sequential)
+def load_model(path: str | os.PathLike, max_params: int | None = None) -> Sequential:
+    """Load a model written by Sequential.save: architecture, weights, compile settings.
+
+    A file whose model would have more than max_params weight values (default
+    $MICROGRADNET_MAX_PARAMS, else 10**9) is refused before anything is allocated."""
+    return saving.load_model(path, Sequential, max_params)
 
 
 def model_from_json(json_string: str | bytes) -> Sequential:

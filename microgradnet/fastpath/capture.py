@@ -69,12 +69,13 @@ class Capture:
     rule: str
     dtype: type
     dropouts: list  # the Dropout layer after each Dense, or None
+    output_logits: bool = False  # the model's output is the logits its loss takes
 
     def key(self, batch_size: int, optimizer: Any) -> tuple:
         """What a plan was built for: a cached plan is reused while this stays the same."""
         return (tuple(s.as_plan_tuple() for s in self.layers),
                 tuple(id(p) for p in self.params), self.loss, self.rule,
-                np.dtype(self.dtype).str, batch_size, id(optimizer))
+                np.dtype(self.dtype).str, batch_size, id(optimizer), self.output_logits)
 
 
 _shuffles_like_numpy: bool | None = None
@@ -103,7 +104,14 @@ def _dense_spec(layer: Any) -> LayerSpec | str:
         return f"layer {layer.name!r}: activation {name!r} is not captured"
     if layer.kernel is None:
         return f"layer {layer.name!r} is not built"
+    # The plan multiplies (batch, features) rows; Dense on more axes (applied to the last
+    # one) and a layer of no inputs train eagerly.
+    if layer.input_shape is not None and len(layer.input_shape) != 2:
+        return (f"layer {layer.name!r} takes inputs of shape {layer.input_shape}: only "
+                f"(batch, features) inputs are captured")
     fan_in, units = layer.kernel.shape
+    if fan_in == 0:
+        return f"layer {layer.name!r} has no inputs (0 features)"
     return LayerSpec(fan_in, units, name, _alpha(name), layer.use_bias)
 
 
@@ -172,6 +180,15 @@ def _plan_loss(loss: Any, top: LayerSpec) -> str | None:
     return kernel
 
 
+def _dtype_refusal(params: list) -> str | None:
+    """Why the parameters' dtypes cannot be captured (None: one dtype, float32 or float64)."""
+    dtypes = sorted({np.dtype(p.data.dtype).name for p in params if p is not None})
+    if len(dtypes) != 1 or dtypes[0] not in ("float32", "float64"):
+        return (f"the parameters must all be float32 or all float64, got "
+                f"{' and '.join(dtypes)}")
+    return None
+
+
 def _optimizer_refusal(opt: Any) -> str | None:
     """Why the plan cannot run this optimizer's update (None: it can)."""
     if not opt.rates_known_ahead:
@@ -193,9 +210,9 @@ def describe(model: Any) -> Capture | str:
     if isinstance(got, str):
         return got
     layers, params, drops = got
-    dtypes = {p.data.dtype for p in params if p is not None}
-    if len(dtypes) != 1 or next(iter(dtypes)) not in (np.float32, np.float64):
-        return "the parameters must all be float32 or all float64"
+    why = _dtype_refusal(params)
+    if why is not None:
+        return why
     top_activation = layers[-1].activation
     loss = _plan_loss(model.loss, layers[-1])
     if loss is None:
@@ -203,7 +220,11 @@ def describe(model: Any) -> Capture | str:
     why = _optimizer_refusal(model.optimizer)
     if why is not None:
         return why
-    return Capture(layers, params, loss, model.optimizer.rule, next(iter(dtypes)), drops)
+    # A loss from_logits on a linear output: the model's output is the logits themselves
+    # (its metrics and recorded predictions too), not the activation the loss applies.
+    logits = model.loss.fused(top_activation) is None and loss != "mse"
+    return Capture(layers, params, loss, model.optimizer.rule,
+                   params[0].data.dtype, drops, logits)
 
 
 def explain(model: Any) -> str | None:

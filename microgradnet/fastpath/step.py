@@ -34,7 +34,7 @@ class CapturedStep:
         self.loss = got.loss
         self.params = got.params
         self.plan = trainer().Plan(self.dtype, [s.as_plan_tuple() for s in got.layers],
-                                   self.loss, batch_size)
+                                   self.loss, batch_size, output_logits=got.output_logits)
         self.batch_size = batch_size
         self.recorded = 0
         # The losses of the steps a run did when an exception (a signal handler's: Plan.run
@@ -114,7 +114,8 @@ class CapturedStep:
         return lrs
 
     def output(self, rows: int) -> np.ndarray:
-        """The model's (activated) output for the last batch trained."""
+        """The model's output for the last batch trained (as the model gives it: activated,
+        or the logits of a loss from_logits)."""
         return self.plan.output(rows)
 
 
