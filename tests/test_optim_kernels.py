@@ -103,21 +103,6 @@ def test_signatures_match_the_reference():
         ]
 
 
-def _simd_levels():
-    from microgradnet._kernels import activations
-
-    return list(range(activations._simd_level(-1) + 1))
-
-
-@pytest.fixture(params=_simd_levels(), ids=lambda v: ["baseline", "avx2", "avx512"][v])
-def simd_level(request):
-    """The update loops (csrc/optim_loops.h) are compiled per SIMD level: each is tested."""
-    from microgradnet._kernels import activations
-
-    assert optim._simd_level(request.param) == request.param
-    yield request.param
-    optim._simd_level(-1)
-    activations._simd_level(-1)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

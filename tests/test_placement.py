@@ -41,17 +41,6 @@ SHAPES = [(0, 3), (3, 0), (1, 1), (1, 7), (2, 9), (3, 16), (4, 17), (5, 13), (7,
           (16, 4), (35, 2), (70, 1), (1, 70)]
 
 
-def _levels():
-    return list(range(activations._simd_level(-1) + 1))
-
-
-@pytest.fixture(params=_levels(), ids=lambda v: ["baseline", "avx2", "avx512"][v])
-def level(request):
-    for m in MODULES:
-        assert m._simd_level(request.param) == request.param
-    yield request.param
-    for m in MODULES:
-        m._simd_level(-1)
 
 
 # --------------------------------------------------------------------------- cases
@@ -351,7 +340,8 @@ def _check(make, size, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("kernel", sorted(ELEMENTWISE))
-def test_elementwise_kernels_give_the_same_bits_wherever_their_arrays_are(kernel, dtype, level):
+def test_elementwise_kernels_give_the_same_bits_wherever_their_arrays_are(
+        kernel, dtype, simd_level):
     for n in SIZES:
         _check(ELEMENTWISE[kernel], n, dtype)
 
@@ -359,7 +349,7 @@ def test_elementwise_kernels_give_the_same_bits_wherever_their_arrays_are(kernel
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("kernel", sorted(ROWS))
 def test_row_kernels_and_gemm_give_the_same_bits_wherever_their_arrays_are(kernel, dtype,
-                                                                          level):
+                                                                          simd_level):
     for shape in SHAPES:
         _check(ROWS[kernel], shape, dtype)
 

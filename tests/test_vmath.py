@@ -26,6 +26,7 @@ import math
 
 import numpy as np
 import pytest
+from _simd import simd_levels
 from scipy import special
 
 from microgradnet._kernels import activations, losses, matmul
@@ -34,19 +35,6 @@ from microgradnet.activation_table import ACTIVATIONS as ACTIVATION_TABLE
 MODULES = (activations, losses, matmul)
 
 
-def _levels():
-    """The SIMD variants this CPU runs: 0 (baseline) and, where supported, 1 (AVX2+FMA) and
-    2 (AVX-512)."""
-    return list(range(activations._simd_level(-1) + 1))
-
-
-@pytest.fixture(params=_levels(), ids=lambda v: ["baseline", "avx2", "avx512"][v])
-def level(request):
-    for m in MODULES:
-        assert m._simd_level(request.param) == request.param
-    yield request.param
-    for m in MODULES:
-        m._simd_level(-1)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -217,10 +205,10 @@ def test_every_activation_kernel_has_a_bound():
 
 @pytest.mark.slow  # a dense sweep of float32 per function and SIMD level
 @pytest.mark.parametrize("name", list(BOUNDS))
-def test_max_ulp_error(name, level):
+def test_max_ulp_error(name, simd_level):
     exact, scale = _exact(name)
     err = _ulp_error(_run(name), exact, scale)
-    print(f"{name} level {level}: max error {err:.2f} ulp")
+    print(f"{name} level {simd_level}: max error {err:.2f} ulp")
     assert err <= BOUNDS[name], f"{name}: {err:.2f} ulp > {BOUNDS[name]}"
 
 
@@ -241,7 +229,7 @@ INF, NAN = np.inf, np.nan
         ("erfc", [-INF, INF, NAN, 0.0, 11.0], [2.0, 0.0, NAN, 1.0, 0.0]),
     ],
 )
-def test_special_values(name, x, want, level):
+def test_special_values(name, x, want, simd_level):
     got = activations._vmath(name, np.array(x, np.float32))
     want = np.array(want, np.float32)
     np.testing.assert_array_equal(got, want)
@@ -250,7 +238,7 @@ def test_special_values(name, x, want, level):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_limits_at_infinity(dtype, level):
+def test_limits_at_infinity(dtype, simd_level):
     """gelu and silu at +-inf: the limits, not inf * 0 = nan; nan stays nan everywhere."""
     x = np.array([-INF, INF, NAN], dtype)
     dy = np.array([3.0, 3.0, 3.0], dtype)
@@ -279,7 +267,7 @@ def _wide64(n=200_000):
 
 
 @pytest.mark.parametrize("name", ["exp", "expm1", "log1p", "tanh", "sigmoid"])
-def test_float64_ulp_error(name, level):
+def test_float64_ulp_error(name, simd_level):
     """float64 against numpy/scipy (glibc, itself within ~1 ulp): at most 3 ulp apart."""
     x = _wide64()
     with np.errstate(all="ignore"):
@@ -292,7 +280,7 @@ def test_float64_ulp_error(name, level):
     both = np.isfinite(want) & (want != 0)
     np.testing.assert_array_equal(got[~both], want[~both])
     err = np.abs(got[both] - want[both]) / np.spacing(np.abs(want[both]))
-    print(f"float64 {name} level {level}: max {err.max():.2f} ulp from numpy")
+    print(f"float64 {name} level {simd_level}: max {err.max():.2f} ulp from numpy")
     assert err.max() <= 3.0
 
 
@@ -313,13 +301,13 @@ def test_simd_level_can_be_forced_and_restored():
 def test_variants_agree():
     """The AVX2+FMA and AVX-512 loops differ from the baseline's only by FMA rounding: a few
     ulp."""
-    if _levels() == [0]:
+    if simd_levels() == [0]:
         pytest.skip("no AVX2+FMA on this CPU")
     x = X[np.isfinite(X)][::7]
     dy = np.linspace(-2, 2, x.size).astype(np.float32)
     t = np.linspace(0, 1, x.size).astype(np.float32)
     results = []
-    for lvl in _levels():
+    for lvl in simd_levels():
         for m in MODULES:
             m._simd_level(lvl)
         with np.errstate(all="ignore"):
@@ -340,7 +328,7 @@ def test_variants_agree():
             assert ok.all(), (x[~ok][:5], a[~ok][:5], b[~ok][:5])
 
 
-def test_plain_loops_give_numpy_bits_at_every_level(level):
+def test_plain_loops_give_numpy_bits_at_every_level(simd_level):
     """The activations without transcendental functions and the bias rows, compiled per SIMD
     level too, do numpy's own float operations: the same bits (signed zeros, nan) at every
     level, wide vectors or not."""
@@ -368,4 +356,4 @@ def test_plain_loops_give_numpy_bits_at_every_level(level):
         for k, (got, want) in enumerate(cases):
             assert got.dtype == want.dtype == dtype, k
             same = (got.view(f"u{got.itemsize}") == want.view(f"u{want.itemsize}"))
-            assert np.all(same | (np.isnan(got) & np.isnan(want))), (level, dtype, k)
+            assert np.all(same | (np.isnan(got) & np.isnan(want))), (simd_level, dtype, k)
