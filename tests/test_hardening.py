@@ -24,7 +24,8 @@ from microgradnet.optimizers import SGD, Adam
 
 pytest.importorskip("microgradnet._kernels.trainer")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Where the tested package lives (the installed copy in CI), for the fresh processes to import.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(mg.__file__)))
 
 
 def _xy(n=24, features=3, outputs=1, dtype=np.float32, seed=0):
