@@ -328,7 +328,8 @@ class Sequential:
         if len(x) == 0:
             raise ValueError(f"{name}: x has no samples")
         w = data.sample_weights(y, class_weight, sample_weight, len(x), x.dtype)
-        training.setup(self)
+        # test_on_batch needs no optimizer: one built for another model must not stop it
+        training.setup(self, build_optimizer=name == "train_on_batch")
         return x, y, w
 
     def predict_on_batch(self, x: Any) -> np.ndarray:

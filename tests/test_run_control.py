@@ -359,7 +359,8 @@ def test_a_callback_may_switch_to_a_schedule_of_no_argument_mid_fit(hook):
     assert rest0 == rest1
 
 
-def test_evaluate_does_not_build_the_optimizer():
+@pytest.mark.parametrize("method", ["evaluate", "test_on_batch"])
+def test_evaluate_does_not_build_the_optimizer(method):
     x = np.ones((6, 2), np.float32)
     y = np.zeros((6, 1), np.float32)
     opt = SGD(0.01)
@@ -368,7 +369,7 @@ def test_evaluate_does_not_build_the_optimizer():
     first.fit(x, y, epochs=1, verbose=0)
     second = _small(True, seed=1)
     second.compile(optimizer=opt, loss="mse")  # already built on first's weights
-    loss = second.evaluate(x, y)
+    loss = getattr(second, method)(x, y)
     assert loss == pytest.approx(float(np.mean(second.predict(x) ** 2)))
     with pytest.raises(ValueError, match="already built"):
         second.fit(x, y, epochs=1, verbose=0)
