@@ -1,13 +1,17 @@
 # The argument check of every array a run writes in place (parameters, state, outputs).
 
-cdef inline void* _ptr(object what, object a, int typenum, tuple shape) except NULL:
-    """The data of `a` after checking it is what the loop will read and write in place.
+cdef inline void* _ptr(object what, object a, int typenum, tuple shape,
+                       bint writeable=True) except NULL:
+    """The data of `a` after checking it is what the loop will read and write in place (or
+    only read, with writeable=False: the training data may be np.load(mmap_mode="r") or
+    np.frombuffer, and needs no copy).
 
     `what` names `a` in errors: a str, or (state index or -1, parameter index), formatted
     only when there is an error (this runs for every parameter at every call)."""
     cdef cnp.ndarray arr
     if (cnp.PyArray_Check(a) and _has_dtype(<cnp.ndarray>a, typenum)
-            and (<object>a).shape == shape and _in_place_ready(<cnp.ndarray>a)
+            and (<object>a).shape == shape
+            and (_in_place_ready(<cnp.ndarray>a) if writeable else _c_aligned(<cnp.ndarray>a))
             and cnp.PyArray_SIZE(<cnp.ndarray>a) > 0):
         return cnp.PyArray_DATA(<cnp.ndarray>a)
     if not isinstance(what, str):
@@ -22,6 +26,8 @@ cdef inline void* _ptr(object what, object a, int typenum, tuple shape) except N
         raise ValueError(f"{what} has shape {(<object>a).shape}, expected {shape}")
     if cnp.PyArray_SIZE(arr) == 0:
         raise ValueError(f"{what} is empty")
+    if not writeable:
+        raise ValueError(f"{what} must be C-contiguous and aligned")
     raise ValueError(f"{what} must be C-contiguous, aligned and writeable")
 
 
@@ -137,17 +143,3 @@ cdef int _check_apart(LayerDesc* L, Config* c, int typenum, list buffers, RunDat
     finally:
         free(e)
     return 0
-
-
-cdef inline const void* _read_ptr(str what, object a, int typenum, tuple shape) except NULL:
-    """The data of `a`, an array the run only reads (the training data): as _ptr, but it
-    may be read-only (np.load(mmap_mode="r"), np.frombuffer), so no copy is needed."""
-    if (cnp.PyArray_Check(a) and _has_dtype(<cnp.ndarray>a, typenum)
-            and (<object>a).shape == shape and _c_aligned(<cnp.ndarray>a)
-            and cnp.PyArray_SIZE(<cnp.ndarray>a) > 0):
-        return cnp.PyArray_DATA(<cnp.ndarray>a)
-    if cnp.PyArray_Check(a) and _has_dtype(<cnp.ndarray>a, typenum) and (
-            (<object>a).shape == shape and cnp.PyArray_SIZE(<cnp.ndarray>a) > 0):
-        raise ValueError(f"{what} must be C-contiguous and aligned")
-    _ptr(what, a, typenum, shape)  # its error: not an array, dtype, shape, empty
-    raise AssertionError("unreachable")

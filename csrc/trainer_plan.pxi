@@ -65,14 +65,18 @@ cdef class Plan:
     def _forget_run(self):
         """In a fork()ed child: a run the parent had in flight is not running here (its
         threads are gone); the plan is free for the child's own runs."""
-        cdef Py_ssize_t li
         if self._lock.locked():
             self.c.prefetch = NULL
-            self.c.rng = NULL
-            for li in range(self.nlayers):
-                self.L[li].dropout_rng = NULL
+            self._clear_generators()
             self.order_key = None
             self._lock.release()
+
+    cdef void _clear_generators(self) noexcept:
+        """The run's generators (shuffling, Dropout) are no longer the plan's to draw from."""
+        cdef Py_ssize_t li
+        self.c.rng = NULL
+        for li in range(self.nlayers):
+            self.L[li].dropout_rng = NULL
 
     def __init__(self, dtype, list layers, str loss, Py_ssize_t batch,
                  bint output_logits=False):
@@ -272,7 +276,7 @@ cdef class Plan:
         cdef Py_ssize_t in_dim = self.L[0].fan_in
         cdef Py_ssize_t out_dim = self.L[self.nlayers - 1].units
         n = len(x) if cnp.PyArray_Check(x) and cnp.PyArray_NDIM(x) >= 1 else -1
-        data.x = <void*>_read_ptr("x", x, t, (n, in_dim))
+        data.x = _ptr("x", x, t, (n, in_dim), False)
         data.y = NULL
         data.labels = NULL
         data.n = n
@@ -284,7 +288,7 @@ cdef class Plan:
                 raise ValueError(f"labels must be in [0, {out_dim})")
             data.labels = <cnp.int64_t*>cnp.PyArray_DATA(labels)
         else:
-            data.y = <void*>_read_ptr("y", y, t, (n, out_dim))
+            data.y = _ptr("y", y, t, (n, out_dim), False)
         return 0
 
     cdef int _check_steps(self, RunData* data, orders, Py_ssize_t first, Py_ssize_t last,
@@ -482,9 +486,7 @@ cdef class Plan:
                     # the orders taken left it.
                     self._rewind(shuffle_loan, data.n)
                 self.c.prefetch = NULL
-            self.c.rng = NULL
-            for li in range(self.nlayers):
-                self.L[li].dropout_rng = NULL
+            self._clear_generators()
             for loan in reversed(loans):
                 loan.give_back()
         return 0
