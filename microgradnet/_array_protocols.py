@@ -16,19 +16,15 @@ from typing import Any
 import numpy as np
 
 from . import functional as F
-from .autograd import Tensor, _bump_version, is_grad_enabled
+from .autograd import Tensor, _bump_version, as_tensor, is_grad_enabled
 
 __all__ = ["array_function", "array_ufunc"]
-
-
-def _identity(a: Any) -> Tensor:
-    return a if isinstance(a, Tensor) else Tensor(a)
 
 
 # ufunc -> the op computing it (in the graph)
 UFUNC_OPS: dict[np.ufunc, Callable[..., Tensor]] = {
     np.add: F.add, np.subtract: F.sub, np.multiply: F.mul, np.divide: F.div,
-    np.power: F.pow, np.negative: F.neg, np.positive: _identity, np.exp: F.exp,
+    np.power: F.pow, np.negative: F.neg, np.positive: as_tensor, np.exp: F.exp,
     np.log: F.log, np.sqrt: F.sqrt, np.absolute: F.abs, np.maximum: F.maximum,
     np.minimum: F.minimum, np.tanh: F.tanh, np.matmul: F.matmul,
     # comparisons give bool tensors outside the graph, as the operators do
