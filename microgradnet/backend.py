@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from types import ModuleType
 
 from . import _reference
-from ._build_hint import build_hint
 from ._kernel_modules import KERNEL_SET_MODULES, THREAD_COUNT_MODULES
 
 __all__ = ["backend_name", "BACKENDS", "get_num_threads", "kernel_table", "kernels", "set_backend",
@@ -53,6 +52,8 @@ def _load(name: str) -> dict:
             try:
                 modules.append(importlib.import_module(f"microgradnet._kernels.{mod}"))
             except ImportError as exc:
+                from ._build_hint import build_hint  # only when the kernels fail to load
+
                 raise ImportError(build_hint(exc)) from exc
         table = {}
         for module in modules:
