@@ -55,11 +55,36 @@
     for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
     return out;
   }
-  // A grid from the server: {res, b64} of res*res uint8, 0 -> -1 and 255 -> +1, first row = top.
+  // A grid from the server: {res, lo, hi, b64}: res*res (2-D, row 0 at the top) or res (1-D)
+  // bytes, value = lo + (hi - lo) * byte / 255.
   function decodeGrid(g) {
-    if (!g || !g.b64) return null;
+    if (!g || typeof g.b64 !== "string") return null;
     if (!g._bytes) g._bytes = b64bytes(g.b64);
     return g._bytes;
+  }
+  function gridValues(g) {
+    const bytes = decodeGrid(g);
+    if (!bytes) return null;
+    const lo = g.lo || 0, span = (g.hi || 0) - lo, out = new Float64Array(bytes.length);
+    for (let i = 0; i < bytes.length; i++) out[i] = lo + span * bytes[i] / 255;
+    return out;
+  }
+  // The colours of a grid's 256 byte values when `scale` maps a value to [-1, 1].
+  const lutBuf = new Uint8ClampedArray(256 * 4);
+  function gridLut(g, scale, base) {
+    const lo = g.lo || 0, span = (g.hi || 0) - lo;
+    for (let b = 0; b < 256; b++) {
+      const t = Math.max(-1, Math.min(1, scale(lo + span * b / 255)));
+      const k = Math.round((t + 1) / 2 * 255) * 4;
+      lutBuf[b * 4] = base[k]; lutBuf[b * 4 + 1] = base[k + 1]; lutBuf[b * 4 + 2] = base[k + 2];
+      lutBuf[b * 4 + 3] = 255;
+    }
+    return lutBuf;
+  }
+  // Neurons: 0 is white, the sign is the hue, the grid's largest |value| full colour.
+  function symScale(g) {
+    const m = Math.max(Math.abs(g.lo || 0), Math.abs(g.hi || 0)) || 1;
+    return (v) => v / m;
   }
   const scratch = {};  // res -> {canvas, ctx, image}: reused, nothing allocated per frame
   function gridCanvas(bytes, res, lut) {
@@ -78,51 +103,74 @@
     s.ctx.putImageData(s.image, 0, 0);
     return s.c;
   }
-  function drawGrid(ctx, g, x, y, w, h, lut) {
+  // A 2-D grid as a heat map in the box (x, y, w, h); scale: value -> [-1, 1].
+  function drawGrid(ctx, g, x, y, w, h, scale, base) {
     const bytes = decodeGrid(g);
     if (!bytes || bytes.length !== g.res * g.res) return false;
+    const lut = g.lut || gridLut(g, scale || symScale(g), base || LUT);
     ctx.imageSmoothingEnabled = true;
-    ctx.drawImage(gridCanvas(bytes, g.res, lut || LUT), x, y, w, h);
+    ctx.drawImage(gridCanvas(bytes, g.res, lut), x, y, w, h);
+    return true;
+  }
+  // A 1-D grid (a curve over the domain) as a line in the box, its own range filling it.
+  function drawCurve(ctx, g, x, y, w, h, dead) {
+    const v = gridValues(g);
+    if (!v || v.length < 2) return false;
+    const m = Math.max(Math.abs(g.lo || 0), Math.abs(g.hi || 0)) || 1;
+    ctx.fillStyle = dead ? "#ddd" : "#fafafa";
+    ctx.fillRect(x, y, w, h);
+    ctx.strokeStyle = "#ccc"; ctx.lineWidth = 1;
+    ctx.beginPath(); ctx.moveTo(x, y + h / 2); ctx.lineTo(x + w, y + h / 2); ctx.stroke();
+    ctx.strokeStyle = dead ? "#888" : "#0877bd"; ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    for (let i = 0; i < v.length; i++) {
+      const px = x + i / (v.length - 1) * w, py = y + h / 2 - v[i] / m * (h / 2 - 2);
+      if (i) ctx.lineTo(px, py); else ctx.moveTo(px, py);
+    }
+    ctx.stroke(); ctx.lineWidth = 1;
     return true;
   }
 
   // ------------------------------------------------------------------ setting <-> URL hash
-  // Every key of the setting, in the hash as key=value; lists comma-joined. Types come from
-  // the server's default setting, so a hand-edited link is read back with the right types.
-  function settingToHash(s) {
-    const parts = [];
-    for (const k of Object.keys(s)) {
-      const v = s[k];
-      parts.push(encodeURIComponent(k) + "=" + encodeURIComponent(Array.isArray(v) ? v.join(",") : v));
-    }
-    return "#" + parts.join("&");
+  // Every key of the setting, in the hash as key=value (lists comma-joined), then run B's
+  // differing fields as b.key=value. Types come from the server's default setting, so a
+  // link is read back with the types the server expects.
+  function pairs(s, prefix) {
+    return Object.keys(s).map((k) => encodeURIComponent(prefix + k) + "=" +
+      encodeURIComponent(Array.isArray(s[k]) ? s[k].join(",") : s[k]));
   }
+  function settingToHash(s, b) {
+    return "#" + pairs(s, "").concat(b ? pairs(b, "b.") : []).join("&");
+  }
+  function parseValue(raw, d) {
+    if (Array.isArray(d)) {
+      const items = raw === "" ? [] : raw.split(",");
+      const numeric = d.length ? typeof d[0] === "number" : /^-?[\d.]+$/.test(items[0] || "");
+      return numeric ? items.map((v) => (v.trim() === "" ? NaN : Number(v))) : items;
+    }
+    if (typeof d === "number") return raw.trim() === "" ? NaN : Number(raw);
+    if (typeof d === "boolean") return raw === "true" || raw === "1";
+    return raw;
+  }
+  // {setting, setting_b} from a hash (null when it holds nothing).
   function hashToSetting(hash, defaults) {
-    const out = {};
     const h = hash.replace(/^#/, "");
     if (!h) return null;
+    const setting = {};
+    let b = null;
     for (const part of h.split("&")) {
       if (!part) continue;
       const i = part.indexOf("=");
-      const k = decodeURIComponent(i < 0 ? part : part.slice(0, i));
+      let k = decodeURIComponent(i < 0 ? part : part.slice(0, i));
       const raw = i < 0 ? "" : decodeURIComponent(part.slice(i + 1));
-      const d = defaults ? defaults[k] : undefined;
-      if (Array.isArray(d)) {
-        const items = raw === "" ? [] : raw.split(",");
-        const numeric = d.length ? typeof d[0] === "number" : /^-?\d+$/.test(items[0] || "");
-        out[k] = numeric ? items.map(Number) : items;
-      } else if (typeof d === "number") {
-        out[k] = raw === "" ? NaN : Number(raw);
-      } else if (typeof d === "boolean") {
-        out[k] = raw === "true" || raw === "1";
-      } else {
-        out[k] = raw;
-      }
+      let into = setting;
+      if (k.startsWith("b.")) { k = k.slice(2); b = b || {}; into = b; }
+      into[k] = parseValue(raw, defaults ? defaults[k] : undefined);
     }
-    return out;
+    return { setting, setting_b: b };
   }
   function writeHash() {
-    const h = settingToHash(state.setting);
+    const h = settingToHash(state.setting, state.ab.on ? state.ab.full : null);
     if (location.hash !== h) {
       state.hashOwn = h;
       history.replaceState(null, "", h);
@@ -134,53 +182,73 @@
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
     const ws = new WebSocket(`${proto}//${location.host}/ws`);
     state.ws = ws;
-    ws.onopen = () => { sendSetup(); if (!state.heatmaps) send({ op: "heatmaps", on: false }); };
+    ws.onopen = () => {
+      if (!state.heatmaps) send({ op: "heatmaps", on: false });
+      sendSetup();
+    };
     ws.onmessage = (ev) => {
       let msg;
       try { msg = JSON.parse(ev.data); } catch (e) { showError("The server sent a message that is not JSON."); return; }
       onMessage(msg);
     };
     ws.onclose = () => {
-      setPlaying(false);
+      setPlaying(false, true);
       showError("The connection to the server closed. Reload the page when it runs again.");
     };
   }
   function send(msg) {
     if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(msg));
   }
-  function sendSetup() {
-    clearRun("A"); clearRun("B");
-    send({ op: "setup", setting: state.setting });
-    if (state.ab.on) send({ op: "ab", setting_b: settingB() });
+  // The setting (and run B's differing fields when comparing) to the server, which answers
+  // with "setup" (the checked setting), "data" and a first frame, or with an error.
+  function sendSetup(preset) {
+    const msg = { op: "setup", setting: state.setting };
+    if (preset) msg.preset = preset;
+    else if (state.ab.on) msg.setting_b = settingB();
+    send(msg);
   }
 
   function onMessage(msg) {
     switch (msg.type) {
-      case "data": state.data = msg; clearErrors(); state.dirty = true; break;
+      case "setup": onSetup(msg); break;
+      case "data": state.data = msg; state.dirty = true; break;
       case "frame": onFrame(msg); break;
       case "state": if ("playing" in msg) setPlaying(!!msg.playing, true); break;
       case "export": onExport(msg); break;
-      case "error": showError(msg.message || "error", msg.field); break;
+      case "error": showError(msg.message || "error"); break;
       default: break;
     }
+  }
+  // The server's checked setting becomes the page's (canonical order of features, numbers
+  // as the server holds them), so the URL is what the server trains.
+  function onSetup(msg) {
+    clearErrors();
+    clearRun("A"); clearRun("B");
+    clearWarnings();
+    state.setting = msg.setting;
+    state.ab.on = !!msg.setting_b;
+    state.ab.full = msg.setting_b || null;
+    state.paths = msg.paths || {};
+    writeHash();
+    renderControls();
+    renderAB();
   }
 
   function onFrame(f) {
     stats.framesReceived++;
     const run = state.runs[f.run === "B" ? "B" : "A"];
     run.frame = f;
-    if (typeof f.train_loss === "number") {
-      const last = run.loss[run.loss.length - 1];
-      if (!last || last.step !== f.step) {
-        run.loss.push({ step: f.step, train: f.train_loss, test: f.test_loss });
-        if (f.grad_norms) run.grads.push(f.grad_norms);
-        run.stepsAt.push([performance.now(), f.step]);
-        if (run.loss.length > 2000) thin(run);
-      }
+    const last = run.loss[run.loss.length - 1];
+    if (!last || last.step !== f.step) {
+      run.loss.push({ step: f.step, train: num(f.train_loss), test: num(f.test_loss) });
+      if (f.grad_norms) run.grads.push(f.grad_norms.map(num));
+      run.stepsAt.push([performance.now(), f.step]);
+      if (run.loss.length > 2000) thin(run);
     }
     if (f.warnings && f.warnings.length) addWarnings(f.warnings, f.run);
     state.dirty = true;
   }
+  function num(v) { return typeof v === "number" ? v : NaN; }  // JSON null: not finite
   function thin(run) {  // keep the charts' cost bounded on long runs: every other point
     run.loss = run.loss.filter((_, i) => i % 2 === 0);
     run.grads = run.grads.filter((_, i) => i % 2 === 0);
@@ -189,8 +257,11 @@
   function clearRun(name) { state.runs[name] = newRun(); state.dirty = true; }
 
   // ------------------------------------------------------------------ errors and warnings
-  function showError(message, field) {
+  function showError(message) {
     state.errors.push(message);
+    // The server's messages start with the field they are about ("learning_rate must ...").
+    const m = /^(?:setting_b: )?([a-z_]+)/.exec(message);
+    const field = m && state.setting && m[1] in state.setting ? m[1] : null;
     const box = $("errors");
     box.hidden = false;
     box.textContent = message;
@@ -230,19 +301,18 @@
     b.innerHTML = on ? "&#10073;&#10073;" : "&#9654;";
     if (!fromServer) send({ op: on ? "play" : "pause" });
   }
-  function changeSetting(patch, keepPreset) {
+  function changeSetting(patch) {
     Object.assign(state.setting, patch);
-    if (!keepPreset) $("preset").value = "";
+    $("preset").value = "";
     writeHash();
-    clearWarnings();
     renderControls();
     sendSetup();
   }
 
   // Hyper-parameters in the top bar: [key, label, kind, choices key in options].
   const HYPER = [
-    ["problem", "Problem type", "select", "problems"],
     ["activation", "Activation", "select", "activations"],
+    ["output_activation", "Output", "select", "output_activations"],
     ["initializer", "Initializer", "select", "initializers"],
     ["optimizer", "Optimizer", "select", "optimizers"],
     ["learning_rate", "Learning rate", "number", null],
@@ -251,11 +321,13 @@
     ["regularization_rate", "Reg. rate", "number", null],
     ["batch_size", "Batch size", "number", null],
     ["seed", "Seed", "number", null],
+    ["steps_per_frame", "Steps/frame", "number", null],
   ];
   const DATAPARAMS = [
-    ["noise", "Noise", 0, 0.5, 0.01],
+    ["noise", "Noise", 0, 1, 0.01],
     ["train_ratio", "Training data ratio", 0.1, 0.9, 0.05],
   ];
+  const DATANUMBERS = [["points", "Points"], ["data_seed", "Data seed"]];
 
   function field(key, label, input) {
     const f = document.createElement("div");
@@ -314,9 +386,15 @@
       el.addEventListener("change", () => changeSetting({ [key]: Number(el.value) }));
       dp.appendChild(f);
     }
+    for (const [key, label] of DATANUMBERS) {
+      if (!(key in state.setting)) continue;
+      const el = makeInput(key, "number");
+      el.addEventListener("change", () => changeSetting({ [key]: readInput(el, "number") }));
+      dp.appendChild(field(key, label, el));
+    }
     const ds = $("datasets");
     ds.textContent = "";
-    for (const name of o.datasets) {
+    for (const name of Object.keys(o.datasets)) {
       const b = document.createElement("button");
       b.dataset.dataset = name;
       b.title = name;
@@ -339,13 +417,9 @@
       const p = o.presets[ps.value];
       if (!p) return;
       setPlaying(false);
-      state.setting = Object.assign({}, o.defaults, p.setting || p);
-      changeSetting({}, true);
-      if (p.setting_b) {
-        state.ab = { on: true, field: null, value: null, full: p.setting_b };
-        renderAB();
-        send({ op: "ab", setting_b: settingB() });
-      }
+      // The server applies the preset (and its A/B partner) and answers with the setting.
+      state.setting = Object.assign({}, p.setting);
+      sendSetup(ps.value);
     });
     buildAB();
   }
@@ -355,6 +429,10 @@
     for (const [key, , kind] of HYPER) {
       const el = $("ctl-" + key);
       if (el) el.value = kind === "select" ? s[key] : (Number.isFinite(s[key]) ? s[key] : "");
+    }
+    for (const [key] of DATANUMBERS) {
+      const el = $("ctl-" + key);
+      if (el) el.value = Number.isFinite(s[key]) ? s[key] : "";
     }
     for (const [key] of DATAPARAMS) {
       const el = $("ctl-" + key);
@@ -415,20 +493,11 @@
     }
     sel.value = state.ab.field || "activation";
     sel.addEventListener("change", () => { state.ab.field = sel.value; state.ab.value = null; abValueInput(); });
+    // The server answers with "setup" (setting_b set or null): that switches the view.
     $("ab-toggle").addEventListener("click", () => {
-      if (state.ab.on) {
-        state.ab.on = false;
-        state.ab.full = null;
-        send({ op: "ab_off" });
-        clearRun("B");
-      } else {
-        state.ab.on = true;
-        state.ab.field = sel.value;
-        state.ab.value = readAB();
-        clearRun("A"); clearRun("B");
-        send({ op: "ab", setting_b: settingB() });
-      }
-      renderAB();
+      setPlaying(false);
+      if (state.ab.on) send({ op: "ab_off" });
+      else send({ op: "ab", setting_b: { [sel.value]: readAB() } });
     });
     abValueInput();
   }
@@ -462,10 +531,7 @@
     }
     return readInput(el, kind);
   }
-  function settingB() {
-    if (state.ab.full) return Object.assign({}, state.setting, state.ab.full);
-    return Object.assign({}, state.setting, { [state.ab.field]: state.ab.value });
-  }
+  function settingB() { return Object.assign({}, state.ab.full || {}); }
   function renderAB() {
     $("ab-toggle").classList.toggle("on", state.ab.on);
     $("ab-toggle").textContent = state.ab.on ? "Stop comparing" : "Compare";
@@ -473,35 +539,38 @@
     let diff = "";
     if (state.ab.on) {
       const b = settingB();
-      diff = Object.keys(b).filter((k) => JSON.stringify(b[k]) !== JSON.stringify(state.setting[k]))
-        .map((k) => `${k}=${Array.isArray(b[k]) ? b[k].join(",") : b[k]}`).join(", ");
+      diff = Object.keys(b).map((k) => `${k}=${Array.isArray(b[k]) ? b[k].join(",") : b[k]}`)
+        .join(", ");
     }
     $("b-diff").textContent = diff ? `(${diff})` : "";
     state.dirty = true;
   }
 
   // ------------------------------------------------------------------ the network diagram
-  const NODE = 40, FEAT = 34, COLW = 104, TOP = 58;
+  // Columns: the inputs (every feature of 2-D data, the chosen ones bright; x for 1-D data),
+  // each hidden layer, the output unit. A column wider than 8 units (a preset's 1x60) gets
+  // smaller boxes so that it fits the height of 8.
+  const NODE = 40, FEAT = 34, COLW = 104, TOP = 58, PITCH = NODE + 12, LEFT = 60;
   let layout = null;
-  function enabledFeatures() {
-    if (state.data && Array.isArray(state.data.features)) return state.data.features;
-    return state.setting.features || [];
+  function dims() {
+    const d = state.options.datasets[state.setting.dataset];
+    return d ? d.dims : 2;
   }
   function layoutNetwork() {
     const s = state.setting;
-    const feats = state.options.features || [];
-    const hidden = s.layers;
-    const cols = [];
-    const maxRows = Math.max(feats.length, ...hidden, 1);
-    const H = TOP + maxRows * (NODE + 12) + 30;
-    // input column: every feature the server offers, the enabled ones bright
-    cols.push(feats.map((name, i) => ({ x: 60, y: TOP + i * (FEAT + 12), size: FEAT, name })));
-    hidden.forEach((n, l) => {
+    const inputs = dims() === 1 ? ["x"] : (state.options.features || []);
+    const widths = [...s.layers, 1];
+    const rows = Math.max(inputs.length, 8);
+    const H = TOP + rows * PITCH + 24;
+    const cols = [inputs.map((name, i) => ({ x: LEFT, y: TOP + i * (FEAT + 12), size: FEAT, name }))];
+    widths.forEach((n, l) => {
+      const pitch = Math.min(PITCH, rows * PITCH / n);
+      const size = pitch === PITCH ? NODE : Math.max(2, pitch * 0.8);
       const col = [];
-      for (let i = 0; i < n; i++) col.push({ x: 60 + (l + 1) * COLW, y: TOP + i * (NODE + 12), size: NODE });
+      for (let i = 0; i < n; i++) col.push({ x: LEFT + (l + 1) * COLW, y: TOP + i * pitch, size });
       cols.push(col);
     });
-    const W = 60 + (hidden.length + 1) * COLW + 30;
+    const W = LEFT + widths.length * COLW + NODE + 10;
     layout = { cols, W, H };
     const cv = $("netcanvas");
     const dpr = window.devicePixelRatio || 1;
@@ -514,83 +583,87 @@
   function buildOverlay() {
     const ov = $("netoverlay");
     ov.textContent = "";
-    const s = state.setting, lim = (state.options.limits || {});
-    const maxN = lim.max_neurons || 8;
+    const s = state.setting, lim = state.options.limits || {};
+    const maxN = lim.editor_units || 8, maxL = lim.editor_layers || 6;
     const feats = state.options.features || [];
     const on = new Set(s.features || []);
     layout.cols[0].forEach((nd) => {
-      const box = document.createElement("div");
-      box.className = "featbox";
-      box.dataset.feature = nd.name;
-      box.title = (on.has(nd.name) ? "Disable " : "Enable ") + nd.name;
-      Object.assign(box.style, { left: nd.x + "px", top: nd.y + "px", width: nd.size + "px", height: nd.size + "px" });
-      box.addEventListener("click", () => {
-        const next = feats.filter((f) => (f === nd.name ? !on.has(f) : on.has(f)));
-        changeSetting({ features: next });
-      });
+      if (dims() === 2) {
+        const box = document.createElement("div");
+        box.className = "featbox";
+        box.dataset.feature = nd.name;
+        box.title = (on.has(nd.name) ? "Stop using " : "Use ") + nd.name;
+        Object.assign(box.style, { left: nd.x + "px", top: nd.y + "px", width: nd.size + "px", height: nd.size + "px" });
+        box.addEventListener("click", () => {
+          const next = feats.filter((f) => (f === nd.name ? !on.has(f) : on.has(f)));
+          changeSetting({ features: next });
+        });
+        ov.append(box);
+      }
       const lab = document.createElement("div");
       lab.className = "featlabel";
       lab.textContent = nd.name;
       Object.assign(lab.style, { left: nd.x - 50 + "px", top: nd.y + nd.size / 2 - 7 + "px" });
-      ov.append(box, lab);
+      ov.append(lab);
     });
-    s.layers.forEach((n, l) => {
-      const ctl = document.createElement("div");
-      ctl.className = "layerctl";
-      const x = 60 + (l + 1) * COLW;
-      Object.assign(ctl.style, { left: x - 12 + "px", top: "4px" });
-      const plus = document.createElement("button");
-      plus.className = "pm"; plus.textContent = "+"; plus.title = `Add a neuron to layer ${l + 1}`;
-      plus.dataset.layer = l; plus.dataset.act = "add";
-      const minus = document.createElement("button");
-      minus.className = "pm"; minus.innerHTML = "&minus;"; minus.title = `Remove a neuron from layer ${l + 1}`;
-      minus.dataset.layer = l; minus.dataset.act = "remove";
-      plus.disabled = n >= maxN;
-      minus.disabled = n <= 1;
-      plus.onclick = () => { const ls = s.layers.slice(); ls[l] = Math.min(maxN, ls[l] + 1); changeSetting({ layers: ls }); };
-      minus.onclick = () => { const ls = s.layers.slice(); ls[l] = Math.max(1, ls[l] - 1); changeSetting({ layers: ls }); };
-      const lab = document.createElement("span");
-      lab.textContent = `${n} neuron${n === 1 ? "" : "s"}`;
-      ctl.append(plus, minus);
-      const wrap = document.createElement("div");
-      wrap.className = "layerlabel";
-      wrap.style.left = x - 12 + "px"; wrap.style.top = "26px";
-      wrap.appendChild(lab);
+    const nl = s.layers.length;
+    layout.cols.slice(1).forEach((col, l) => {
+      const x = LEFT + (l + 1) * COLW;
+      const n = col.length;
+      if (l < nl) {
+        const ctl = document.createElement("div");
+        ctl.className = "layerctl";
+        Object.assign(ctl.style, { left: x - 4 + "px", top: "4px" });
+        const plus = document.createElement("button");
+        plus.className = "pm"; plus.textContent = "+"; plus.title = `Add a neuron to layer ${l + 1}`;
+        plus.id = `layer-${l}-add`;
+        const minus = document.createElement("button");
+        minus.className = "pm"; minus.innerHTML = "&minus;"; minus.title = `Remove a neuron from layer ${l + 1}`;
+        minus.id = `layer-${l}-remove`;
+        plus.disabled = n >= maxN;
+        minus.disabled = n <= 1;
+        plus.onclick = () => { const ls = s.layers.slice(); ls[l] = Math.min(maxN, ls[l] + 1); changeSetting({ layers: ls }); };
+        minus.onclick = () => { const ls = s.layers.slice(); ls[l] = Math.max(1, ls[l] - 1); changeSetting({ layers: ls }); };
+        ctl.append(plus, minus);
+        ov.append(ctl);
+      }
+      const lab = document.createElement("div");
+      lab.className = "layerlabel";
+      lab.textContent = l < nl ? `${n} neuron${n === 1 ? "" : "s"}` : "output";
+      Object.assign(lab.style, { left: x - 4 + "px", top: "28px" });
       const dead = document.createElement("div");
       dead.className = "deadfrac";
       dead.id = "dead-" + l;
-      const col = layout.cols[l + 1];
       const last = col[col.length - 1];
       Object.assign(dead.style, { left: x - 10 + "px", top: last.y + last.size + 4 + "px" });
-      ov.append(ctl, wrap, dead);
+      ov.append(lab, dead);
     });
-    const maxL = lim.max_layers || 6;
-    $("layer-add").disabled = s.layers.length >= maxL;
-    $("layer-remove").disabled = s.layers.length === 0;
+    $("layer-add").disabled = nl >= maxL;
+    $("layer-remove").disabled = nl === 0;
   }
 
   function drawNetwork() {
-    const run = state.runs.A, f = run.frame;
+    const f = state.runs.A.frame;
     const ctx = $("netcanvas").getContext("2d");
     const { cols, W, H } = layout;
     ctx.clearRect(0, 0, W, H);
-    const on = new Set(enabledFeatures());
+    const oneD = dims() === 1;
+    const on = new Set(oneD ? ["x"] : state.setting.features || []);
     const inputs = cols[0].filter((nd) => on.has(nd.name));
-    // links: weights[l][i][j] from node i of column l to node j of column l+1 (Keras layout)
-    const weights = f && f.weights;
-    const colsIn = [inputs, ...cols.slice(1)];
-    const outNode = { x: W - 24, y: TOP + 4, size: 12 };
-    colsIn.push([outNode]);
-    if (weights) {
-      for (let l = 0; l < colsIn.length - 1 && l < weights.length; l++) {
-        const a = colsIn[l], b = colsIn[l + 1], w = weights[l];
+    // Links: kernels[l][i][j] joins unit i of column l to unit j of column l + 1 (Keras
+    // layout); width by |w| relative to the layer's largest, blue positive, orange negative.
+    const kernels = f && f.weights && f.weights.kernels;
+    const linked = [inputs, ...cols.slice(1)];
+    if (kernels) {
+      for (let l = 0; l < linked.length - 1 && l < kernels.length; l++) {
+        const a = linked[l], b = linked[l + 1], w = kernels[l];
         let max = 1e-12;
         for (const row of w) for (const v of row) max = Math.max(max, Math.abs(v));
         for (let i = 0; i < a.length && i < w.length; i++) {
           for (let j = 0; j < b.length && j < w[i].length; j++) {
             const v = w[i][j];
-            ctx.strokeStyle = v >= 0 ? "rgba(8,119,189,0.75)" : "rgba(245,147,34,0.8)";
-            ctx.lineWidth = Math.max(0.4, Math.min(6, Math.abs(v) / max * 6));
+            ctx.strokeStyle = v >= 0 ? "rgba(8,119,189,0.7)" : "rgba(245,147,34,0.75)";
+            ctx.lineWidth = Math.max(0.3, Math.abs(v) / max * 5);
             const x0 = a[i].x + a[i].size, y0 = a[i].y + a[i].size / 2;
             const x1 = b[j].x, y1 = b[j].y + b[j].size / 2;
             ctx.beginPath();
@@ -601,83 +674,87 @@
         }
       }
     }
-    // input features: computed here from the input plane, the same for every frame
+    // Inputs: computed here from the input plane (the same every frame).
     cols[0].forEach((nd) => {
-      const g = featureGrid(nd.name);
       ctx.globalAlpha = on.has(nd.name) ? 1 : 0.25;
-      if (!g || !drawGrid(ctx, g, nd.x, nd.y, nd.size, nd.size)) {
-        ctx.fillStyle = "#eee"; ctx.fillRect(nd.x, nd.y, nd.size, nd.size);
-      }
+      const g = featureGrid(nd.name);
+      const drawn = g && (oneD ? drawCurve(ctx, g, nd.x, nd.y, nd.size, nd.size, false)
+        : drawGrid(ctx, g, nd.x, nd.y, nd.size, nd.size));
+      if (!drawn) { ctx.fillStyle = "#eee"; ctx.fillRect(nd.x, nd.y, nd.size, nd.size); }
       ctx.globalAlpha = 1;
       ctx.strokeStyle = on.has(nd.name) ? "#333" : "#bbb";
       ctx.lineWidth = 1;
       ctx.strokeRect(nd.x + 0.5, nd.y + 0.5, nd.size - 1, nd.size - 1);
     });
-    const neurons = f && f.neurons;
+    // Units: the heat map of each one's output over the input plane (a curve over x for 1-D
+    // data); a dead unit greyed and dashed, its layer's dead fraction below the column.
+    const neurons = state.heatmaps && f && f.neurons;
     cols.slice(1).forEach((col, l) => {
-      const layerN = neurons && neurons[l];
+      const grids = neurons && neurons[l];
+      const dead = f && f.dead && f.dead[l];
       col.forEach((nd, i) => {
-        const cell = layerN && layerN[i];
-        const dead = !!(cell && cell.dead);
+        const g = grids && grids[i];
+        const isDead = !!(dead && dead[i]);
         let drawn = false;
-        if (state.heatmaps && cell) drawn = drawGrid(ctx, cell, nd.x, nd.y, nd.size, nd.size, dead ? GREY : LUT);
-        if (!drawn) { ctx.fillStyle = dead ? "#ccc" : "#f3f3f3"; ctx.fillRect(nd.x, nd.y, nd.size, nd.size); }
-        ctx.strokeStyle = dead ? "#999" : "#333";
-        ctx.setLineDash(dead ? [3, 2] : []);
-        ctx.strokeRect(nd.x + 0.5, nd.y + 0.5, nd.size - 1, nd.size - 1);
-        ctx.setLineDash([]);
-        if (dead) {
-          ctx.fillStyle = "#666"; ctx.font = "10px sans-serif";
+        if (g) {
+          drawn = oneD ? drawCurve(ctx, g, nd.x, nd.y, nd.size, nd.size, isDead)
+            : drawGrid(ctx, g, nd.x, nd.y, nd.size, nd.size, null, isDead ? GREY : LUT);
+        }
+        if (!drawn) { ctx.fillStyle = isDead ? "#ccc" : "#f3f3f3"; ctx.fillRect(nd.x, nd.y, nd.size, nd.size); }
+        if (nd.size >= 8) {
+          ctx.strokeStyle = isDead ? "#999" : "#333";
+          ctx.setLineDash(isDead ? [3, 2] : []);
+          ctx.strokeRect(nd.x + 0.5, nd.y + 0.5, nd.size - 1, nd.size - 1);
+          ctx.setLineDash([]);
+        }
+        if (isDead && nd.size >= 30) {
+          ctx.fillStyle = "#555"; ctx.font = "10px sans-serif";
           ctx.fillText("dead", nd.x + 8, nd.y + nd.size / 2 + 3);
         }
       });
       const el = $("dead-" + l);
       const df = f && f.dead_fraction ? f.dead_fraction[l] : null;
       if (el) {
-        el.textContent = typeof df === "number" ? `dead ${(df * 100).toFixed(0)}%` : "";
+        el.textContent = typeof df === "number" ? `dead ${Math.round(df * 100)}%` : "";
         el.classList.toggle("some", df > 0);
       }
     });
-    ctx.fillStyle = "#333";
-    ctx.beginPath(); ctx.arc(outNode.x + 6, outNode.y + 6, 6, 0, 2 * Math.PI); ctx.fill();
-    ctx.font = "10px sans-serif"; ctx.fillText("out", outNode.x - 2, outNode.y - 4);
   }
 
-  // The feature heat maps depend only on the input domain: made once per domain.
+  // The inputs' heat maps depend only on the domain: made once per feature and domain.
   const featureCache = {};
   const FEATURE_FN = {
     "x1": (a) => a, "x2": (a, b) => b, "x1^2": (a) => a * a, "x2^2": (a, b) => b * b,
     "x1x2": (a, b) => a * b, "sin x1": (a) => Math.sin(a), "sin x2": (a, b) => Math.sin(b),
-    "x": (a) => a, "x^2": (a) => a * a, "sin x": (a) => Math.sin(a),
+    "x": (a) => a,
   };
   function featureGrid(name) {
-    const dom = domain();
-    const key = name + "|" + dom.join(",");
+    const [lo, hi] = domain(), oneD = dims() === 1;
+    const key = `${name}|${lo}|${hi}|${oneD}`;
     if (featureCache[key]) return featureCache[key];
     const fn = FEATURE_FN[name];
     if (!fn) return null;
-    const res = 24, vals = new Float64Array(res * res);
+    const res = oneD ? 64 : 24, n = oneD ? res : res * res, vals = new Float64Array(n);
     let max = 1e-12;
-    for (let r = 0; r < res; r++) {
-      for (let c = 0; c < res; c++) {
-        const a = dom[0] + (c + 0.5) / res * (dom[1] - dom[0]);
-        const b = dom[3] - (r + 0.5) / res * (dom[3] - dom[2]);
-        const v = fn(a, b);
-        vals[r * res + c] = v;
-        max = Math.max(max, Math.abs(v));
-      }
+    for (let i = 0; i < n; i++) {
+      const c = i % res, r = Math.floor(i / res);
+      // as the server's grids: columns from x1 = lo, row 0 at x2 = hi
+      const v = fn(lo + c / (res - 1) * (hi - lo), hi - r / (res - 1) * (hi - lo));
+      vals[i] = v;
+      max = Math.max(max, Math.abs(v));
     }
-    const bytes = new Uint8Array(res * res);
-    for (let i = 0; i < vals.length; i++) bytes[i] = Math.round((vals[i] / max + 1) / 2 * 255);
-    const g = { res, _bytes: bytes, b64: "x" };
+    const bytes = new Uint8Array(n);
+    for (let i = 0; i < n; i++) bytes[i] = Math.round((vals[i] / max + 1) / 2 * 255);
+    const g = { res, lo: -max, hi: max, b64: "", _bytes: bytes };
     featureCache[key] = g;
     return g;
   }
+  // The drawn range of x (and of x1, x2): [lo, hi].
   function domain() {
     const d = state.data && state.data.domain;
-    if (Array.isArray(d) && d.length === 4) return d;
-    if (Array.isArray(d) && d.length === 2) return [d[0], d[1], d[0], d[1]];
-    return [-6, 6, -6, 6];
+    if (Array.isArray(d) && d.length === 2) return d;
+    const spec = state.options.datasets[state.setting.dataset];
+    return spec ? spec.domain : [-6, 6];
   }
 
   // ------------------------------------------------------------------ the output
@@ -688,36 +765,48 @@
     ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, W, H);
     if (!data) return;
     const showTest = $("show-test").checked;
-    const dom = domain();
-    const px = (x) => (x - dom[0]) / (dom[1] - dom[0]) * W;
+    const [lo, hi] = domain();
+    const px = (x) => (x - lo) / (hi - lo) * W;
     if (data.dims === 1) {
-      // 1-D regression: the points and the fitted curve, y on the vertical axis
-      const yr = data.y_range || [-1.5, 1.5];
-      const py = (y) => H - (y - yr[0]) / (yr[1] - yr[0]) * H;
+      // 1-D regression, as the seeds plot it: the points and the fitted curve
+      const yr = data.y_range || [-1, 1];
+      const pad = (yr[1] - yr[0]) * 0.15 || 1;
+      const y0 = yr[0] - pad, y1 = yr[1] + pad;
+      const py = (y) => H - (y - y0) / (y1 - y0) * H;
       ctx.strokeStyle = "#ddd"; ctx.beginPath(); ctx.moveTo(0, py(0)); ctx.lineTo(W, py(0)); ctx.stroke();
       const pts = (set, fill) => {
         ctx.fillStyle = fill;
         for (const p of set || []) { ctx.beginPath(); ctx.arc(px(p[0]), py(p[1]), 2.2, 0, 7); ctx.fill(); }
       };
-      pts(data.train, "rgba(8,119,189,0.7)");
-      if (showTest) pts(data.test, "rgba(60,60,60,0.7)");
-      const curve = f && f.curve;
+      pts(data.train, "rgba(8,119,189,0.65)");
+      if (showTest) pts(data.test, "rgba(60,60,60,0.65)");
+      const curve = f && f.output && gridValues(f.output);
       if (curve && curve.length > 1) {
+        ctx.save();
+        ctx.beginPath(); ctx.rect(0, 0, W, H); ctx.clip();
         ctx.strokeStyle = "#f59322"; ctx.lineWidth = 2.5; ctx.beginPath();
-        curve.forEach((y, i) => {
-          const x = dom[0] + i / (curve.length - 1) * (dom[1] - dom[0]);
-          if (i) ctx.lineTo(px(x), py(y)); else ctx.moveTo(px(x), py(y));
-        });
-        ctx.stroke(); ctx.lineWidth = 1;
+        for (let i = 0; i < curve.length; i++) {
+          const x = i / (curve.length - 1) * W, y = py(curve[i]);
+          if (i) ctx.lineTo(x, y); else ctx.moveTo(x, y);
+        }
+        ctx.stroke();
+        ctx.restore();
       }
       return;
     }
-    const py = (y) => (dom[3] - y) / (dom[3] - dom[2]) * H;
-    if (f && f.output) drawGrid(ctx, f.output, 0, 0, W, H);
+    const py = (y) => (hi - y) / (hi - lo) * H;
+    // classification: probability 0..1 -> -1..1; regression: the targets' largest |y| -> 1
+    let scale;
+    if (data.problem === "classification") scale = (v) => 2 * v - 1;
+    else {
+      const m = Math.max(...(data.y_range || [1]).map(Math.abs)) || 1;
+      scale = (v) => v / m;
+    }
+    if (f && f.output) drawGrid(ctx, f.output, 0, 0, W, H, scale);
     const dots = (set, stroke) => {
       ctx.strokeStyle = stroke;
       for (const p of set || []) {
-        ctx.fillStyle = colour(p[2]);
+        ctx.fillStyle = colour(scale(p[2]));
         ctx.beginPath(); ctx.arc(px(p[0]), py(p[1]), 3, 0, 7); ctx.fill(); ctx.stroke();
       }
     };
@@ -829,8 +918,6 @@
     if (state.dirty && layout) {
       state.dirty = false;
       drawAll();
-      // The server sends the next frame when this one is drawn (flow control: no backlog).
-      if (state.runs.A.frame && state.playing) send({ op: "ack" });
     }
     requestAnimationFrame(tick);
   }
@@ -839,9 +926,10 @@
   function onExport(msg) {
     state.lastExport = msg;
     const box = $("downloads");
-    if (msg.what === "code" && typeof msg.code === "string") {
-      $("code").value = msg.code;
-      const blob = new Blob([msg.code], { type: "text/x-python" });
+    if (msg.what === "code" && typeof msg.text === "string") {
+      $("code").value = msg.text;
+      $("code-download").download = msg.filename || "playground.py";
+      const blob = new Blob([msg.text], { type: "text/x-python" });
       const a = $("code-download");
       if (a.href.startsWith("blob:")) URL.revokeObjectURL(a.href);
       a.href = URL.createObjectURL(blob);
@@ -868,7 +956,7 @@
     $("regenerate").addEventListener("click", () => { clearRun("A"); clearRun("B"); send({ op: "regenerate" }); });
     $("layer-add").addEventListener("click", () => {
       const lim = state.options.limits || {};
-      if (state.setting.layers.length >= (lim.max_layers || 6)) return;
+      if (state.setting.layers.length >= (lim.editor_layers || 6)) return;
       changeSetting({ layers: state.setting.layers.concat([2]) });
     });
     $("layer-remove").addEventListener("click", () => changeSetting({ layers: state.setting.layers.slice(0, -1) }));
@@ -895,14 +983,18 @@
     });
     window.addEventListener("hashchange", () => {
       if (location.hash === state.hashOwn) return;
-      const s = hashToSetting(location.hash, state.options.defaults);
-      if (!s) return;
+      const h = hashToSetting(location.hash, state.options.defaults);
+      if (!h) return;
       setPlaying(false);
-      state.setting = Object.assign({}, state.options.defaults, s);
-      state.hashOwn = location.hash;
-      renderControls();
+      applyHash(h);
       sendSetup();
     });
+  }
+  function applyHash(h) {
+    state.setting = Object.assign({}, state.options.defaults, h.setting);
+    state.ab.on = !!h.setting_b;
+    state.ab.full = h.setting_b;
+    state.hashOwn = location.hash;
   }
 
   async function main() {
@@ -916,9 +1008,9 @@
       return;
     }
     state.options = opts;
-    const fromHash = hashToSetting(location.hash, opts.defaults);
-    state.setting = Object.assign({}, opts.defaults, fromHash || {});
-    if (!fromHash) writeHash(); else state.hashOwn = location.hash;
+    const h = hashToSetting(location.hash, opts.defaults);
+    if (h) applyHash(h);
+    else { state.setting = Object.assign({}, opts.defaults); writeHash(); }
     buildControls();
     renderControls();
     drawLegend();
