@@ -26,7 +26,7 @@ def __dir__() -> list[str]:
 
 def make(what: str, run: Run) -> tuple[str, str, bytes]:
     """(file name, content type, bytes) of one export of `run`."""
-    stem = f"playground_{run.setting['dataset']}_{run.name}"
+    stem = _stem(run)
     if what == "code":
         return f"{stem}.py", "text/x-python", code(run).encode("utf-8")
     if what == "npz":
@@ -34,6 +34,10 @@ def make(what: str, run: Run) -> tuple[str, str, bytes]:
     if what == "gif":
         return f"{stem}.gif", "image/gif", gif(run)
     return f"{stem}.mp4", "video/mp4", mp4(run)
+
+
+def _stem(run: Run) -> str:
+    return f"playground_{run.setting['dataset']}_{run.name}"
 
 
 # ---------------------------------------------------------------------- code
@@ -97,7 +101,7 @@ def code(run: Run) -> str:
     lines = [
         f'"""Exported from the microgradnet playground (run {run.name}): the {s["dataset"]} '
         f'data and\nthe model as set on the page, trained as the page trained it: this script '
-        f'reaches the\nsame weights, bit for bit.\n\nRun: python {spec.name}_playground.py '
+        f'reaches the\nsame weights, bit for bit.\n\nRun: python {_stem(run)}.py '
         f'[model.npz]  (saves the trained model when given a path)\n"""',
         "",
         "import sys",
