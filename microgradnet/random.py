@@ -6,11 +6,13 @@ a run reproducible to the bit.
 
 from __future__ import annotations
 
+import contextlib
 import random as _py_random
+from collections.abc import Iterator
 
 import numpy as np
 
-__all__ = ["generator", "manual_seed", "set_random_seed"]
+__all__ = ["generator", "manual_seed", "set_random_seed", "using_generator"]
 
 
 def __dir__() -> list[str]:
@@ -32,6 +34,21 @@ def manual_seed(seed: int) -> np.random.Generator:
 def generator() -> np.random.Generator:
     """Return the generator that microgradnet draws all its random numbers from."""
     return _generator if _generator is not None else _numpy_global()
+
+
+@contextlib.contextmanager
+def using_generator(gen: np.random.Generator) -> Iterator[np.random.Generator]:
+    """Draw from `gen` inside the block, then from the generator before it again (the
+    playground gives each session its own stream). Not thread-safe: hold a lock around it."""
+    global _generator
+    if not isinstance(gen, np.random.Generator):
+        raise TypeError(f"gen must be a numpy Generator, got {type(gen).__name__}")
+    saved = _generator
+    _generator = gen
+    try:
+        yield gen
+    finally:
+        _generator = saved
 
 
 def set_random_seed(seed: int) -> None:

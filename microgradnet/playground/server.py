@@ -1,0 +1,439 @@
+"""The playground's web server (aiohttp): the page, /api/options, downloads and the
+WebSocket /ws with one Session per connection. PROTOCOL.md documents the messages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from . import export
+from .session import Data, Run
+from .settings import DATA_FIELDS, LIMITS, PRESETS, SettingError, check, options
+
+__all__ = ["Handle", "ProtocolError", "Session", "dumps", "make_app", "run_blocking",
+           "start_in_thread"]
+
+STATIC = Path(__file__).parent / "static"
+MAX_FPS = 60  # frames a playing session sends per second at most (the page draws fewer)
+DOWNLOADS_PER_SESSION = 4
+
+
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not np, os, ...
+
+
+class ProtocolError(ValueError):
+    """A message the server refuses; the message says what was wrong."""
+
+
+def _finite(obj: Any) -> Any:
+    """obj with NaN and infinities as None (JSON has no such numbers)."""
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def dumps(msg: dict) -> str:
+    """A message as strict JSON."""
+    try:
+        return json.dumps(msg, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        return json.dumps(_finite(msg), allow_nan=False, separators=(",", ":"))
+
+
+class Session:
+    """One WebSocket's state: its setting, data, runs A (and B), playing or not."""
+
+    def __init__(self, app: web.Application, ws: web.WebSocketResponse) -> None:
+        self.app, self.ws = app, ws
+        self.setting: dict | None = None
+        self.setting_b: dict | None = None  # B's fields that differ from A
+        self.data: Data | None = None
+        self.runs: dict[str, Run] = {}
+        self.heatmaps = True
+        self.playing = False
+        self.task: asyncio.Task | None = None
+        self.busy = asyncio.Lock()  # one training call at a time
+        self.downloads: OrderedDict[str, tuple] = OrderedDict()
+
+    # ------------------------------------------------------------------ helpers
+    async def send(self, msg: dict) -> None:
+        if not self.ws.closed:
+            await self.ws.send_str(dumps(msg))
+
+    async def in_thread(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.app["executor"], fn, *args)
+
+    def _require_setup(self, op: str) -> None:
+        if not self.runs:
+            raise ProtocolError(f"{op}: send a setup message first")
+
+    async def _frames(self) -> None:
+        for name in sorted(self.runs):
+            run = self.runs[name]
+            await self.send(await self.in_thread(run.frame, self.heatmaps))
+            if run.diverged:
+                self.playing = False
+
+    # ------------------------------------------------------------------ ops
+    async def handle(self, msg: Any) -> None:
+        if not isinstance(msg, dict):
+            raise ProtocolError(f"a message must be a JSON object, got {type(msg).__name__}")
+        op = msg.get("op")
+        handler = {"setup": self.op_setup, "play": self.op_play, "pause": self.op_pause,
+                   "step": self.op_step, "reset": self.op_reset,
+                   "regenerate": self.op_regenerate, "ab": self.op_ab, "ab_off": self.op_ab_off,
+                   "export": self.op_export, "heatmaps": self.op_heatmaps}.get(op)
+        if handler is None:
+            raise ProtocolError(
+                f"unknown op {str(op)[:40]!r}; known: setup, play, pause, step, reset, "
+                "regenerate, ab, ab_off, export, heatmaps")
+        await handler(msg)
+
+    async def op_setup(self, msg: dict) -> None:
+        setting = msg.get("setting", {})
+        preset = msg.get("preset")
+        if preset is not None:
+            if preset not in PRESETS:
+                raise ProtocolError(f"unknown preset {str(preset)[:60]!r}; known: "
+                                    + ", ".join(PRESETS))
+            setting = {**PRESETS[preset]["setting"], **(setting or {})}
+        setting = check(setting)
+        setting_b = msg.get("setting_b")
+        if setting_b is None and preset is not None:
+            setting_b = PRESETS[preset].get("setting_b")
+        await self.pause()
+        async with self.busy:
+            await self._build(setting, setting_b)
+
+    async def _build(self, setting: dict, setting_b: dict | None) -> None:
+        full_b = self._check_b(setting, setting_b) if setting_b is not None else None
+        data = self.data if (self.data is not None and all(
+            self.data.setting[k] == setting[k] for k in DATA_FIELDS)) else None
+        if data is None:
+            data = await self.in_thread(Data, setting)
+        runs = {"A": await self.in_thread(Run, "A", setting, data)}
+        if full_b is not None:
+            runs["B"] = await self.in_thread(Run, "B", full_b, data)
+        self.setting, self.setting_b, self.data, self.runs = setting, setting_b, data, runs
+        await self.send({"type": "setup", "setting": setting, "setting_b": setting_b,
+                         "paths": {n: r.why_eager for n, r in runs.items()}})
+        await self.send(data.message())
+        await self._frames()
+
+    def _check_b(self, setting: dict, setting_b: Any) -> dict:
+        if not isinstance(setting_b, dict):
+            raise ProtocolError(f"setting_b must be a JSON object of the fields that differ, "
+                                f"got {type(setting_b).__name__}")
+        for k in DATA_FIELDS:
+            if k in setting_b and setting_b[k] != setting[k]:
+                raise ProtocolError(f"setting_b: {k} cannot differ from run A's (A/B runs "
+                                    f"share the data)")
+        try:
+            return check(setting_b, base=setting)
+        except SettingError as e:
+            raise ProtocolError(f"setting_b: {e}") from None
+
+    async def op_play(self, msg: dict) -> None:
+        self._require_setup("play")
+        if self.playing:
+            return
+        self.playing = True
+        self.task = asyncio.create_task(self._play())
+        self.app["tasks"].add(self.task)
+        self.task.add_done_callback(self.app["tasks"].discard)
+        await self.send({"type": "state", "playing": True})
+
+    async def _play(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self.playing and not self.ws.closed:
+                t0 = loop.time()
+                async with self.busy:
+                    if not self.playing:
+                        break
+                    if any(r.ops_full() for r in self.runs.values()):
+                        self.playing = False
+                        await self.send({"type": "error", "message": (
+                            "this run has alternated play and step too often to be "
+                            "exported; reset to go on")})
+                        break
+                    epochs = self.runs["A"].epochs_per_frame()
+                    for run in self.runs.values():
+                        await self.in_thread(run.fit, epochs)
+                    await self._frames()
+                wait = 1 / MAX_FPS - (loop.time() - t0)
+                await asyncio.sleep(max(wait, 0))
+        except Exception as e:  # a failed step must not pass silently: tell the page
+            self.playing = False
+            await self.send({"type": "error", "message": f"training stopped: {e}"})
+        finally:
+            if not self.ws.closed:
+                await self.send({"type": "state", "playing": False})
+
+    async def pause(self) -> None:
+        self.playing = False
+        if self.task is not None:
+            await self.task
+            self.task = None
+
+    async def op_pause(self, msg: dict) -> None:
+        await self.pause()
+
+    async def op_step(self, msg: dict) -> None:
+        self._require_setup("step")
+        await self.pause()
+        async with self.busy:
+            for run in self.runs.values():
+                await self.in_thread(run.step)
+            await self._frames()
+
+    async def op_reset(self, msg: dict) -> None:
+        self._require_setup("reset")
+        await self.pause()
+        async with self.busy:
+            await self._build(self.setting, self.setting_b)
+
+    async def op_regenerate(self, msg: dict) -> None:
+        self._require_setup("regenerate")
+        await self.pause()
+        setting = {**self.setting, "data_seed": (self.setting["data_seed"] + 1)
+                   % (LIMITS["max_seed"] + 1)}
+        async with self.busy:
+            await self._build(setting, self.setting_b)
+
+    async def op_ab(self, msg: dict) -> None:
+        self._require_setup("ab")
+        if "setting_b" not in msg:
+            raise ProtocolError("ab: setting_b is missing (the fields of run B that differ)")
+        await self.pause()
+        async with self.busy:
+            await self._build(self.setting, msg["setting_b"])
+
+    async def op_ab_off(self, msg: dict) -> None:
+        self._require_setup("ab_off")
+        await self.pause()
+        async with self.busy:
+            await self._build(self.setting, None)
+
+    async def op_heatmaps(self, msg: dict) -> None:
+        on = msg.get("on")
+        if not isinstance(on, bool):
+            raise ProtocolError(f"heatmaps: on must be true or false, got {on!r:.40}")
+        self.heatmaps = on
+
+    async def op_export(self, msg: dict) -> None:
+        self._require_setup("export")
+        what, name = msg.get("what"), msg.get("run", "A")
+        if what not in export.KINDS:
+            raise ProtocolError(f"export: unknown what {str(what)[:40]!r}; known: "
+                                + ", ".join(export.KINDS))
+        if name not in self.runs:
+            raise ProtocolError(f"export: run must be one of {', '.join(sorted(self.runs))}, "
+                                f"got {str(name)[:20]!r}")
+        async with self.busy:
+            try:
+                filename, ctype, body = await self.in_thread(export.make, what,
+                                                             self.runs[name])
+            except ValueError as e:  # nothing to animate yet, no ffmpeg for MP4
+                raise ProtocolError(f"export {what}: {e}") from None
+        token = secrets.token_urlsafe(16)
+        self.downloads[token] = (filename, ctype, body)
+        self.app["downloads"][token] = self
+        while len(self.downloads) > DOWNLOADS_PER_SESSION:
+            old, _ = self.downloads.popitem(last=False)
+            self.app["downloads"].pop(old, None)
+        reply = {"type": "export", "what": what, "run": name, "filename": filename,
+                 "url": f"/download/{token}", "size": len(body)}
+        if what == "code":
+            reply["text"] = body.decode("utf-8")
+        await self.send(reply)
+
+    def close(self) -> None:
+        self.playing = False
+        for token in self.downloads:
+            self.app["downloads"].pop(token, None)
+        self.downloads.clear()
+        self.runs = {}
+        self.data = None
+
+
+# ---------------------------------------------------------------------- handlers
+async def _index(request: web.Request) -> web.StreamResponse:
+    page = STATIC / "index.html"
+    if not page.exists():
+        return web.Response(text="the playground page is not installed (static/index.html)",
+                            status=404)
+    return web.FileResponse(page)
+
+
+async def _api_options(request: web.Request) -> web.Response:
+    return web.json_response(options(), dumps=dumps)
+
+
+async def _download(request: web.Request) -> web.Response:
+    session = request.app["downloads"].get(request.match_info["token"])
+    item = None if session is None else session.downloads.get(request.match_info["token"])
+    if item is None:
+        raise web.HTTPNotFound(text="no such download (it belongs to a closed or later page)")
+    filename, ctype, body = item
+    return web.Response(body=body, content_type=ctype, headers={
+        "Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+async def _websocket(request: web.Request) -> web.WebSocketResponse:
+    app = request.app
+    limit = LIMITS["max_message_bytes"]
+    # Up to 4x the limit arrives and gets an error message; beyond that aiohttp closes.
+    ws = web.WebSocketResponse(max_msg_size=4 * limit, heartbeat=30)
+    await ws.prepare(request)
+    if len(app["sessions"]) >= LIMITS["max_sessions"]:
+        await ws.send_str(dumps({"type": "error", "message": (
+            f"too many pages open at once (at most {LIMITS['max_sessions']}); close one")}))
+        await ws.close()
+        return ws
+    session = Session(app, ws)
+    app["sessions"].add(session)
+    try:
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                if msg.type == WSMsgType.BINARY:
+                    await session.send({"type": "error",
+                                        "message": "messages must be JSON text"})
+                continue
+            try:
+                if len(msg.data) > limit:
+                    raise ProtocolError(f"message too large: {len(msg.data)} bytes, at most "
+                                        f"{limit}")
+                try:
+                    parsed = json.loads(msg.data)
+                except ValueError as e:
+                    raise ProtocolError(f"malformed JSON: {e}") from None
+                await session.handle(parsed)
+            except (ProtocolError, SettingError) as e:
+                await session.send({"type": "error", "message": str(e)})
+    finally:
+        await session.pause()
+        session.close()
+        app["sessions"].discard(session)
+    return ws
+
+
+async def _shutdown(app: web.Application) -> None:
+    for session in list(app["sessions"]):
+        session.playing = False
+        await session.ws.close()
+    for task in list(app["tasks"]):
+        task.cancel()
+
+
+def make_app() -> web.Application:
+    """The aiohttp application (tests use it with aiohttp's test client)."""
+    app = web.Application(client_max_size=LIMITS["max_message_bytes"])
+    app["sessions"] = set()
+    app["tasks"] = set()
+    app["downloads"] = {}
+    app["executor"] = ThreadPoolExecutor(max_workers=2, thread_name_prefix="playground")
+    app.router.add_get("/", _index)
+    app.router.add_get("/api/options", _api_options)
+    app.router.add_get("/ws", _websocket)
+    app.router.add_get("/download/{token}", _download)
+    if STATIC.is_dir():
+        app.router.add_static("/static/", STATIC)
+    app.on_shutdown.append(_shutdown)
+
+    async def stop_executor(app: web.Application) -> None:
+        app["executor"].shutdown(wait=True)
+
+    app.on_cleanup.append(stop_executor)
+    return app
+
+
+class Handle:
+    """A running server (serve(block=False)): its address and close()."""
+
+    def __init__(self, url: str, loop: asyncio.AbstractEventLoop, runner: web.AppRunner,
+                 thread: threading.Thread) -> None:
+        self.url, self._loop, self._runner, self._thread = url, loop, runner, thread
+
+    def close(self) -> None:
+        """Stop the server and its thread."""
+        if not self._thread.is_alive():
+            return
+        fut = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
+        fut.result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+
+    def __enter__(self) -> Handle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def _start(host: str, port: int) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(make_app())
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    sock = site._server.sockets[0]  # the port the OS chose for port 0
+    actual = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    return runner, f"http://{shown}:{actual}/"
+
+
+def start_in_thread(host: str, port: int) -> Handle:
+    """Start the server on its own event loop in a daemon thread."""
+    loop = asyncio.new_event_loop()
+    started: dict = {}
+    ready = threading.Event()
+
+    def main() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            started["value"] = loop.run_until_complete(_start(host, port))
+        except BaseException as e:  # reported by the caller's thread
+            started["error"] = e
+            ready.set()
+            return
+        ready.set()
+        loop.run_forever()
+        loop.close()
+
+    thread = threading.Thread(target=main, name="playground-server", daemon=True)
+    thread.start()
+    ready.wait()
+    if "error" in started:
+        raise started["error"]
+    runner, url = started["value"]
+    return Handle(url, loop, runner, thread)
+
+
+def run_blocking(host: str, port: int, on_ready: Any = None) -> None:
+    """Serve until interrupted (Ctrl-C)."""
+    async def main() -> None:
+        runner, url = await _start(host, port)
+        if on_ready is not None:
+            on_ready(url)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
