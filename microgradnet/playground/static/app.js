@@ -556,10 +556,17 @@
     const d = state.options.datasets[state.setting.dataset];
     return d ? d.dims : 2;
   }
+  // The hidden layers as drawable: a setting the server refused (1,000 layers, -3 units) is
+  // drawn within the server's limits while its error shows.
+  function drawnLayers() {
+    const lim = state.options.limits || {};
+    const ls = Array.isArray(state.setting.layers) ? state.setting.layers : [];
+    return ls.slice(0, lim.max_layers || 8).map((n) =>
+      (Number.isInteger(n) ? Math.max(0, Math.min(n, lim.max_units || 64)) : 0));
+  }
   function layoutNetwork() {
-    const s = state.setting;
     const inputs = dims() === 1 ? ["x"] : (state.options.features || []);
-    const widths = [...s.layers, 1];
+    const widths = [...drawnLayers(), 1];
     const rows = Math.max(inputs.length, 8);
     const H = TOP + rows * PITCH + 24;
     const cols = [inputs.map((name, i) => ({ x: LEFT, y: TOP + i * (FEAT + 12), size: FEAT, name }))];
@@ -606,7 +613,7 @@
       Object.assign(lab.style, { left: nd.x - 50 + "px", top: nd.y + nd.size / 2 - 7 + "px" });
       ov.append(lab);
     });
-    const nl = s.layers.length;
+    const nl = layout.cols.length - 2;
     layout.cols.slice(1).forEach((col, l) => {
       const x = LEFT + (l + 1) * COLW;
       const n = col.length;
@@ -634,12 +641,12 @@
       const dead = document.createElement("div");
       dead.className = "deadfrac";
       dead.id = "dead-" + l;
-      const last = col[col.length - 1];
+      const last = col[col.length - 1] || { y: TOP, size: 0 };
       Object.assign(dead.style, { left: x - 10 + "px", top: last.y + last.size + 4 + "px" });
       ov.append(lab, dead);
     });
-    $("layer-add").disabled = nl >= maxL;
-    $("layer-remove").disabled = nl === 0;
+    $("layer-add").disabled = s.layers.length >= maxL;
+    $("layer-remove").disabled = s.layers.length === 0;
   }
 
   function drawNetwork() {
