@@ -227,6 +227,18 @@ def animation_line(records: list[dict]) -> str:
                      f"({r['frames']} frames in {r['median_s']:.2f} s)" for r in records)
 
 
+def playground_line(records: list[dict]) -> str:
+    """The playground's frames per second on the page and its server's steps per second."""
+    parts = []
+    for r in records:
+        if "frames_per_s" in r:
+            parts.append(f"{r['name']}: {r['frames_per_s']:.1f} frames/s ({r['draw_ms']:.1f} ms "
+                         f"per draw, {r['frames_received_per_s']:.1f} frames/s received)")
+        else:
+            parts.append(f"{r['name']}: {r['steps_per_s']:,.0f} steps/s")
+    return "; ".join(parts)
+
+
 def render(data: dict) -> str:
     """All tables of a run, each under a short heading naming its section."""
     by_section: dict[str, list[dict]] = {}
@@ -252,6 +264,8 @@ def render(data: dict) -> str:
         out.append("<!-- overhead -->\n" + overhead_line(by_section["overhead"]))
     if "animation" in by_section:
         out.append("<!-- animation -->\n" + animation_line(by_section["animation"]))
+    if "playground" in by_section:
+        out.append("<!-- playground -->\n" + playground_line(by_section["playground"]))
     return "\n\n".join(out) + "\n"
 
 

@@ -13,8 +13,10 @@ formulations side by side, checked to give the same numbers), training (WORKLOAD
 and the seed-002 perceptron with each hidden activation: time per step, steps and time to a
 stated target, final loss), peers (the same training in numpy by hand, PyTorch eager, a JAX
 jit step and JAX's whole run in one lax.scan) and animation (mg.viz.animate_predictions'
-frames per second). PyTorch and JAX run only when installed: never
-a dependency.
+frames per second) and playground (the live page's frames per second in headless
+Chromium, 6x8 net with every heat map, and the training steps per second its server
+sustains while the page draws, without a page, and `fit` on the same net). PyTorch and JAX
+run only when installed: never a dependency.
 
 Every number is a median over repeats (min also recorded) measured in this one process, so
 ratios compare like with like on a noisy machine. Results go to a table per section on the
@@ -772,6 +774,129 @@ def section_animation(b: Bench) -> None:
                 "repeats": len(times), "frames_per_s": frames / median})
 
 
+# The playground's frame-rate case: a 6x8 net on every input feature, all heat maps drawn.
+PLAYGROUND_SETTING = {"dataset": "circle", "layers": [8] * 6, "activation": "tanh",
+                      "features": ["x1", "x2", "x1^2", "x2^2", "x1x2", "sin x1", "sin x2"]}
+
+
+def _chromium_driver():
+    """Headless Debian Chromium through Selenium, or None with the reason (not installed)."""
+    import shutil
+
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.options import Options
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        return None, "selenium is not installed"
+    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if binary is None or driver is None:
+        return None, "chromium or chromedriver is not installed (apt-get install chromium " \
+                     "chromium-driver)"
+    options = Options()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                "--window-size=1500,1000"):
+        options.add_argument(arg)
+    return webdriver.Chrome(options=options, service=Service(driver)), ""
+
+
+def _page_rates(driver, url: str, window_s: float, repeats: int) -> list[dict]:
+    """Play the 6x8 setting on the page; per window: frames drawn and received per second,
+    optimizer steps per second (from the frames' step counts), the page's draw time."""
+    from urllib.parse import quote
+
+    fragment = "&".join(f"{k}={quote(','.join(map(str, v)) if isinstance(v, list) else v)}"
+                        for k, v in PLAYGROUND_SETTING.items())
+    driver.get(url + "#" + fragment)
+    poll = ("const p = window.playground, f = p && p.state.runs.A.frame;"
+            "return f ? [p.stats.framesDrawn, p.stats.framesReceived, f.step, performance.now(),"
+            " p.stats.drawMs, f.neurons ? f.neurons.length : 0] : null;")
+    end = time.monotonic() + 30
+    while driver.execute_script(poll) is None:
+        if time.monotonic() > end:
+            raise RuntimeError("the playground page showed no frame in 30 s")
+        time.sleep(0.05)
+    driver.find_element("id", "play").click()
+    time.sleep(1.0)  # the first chunks: warm-up
+    windows = []
+    for _ in range(repeats):
+        a = driver.execute_script(poll)
+        draw_ms = []
+        t_end = time.monotonic() + window_s
+        while time.monotonic() < t_end:
+            time.sleep(0.1)
+            draw_ms.append(driver.execute_script(poll)[4])
+        b = driver.execute_script(poll)
+        seconds = (b[3] - a[3]) / 1000
+        assert b[5] == len(PLAYGROUND_SETTING["layers"]) + 1, "heat maps of every layer"
+        windows.append({"frames_drawn_per_s": (b[0] - a[0]) / seconds,
+                        "frames_received_per_s": (b[1] - a[1]) / seconds,
+                        "steps_per_s": (b[2] - a[2]) / seconds,
+                        "draw_ms": statistics.median(draw_ms)})
+    driver.find_element("id", "play").click()
+    return windows
+
+
+def section_playground(b: Bench) -> None:
+    """The playground (python -m microgradnet.playground) on a 6x8 net with every neuron's
+    heat map: frames per second drawn by the page in headless Chromium, and the training
+    steps per second the server sustains while the page draws; beside it, without a page,
+    the server's training chunks alone, with their frames built, and one plain `fit`."""
+    try:
+        from microgradnet.playground import server as pg_server
+        from microgradnet.playground import session as pg_session
+    except ImportError as e:
+        b.notes.setdefault("playground", {})["all"] = f"the playground extra is missing ({e})"
+        return
+    seconds = 0.3 if b.smoke else 1.0 if b.quick else 3.0
+    repeats = 1 if b.smoke else b.train_repeats if b.quick else 5
+    # Interleaved: each repeat measures fit, chunks and chunks with frames in turn.
+    b.progress(f"server speeds, {repeats} x 3 x {seconds} s")
+    rates: dict[str, list[float]] = {"fit": [], "chunks": [], "chunks_with_frames": []}
+    for _ in range(repeats):
+        got = pg_session.measure_speed(PLAYGROUND_SETTING, seconds=seconds)
+        for key in rates:
+            rates[key].append(got[key])
+    labels = {"fit": "fit, one call (no playground)",
+              "chunks": "server chunks, no frames",
+              "chunks_with_frames": "server chunks + frames (all heat maps), no page"}
+    for key, values in rates.items():
+        per_step = [1 / v for v in values]
+        b.records.append({
+            "section": "playground", "name": labels[key], "backend": "cython",
+            "dtype": "float32", "median_s": statistics.median(per_step), "min_s": min(per_step),
+            "repeats": len(values), "steps_per_s": statistics.median(values),
+            "steps_per_frame": got["steps_per_frame"], "captured": got["captured"]})
+    driver, why = _chromium_driver()
+    if driver is None:
+        b.notes.setdefault("playground", {})["page"] = why
+        return
+    handle = pg_server.start_in_thread("127.0.0.1", 0)
+    try:
+        window = 1.0 if b.smoke else 3.0
+        b.progress(f"the page in headless Chromium, {repeats} x {window} s")
+        windows = _page_rates(driver, handle.url, window, repeats)
+    finally:
+        driver.quit()
+        handle.close()
+    fps = [w["frames_drawn_per_s"] for w in windows]
+    steps = [w["steps_per_s"] for w in windows]
+    b.records.append({
+        "section": "playground", "name": "page: frames drawn (6x8, all heat maps)",
+        "backend": "chromium", "dtype": "float32",
+        "median_s": statistics.median(1 / f for f in fps), "min_s": min(1 / f for f in fps),
+        "repeats": len(fps), "frames_per_s": statistics.median(fps),
+        "frames_received_per_s": statistics.median(w["frames_received_per_s"]
+                                                   for w in windows),
+        "draw_ms": statistics.median(w["draw_ms"] for w in windows)})
+    b.records.append({
+        "section": "playground", "name": "server chunks while the page draws",
+        "backend": "cython", "dtype": "float32",
+        "median_s": statistics.median(1 / s for s in steps), "min_s": min(1 / s for s in steps),
+        "repeats": len(steps), "steps_per_s": statistics.median(steps)})
+
+
 SECTIONS = {
     "kernels": section_kernels,
     "gemm": section_gemm,
@@ -781,6 +906,7 @@ SECTIONS = {
     "training": section_training,
     "peers": section_peers,
     "animation": section_animation,
+    "playground": section_playground,
 }
 
 
@@ -856,6 +982,17 @@ def report(records: list[dict], notes: dict | None = None) -> None:
         for r in by_section["animation"]:
             print(f"{r['format']:5s} {r['frames']:5d} frames {_fmt_time(r['median_s'])} "
                   f"{r['frames_per_s']:8.1f} frames/s")
+    if "playground" in by_section:
+        print("\n== playground: 6x8 net, every neuron's heat map (medians of interleaved "
+              "repeats)")
+        for r in by_section["playground"]:
+            if "frames_per_s" in r:
+                print(f"{r['name']:48s} {r['frames_per_s']:8.1f} frames/s (received "
+                      f"{r['frames_received_per_s']:.1f}/s, {r['draw_ms']:.1f} ms per draw)")
+            else:
+                print(f"{r['name']:48s} {r['steps_per_s']:10,.0f} steps/s")
+        for key, why in notes.get("playground", {}).items():
+            print(f"  ({key}: {why})")
 
 
 # Columns of the activations table: (backend key, label).
@@ -1157,10 +1294,25 @@ def _chart_animation(fig, records):
     ax.set_title(f"mg.viz.animate_predictions, {records[0]['frames']} frames")
 
 
+def _chart_playground(fig, records):
+    steps = [r for r in records if "steps_per_s" in r]
+    fps = [r for r in records if "frames_per_s" in r]
+    axes = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1]})
+    axes[0].barh([r["name"] for r in steps], [r["steps_per_s"] for r in steps])
+    axes[0].set_xlabel("training steps per second")
+    axes[0].set_title("6x8 net: the server's training speed")
+    if fps:
+        axes[1].bar(["page"], [fps[0]["frames_per_s"]])
+        axes[1].axhline(20, color="k", linestyle="--", linewidth=1)
+        axes[1].set_ylabel("frames drawn per second (target 20)")
+    axes[1].set_title("headless Chromium")
+
+
 CHARTS = {
     "kernels": _chart_kernels, "gemm": _chart_gemm, "overhead": _chart_overhead,
     "activations": _chart_activations, "derivatives": _chart_derivatives,
     "training": _chart_training, "peers": _chart_peers, "animation": _chart_animation,
+    "playground": _chart_playground,
 }
 
 

@@ -21,7 +21,7 @@
   };
   // Read by the browser tests and the frame-rate benchmark.
   const stats = { framesReceived: 0, framesDrawn: 0, drawMs: 0, rafTicks: 0,
-    firstDraw: 0, lastDraw: 0 };
+    firstDraw: 0, lastDraw: 0, drawMsTotal: 0, messageMs: 0 };
   window.playground = { state, stats };
 
   function newRun() {
@@ -187,9 +187,11 @@
       sendSetup();
     };
     ws.onmessage = (ev) => {
+      const t0 = performance.now();
       let msg;
       try { msg = JSON.parse(ev.data); } catch (e) { showError("The server sent a message that is not JSON."); return; }
       onMessage(msg);
+      stats.messageMs += performance.now() - t0;
     };
     ws.onclose = () => {
       setPlaying(false, true);
@@ -662,6 +664,8 @@
     const kernels = f && f.weights && f.weights.kernels;
     const linked = [inputs, ...cols.slice(1)];
     if (kernels) {
+      // One path per (sign, width step): a few strokes per frame instead of one per link.
+      const paths = new Map();
       for (let l = 0; l < linked.length - 1 && l < kernels.length; l++) {
         const a = linked[l], b = linked[l + 1], w = kernels[l];
         let max = 1e-12;
@@ -669,16 +673,20 @@
         for (let i = 0; i < a.length && i < w.length; i++) {
           for (let j = 0; j < b.length && j < w[i].length; j++) {
             const v = w[i][j];
-            ctx.strokeStyle = v >= 0 ? "rgba(8,119,189,0.7)" : "rgba(245,147,34,0.75)";
-            ctx.lineWidth = Math.max(0.3, Math.abs(v) / max * 5);
+            const key = (v >= 0 ? 1 : -1) * (1 + Math.round(Math.abs(v) / max * 10));
+            let path = paths.get(key);
+            if (!path) paths.set(key, (path = new Path2D()));
             const x0 = a[i].x + a[i].size, y0 = a[i].y + a[i].size / 2;
             const x1 = b[j].x, y1 = b[j].y + b[j].size / 2;
-            ctx.beginPath();
-            ctx.moveTo(x0, y0);
-            ctx.bezierCurveTo((x0 + x1) / 2, y0, (x0 + x1) / 2, y1, x1, y1);
-            ctx.stroke();
+            path.moveTo(x0, y0);
+            path.bezierCurveTo((x0 + x1) / 2, y0, (x0 + x1) / 2, y1, x1, y1);
           }
         }
+      }
+      for (const [key, path] of paths) {
+        ctx.strokeStyle = key > 0 ? "rgba(8,119,189,0.7)" : "rgba(245,147,34,0.75)";
+        ctx.lineWidth = Math.max(0.3, (Math.abs(key) - 1) / 10 * 5);
+        ctx.stroke(path);
       }
     }
     // Inputs: computed here from the input plane (the same every frame).
@@ -916,6 +924,7 @@
     drawGradChart();
     const now = performance.now();
     stats.drawMs = now - t0;
+    stats.drawMsTotal += now - t0;
     stats.framesDrawn++;
     if (!stats.firstDraw) stats.firstDraw = now;
     stats.lastDraw = now;
