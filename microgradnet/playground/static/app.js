@@ -231,6 +231,11 @@
     state.ab.on = !!msg.setting_b;
     state.ab.full = msg.setting_b || null;
     state.paths = msg.paths || {};
+    const bKeys = Object.keys(state.ab.full || {});
+    if (bKeys.length === 1 && abSpec(bKeys[0])) {  // show the compared field in the A/B box
+      $("ab-field").value = bKeys[0];
+      abValueInput(state.ab.full[bKeys[0]]);
+    }
     writeHash();
     renderControls();
     renderAB();
@@ -443,6 +448,8 @@
     document.querySelectorAll("#datasets button").forEach((b) =>
       b.classList.toggle("selected", b.dataset.dataset === s.dataset));
     $("layer-count").textContent = s.layers.length;
+    $("layer-noun").textContent = s.layers.length === 1 ? "hidden layer" : "hidden layers";
+    $("legend-box").hidden = dims() === 1;
     layoutNetwork();
   }
 
@@ -504,7 +511,7 @@
     abValueInput();
   }
   function abSpec(key) { return AB_FIELDS.find((f) => f[0] === key); }
-  function abValueInput() {
+  function abValueInput(value) {
     const slot = $("ab-value-slot");
     slot.textContent = "";
     const [key, kind, choicesKey] = abSpec($("ab-field").value);
@@ -521,6 +528,7 @@
         el.value = other || cur;
       } else el.value = cur;
     }
+    if (value !== undefined) el.value = Array.isArray(value) ? value.join(",") : value;
     el.id = "ab-value";
     slot.appendChild(el);
   }
@@ -793,6 +801,9 @@
         ctx.fillStyle = fill;
         for (const p of set || []) { ctx.beginPath(); ctx.arc(px(p[0]), py(p[1]), 2.2, 0, 7); ctx.fill(); }
       };
+      ctx.strokeStyle = "#bbb"; ctx.strokeRect(0.5, 0.5, W - 1, H - 1);
+      ctx.fillStyle = "#777"; ctx.font = "10px sans-serif";
+      ctx.fillText(`x ${lo} .. ${hi}`, 4, H - 4);
       pts(data.train, "rgba(8,119,189,0.65)");
       if (showTest) pts(data.test, "rgba(60,60,60,0.65)");
       const curve = f && f.output && gridValues(f.output);
@@ -853,6 +864,8 @@
       }
       ctx.stroke(); ctx.setLineDash([]);
     };
+    ctx.fillStyle = "#777"; ctx.font = "10px sans-serif";
+    if (max > 1e-12) ctx.fillText(max.toPrecision(2), 2, 10);
     for (const [n, trainC, testC] of series) {
       if (n === "B" && !state.ab.on) continue;
       const pts = state.runs[n].loss;
@@ -873,7 +886,11 @@
     if (!g.length) return;
     let lo = Infinity, hi = -Infinity;
     for (const row of g) for (const v of row) if (v > 0 && Number.isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
-    if (!Number.isFinite(lo)) return;
+    if (!Number.isFinite(lo)) {
+      ctx.fillStyle = "#900"; ctx.font = "12px sans-serif";
+      ctx.fillText("every layer's gradient is 0: nothing can change", 8, H / 2);
+      return;
+    }
     const l0 = Math.log10(lo), l1 = Math.max(Math.log10(hi), l0 + 1e-6);
     const nl = g[g.length - 1].length;
     for (let k = 0; k < nl; k++) {
