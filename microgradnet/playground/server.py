@@ -4,6 +4,7 @@ WebSocket /ws with one Session per connection. PROTOCOL.md documents the message
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import threading
@@ -18,12 +19,18 @@ from . import export
 from .session import Data, Run
 from .settings import DATA_FIELDS, LIMITS, PRESETS, SettingError, check, options
 
-__all__ = ["Handle", "ProtocolError", "Session", "dumps", "make_app", "run_blocking",
-           "start_in_thread"]
+__all__ = ["DOWNLOADS", "EXECUTOR", "SESSIONS", "TASKS", "Handle", "ProtocolError", "Session",
+           "dumps", "make_app", "run_blocking", "start_in_thread"]
 
 STATIC = Path(__file__).parent / "static"
 MAX_FPS = 60  # frames a playing session sends per second at most (the page draws fewer)
 DOWNLOADS_PER_SESSION = 4
+
+# The application's state: open sessions, their play tasks, download tokens, the worker threads.
+SESSIONS = web.AppKey("sessions", set)
+TASKS = web.AppKey("tasks", set)
+DOWNLOADS = web.AppKey("downloads", dict)
+EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
 
 
 def __dir__() -> list[str]:
@@ -74,7 +81,7 @@ class Session:
             await self.ws.send_str(dumps(msg))
 
     async def in_thread(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.app["executor"], fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self.app[EXECUTOR], fn, *args)
 
     def _require_setup(self, op: str) -> None:
         if not self.runs:
@@ -152,8 +159,8 @@ class Session:
             return
         self.playing = True
         self.task = asyncio.create_task(self._play())
-        self.app["tasks"].add(self.task)
-        self.task.add_done_callback(self.app["tasks"].discard)
+        self.app[TASKS].add(self.task)
+        self.task.add_done_callback(self.app[TASKS].discard)
         await self.send({"type": "state", "playing": True})
 
     async def _play(self) -> None:
@@ -176,17 +183,26 @@ class Session:
                     await self._frames()
                 wait = 1 / MAX_FPS - (loop.time() - t0)
                 await asyncio.sleep(max(wait, 0))
+        except asyncio.CancelledError:
+            raise  # the socket closed: nobody to tell
         except Exception as e:  # a failed step must not pass silently: tell the page
             self.playing = False
             await self.send({"type": "error", "message": f"training stopped: {e}"})
-        finally:
-            if not self.ws.closed:
-                await self.send({"type": "state", "playing": False})
+        await self.send({"type": "state", "playing": False})
 
     async def pause(self) -> None:
         self.playing = False
         if self.task is not None:
             await self.task
+            self.task = None
+
+    async def stop(self) -> None:
+        """Stop at once (the socket closed): the play task may wait on a send nobody reads."""
+        self.playing = False
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
             self.task = None
 
     async def op_pause(self, msg: dict) -> None:
@@ -251,10 +267,10 @@ class Session:
                 raise ProtocolError(f"export {what}: {e}") from None
         token = secrets.token_urlsafe(16)
         self.downloads[token] = (filename, ctype, body)
-        self.app["downloads"][token] = self
+        self.app[DOWNLOADS][token] = self
         while len(self.downloads) > DOWNLOADS_PER_SESSION:
             old, _ = self.downloads.popitem(last=False)
-            self.app["downloads"].pop(old, None)
+            self.app[DOWNLOADS].pop(old, None)
         reply = {"type": "export", "what": what, "run": name, "filename": filename,
                  "url": f"/download/{token}", "size": len(body)}
         if what == "code":
@@ -264,7 +280,7 @@ class Session:
     def close(self) -> None:
         self.playing = False
         for token in self.downloads:
-            self.app["downloads"].pop(token, None)
+            self.app[DOWNLOADS].pop(token, None)
         self.downloads.clear()
         self.runs = {}
         self.data = None
@@ -284,7 +300,7 @@ async def _api_options(request: web.Request) -> web.Response:
 
 
 async def _download(request: web.Request) -> web.Response:
-    session = request.app["downloads"].get(request.match_info["token"])
+    session = request.app[DOWNLOADS].get(request.match_info["token"])
     item = None if session is None else session.downloads.get(request.match_info["token"])
     if item is None:
         raise web.HTTPNotFound(text="no such download (it belongs to a closed or later page)")
@@ -299,13 +315,13 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
     # Up to 4x the limit arrives and gets an error message; beyond that aiohttp closes.
     ws = web.WebSocketResponse(max_msg_size=4 * limit, heartbeat=30)
     await ws.prepare(request)
-    if len(app["sessions"]) >= LIMITS["max_sessions"]:
+    if len(app[SESSIONS]) >= LIMITS["max_sessions"]:
         await ws.send_str(dumps({"type": "error", "message": (
             f"too many pages open at once (at most {LIMITS['max_sessions']}); close one")}))
         await ws.close()
         return ws
     session = Session(app, ws)
-    app["sessions"].add(session)
+    app[SESSIONS].add(session)
     try:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
@@ -325,27 +341,27 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
             except (ProtocolError, SettingError) as e:
                 await session.send({"type": "error", "message": str(e)})
     finally:
-        await session.pause()
+        await session.stop()
         session.close()
-        app["sessions"].discard(session)
+        app[SESSIONS].discard(session)
     return ws
 
 
 async def _shutdown(app: web.Application) -> None:
-    for session in list(app["sessions"]):
+    for session in list(app[SESSIONS]):
         session.playing = False
         await session.ws.close()
-    for task in list(app["tasks"]):
+    for task in list(app[TASKS]):
         task.cancel()
 
 
 def make_app() -> web.Application:
     """The aiohttp application (tests use it with aiohttp's test client)."""
     app = web.Application(client_max_size=LIMITS["max_message_bytes"])
-    app["sessions"] = set()
-    app["tasks"] = set()
-    app["downloads"] = {}
-    app["executor"] = ThreadPoolExecutor(max_workers=2, thread_name_prefix="playground")
+    app[SESSIONS] = set()
+    app[TASKS] = set()
+    app[DOWNLOADS] = {}
+    app[EXECUTOR] = ThreadPoolExecutor(max_workers=2, thread_name_prefix="playground")
     app.router.add_get("/", _index)
     app.router.add_get("/api/options", _api_options)
     app.router.add_get("/ws", _websocket)
@@ -355,7 +371,7 @@ def make_app() -> web.Application:
     app.on_shutdown.append(_shutdown)
 
     async def stop_executor(app: web.Application) -> None:
-        app["executor"].shutdown(wait=True)
+        app[EXECUTOR].shutdown(wait=True)
 
     app.on_cleanup.append(stop_executor)
     return app
