@@ -85,6 +85,32 @@ def test_serve_listens_on_loopback_and_answers_options():
         urllib.request.urlopen(handle.url + "api/options", timeout=5)
 
 
+def test_command_line_prints_the_address_and_serves(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(Path(mg.__file__).parent.parent)}
+    proc = subprocess.Popen([sys.executable, "-m", "microgradnet.playground", "--no-browser",
+                             "--port", "0"], stdout=subprocess.PIPE, text=True, env=env,
+                            cwd=tmp_path)
+    try:
+        line = proc.stdout.readline()
+        url = line.split()[-1]
+        assert url.startswith("http://127.0.0.1:"), line
+        with urllib.request.urlopen(url + "api/options", timeout=TIMEOUT) as r:
+            assert r.status == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=TIMEOUT)
+
+
+def test_mg_playground_is_imported_on_first_use():
+    code = ("import sys, microgradnet as mg; a = 'microgradnet.playground' in sys.modules; "
+            "print(a, 'playground' in dir(mg), callable(mg.playground.serve), "
+            "'aiohttp' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": str(Path(mg.__file__).parent.parent)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=TIMEOUT, env=env).stdout.split()
+    assert out == ["False", "True", "True", "False"]  # aiohttp only once serve() runs
+
+
 def test_serve_checks_its_arguments():
     with pytest.raises(ValueError, match="port"):
         serve(port=-1, block=False)
@@ -328,6 +354,17 @@ def test_sessions_training_at_once_keep_their_own_random_streams():
     mg.manual_seed(0)
     Run("A", s, data).fit(1)  # training a run does not draw from the user's generator
     assert mg.random.generator().random() == before
+
+
+def test_a_chunk_of_training_stays_bounded():
+    # The hard caps: 8 layers of 64 units, full batches, 5000 steps a frame; a pause waits
+    # for the chunk in progress, so one chunk must stay short.
+    s = check({"layers": [64] * 8, "points": 2000, "train_ratio": 0.9, "batch_size": 2000,
+               "steps_per_frame": 5000})
+    run = Run("A", s, Data(s))
+    assert run.epochs_per_frame() * len(run.x_train) * run.model.count_params() <= 2e8
+    small = Run("A", check(SMALL), Data(check(SMALL)))
+    assert small.epochs_per_frame() * small.steps_per_epoch == 40  # as asked when cheap
 
 
 def test_gif_frames_stay_bounded():

@@ -70,6 +70,7 @@ class Session:
         self.data: Data | None = None
         self.runs: dict[str, Run] = {}
         self.heatmaps = True
+        self.max_fps = MAX_FPS
         self.playing = False
         self.task: asyncio.Task | None = None
         self.busy = asyncio.Lock()  # one training call at a time
@@ -102,11 +103,12 @@ class Session:
         handler = {"setup": self.op_setup, "play": self.op_play, "pause": self.op_pause,
                    "step": self.op_step, "reset": self.op_reset,
                    "regenerate": self.op_regenerate, "ab": self.op_ab, "ab_off": self.op_ab_off,
-                   "export": self.op_export, "heatmaps": self.op_heatmaps}.get(op)
+                   "export": self.op_export, "heatmaps": self.op_heatmaps,
+                   "fps": self.op_fps}.get(op)
         if handler is None:
             raise ProtocolError(
                 f"unknown op {str(op)[:40]!r}; known: setup, play, pause, step, reset, "
-                "regenerate, ab, ab_off, export, heatmaps")
+                "regenerate, ab, ab_off, export, heatmaps, fps")
         await handler(msg)
 
     async def op_setup(self, msg: dict) -> None:
@@ -181,7 +183,7 @@ class Session:
                     for run in self.runs.values():
                         await self.in_thread(run.fit, epochs)
                     await self._frames()
-                wait = 1 / MAX_FPS - (loop.time() - t0)
+                wait = 1 / self.max_fps - (loop.time() - t0)
                 await asyncio.sleep(max(wait, 0))
         except asyncio.CancelledError:
             raise  # the socket closed: nobody to tell
@@ -249,6 +251,12 @@ class Session:
         if not isinstance(on, bool):
             raise ProtocolError(f"heatmaps: on must be true or false, got {on!r:.40}")
         self.heatmaps = on
+
+    async def op_fps(self, msg: dict) -> None:
+        value = msg.get("max")
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_FPS:
+            raise ProtocolError(f"fps: max must be an int in [1, {MAX_FPS}], got {value!r:.40}")
+        self.max_fps = value
 
     async def op_export(self, msg: dict) -> None:
         self._require_setup("export")

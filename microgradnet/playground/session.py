@@ -43,6 +43,7 @@ TRAIN_LOCK = threading.Lock()
 
 OUTPUT_RES_2D, NEURON_RES_2D = 64, 32  # heat map sides (pixels of the input plane)
 OUTPUT_RES_1D, NEURON_RES_1D = 200, 64  # curve samples over x
+CHUNK_WORK = 200_000_000  # at most about this many multiply-adds of training per chunk
 
 
 def build_model(setting: dict, in_dim: int) -> Sequential:
@@ -159,8 +160,11 @@ class Run:
         self.x_test, self.y_test = x[data.test], y[data.test]
         self.grid_out = datasets.features(
             data.grid(OUTPUT_RES_1D if dims == 1 else OUTPUT_RES_2D), setting["features"], dims)
-        self.grid_neuron = datasets.features(
-            data.grid(NEURON_RES_1D if dims == 1 else NEURON_RES_2D), setting["features"], dims)
+        # Nets beyond the editor's 6x8 (presets) get coarser heat maps: a frame stays small.
+        self.neuron_res = NEURON_RES_1D if dims == 1 else (
+            NEURON_RES_2D if sum(setting["layers"]) <= 64 else NEURON_RES_2D // 2)
+        self.grid_neuron = datasets.features(data.grid(self.neuron_res), setting["features"],
+                                             dims)
         self.gen = np.random.default_rng(setting["seed"])  # as mg.manual_seed(seed) makes it
         with TRAIN_LOCK, using_generator(self.gen):
             self.model = build_model(setting, x.shape[1])
@@ -192,8 +196,11 @@ class Run:
         return self.epochs + self.single_steps // self.steps_per_epoch
 
     def epochs_per_frame(self) -> int:
-        """Whole epochs (fit's unit) closest to the setting's steps between frames."""
-        return max(1, round(self.setting["steps_per_frame"] / self.steps_per_epoch))
+        """Whole epochs (fit's unit) closest to the setting's steps between frames, as many
+        as keep a chunk within CHUNK_WORK (a pause waits for the chunk in progress)."""
+        wanted = max(1, round(self.setting["steps_per_frame"] / self.steps_per_epoch))
+        work = len(self.x_train) * self.model.count_params()  # multiply-adds of an epoch
+        return max(1, min(wanted, CHUNK_WORK // max(work, 1)))
 
     def _record(self, op: list) -> None:
         last = self.ops[-1] if self.ops else None
@@ -318,7 +325,7 @@ class Run:
         return [fr[layer.name][-1] if layer.name in fr else 0.0 for layer in self.model.layers]
 
     def _neurons(self, _outputs: list[np.ndarray]) -> list[list[dict]]:
-        res = NEURON_RES_1D if self.data.spec.dims == 1 else NEURON_RES_2D
+        res = self.neuron_res
         out = []
         for h in self._layer_outputs(self.grid_neuron):
             layer = []
