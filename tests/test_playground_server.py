@@ -195,6 +195,7 @@ BAD = [
     ("[1, 2]", "JSON object"),
     ('{"op": "setup", "setting": {"layers": [2', "malformed JSON"),
     ('{"op": "play"}', "setup"),
+    ("[" * 30000 + "]" * 30000, "JSON"),
     ('{"op": "setup", "setting": {"noise": 0.1}, "pad": "' + "x" * 70000 + '"}', "too large"),
 ]
 
@@ -229,6 +230,27 @@ def test_bad_messages_after_setup_and_binary_frames():
                 else:
                     await ws.send_str(msg)
                 assert named in (await recv(ws, "error"))["message"]
+            await ws.send_json({"op": "step"})
+            assert (await recv(ws, "frame"))["step"] == 1
+
+    run_async(body)
+
+
+def test_the_record_of_what_trained_stays_bounded(monkeypatch):
+    monkeypatch.setitem(LIMITS, "max_recorded_ops", 3)
+
+    async def body(client, app):
+        async with client.ws_connect("/ws") as ws:
+            await setup(ws)
+            for op in ("step", "play", "step", "step"):
+                await ws.send_json({"op": op})
+                if op == "play":
+                    await recv(ws, "frame")
+            err = await recv(ws, "error")
+            assert "reset" in err["message"]
+            await ws.send_json({"op": "reset"})
+            await recv(ws, "setup")
+            assert (await recv(ws, "frame"))["step"] == 0
             await ws.send_json({"op": "step"})
             assert (await recv(ws, "frame"))["step"] == 1
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import secrets
 import threading
 from collections import OrderedDict
@@ -23,8 +24,11 @@ __all__ = ["DOWNLOADS", "EXECUTOR", "SESSIONS", "TASKS", "Handle", "ProtocolErro
            "dumps", "make_app", "run_blocking", "start_in_thread"]
 
 STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("microgradnet.playground")
 MAX_FPS = 60  # frames a playing session sends per second at most (the page draws fewer)
 DOWNLOADS_PER_SESSION = 4
+TOO_MANY_OPS = ("this run has alternated play and step too often for its script to replay it "
+                "(export would be too long); reset to go on")
 
 # The application's state: open sessions, their play tasks, download tokens, the worker threads.
 SESSIONS = web.AppKey("sessions", set)
@@ -175,9 +179,7 @@ class Session:
                         break
                     if any(r.ops_full() for r in self.runs.values()):
                         self.playing = False
-                        await self.send({"type": "error", "message": (
-                            "this run has alternated play and step too often to be "
-                            "exported; reset to go on")})
+                        await self.send({"type": "error", "message": TOO_MANY_OPS})
                         break
                     epochs = self.runs["A"].epochs_per_frame()
                     for run in self.runs.values():
@@ -214,6 +216,8 @@ class Session:
         self._require_setup("step")
         await self.pause()
         async with self.busy:
+            if any(r.ops_full() for r in self.runs.values()):
+                raise ProtocolError(TOO_MANY_OPS)
             for run in self.runs.values():
                 await self.in_thread(run.step)
             await self._frames()
@@ -345,9 +349,15 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
                     parsed = json.loads(msg.data)
                 except ValueError as e:
                     raise ProtocolError(f"malformed JSON: {e}") from None
+                except RecursionError:
+                    raise ProtocolError("malformed JSON: nested too deeply") from None
                 await session.handle(parsed)
             except (ProtocolError, SettingError) as e:
                 await session.send({"type": "error", "message": str(e)})
+            except Exception as e:  # a bug here must not take the page's socket down
+                log.exception("playground: message failed")
+                await session.send({"type": "error",
+                                    "message": f"internal error: {type(e).__name__}: {e}"})
     finally:
         await session.stop()
         session.close()
