@@ -357,27 +357,31 @@ class Run:
 
 
 def measure_speed(setting: dict | None = None, seconds: float = 2.0) -> dict:
-    """Training steps per second on one setting: plain `fit` over the whole time, the
-    playground's chunks without frames, and with a frame (all heat maps) after each chunk."""
-    s = check(setting or {"dataset": "circle", "layers": [8] * 6, "points": 500})
+    """Training steps per second on one setting (default: the page's largest net, 6x8 on
+    circle): "fit", one long fit; "chunks", the playground's fit chunks without frames;
+    "chunks_with_frames", with a frame (all heat maps) after each chunk, as while playing
+    unpaced. Also "steps_per_frame", "frame_ms" (median time to build a frame), "captured"."""
+    s = check(setting or {"dataset": "circle", "layers": [8] * 6})
     data = Data(s)
+    probe = Run("A", s, data)
+    per = probe.epochs_per_frame()
+    frame_times: list[float] = []
 
-    def rate(frames: bool | None) -> float:
+    def rate(mode: str) -> float:
         run = Run("A", s, data)
-        per = run.epochs_per_frame()
-        done, t0 = 0, time.perf_counter()
+        epochs, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds:
-            if frames is None:  # plain fit: one call of many epochs
-                run.fit(per * 20)
-                done += per * 20
-                continue
-            run.fit(per)
-            done += per
-            if frames:
+            k = per * 20 if mode == "fit" else per
+            run.fit(k)
+            epochs += k
+            if mode == "frames":
+                t = time.perf_counter()
                 run.frame(heatmaps=True)
-        return done * run.steps_per_epoch / (time.perf_counter() - t0)
+                frame_times.append(time.perf_counter() - t)
+        return epochs * run.steps_per_epoch / (time.perf_counter() - t0)
 
-    return {"fit": rate(None), "chunks": rate(False), "chunks_with_frames": rate(True),
-            "steps_per_frame": Run("A", s, data).epochs_per_frame() * (
-                -(-round(len(data.train)) // min(s["batch_size"], len(data.train)))),
-            "captured": fastpath.explain(Run("A", s, data).model) is None}
+    out = {"fit": rate("fit"), "chunks": rate("chunks"), "chunks_with_frames": rate("frames")}
+    out.update(steps_per_frame=per * probe.steps_per_epoch,
+               frame_ms=1e3 * float(np.median(frame_times)),
+               captured=probe.why_eager is None)
+    return out
