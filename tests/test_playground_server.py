@@ -208,6 +208,9 @@ def test_bad_messages_get_an_error_naming_what_was_wrong(text, named):
             err = await recv(ws, "error")
             assert named in err["message"]
             assert len(err["message"]) < 400
+            field = named.split("[")[0]
+            if '"setting"' in text and field in check({}):  # a setting's field: named in .field
+                assert err["field"] == field
             # the session goes on
             info, _, frame = await setup(ws)
             assert frame["step"] == 0
@@ -253,6 +256,28 @@ def test_the_record_of_what_trained_stays_bounded(monkeypatch):
             assert (await recv(ws, "frame"))["step"] == 0
             await ws.send_json({"op": "step"})
             assert (await recv(ws, "frame"))["step"] == 1
+
+    run_async(body)
+
+
+def test_a_page_that_acks_gets_frames_no_faster_than_it_draws():
+    async def body(client, app):
+        async with client.ws_connect("/ws") as ws:
+            await setup(ws)
+            await ws.send_json({"op": "ack", "seq": 0})  # ack mode on
+            await ws.send_json({"op": "play"})
+            seqs = []
+            with pytest.raises(asyncio.TimeoutError):
+                while True:  # no more acks: frames stop after the window
+                    seqs.append((await asyncio.wait_for(recv(ws, "frame"), 1.0))["seq"])
+            assert seqs == [1, 2, 3]
+            await ws.send_json({"op": "ack", "seq": 3})
+            assert (await recv(ws, "frame"))["seq"] == 4
+            await ws.send_json({"op": "ack", "seq": 99})
+            assert "seq" in (await recv(ws, "error"))["message"]
+            await ws.send_json({"op": "pause"})
+            while (await recv(ws, "state"))["playing"]:
+                pass
 
     run_async(body)
 

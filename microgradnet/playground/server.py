@@ -27,6 +27,7 @@ STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("microgradnet.playground")
 MAX_FPS = 60  # frames a playing session sends per second at most (the page draws fewer)
 DOWNLOADS_PER_SESSION = 4
+ACK_WINDOW = 3  # frames sent ahead of the page's acks (once it sends them)
 TOO_MANY_OPS = ("this run has alternated play and step too often for its script to replay it "
                 "(export would be too long); reset to go on")
 
@@ -42,7 +43,12 @@ def __dir__() -> list[str]:
 
 
 class ProtocolError(ValueError):
-    """A message the server refuses; the message says what was wrong."""
+    """A message the server refuses; the message says what was wrong, .field names the
+    setting's field when one was ("setting_b.<field>" for run B's)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def _finite(obj: Any) -> Any:
@@ -75,6 +81,9 @@ class Session:
         self.runs: dict[str, Run] = {}
         self.heatmaps = True
         self.max_fps = MAX_FPS
+        self.seq = 0  # frames sent
+        self.acked: int | None = None  # the last frame the page drew (None: no acks)
+        self.ack_event = asyncio.Event()
         self.playing = False
         self.task: asyncio.Task | None = None
         self.busy = asyncio.Lock()  # one training call at a time
@@ -95,9 +104,19 @@ class Session:
     async def _frames(self) -> None:
         for name in sorted(self.runs):
             run = self.runs[name]
-            await self.send(await self.in_thread(run.frame, self.heatmaps))
+            frame = await self.in_thread(run.frame, self.heatmaps)
+            frame["seq"] = self.seq
+            self.seq += 1
+            await self.send(frame)
             if run.diverged:
                 self.playing = False
+
+    async def _wait_for_page(self) -> None:
+        """In ack mode, wait while ACK_WINDOW frames or more are not drawn yet."""
+        while (self.playing and self.acked is not None
+               and self.seq - 1 - self.acked >= ACK_WINDOW):
+            self.ack_event.clear()
+            await self.ack_event.wait()
 
     # ------------------------------------------------------------------ ops
     async def handle(self, msg: Any) -> None:
@@ -108,11 +127,11 @@ class Session:
                    "step": self.op_step, "reset": self.op_reset,
                    "regenerate": self.op_regenerate, "ab": self.op_ab, "ab_off": self.op_ab_off,
                    "export": self.op_export, "heatmaps": self.op_heatmaps,
-                   "fps": self.op_fps}.get(op)
+                   "fps": self.op_fps, "ack": self.op_ack}.get(op)
         if handler is None:
             raise ProtocolError(
                 f"unknown op {str(op)[:40]!r}; known: setup, play, pause, step, reset, "
-                "regenerate, ab, ab_off, export, heatmaps, fps")
+                "regenerate, ab, ab_off, export, heatmaps, fps, ack")
         await handler(msg)
 
     async def op_setup(self, msg: dict) -> None:
@@ -153,11 +172,12 @@ class Session:
         for k in DATA_FIELDS:
             if k in setting_b and setting_b[k] != setting[k]:
                 raise ProtocolError(f"setting_b: {k} cannot differ from run A's (A/B runs "
-                                    f"share the data)")
+                                    f"share the data)", f"setting_b.{k}")
         try:
             return check(setting_b, base=setting)
         except SettingError as e:
-            raise ProtocolError(f"setting_b: {e}") from None
+            field = None if e.field is None else f"setting_b.{e.field}"
+            raise ProtocolError(f"setting_b: {e}", field) from None
 
     async def op_play(self, msg: dict) -> None:
         self._require_setup("play")
@@ -173,6 +193,7 @@ class Session:
         loop = asyncio.get_running_loop()
         try:
             while self.playing and not self.ws.closed:
+                await self._wait_for_page()
                 t0 = loop.time()
                 async with self.busy:
                     if not self.playing:
@@ -196,6 +217,7 @@ class Session:
 
     async def pause(self) -> None:
         self.playing = False
+        self.ack_event.set()  # a play task waiting for the page's acks stops now
         if self.task is not None:
             await self.task
             self.task = None
@@ -255,6 +277,14 @@ class Session:
         if not isinstance(on, bool):
             raise ProtocolError(f"heatmaps: on must be true or false, got {on!r:.40}")
         self.heatmaps = on
+
+    async def op_ack(self, msg: dict) -> None:
+        seq = msg.get("seq")
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < self.seq:
+            raise ProtocolError(f"ack: seq must be the seq of a frame sent (0 to {self.seq - 1})"
+                                f", got {seq!r:.40}")
+        self.acked = max(seq, self.acked if self.acked is not None else -1)
+        self.ack_event.set()
 
     async def op_fps(self, msg: dict) -> None:
         value = msg.get("max")
@@ -353,7 +383,8 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
                     raise ProtocolError("malformed JSON: nested too deeply") from None
                 await session.handle(parsed)
             except (ProtocolError, SettingError) as e:
-                await session.send({"type": "error", "message": str(e)})
+                await session.send({"type": "error", "message": str(e),
+                                    "field": getattr(e, "field", None)})
             except Exception as e:  # a bug here must not take the page's socket down
                 log.exception("playground: message failed")
                 await session.send({"type": "error",

@@ -91,9 +91,11 @@ def loss_name(setting: dict) -> str:
 def check_model_setting(setting: dict) -> None:
     """What check() cannot see field by field."""
     if problem(setting) == "classification" and output_activation(setting) != "sigmoid":
-        raise SettingError(f"output_activation: classification trains a sigmoid output with "
+        err = SettingError(f"output_activation: classification trains a sigmoid output with "
                            f"binary cross-entropy; got {setting['output_activation']!r} "
                            f"(use 'auto' or 'sigmoid')")
+        err.field = "output_activation"
+        raise err
 
 
 def _b64(u8: np.ndarray) -> str:
