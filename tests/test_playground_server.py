@@ -25,7 +25,14 @@ from microgradnet.models import load_model  # noqa: E402
 from microgradnet.playground import serve  # noqa: E402
 from microgradnet.playground.server import DOWNLOADS, SESSIONS, make_app  # noqa: E402
 from microgradnet.playground.session import Data, Run, measure_speed  # noqa: E402
-from microgradnet.playground.settings import LIMITS, PRESETS, check  # noqa: E402
+from microgradnet.playground.settings import (  # noqa: E402
+    ACTIVATIONS,
+    LIMITS,
+    OPTIMIZERS,
+    OUTPUT_ACTIVATIONS,
+    PRESETS,
+    check,
+)
 
 TIMEOUT = 60
 SMALL = {"layers": [4, 3], "points": 200, "batch_size": 10, "steps_per_frame": 40}
@@ -501,6 +508,17 @@ def test_every_preset_builds_and_trains():
             assert run.why_eager is None, (name, run.why_eager)
             run.fit(1)
             assert run.frame(heatmaps=True)["train_loss"] is not None, name
+
+
+def test_what_the_page_offers_trains_on_the_captured_path():
+    data, data_1d = Data(check({"points": 20})), Data(check({"points": 20, "dataset": "sine"}))
+    for field, names, d, extra in (
+            ("activation", ACTIVATIONS, data, {}),
+            ("optimizer", OPTIMIZERS, data, {"momentum": 0.5}),
+            ("output_activation", OUTPUT_ACTIVATIONS, data_1d, {"dataset": "sine"})):
+        for name in names:
+            run = Run("A", check({"points": 20, field: name, **extra}), d)
+            assert run.why_eager is None, (field, name, run.why_eager)
 
 
 def test_measure_speed_reports_steps_per_second():
