@@ -89,14 +89,16 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # viz pulls in matplotlib: imported on first use of mg.viz, not with the package.
-    if name == "viz":
+    # viz pulls in matplotlib, playground its server on serve(): imported on first use of
+    # mg.viz / mg.playground, not with the package.
+    if name in ("viz", "playground"):
         import importlib
 
-        return importlib.import_module(".viz", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'microgradnet' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    # viz is imported on first use (above), but tab completion should offer it before that.
-    return sorted({*globals(), "viz"})
+    # viz and playground are imported on first use (above), but tab completion should offer
+    # them before that.
+    return sorted({*globals(), "viz", "playground"})

@@ -4,7 +4,9 @@ WebSocket /ws with one Session per connection. PROTOCOL.md documents the message
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import secrets
 import threading
 from collections import OrderedDict
@@ -18,12 +20,22 @@ from . import export
 from .session import Data, Run
 from .settings import DATA_FIELDS, LIMITS, PRESETS, SettingError, check, options
 
-__all__ = ["Handle", "ProtocolError", "Session", "dumps", "make_app", "run_blocking",
-           "start_in_thread"]
+__all__ = ["DOWNLOADS", "EXECUTOR", "SESSIONS", "TASKS", "Handle", "ProtocolError", "Session",
+           "dumps", "make_app", "run_blocking", "start_in_thread"]
 
 STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("microgradnet.playground")
 MAX_FPS = 60  # frames a playing session sends per second at most (the page draws fewer)
 DOWNLOADS_PER_SESSION = 4
+ACK_WINDOW = 3  # frames sent ahead of the page's acks (once it sends them)
+TOO_MANY_OPS = ("this run has alternated play and step too often for its script to replay it "
+                "(export would be too long); reset to go on")
+
+# The application's state: open sessions, their play tasks, download tokens, the worker threads.
+SESSIONS = web.AppKey("sessions", set)
+TASKS = web.AppKey("tasks", set)
+DOWNLOADS = web.AppKey("downloads", dict)
+EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
 
 
 def __dir__() -> list[str]:
@@ -31,7 +43,12 @@ def __dir__() -> list[str]:
 
 
 class ProtocolError(ValueError):
-    """A message the server refuses; the message says what was wrong."""
+    """A message the server refuses; the message says what was wrong, .field names the
+    setting's field when one was ("setting_b.<field>" for run B's)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def _finite(obj: Any) -> Any:
@@ -63,6 +80,10 @@ class Session:
         self.data: Data | None = None
         self.runs: dict[str, Run] = {}
         self.heatmaps = True
+        self.max_fps = MAX_FPS
+        self.seq = 0  # frames sent
+        self.acked: int | None = None  # the last frame the page drew (None: no acks)
+        self.ack_event = asyncio.Event()
         self.playing = False
         self.task: asyncio.Task | None = None
         self.busy = asyncio.Lock()  # one training call at a time
@@ -74,7 +95,7 @@ class Session:
             await self.ws.send_str(dumps(msg))
 
     async def in_thread(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.app["executor"], fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self.app[EXECUTOR], fn, *args)
 
     def _require_setup(self, op: str) -> None:
         if not self.runs:
@@ -83,9 +104,19 @@ class Session:
     async def _frames(self) -> None:
         for name in sorted(self.runs):
             run = self.runs[name]
-            await self.send(await self.in_thread(run.frame, self.heatmaps))
+            frame = await self.in_thread(run.frame, self.heatmaps)
+            frame["seq"] = self.seq
+            self.seq += 1
+            await self.send(frame)
             if run.diverged:
                 self.playing = False
+
+    async def _wait_for_page(self) -> None:
+        """In ack mode, wait while ACK_WINDOW frames or more are not drawn yet."""
+        while (self.playing and self.acked is not None
+               and self.seq - 1 - self.acked >= ACK_WINDOW):
+            self.ack_event.clear()
+            await self.ack_event.wait()
 
     # ------------------------------------------------------------------ ops
     async def handle(self, msg: Any) -> None:
@@ -95,11 +126,12 @@ class Session:
         handler = {"setup": self.op_setup, "play": self.op_play, "pause": self.op_pause,
                    "step": self.op_step, "reset": self.op_reset,
                    "regenerate": self.op_regenerate, "ab": self.op_ab, "ab_off": self.op_ab_off,
-                   "export": self.op_export, "heatmaps": self.op_heatmaps}.get(op)
+                   "export": self.op_export, "heatmaps": self.op_heatmaps,
+                   "fps": self.op_fps, "ack": self.op_ack}.get(op)
         if handler is None:
             raise ProtocolError(
                 f"unknown op {str(op)[:40]!r}; known: setup, play, pause, step, reset, "
-                "regenerate, ab, ab_off, export, heatmaps")
+                "regenerate, ab, ab_off, export, heatmaps, fps, ack")
         await handler(msg)
 
     async def op_setup(self, msg: dict) -> None:
@@ -140,11 +172,12 @@ class Session:
         for k in DATA_FIELDS:
             if k in setting_b and setting_b[k] != setting[k]:
                 raise ProtocolError(f"setting_b: {k} cannot differ from run A's (A/B runs "
-                                    f"share the data)")
+                                    f"share the data)", f"setting_b.{k}")
         try:
             return check(setting_b, base=setting)
         except SettingError as e:
-            raise ProtocolError(f"setting_b: {e}") from None
+            field = None if e.field is None else f"setting_b.{e.field}"
+            raise ProtocolError(f"setting_b: {e}", field) from None
 
     async def op_play(self, msg: dict) -> None:
         self._require_setup("play")
@@ -152,41 +185,50 @@ class Session:
             return
         self.playing = True
         self.task = asyncio.create_task(self._play())
-        self.app["tasks"].add(self.task)
-        self.task.add_done_callback(self.app["tasks"].discard)
+        self.app[TASKS].add(self.task)
+        self.task.add_done_callback(self.app[TASKS].discard)
         await self.send({"type": "state", "playing": True})
 
     async def _play(self) -> None:
         loop = asyncio.get_running_loop()
         try:
             while self.playing and not self.ws.closed:
+                await self._wait_for_page()
                 t0 = loop.time()
                 async with self.busy:
                     if not self.playing:
                         break
                     if any(r.ops_full() for r in self.runs.values()):
                         self.playing = False
-                        await self.send({"type": "error", "message": (
-                            "this run has alternated play and step too often to be "
-                            "exported; reset to go on")})
+                        await self.send({"type": "error", "message": TOO_MANY_OPS})
                         break
                     epochs = self.runs["A"].epochs_per_frame()
                     for run in self.runs.values():
                         await self.in_thread(run.fit, epochs)
                     await self._frames()
-                wait = 1 / MAX_FPS - (loop.time() - t0)
+                wait = 1 / self.max_fps - (loop.time() - t0)
                 await asyncio.sleep(max(wait, 0))
+        except asyncio.CancelledError:
+            raise  # the socket closed: nobody to tell
         except Exception as e:  # a failed step must not pass silently: tell the page
             self.playing = False
             await self.send({"type": "error", "message": f"training stopped: {e}"})
-        finally:
-            if not self.ws.closed:
-                await self.send({"type": "state", "playing": False})
+        await self.send({"type": "state", "playing": False})
 
     async def pause(self) -> None:
         self.playing = False
+        self.ack_event.set()  # a play task waiting for the page's acks stops now
         if self.task is not None:
             await self.task
+            self.task = None
+
+    async def stop(self) -> None:
+        """Stop at once (the socket closed): the play task may wait on a send nobody reads."""
+        self.playing = False
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
             self.task = None
 
     async def op_pause(self, msg: dict) -> None:
@@ -196,6 +238,8 @@ class Session:
         self._require_setup("step")
         await self.pause()
         async with self.busy:
+            if any(r.ops_full() for r in self.runs.values()):
+                raise ProtocolError(TOO_MANY_OPS)
             for run in self.runs.values():
                 await self.in_thread(run.step)
             await self._frames()
@@ -234,6 +278,20 @@ class Session:
             raise ProtocolError(f"heatmaps: on must be true or false, got {on!r:.40}")
         self.heatmaps = on
 
+    async def op_ack(self, msg: dict) -> None:
+        seq = msg.get("seq")
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < self.seq:
+            raise ProtocolError(f"ack: seq must be the seq of a frame sent (0 to {self.seq - 1})"
+                                f", got {seq!r:.40}")
+        self.acked = max(seq, self.acked if self.acked is not None else -1)
+        self.ack_event.set()
+
+    async def op_fps(self, msg: dict) -> None:
+        value = msg.get("max")
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_FPS:
+            raise ProtocolError(f"fps: max must be an int in [1, {MAX_FPS}], got {value!r:.40}")
+        self.max_fps = value
+
     async def op_export(self, msg: dict) -> None:
         self._require_setup("export")
         what, name = msg.get("what"), msg.get("run", "A")
@@ -251,10 +309,10 @@ class Session:
                 raise ProtocolError(f"export {what}: {e}") from None
         token = secrets.token_urlsafe(16)
         self.downloads[token] = (filename, ctype, body)
-        self.app["downloads"][token] = self
+        self.app[DOWNLOADS][token] = self
         while len(self.downloads) > DOWNLOADS_PER_SESSION:
             old, _ = self.downloads.popitem(last=False)
-            self.app["downloads"].pop(old, None)
+            self.app[DOWNLOADS].pop(old, None)
         reply = {"type": "export", "what": what, "run": name, "filename": filename,
                  "url": f"/download/{token}", "size": len(body)}
         if what == "code":
@@ -264,7 +322,7 @@ class Session:
     def close(self) -> None:
         self.playing = False
         for token in self.downloads:
-            self.app["downloads"].pop(token, None)
+            self.app[DOWNLOADS].pop(token, None)
         self.downloads.clear()
         self.runs = {}
         self.data = None
@@ -284,7 +342,7 @@ async def _api_options(request: web.Request) -> web.Response:
 
 
 async def _download(request: web.Request) -> web.Response:
-    session = request.app["downloads"].get(request.match_info["token"])
+    session = request.app[DOWNLOADS].get(request.match_info["token"])
     item = None if session is None else session.downloads.get(request.match_info["token"])
     if item is None:
         raise web.HTTPNotFound(text="no such download (it belongs to a closed or later page)")
@@ -299,13 +357,13 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
     # Up to 4x the limit arrives and gets an error message; beyond that aiohttp closes.
     ws = web.WebSocketResponse(max_msg_size=4 * limit, heartbeat=30)
     await ws.prepare(request)
-    if len(app["sessions"]) >= LIMITS["max_sessions"]:
+    if len(app[SESSIONS]) >= LIMITS["max_sessions"]:
         await ws.send_str(dumps({"type": "error", "message": (
             f"too many pages open at once (at most {LIMITS['max_sessions']}); close one")}))
         await ws.close()
         return ws
     session = Session(app, ws)
-    app["sessions"].add(session)
+    app[SESSIONS].add(session)
     try:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
@@ -321,31 +379,38 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
                     parsed = json.loads(msg.data)
                 except ValueError as e:
                     raise ProtocolError(f"malformed JSON: {e}") from None
+                except RecursionError:
+                    raise ProtocolError("malformed JSON: nested too deeply") from None
                 await session.handle(parsed)
             except (ProtocolError, SettingError) as e:
-                await session.send({"type": "error", "message": str(e)})
+                await session.send({"type": "error", "message": str(e),
+                                    "field": getattr(e, "field", None)})
+            except Exception as e:  # a bug here must not take the page's socket down
+                log.exception("playground: message failed")
+                await session.send({"type": "error",
+                                    "message": f"internal error: {type(e).__name__}: {e}"})
     finally:
-        await session.pause()
+        await session.stop()
         session.close()
-        app["sessions"].discard(session)
+        app[SESSIONS].discard(session)
     return ws
 
 
 async def _shutdown(app: web.Application) -> None:
-    for session in list(app["sessions"]):
+    for session in list(app[SESSIONS]):
         session.playing = False
         await session.ws.close()
-    for task in list(app["tasks"]):
+    for task in list(app[TASKS]):
         task.cancel()
 
 
 def make_app() -> web.Application:
     """The aiohttp application (tests use it with aiohttp's test client)."""
     app = web.Application(client_max_size=LIMITS["max_message_bytes"])
-    app["sessions"] = set()
-    app["tasks"] = set()
-    app["downloads"] = {}
-    app["executor"] = ThreadPoolExecutor(max_workers=2, thread_name_prefix="playground")
+    app[SESSIONS] = set()
+    app[TASKS] = set()
+    app[DOWNLOADS] = {}
+    app[EXECUTOR] = ThreadPoolExecutor(max_workers=2, thread_name_prefix="playground")
     app.router.add_get("/", _index)
     app.router.add_get("/api/options", _api_options)
     app.router.add_get("/ws", _websocket)
@@ -355,7 +420,7 @@ def make_app() -> web.Application:
     app.on_shutdown.append(_shutdown)
 
     async def stop_executor(app: web.Application) -> None:
-        app["executor"].shutdown(wait=True)
+        app[EXECUTOR].shutdown(wait=True)
 
     app.on_cleanup.append(stop_executor)
     return app

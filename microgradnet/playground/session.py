@@ -43,6 +43,7 @@ TRAIN_LOCK = threading.Lock()
 
 OUTPUT_RES_2D, NEURON_RES_2D = 64, 32  # heat map sides (pixels of the input plane)
 OUTPUT_RES_1D, NEURON_RES_1D = 200, 64  # curve samples over x
+CHUNK_WORK = 200_000_000  # at most about this many multiply-adds of training per chunk
 
 
 def build_model(setting: dict, in_dim: int) -> Sequential:
@@ -90,9 +91,11 @@ def loss_name(setting: dict) -> str:
 def check_model_setting(setting: dict) -> None:
     """What check() cannot see field by field."""
     if problem(setting) == "classification" and output_activation(setting) != "sigmoid":
-        raise SettingError(f"output_activation: classification trains a sigmoid output with "
+        err = SettingError(f"output_activation: classification trains a sigmoid output with "
                            f"binary cross-entropy; got {setting['output_activation']!r} "
                            f"(use 'auto' or 'sigmoid')")
+        err.field = "output_activation"
+        raise err
 
 
 def _b64(u8: np.ndarray) -> str:
@@ -159,8 +162,11 @@ class Run:
         self.x_test, self.y_test = x[data.test], y[data.test]
         self.grid_out = datasets.features(
             data.grid(OUTPUT_RES_1D if dims == 1 else OUTPUT_RES_2D), setting["features"], dims)
-        self.grid_neuron = datasets.features(
-            data.grid(NEURON_RES_1D if dims == 1 else NEURON_RES_2D), setting["features"], dims)
+        # Nets beyond the editor's 6x8 (presets) get coarser heat maps: a frame stays small.
+        self.neuron_res = NEURON_RES_1D if dims == 1 else (
+            NEURON_RES_2D if sum(setting["layers"]) <= 64 else NEURON_RES_2D // 2)
+        self.grid_neuron = datasets.features(data.grid(self.neuron_res), setting["features"],
+                                             dims)
         self.gen = np.random.default_rng(setting["seed"])  # as mg.manual_seed(seed) makes it
         with TRAIN_LOCK, using_generator(self.gen):
             self.model = build_model(setting, x.shape[1])
@@ -192,8 +198,11 @@ class Run:
         return self.epochs + self.single_steps // self.steps_per_epoch
 
     def epochs_per_frame(self) -> int:
-        """Whole epochs (fit's unit) closest to the setting's steps between frames."""
-        return max(1, round(self.setting["steps_per_frame"] / self.steps_per_epoch))
+        """Whole epochs (fit's unit) closest to the setting's steps between frames, as many
+        as keep a chunk within CHUNK_WORK (a pause waits for the chunk in progress)."""
+        wanted = max(1, round(self.setting["steps_per_frame"] / self.steps_per_epoch))
+        work = len(self.x_train) * self.model.count_params()  # multiply-adds of an epoch
+        return max(1, min(wanted, CHUNK_WORK // max(work, 1)))
 
     def _record(self, op: list) -> None:
         last = self.ops[-1] if self.ops else None
@@ -318,7 +327,7 @@ class Run:
         return [fr[layer.name][-1] if layer.name in fr else 0.0 for layer in self.model.layers]
 
     def _neurons(self, _outputs: list[np.ndarray]) -> list[list[dict]]:
-        res = NEURON_RES_1D if self.data.spec.dims == 1 else NEURON_RES_2D
+        res = self.neuron_res
         out = []
         for h in self._layer_outputs(self.grid_neuron):
             layer = []
@@ -350,27 +359,31 @@ class Run:
 
 
 def measure_speed(setting: dict | None = None, seconds: float = 2.0) -> dict:
-    """Training steps per second on one setting: plain `fit` over the whole time, the
-    playground's chunks without frames, and with a frame (all heat maps) after each chunk."""
-    s = check(setting or {"dataset": "circle", "layers": [8] * 6, "points": 500})
+    """Training steps per second on one setting (default: the page's largest net, 6x8 on
+    circle): "fit", one long fit; "chunks", the playground's fit chunks without frames;
+    "chunks_with_frames", with a frame (all heat maps) after each chunk, as while playing
+    unpaced. Also "steps_per_frame", "frame_ms" (median time to build a frame), "captured"."""
+    s = check(setting or {"dataset": "circle", "layers": [8] * 6})
     data = Data(s)
+    probe = Run("A", s, data)
+    per = probe.epochs_per_frame()
+    frame_times: list[float] = []
 
-    def rate(frames: bool | None) -> float:
+    def rate(mode: str) -> float:
         run = Run("A", s, data)
-        per = run.epochs_per_frame()
-        done, t0 = 0, time.perf_counter()
+        epochs, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds:
-            if frames is None:  # plain fit: one call of many epochs
-                run.fit(per * 20)
-                done += per * 20
-                continue
-            run.fit(per)
-            done += per
-            if frames:
+            k = per * 20 if mode == "fit" else per
+            run.fit(k)
+            epochs += k
+            if mode == "frames":
+                t = time.perf_counter()
                 run.frame(heatmaps=True)
-        return done * run.steps_per_epoch / (time.perf_counter() - t0)
+                frame_times.append(time.perf_counter() - t)
+        return epochs * run.steps_per_epoch / (time.perf_counter() - t0)
 
-    return {"fit": rate(None), "chunks": rate(False), "chunks_with_frames": rate(True),
-            "steps_per_frame": Run("A", s, data).epochs_per_frame() * (
-                -(-round(len(data.train)) // min(s["batch_size"], len(data.train)))),
-            "captured": fastpath.explain(Run("A", s, data).model) is None}
+    out = {"fit": rate("fit"), "chunks": rate("chunks"), "chunks_with_frames": rate("frames")}
+    out.update(steps_per_frame=per * probe.steps_per_epoch,
+               frame_ms=1e3 * float(np.median(frame_times)),
+               captured=probe.why_eager is None)
+    return out

@@ -19,7 +19,9 @@ def __dir__() -> list[str]:
 
 
 class SettingError(ValueError):
-    """A setting the server refuses; the message names the field."""
+    """A setting the server refuses; the message names the field, .field is its key."""
+
+    field: str | None = None
 
 
 # Hard caps (what the server accepts at all) beside the page editor's limits (what its
@@ -76,9 +78,52 @@ def _name(name: str, value: Any, known: tuple | dict) -> str:
     return value
 
 
+def _features(feats: Any) -> list[str]:
+    if not isinstance(feats, list) or not feats or len(feats) > len(FEATURES):
+        raise SettingError(f"features must be a non-empty list of at most {len(FEATURES)} "
+                           f"names, got {str(feats)[:60]}")
+    for f in feats:
+        _name("feature", f, FEATURES)
+    if len(set(feats)) != len(feats):
+        raise SettingError(f"features lists a name twice: {feats}")
+    return [f for f in FEATURES if f in feats]  # one canonical order
+
+
+def _layers(layers: Any) -> list[int]:
+    if not isinstance(layers, list):
+        raise SettingError(f"layers must be a list of hidden-layer widths, got {layers!r:.60}")
+    if len(layers) > LIMITS["max_layers"]:
+        raise SettingError(f"layers: at most {LIMITS['max_layers']} hidden layers, got "
+                           f"{len(layers)}")
+    return [_int(f"layers[{i}]", w, 1, LIMITS["max_units"]) for i, w in enumerate(layers)]
+
+
+# One check per field, in the order of DEFAULTS.
+_CHECKS: dict[str, Any] = {
+    "dataset": lambda v: _name("dataset", v, DATASETS),
+    "noise": lambda v: _number("noise", v, 0.0, 1.0),
+    "points": lambda v: _int("points", v, LIMITS["min_points"], LIMITS["max_points"]),
+    "train_ratio": lambda v: _number("train_ratio", v, 0.1, 0.9),
+    "data_seed": lambda v: _int("data_seed", v, 0, LIMITS["max_seed"]),
+    "features": _features,
+    "layers": _layers,
+    "activation": lambda v: _name("activation", v, ACTIVATIONS),
+    "output_activation": lambda v: _name("output_activation", v, OUTPUT_ACTIVATIONS),
+    "initializer": lambda v: _name("initializer", v, INITIALIZERS),
+    "optimizer": lambda v: _name("optimizer", v, OPTIMIZERS),
+    "learning_rate": lambda v: _number("learning_rate", v, 1e-6, 10.0),
+    "momentum": lambda v: _number("momentum", v, 0.0, 0.999),
+    "regularization": lambda v: _name("regularization", v, REGULARIZATIONS),
+    "regularization_rate": lambda v: _number("regularization_rate", v, 0.0, 10.0),
+    "batch_size": lambda v: _int("batch_size", v, 1, LIMITS["max_batch_size"]),
+    "seed": lambda v: _int("seed", v, 0, LIMITS["max_seed"]),
+    "steps_per_frame": lambda v: _int("steps_per_frame", v, 1, LIMITS["max_steps_per_frame"]),
+}
+
+
 def check(setting: Any, base: dict | None = None) -> dict:
     """The full, checked setting: `setting`'s fields over `base` (the defaults when None).
-    Raises SettingError naming the first bad field."""
+    Raises SettingError naming the first bad field (also in its .field)."""
     if not isinstance(setting, dict):
         raise SettingError(f"setting must be a JSON object, got {type(setting).__name__}")
     unknown = sorted(set(setting) - set(DEFAULTS))
@@ -87,42 +132,12 @@ def check(setting: Any, base: dict | None = None) -> dict:
                            + ", ".join(DEFAULTS))
     s = {**(base or DEFAULTS), **setting}
     out: dict[str, Any] = {}
-    out["dataset"] = _name("dataset", s["dataset"], DATASETS)
-    out["noise"] = _number("noise", s["noise"], 0.0, 1.0)
-    out["points"] = _int("points", s["points"], LIMITS["min_points"], LIMITS["max_points"])
-    out["train_ratio"] = _number("train_ratio", s["train_ratio"], 0.1, 0.9)
-    out["data_seed"] = _int("data_seed", s["data_seed"], 0, LIMITS["max_seed"])
-    feats = s["features"]
-    if not isinstance(feats, list) or not feats or len(feats) > len(FEATURES):
-        raise SettingError(f"features must be a non-empty list of at most {len(FEATURES)} "
-                           f"names, got {str(feats)[:60]}")
-    for f in feats:
-        _name("feature", f, FEATURES)
-    if len(set(feats)) != len(feats):
-        raise SettingError(f"features lists a name twice: {feats}")
-    out["features"] = [f for f in FEATURES if f in feats]  # one canonical order
-    layers = s["layers"]
-    if not isinstance(layers, list):
-        raise SettingError(f"layers must be a list of hidden-layer widths, got {layers!r:.60}")
-    if len(layers) > LIMITS["max_layers"]:
-        raise SettingError(f"layers: at most {LIMITS['max_layers']} hidden layers, got "
-                           f"{len(layers)}")
-    out["layers"] = [_int(f"layers[{i}]", w, 1, LIMITS["max_units"])
-                     for i, w in enumerate(layers)]
-    out["activation"] = _name("activation", s["activation"], ACTIVATIONS)
-    out["output_activation"] = _name("output_activation", s["output_activation"],
-                                     OUTPUT_ACTIVATIONS)
-    out["initializer"] = _name("initializer", s["initializer"], INITIALIZERS)
-    out["optimizer"] = _name("optimizer", s["optimizer"], OPTIMIZERS)
-    out["learning_rate"] = _number("learning_rate", s["learning_rate"], 1e-6, 10.0)
-    out["momentum"] = _number("momentum", s["momentum"], 0.0, 0.999)
-    out["regularization"] = _name("regularization", s["regularization"], REGULARIZATIONS)
-    out["regularization_rate"] = _number("regularization_rate", s["regularization_rate"],
-                                         0.0, 10.0)
-    out["batch_size"] = _int("batch_size", s["batch_size"], 1, LIMITS["max_batch_size"])
-    out["seed"] = _int("seed", s["seed"], 0, LIMITS["max_seed"])
-    out["steps_per_frame"] = _int("steps_per_frame", s["steps_per_frame"], 1,
-                                  LIMITS["max_steps_per_frame"])
+    for field, fn in _CHECKS.items():
+        try:
+            out[field] = fn(s[field])
+        except SettingError as e:
+            e.field = field
+            raise
     return out
 
 
