@@ -48,9 +48,6 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
 
 import microgradnet as mg  # noqa: E402
-import microgradnet.playground  # noqa: E402, F401  (mg.playground)
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def make_driver(download_dir: Path | None = None):
@@ -421,3 +418,18 @@ def test_bad_input_shows_an_error_and_the_page_goes_on(page):
     page.click("layer-remove")
     page.wait("return window.playground.state.runs.A.frame && "
               "document.getElementById('errors').hidden", what="a good setup after errors")
+
+
+def test_screenshot_script_writes_a_picture_per_preset(tmp_path):
+    """examples/playground_screenshots.py (the README's pictures), in its quick form."""
+    from _load import load_script
+    from PIL import Image
+
+    script = load_script(Path(__file__).resolve().parent.parent / "examples"
+                         / "playground_screenshots.py", "example_playground_screenshots")
+    assert script.main(["--quick", "--out", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("playground_*.png")
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.width >= 1200 and im.height >= 800
+        colours = im.convert("RGB").getcolors(1 << 16)
+    assert len(colours) > 20  # a drawn page, not a blank one

@@ -15,6 +15,8 @@
     ws: null,
     dirty: false,         // a frame arrived that is not drawn yet
     hashOwn: "",          // the hash this page wrote last (not a user's edit)
+    ackedSeq: -1,         // the last frame number acknowledged to the server
+    paths: {},            // per run: null (the captured fast path) or why it trains eagerly
     errors: [],
     warnings: [],
     lastExport: null,
@@ -217,7 +219,7 @@
       case "frame": onFrame(msg); break;
       case "state": if ("playing" in msg) setPlaying(!!msg.playing, true); break;
       case "export": onExport(msg); break;
-      case "error": showError(msg.message || "error"); break;
+      case "error": showError(msg.message || "error", msg.field); break;
       default: break;
     }
   }
@@ -264,11 +266,9 @@
   function clearRun(name) { state.runs[name] = newRun(); state.dirty = true; }
 
   // ------------------------------------------------------------------ errors and warnings
-  function showError(message) {
+  // field: the setting's key the server names ("setting_b.<key>": run B's, in the A/B box).
+  function showError(message, field) {
     state.errors.push(message);
-    // The server's messages start with the field they are about ("learning_rate must ...").
-    const m = /^(?:setting_b: )?([a-z_]+)/.exec(message);
-    const field = m && state.setting && m[1] in state.setting ? m[1] : null;
     const box = $("errors");
     box.hidden = false;
     box.textContent = message;
@@ -277,9 +277,10 @@
     close.onclick = clearErrors;
     box.appendChild(close);
     document.querySelectorAll(".field.bad").forEach((e) => e.classList.remove("bad"));
-    if (field) {
-      const el = document.querySelector(`[data-key="${CSS.escape(field)}"]`);
-      if (el) el.closest(".field")?.classList.add("bad");
+    if (typeof field === "string") {
+      const el = field.startsWith("setting_b.") ? $("ab-value")
+        : document.querySelector(`[data-key="${CSS.escape(field)}"]`);
+      if (el) (el.closest(".field") || el).classList.add("bad");
     }
   }
   function clearErrors() {
@@ -560,8 +561,8 @@
   // Columns: the inputs (every feature of 2-D data, the chosen ones bright; x for 1-D data),
   // each hidden layer, the output unit. A column wider than 8 units (a preset's 1x60) gets
   // smaller boxes so that it fits the height of 8.
-  const NODE = 40, FEAT = 34, COLW = 104, TOP = 58, PITCH = NODE + 12, LEFT = 60;
-  let layout = null;
+  const NODE = 40, FEAT = 34, TOP = 58, PITCH = NODE + 12, LEFT = 60;
+  let layout = null, COLW = 104;
   function dims() {
     const d = state.options.datasets[state.setting.dataset];
     return d ? d.dims : 2;
@@ -577,6 +578,9 @@
   function layoutNetwork() {
     const inputs = dims() === 1 ? ["x"] : (state.options.features || []);
     const widths = [...drawnLayers(), 1];
+    // columns closer together when the network would be wider than its column of the page
+    const avail = $("network").clientWidth || 600;
+    COLW = Math.max(NODE + 16, Math.min(104, (avail - LEFT - NODE - 10) / widths.length));
     const rows = Math.max(inputs.length, 8);
     const H = TOP + rows * PITCH + 24;
     const cols = [inputs.map((name, i) => ({ x: LEFT, y: TOP + i * (FEAT + 12), size: FEAT, name }))];
@@ -933,6 +937,9 @@
       $("rate").textContent = Number.isFinite(r) && r > 0 ? Math.round(r).toLocaleString("en") : "-";
     }
     $("train-loss").textContent = fmtLoss(f && f.train_loss);
+    const why = state.paths.A;
+    $("path").textContent = !f ? "" : why ? "eager path" : "captured fast path";
+    $("path").title = why || "fit's step runs as one captured plan in C";
     $("test-loss").textContent = fmtLoss(f && f.test_loss);
     drawNetwork();
     drawOutput("A");
@@ -951,6 +958,10 @@
     if (state.dirty && layout) {
       state.dirty = false;
       drawAll();
+      // Flow control: the server keeps at most a few frames ahead of the last one drawn.
+      let seq = -1;
+      for (const r of Object.values(state.runs)) if (r.frame && r.frame.seq > seq) seq = r.frame.seq;
+      if (seq > state.ackedSeq) { state.ackedSeq = seq; send({ op: "ack", seq }); }
     }
     requestAnimationFrame(tick);
   }
@@ -1014,6 +1025,7 @@
       if (e.key === " ") { e.preventDefault(); setPlaying(!state.playing); }
       else if (e.key === "ArrowRight") { e.preventDefault(); setPlaying(false); send({ op: "step" }); }
     });
+    window.addEventListener("resize", () => { if (state.setting) layoutNetwork(); });
     window.addEventListener("hashchange", () => {
       if (location.hash === state.hashOwn) return;
       const h = hashToSetting(location.hash, state.options.defaults);
