@@ -7,7 +7,7 @@
   const state = {
     options: null,        // GET /api/options
     setting: null,        // run A's setting, mirrored in the URL hash
-    ab: { on: false, field: "activation", value: null },
+    ab: { on: false, full: null },  // run B: the fields that differ from A
     data: null,           // the last "data" message
     runs: { A: newRun(), B: newRun() },
     playing: false,
@@ -501,8 +501,8 @@
       o.value = o.textContent = key;
       sel.appendChild(o);
     }
-    sel.value = state.ab.field || "activation";
-    sel.addEventListener("change", () => { state.ab.field = sel.value; state.ab.value = null; abValueInput(); });
+    sel.value = "activation";
+    sel.addEventListener("change", () => abValueInput());
     // The server answers with "setup" (setting_b set or null): that switches the view.
     $("ab-toggle").addEventListener("click", () => {
       setPlaying(false);
