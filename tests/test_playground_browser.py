@@ -273,6 +273,12 @@ def test_preset_runs_a_b_side_by_side(page):
     a, b = page.frame("A"), page.frame("B")
     assert a["step"] == b["step"] > 0
     page.wait("return window.playground.stats.framesDrawn > 5")
+    # run B's export: its own model (2x10)
+    Select(page.d.find_element(By.ID, "export-run")).select_by_value("B")
+    page.d.find_element(By.CSS_SELECTOR, "[data-export='code']").click()
+    msg = page.wait("return window.playground.state.lastExport", what="run B's code")
+    assert msg["run"] == "B" and msg["text"].count("Dense(10") == 2
+    page.d.find_element(By.CSS_SELECTOR, "#codedialog button[value=close]").click()
     # the fitted curve (orange) on both outputs
     for run in ("A", "B"):
         px = page.pixels(f"output-{run}")[..., :3].astype(int)

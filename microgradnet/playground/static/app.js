@@ -547,6 +547,7 @@
     $("ab-toggle").classList.toggle("on", state.ab.on);
     $("ab-toggle").textContent = state.ab.on ? "Stop comparing" : "Compare";
     $("fig-B").hidden = !state.ab.on;
+    $("export-run").hidden = !state.ab.on;
     let diff = "";
     if (state.ab.on) {
       const b = settingB();
@@ -1011,7 +1012,8 @@
     });
     $("show-test").addEventListener("change", () => { state.dirty = true; });
     document.querySelectorAll("[data-export]").forEach((b) =>
-      b.addEventListener("click", () => send({ op: "export", what: b.dataset.export })));
+      b.addEventListener("click", () => send({ op: "export", what: b.dataset.export,
+        run: state.ab.on ? $("export-run").value : "A" })));
     $("code-copy").addEventListener("click", async () => {
       const t = $("code");
       try { await navigator.clipboard.writeText(t.value); } catch (e) { t.select(); document.execCommand("copy"); }
