@@ -199,6 +199,9 @@ BAD = [
     ('{"op": "setup", "preset": "999"}', "preset"),
     ('{"op": "setup", "setting": {"output_activation": "tanh"}}', "output_activation"),
     ('{"op": "fly"}', "unknown op"),
+    ('{"op": ["setup"]}', "unknown op"),
+    ('{"op": "setup", "preset": ["x"]}', "preset"),
+    ('{"op": "setup", "preset": "002 sigmoid perceptron", "setting": 3}', "setting"),
     ("[1, 2]", "JSON object"),
     ('{"op": "setup", "setting": {"layers": [2', "malformed JSON"),
     ('{"op": "play"}', "setup"),
@@ -232,6 +235,7 @@ def test_bad_messages_after_setup_and_binary_frames():
             for msg, named in ((b"\x00\x01", "JSON text"), ('{"op": "heatmaps"}', "on"),
                                ('{"op": "export", "what": "pdf"}', "pdf"),
                                ('{"op": "export", "what": "npz", "run": "B"}', "run"),
+                               ('{"op": "export", "what": "npz", "run": ["A"]}', "run"),
                                ('{"op": "ab", "setting_b": {"points": 50}}', "points"),
                                ('{"op": "ab", "setting_b": {"layers": [0]}}', "layers[0]"),
                                ('{"op": "ab"}', "setting_b")):
