@@ -501,6 +501,19 @@ def test_gif_export_decodes():
     assert first.std() > 10  # a picture, not a blank frame
 
 
+def test_mp4_export_of_a_one_dimensional_run():
+    pytest.importorskip("imageio_ffmpeg")  # the video extra (in the test extra too)
+    from microgradnet.playground import export
+
+    s = check({"dataset": "sine", "layers": [6], "points": 100})
+    run = Run("A", s, Data(s))
+    for _ in range(5):
+        run.fit(1)
+        run.frame(heatmaps=False)
+    name, ctype, body = export.make("mp4", run)
+    assert name.endswith(".mp4") and ctype == "video/mp4" and body[4:8] == b"ftyp"
+
+
 def test_every_preset_builds_and_trains():
     for name, preset in PRESETS.items():
         s = preset["setting"]
