@@ -93,7 +93,9 @@ class Session:
     async def send(self, msg: dict) -> None:
         """Send one message as strict JSON (nothing once the socket closed)."""
         if not self.ws.closed:
-            await self.ws.send_str(dumps(msg))
+            # The page may close between the check and the write: its socket ends the session.
+            with contextlib.suppress(ConnectionResetError):
+                await self.ws.send_str(dumps(msg))
 
     async def in_thread(self, fn: Any, *args: Any) -> Any:
         """fn(*args) in a worker thread: training never blocks the event loop."""
@@ -376,7 +378,9 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
     app = request.app
     limit = LIMITS["max_message_bytes"]
     # Up to 4x the limit arrives and gets an error message; beyond that aiohttp closes.
-    ws = web.WebSocketResponse(max_msg_size=4 * limit, heartbeat=30)
+    # No permessage-deflate: on loopback, compressing each frame costs both sides more CPU
+    # than the bytes it saves.
+    ws = web.WebSocketResponse(max_msg_size=4 * limit, heartbeat=30, compress=False)
     await ws.prepare(request)
     if len(app[SESSIONS]) >= LIMITS["max_sessions"]:
         await ws.send_str(dumps({"type": "error", "message": (
