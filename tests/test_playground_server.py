@@ -477,6 +477,26 @@ def test_exported_code_trains_to_the_same_weights(setting, tmp_path):
     assert any(np.any(w != 0) for w in page.get_weights()[1::2])  # it did train
 
 
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_every_presets_exported_code_replays_it(preset, monkeypatch, capsys):
+    from microgradnet.playground import export
+
+    p = PRESETS[preset]
+    data = Data(p["setting"])
+    runs = [Run("A", p["setting"], data)]
+    if "setting_b" in p:
+        runs.append(Run("B", check(p["setting_b"], base=p["setting"]), data))
+    monkeypatch.setattr(sys, "argv", ["script"])
+    for run in runs:
+        run.fit(2)
+        run.step()
+        run.fit(1)
+        namespace: dict = {"__name__": "__main__"}
+        exec(compile(export.code(run), "exported", "exec"), namespace)
+        for x, y in zip(run.model.get_weights(), namespace["model"].get_weights(), strict=True):
+            assert np.array_equal(x, y), (preset, run.name)
+
+
 def test_gif_export_decodes():
     from PIL import Image
 
