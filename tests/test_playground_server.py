@@ -199,6 +199,9 @@ BAD = [
     ('{"op": "setup", "preset": "999"}', "preset"),
     ('{"op": "setup", "setting": {"output_activation": "tanh"}}', "output_activation"),
     ('{"op": "fly"}', "unknown op"),
+    ('{"op": ["setup"]}', "unknown op"),
+    ('{"op": "setup", "preset": ["x"]}', "preset"),
+    ('{"op": "setup", "preset": "002 sigmoid perceptron", "setting": 3}', "setting"),
     ("[1, 2]", "JSON object"),
     ('{"op": "setup", "setting": {"layers": [2', "malformed JSON"),
     ('{"op": "play"}', "setup"),
@@ -232,6 +235,7 @@ def test_bad_messages_after_setup_and_binary_frames():
             for msg, named in ((b"\x00\x01", "JSON text"), ('{"op": "heatmaps"}', "on"),
                                ('{"op": "export", "what": "pdf"}', "pdf"),
                                ('{"op": "export", "what": "npz", "run": "B"}', "run"),
+                               ('{"op": "export", "what": "npz", "run": ["A"]}', "run"),
                                ('{"op": "ab", "setting_b": {"points": 50}}', "points"),
                                ('{"op": "ab", "setting_b": {"layers": [0]}}', "layers[0]"),
                                ('{"op": "ab"}', "setting_b")):
@@ -473,6 +477,26 @@ def test_exported_code_trains_to_the_same_weights(setting, tmp_path):
     assert any(np.any(w != 0) for w in page.get_weights()[1::2])  # it did train
 
 
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_every_presets_exported_code_replays_it(preset, monkeypatch, capsys):
+    from microgradnet.playground import export
+
+    p = PRESETS[preset]
+    data = Data(p["setting"])
+    runs = [Run("A", p["setting"], data)]
+    if "setting_b" in p:
+        runs.append(Run("B", check(p["setting_b"], base=p["setting"]), data))
+    monkeypatch.setattr(sys, "argv", ["script"])
+    for run in runs:
+        run.fit(2)
+        run.step()
+        run.fit(1)
+        namespace: dict = {"__name__": "__main__"}
+        exec(compile(export.code(run), "exported", "exec"), namespace)
+        for x, y in zip(run.model.get_weights(), namespace["model"].get_weights(), strict=True):
+            assert np.array_equal(x, y), (preset, run.name)
+
+
 def test_gif_export_decodes():
     from PIL import Image
 
@@ -495,6 +519,19 @@ def test_gif_export_decodes():
     img.seek(img.n_frames - 1)
     first = np.asarray(Image.open(io.BytesIO(run_async(body))).convert("RGB"))
     assert first.std() > 10  # a picture, not a blank frame
+
+
+def test_mp4_export_of_a_one_dimensional_run():
+    pytest.importorskip("imageio_ffmpeg")  # the video extra (in the test extra too)
+    from microgradnet.playground import export
+
+    s = check({"dataset": "sine", "layers": [6], "points": 100})
+    run = Run("A", s, Data(s))
+    for _ in range(5):
+        run.fit(1)
+        run.frame(heatmaps=False)
+    name, ctype, body = export.make("mp4", run)
+    assert name.endswith(".mp4") and ctype == "video/mp4" and body[4:8] == b"ftyp"
 
 
 def test_every_preset_builds_and_trains():

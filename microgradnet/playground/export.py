@@ -53,19 +53,20 @@ def _optimizer_code(s: dict) -> str:
 
 
 def _layers_code(s: dict, in_dim: int) -> list[str]:
-    reg = ""
+    lines = []
     if s["regularization"] != "none":
         cls = s["regularization"].upper()
-        reg = f", kernel_regularizer=mg.regularizers.{cls}({s['regularization_rate']!r})"
+        lines.append(f"reg = mg.regularizers.{cls}({s['regularization_rate']!r})  # every kernel")
+    reg = ", kernel_regularizer=reg" if s["regularization"] != "none" else ""
+    lines += [f"init = {s['initializer']!r}  # every kernel; biases start at zero",
+              "model = Sequential(["]
     widths = [*s["layers"], 1]
-    lines = []
     for i, width in enumerate(widths):
         act = output_activation(s) if i == len(widths) - 1 else s["activation"]
         act_arg = "" if act == "linear" else f", activation={act!r}"
         first = f", input_dim={in_dim}" if i == 0 else ""
-        lines.append(f"    Dense({width}{act_arg}{first}, "
-                     f"kernel_initializer={s['initializer']!r}{reg}),")
-    return lines
+        lines.append(f"    Dense({width}{act_arg}{first}, kernel_initializer=init{reg}),")
+    return [*lines, "])"]
 
 
 def _replay_code(run: Run) -> list[str]:
@@ -127,9 +128,7 @@ def code(run: Run) -> str:
         "x_train, y_train, x_test, y_test = x[train], y[train], x[test], y[test]",
         "",
         f"mg.manual_seed({s['seed']})  # the initial weights and the shuffling",
-        "model = Sequential([",
         *_layers_code(s, in_dim),
-        "])",
         f"model.compile(optimizer={_optimizer_code(s)}, loss={loss_name(s)!r})",
         "",
         f"# What the page did: {run.epoch} epochs, {run.steps} steps.",

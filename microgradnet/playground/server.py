@@ -91,10 +91,14 @@ class Session:
 
     # ------------------------------------------------------------------ helpers
     async def send(self, msg: dict) -> None:
+        """Send one message as strict JSON (nothing once the socket closed)."""
         if not self.ws.closed:
-            await self.ws.send_str(dumps(msg))
+            # The page may close between the check and the write: its socket ends the session.
+            with contextlib.suppress(ConnectionResetError):
+                await self.ws.send_str(dumps(msg))
 
     async def in_thread(self, fn: Any, *args: Any) -> Any:
+        """fn(*args) in a worker thread: training never blocks the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self.app[EXECUTOR], fn, *args)
 
     def _require_setup(self, op: str) -> None:
@@ -120,14 +124,16 @@ class Session:
 
     # ------------------------------------------------------------------ ops
     async def handle(self, msg: Any) -> None:
+        """Act on one parsed message (ProtocolError/SettingError for a bad one)."""
         if not isinstance(msg, dict):
             raise ProtocolError(f"a message must be a JSON object, got {type(msg).__name__}")
         op = msg.get("op")
-        handler = {"setup": self.op_setup, "play": self.op_play, "pause": self.op_pause,
-                   "step": self.op_step, "reset": self.op_reset,
-                   "regenerate": self.op_regenerate, "ab": self.op_ab, "ab_off": self.op_ab_off,
-                   "export": self.op_export, "heatmaps": self.op_heatmaps,
-                   "fps": self.op_fps, "ack": self.op_ack}.get(op)
+        handlers = {
+            "setup": self.op_setup, "play": self.op_play, "pause": self.op_pause,
+            "step": self.op_step, "reset": self.op_reset, "regenerate": self.op_regenerate,
+            "ab": self.op_ab, "ab_off": self.op_ab_off, "export": self.op_export,
+            "heatmaps": self.op_heatmaps, "fps": self.op_fps, "ack": self.op_ack}
+        handler = handlers.get(op) if isinstance(op, str) else None
         if handler is None:
             raise ProtocolError(
                 f"unknown op {str(op)[:40]!r}; known: setup, play, pause, step, reset, "
@@ -135,13 +141,17 @@ class Session:
         await handler(msg)
 
     async def op_setup(self, msg: dict) -> None:
+        """Build data and runs from a setting or preset (and setting_b)."""
         setting = msg.get("setting", {})
         preset = msg.get("preset")
         if preset is not None:
-            if preset not in PRESETS:
+            if not isinstance(preset, str) or preset not in PRESETS:
                 raise ProtocolError(f"unknown preset {str(preset)[:60]!r}; known: "
                                     + ", ".join(PRESETS))
-            setting = {**PRESETS[preset]["setting"], **(setting or {})}
+            if not isinstance(setting, dict):
+                raise ProtocolError(f"setting must be a JSON object, got "
+                                    f"{type(setting).__name__}", "setting")
+            setting = {**PRESETS[preset]["setting"], **setting}
         setting = check(setting)
         setting_b = msg.get("setting_b")
         if setting_b is None and preset is not None:
@@ -180,6 +190,7 @@ class Session:
             raise ProtocolError(f"setting_b: {e}", field) from None
 
     async def op_play(self, msg: dict) -> None:
+        """Train continuously in a task, a frame after each chunk."""
         self._require_setup("play")
         if self.playing:
             return
@@ -216,6 +227,7 @@ class Session:
         await self.send({"type": "state", "playing": False})
 
     async def pause(self) -> None:
+        """Stop playing after the chunk in progress."""
         self.playing = False
         self.ack_event.set()  # a play task waiting for the page's acks stops now
         if self.task is not None:
@@ -232,9 +244,11 @@ class Session:
             self.task = None
 
     async def op_pause(self, msg: dict) -> None:
+        """Stop playing."""
         await self.pause()
 
     async def op_step(self, msg: dict) -> None:
+        """One batch for each run, then their frames."""
         self._require_setup("step")
         await self.pause()
         async with self.busy:
@@ -245,12 +259,14 @@ class Session:
             await self._frames()
 
     async def op_reset(self, msg: dict) -> None:
+        """Back to the initial weights of the same setting."""
         self._require_setup("reset")
         await self.pause()
         async with self.busy:
             await self._build(self.setting, self.setting_b)
 
     async def op_regenerate(self, msg: dict) -> None:
+        """New points (data_seed + 1), then reset."""
         self._require_setup("regenerate")
         await self.pause()
         setting = {**self.setting, "data_seed": (self.setting["data_seed"] + 1)
@@ -259,6 +275,7 @@ class Session:
             await self._build(setting, self.setting_b)
 
     async def op_ab(self, msg: dict) -> None:
+        """Start run B with the fields of setting_b changed."""
         self._require_setup("ab")
         if "setting_b" not in msg:
             raise ProtocolError("ab: setting_b is missing (the fields of run B that differ)")
@@ -267,18 +284,21 @@ class Session:
             await self._build(self.setting, msg["setting_b"])
 
     async def op_ab_off(self, msg: dict) -> None:
+        """Drop run B."""
         self._require_setup("ab_off")
         await self.pause()
         async with self.busy:
             await self._build(self.setting, None)
 
     async def op_heatmaps(self, msg: dict) -> None:
+        """Heat maps of every neuron in frames, or not."""
         on = msg.get("on")
         if not isinstance(on, bool):
             raise ProtocolError(f"heatmaps: on must be true or false, got {on!r:.40}")
         self.heatmaps = on
 
     async def op_ack(self, msg: dict) -> None:
+        """The page drew frame seq (flow control)."""
         seq = msg.get("seq")
         if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < self.seq:
             raise ProtocolError(f"ack: seq must be the seq of a frame sent (0 to {self.seq - 1})"
@@ -287,18 +307,20 @@ class Session:
         self.ack_event.set()
 
     async def op_fps(self, msg: dict) -> None:
+        """At most `max` frames per second while playing."""
         value = msg.get("max")
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_FPS:
             raise ProtocolError(f"fps: max must be an int in [1, {MAX_FPS}], got {value!r:.40}")
         self.max_fps = value
 
     async def op_export(self, msg: dict) -> None:
+        """Make an export of a run and offer it for download."""
         self._require_setup("export")
         what, name = msg.get("what"), msg.get("run", "A")
-        if what not in export.KINDS:
+        if not isinstance(what, str) or what not in export.KINDS:
             raise ProtocolError(f"export: unknown what {str(what)[:40]!r}; known: "
                                 + ", ".join(export.KINDS))
-        if name not in self.runs:
+        if not isinstance(name, str) or name not in self.runs:
             raise ProtocolError(f"export: run must be one of {', '.join(sorted(self.runs))}, "
                                 f"got {str(name)[:20]!r}")
         async with self.busy:
@@ -320,6 +342,7 @@ class Session:
         await self.send(reply)
 
     def close(self) -> None:
+        """Free the session: its runs, data and downloads."""
         self.playing = False
         for token in self.downloads:
             self.app[DOWNLOADS].pop(token, None)
@@ -355,7 +378,9 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
     app = request.app
     limit = LIMITS["max_message_bytes"]
     # Up to 4x the limit arrives and gets an error message; beyond that aiohttp closes.
-    ws = web.WebSocketResponse(max_msg_size=4 * limit, heartbeat=30)
+    # No permessage-deflate: on loopback, compressing each frame costs both sides more CPU
+    # than the bytes it saves.
+    ws = web.WebSocketResponse(max_msg_size=4 * limit, heartbeat=30, compress=False)
     await ws.prepare(request)
     if len(app[SESSIONS]) >= LIMITS["max_sessions"]:
         await ws.send_str(dumps({"type": "error", "message": (

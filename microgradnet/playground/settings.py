@@ -174,15 +174,13 @@ PRESETS: dict[str, dict] = {
     "002 sigmoid perceptron": {"setting": _preset(
         dataset="perceptron", points=200, noise=0.0, layers=[], optimizer="sgd",
         learning_rate=0.1, batch_size=10, seed=1)},
-    "003 moons relu random_normal": {"setting": _preset(
+    # Seed 003: moons, 2-32-32-1, each hidden activation from random-normal weights (A)
+    # against all-zero weights (B): the six runs of the seed's grid, three presets.
+    **{f"003 moons {act}: random_normal vs zeros": {"setting": _preset(
         dataset="moons", points=1000, noise=0.1, train_ratio=0.8, layers=[32, 32],
-        activation="relu", initializer="random_normal", optimizer="sgd",
-        learning_rate=0.1, batch_size=32),
-        "setting_b": {"activation": "sigmoid"}},
-    "003 moons tanh zeros": {"setting": _preset(
-        dataset="moons", points=1000, noise=0.1, train_ratio=0.8, layers=[32, 32],
-        activation="tanh", initializer="zeros", optimizer="sgd", learning_rate=0.1,
-        batch_size=32), "setting_b": {"initializer": "random_normal"}},
+        activation=act, initializer="random_normal", optimizer="sgd", learning_rate=0.1,
+        batch_size=32), "setting_b": {"initializer": "zeros"}}
+       for act in ("relu", "sigmoid", "tanh")},
     "004 sine 1x60 vs 2x10": {"setting": _preset(
         dataset="sine", points=500, noise=0.1, train_ratio=0.8, layers=[60],
         activation="tanh", optimizer="adam", learning_rate=0.01, batch_size=50),
