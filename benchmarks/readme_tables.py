@@ -232,8 +232,11 @@ def playground_line(records: list[dict]) -> str:
     parts = []
     for r in records:
         if "frames_per_s" in r:
+            cpu = r.get("browser_cpu_ms_per_frame")
             parts.append(f"{r['name']}: {r['frames_per_s']:.1f} frames/s ({r['draw_ms']:.1f} ms "
-                         f"per draw, {r['frames_received_per_s']:.1f} frames/s received)")
+                         f"per draw, {r['frames_received_per_s']:.1f} frames/s received"
+                         + ("" if cpu is None else f", browser CPU {cpu:.1f} ms per frame")
+                         + ")")
         else:
             parts.append(f"{r['name']}: {r['steps_per_s']:,.0f} steps/s")
     return "; ".join(parts)

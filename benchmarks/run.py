@@ -801,13 +801,36 @@ def _chromium_driver():
     return webdriver.Chrome(options=options, service=Service(driver)), ""
 
 
-def _page_rates(driver, url: str, window_s: float, repeats: int) -> list[dict]:
-    """Play the 6x8 setting on the page; per window: frames drawn and received per second,
-    optimizer steps per second (from the frames' step counts), the page's draw time."""
+def _chromium_cpu_s() -> float | None:
+    """CPU seconds used so far by every Chromium process of this machine (Linux /proc), or
+    None where that cannot be read: the page's cost per frame, whatever else the machine runs."""
+    import glob
+
+    total, found = 0, False
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                text = f.read()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        if name.startswith("chrom") and "driver" not in name:
+            fields = text[text.rindex(")") + 2:].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+            found = True
+    return total / os.sysconf("SC_CLK_TCK") if found else None
+
+
+def _page_window(driver, url: str, steps_per_frame: int, window_s: float) -> dict:
+    """Open the page on the 6x8 setting, play; over one window: frames drawn and received per
+    second, optimizer steps per second (from the frames' step counts), the page's draw time
+    and the browser's CPU time per frame drawn."""
     from urllib.parse import quote
 
-    fragment = "&".join(f"{k}={quote(','.join(map(str, v)) if isinstance(v, list) else v)}"
-                        for k, v in PLAYGROUND_SETTING.items())
+    setting = {**PLAYGROUND_SETTING, "steps_per_frame": steps_per_frame}
+    fragment = "&".join(f"{k}={quote(','.join(map(str, v)) if isinstance(v, list) else str(v))}"
+                        for k, v in setting.items())
+    driver.get("about:blank")
     driver.get(url + "#" + fragment)
     poll = ("const p = window.playground, f = p && p.state.runs.A.frame;"
             "return f ? [p.stats.framesDrawn, p.stats.framesReceived, f.step, performance.now(),"
@@ -819,23 +842,29 @@ def _page_rates(driver, url: str, window_s: float, repeats: int) -> list[dict]:
         time.sleep(0.05)
     driver.find_element("id", "play").click()
     time.sleep(1.0)  # the first chunks: warm-up
-    windows = []
-    for _ in range(repeats):
-        a = driver.execute_script(poll)
-        draw_ms = []
-        t_end = time.monotonic() + window_s
-        while time.monotonic() < t_end:
-            time.sleep(0.1)
-            draw_ms.append(driver.execute_script(poll)[4])
-        b = driver.execute_script(poll)
-        seconds = (b[3] - a[3]) / 1000
-        assert b[5] == len(PLAYGROUND_SETTING["layers"]) + 1, "heat maps of every layer"
-        windows.append({"frames_drawn_per_s": (b[0] - a[0]) / seconds,
-                        "frames_received_per_s": (b[1] - a[1]) / seconds,
-                        "steps_per_s": (b[2] - a[2]) / seconds,
-                        "draw_ms": statistics.median(draw_ms)})
+    a = driver.execute_script(poll)
+    cpu0 = _chromium_cpu_s()
+    draw_ms = []
+    t_end = time.monotonic() + window_s
+    while time.monotonic() < t_end:
+        time.sleep(0.1)
+        draw_ms.append(driver.execute_script(poll)[4])
+    b = driver.execute_script(poll)
+    cpu1 = _chromium_cpu_s()
     driver.find_element("id", "play").click()
-    return windows
+    seconds = (b[3] - a[3]) / 1000
+    assert b[5] == len(PLAYGROUND_SETTING["layers"]) + 1, "heat maps of every layer"
+    return {"frames_drawn_per_s": (b[0] - a[0]) / seconds,
+            "frames_received_per_s": (b[1] - a[1]) / seconds,
+            "steps_per_s": (b[2] - a[2]) / seconds,
+            "draw_ms": statistics.median(draw_ms),
+            "browser_cpu_ms_per_frame": None if cpu0 is None or b[0] == a[0]
+            else (cpu1 - cpu0) * 1000 / (b[0] - a[0])}
+
+
+def _median_or_none(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
 
 
 def section_playground(b: Bench) -> None:
@@ -854,10 +883,12 @@ def section_playground(b: Bench) -> None:
     # Interleaved: each repeat measures fit, chunks and chunks with frames in turn.
     b.progress(f"server speeds, {repeats} x 3 x {seconds} s")
     rates: dict[str, list[float]] = {"fit": [], "chunks": [], "chunks_with_frames": []}
+    frame_ms = []
     for _ in range(repeats):
         got = pg_session.measure_speed(PLAYGROUND_SETTING, seconds=seconds)
         for key in rates:
             rates[key].append(got[key])
+        frame_ms.append(got["frame_ms"])
     labels = {"fit": "fit, one call (no playground)",
               "chunks": "server chunks, no frames",
               "chunks_with_frames": "server chunks + frames (all heat maps), no page"}
@@ -867,34 +898,49 @@ def section_playground(b: Bench) -> None:
             "section": "playground", "name": labels[key], "backend": "cython",
             "dtype": "float32", "median_s": statistics.median(per_step), "min_s": min(per_step),
             "repeats": len(values), "steps_per_s": statistics.median(values),
-            "steps_per_frame": got["steps_per_frame"], "captured": got["captured"]})
+            "steps_per_frame": got["steps_per_frame"], "captured": got["captured"],
+            "frame_build_ms": statistics.median(frame_ms)})
     driver, why = _chromium_driver()
     if driver is None:
         b.notes.setdefault("playground", {})["page"] = why
         return
+    # The page's default of 300 steps between frames, and more: while drawing, the steps per
+    # second are about steps per frame x frames per second.
     handle = pg_server.start_in_thread("127.0.0.1", 0)
     try:
         window = 1.0 if b.smoke else 3.0
-        b.progress(f"the page in headless Chromium, {repeats} x {window} s")
-        windows = _page_rates(driver, handle.url, window, repeats)
+        settings = (300,) if b.smoke else (300, 2000)
+        b.progress(f"the page in headless Chromium, {settings} steps per frame interleaved, "
+                   f"{repeats} x {window} s each")
+        windows: dict[int, list[dict]] = {n: [] for n in settings}
+        for _ in range(repeats):
+            for per_frame in settings:
+                windows[per_frame].append(_page_window(driver, handle.url, per_frame, window))
+        for per_frame, ws in windows.items():
+            fps = [w["frames_drawn_per_s"] for w in ws]
+            steps = [w["steps_per_s"] for w in ws]
+            b.records.append({
+                "section": "playground",
+                "name": f"page: frames drawn ({per_frame} steps per frame)",
+                "backend": "chromium", "dtype": "float32", "steps_per_frame": per_frame,
+                "median_s": statistics.median(1 / f for f in fps),
+                "min_s": min(1 / f for f in fps), "repeats": len(fps),
+                "frames_per_s": statistics.median(fps),
+                "frames_received_per_s": statistics.median(w["frames_received_per_s"]
+                                                           for w in ws),
+                "draw_ms": statistics.median(w["draw_ms"] for w in ws),
+                "browser_cpu_ms_per_frame": _median_or_none(
+                    [w["browser_cpu_ms_per_frame"] for w in ws])})
+            b.records.append({
+                "section": "playground",
+                "name": f"server while the page draws ({per_frame} steps per frame)",
+                "backend": "cython", "dtype": "float32", "steps_per_frame": per_frame,
+                "median_s": statistics.median(1 / s for s in steps),
+                "min_s": min(1 / s for s in steps), "repeats": len(steps),
+                "steps_per_s": statistics.median(steps)})
     finally:
         driver.quit()
         handle.close()
-    fps = [w["frames_drawn_per_s"] for w in windows]
-    steps = [w["steps_per_s"] for w in windows]
-    b.records.append({
-        "section": "playground", "name": "page: frames drawn (6x8, all heat maps)",
-        "backend": "chromium", "dtype": "float32",
-        "median_s": statistics.median(1 / f for f in fps), "min_s": min(1 / f for f in fps),
-        "repeats": len(fps), "frames_per_s": statistics.median(fps),
-        "frames_received_per_s": statistics.median(w["frames_received_per_s"]
-                                                   for w in windows),
-        "draw_ms": statistics.median(w["draw_ms"] for w in windows)})
-    b.records.append({
-        "section": "playground", "name": "server chunks while the page draws",
-        "backend": "cython", "dtype": "float32",
-        "median_s": statistics.median(1 / s for s in steps), "min_s": min(1 / s for s in steps),
-        "repeats": len(steps), "steps_per_s": statistics.median(steps)})
 
 
 SECTIONS = {
@@ -987,10 +1033,14 @@ def report(records: list[dict], notes: dict | None = None) -> None:
               "repeats)")
         for r in by_section["playground"]:
             if "frames_per_s" in r:
+                cpu = r.get("browser_cpu_ms_per_frame")
                 print(f"{r['name']:48s} {r['frames_per_s']:8.1f} frames/s (received "
-                      f"{r['frames_received_per_s']:.1f}/s, {r['draw_ms']:.1f} ms per draw)")
+                      f"{r['frames_received_per_s']:.1f}/s, {r['draw_ms']:.1f} ms per draw"
+                      + ("" if cpu is None else f", browser CPU {cpu:.1f} ms per frame") + ")")
             else:
-                print(f"{r['name']:48s} {r['steps_per_s']:10,.0f} steps/s")
+                print(f"{r['name']:48s} {r['steps_per_s']:10,.0f} steps/s" + (
+                    f" (a frame built in {r['frame_build_ms']:.1f} ms)"
+                    if r["name"].startswith("server chunks + frames") else ""))
         for key, why in notes.get("playground", {}).items():
             print(f"  ({key}: {why})")
 
@@ -1302,7 +1352,8 @@ def _chart_playground(fig, records):
     axes[0].set_xlabel("training steps per second")
     axes[0].set_title("6x8 net: the server's training speed")
     if fps:
-        axes[1].bar(["page"], [fps[0]["frames_per_s"]])
+        axes[1].bar([f"{r['steps_per_frame']} steps/frame" for r in fps],
+                    [r["frames_per_s"] for r in fps])
         axes[1].axhline(20, color="k", linestyle="--", linewidth=1)
         axes[1].set_ylabel("frames drawn per second (target 20)")
     axes[1].set_title("headless Chromium")

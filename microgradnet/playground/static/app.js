@@ -802,15 +802,17 @@
       const y0 = yr[0] - pad, y1 = yr[1] + pad;
       const py = (y) => H - (y - y0) / (y1 - y0) * H;
       ctx.strokeStyle = "#ddd"; ctx.beginPath(); ctx.moveTo(0, py(0)); ctx.lineTo(W, py(0)); ctx.stroke();
-      const pts = (set, fill) => {
-        ctx.fillStyle = fill;
-        for (const p of set || []) { ctx.beginPath(); ctx.arc(px(p[0]), py(p[1]), 2.2, 0, 7); ctx.fill(); }
-      };
       ctx.strokeStyle = "#bbb"; ctx.strokeRect(0.5, 0.5, W - 1, H - 1);
       ctx.fillStyle = "#777"; ctx.font = "10px sans-serif";
       ctx.fillText(`x ${lo} .. ${hi}`, 4, H - 4);
-      pts(data.train, "rgba(8,119,189,0.65)");
-      if (showTest) pts(data.test, "rgba(60,60,60,0.65)");
+      ctx.drawImage(pointsLayer(W, H, showTest, (c) => {
+        const pts = (set, fill) => {
+          c.fillStyle = fill;
+          for (const p of set || []) { c.beginPath(); c.arc(px(p[0]), py(p[1]), 2.2, 0, 7); c.fill(); }
+        };
+        pts(data.train, "rgba(8,119,189,0.65)");
+        if (showTest) pts(data.test, "rgba(60,60,60,0.65)");
+      }), 0, 0);
       const curve = f && f.output && gridValues(f.output);
       if (curve && curve.length > 1) {
         ctx.save();
@@ -834,15 +836,29 @@
       scale = (v) => v / m;
     }
     if (f && f.output) drawGrid(ctx, f.output, 0, 0, W, H, scale);
-    const dots = (set, stroke) => {
-      ctx.strokeStyle = stroke;
-      for (const p of set || []) {
-        ctx.fillStyle = colour(scale(p[2]));
-        ctx.beginPath(); ctx.arc(px(p[0]), py(p[1]), 3, 0, 7); ctx.fill(); ctx.stroke();
-      }
-    };
-    dots(data.train, "#fff");
-    if (showTest) dots(data.test, "#000");
+    ctx.drawImage(pointsLayer(W, H, showTest, (c) => {
+      const dots = (set, stroke) => {
+        c.strokeStyle = stroke;
+        for (const p of set || []) {
+          c.fillStyle = colour(scale(p[2]));
+          c.beginPath(); c.arc(px(p[0]), py(p[1]), 3, 0, 7); c.fill(); c.stroke();
+        }
+      };
+      dots(data.train, "#fff");
+      if (showTest) dots(data.test, "#000");
+    }), 0, 0);
+  }
+  // The points change only with the data: drawn once on a layer of their own, which each
+  // frame puts over the output (the same layer serves runs A and B).
+  let pointsCache = null;
+  function pointsLayer(W, H, showTest, draw) {
+    const key = [state.data, W, H, showTest];
+    if (pointsCache && pointsCache.key.every((v, i) => v === key[i])) return pointsCache.canvas;
+    const canvas = document.createElement("canvas");
+    canvas.width = W; canvas.height = H;
+    draw(canvas.getContext("2d"));
+    pointsCache = { key, canvas };
+    return canvas;
   }
 
   // ------------------------------------------------------------------ charts
