@@ -439,3 +439,25 @@ def test_screenshot_script_writes_a_picture_per_preset(tmp_path):
         assert im.format == "PNG" and im.width >= 1200 and im.height >= 800
         colours = im.convert("RGB").getcolors(1 << 16)
     assert len(colours) > 20  # a drawn page, not a blank one
+
+
+def test_two_tabs_train_their_own_models(page):
+    """Two tabs at once: each its own setting, model and run; one playing does not move the
+    other, and a tab closed leaves the other working."""
+    page.open(SMALL)
+    first = page.d.current_window_handle
+    page.d.switch_to.new_window("tab")
+    try:
+        other = Page(page.d, page.url).open("#dataset=xor&layers=3&activation=relu&seed=5")
+        other.click("play")
+        other.wait("return window.playground.state.runs.A.frame.step >= 1000")
+        page.d.switch_to.window(first)
+        assert page.step() == 0 and page.setting()["dataset"] == "circle"
+        assert page.frame()["layers"] == [4, 2, 1]
+        page.d.switch_to.window(page.d.window_handles[-1])
+        assert other.setting()["dataset"] == "xor" and other.frame()["layers"] == [3, 1]
+    finally:
+        page.d.close()
+        page.d.switch_to.window(first)
+    page.key(Keys.ARROW_RIGHT)
+    page.wait("return window.playground.state.runs.A.frame.step === 1", what="a step after")
