@@ -69,7 +69,7 @@ def _train_and_shoot(driver, steps: int, timeout: float, path: Path) -> int:
     _wait(driver, f"const f = window.playground.state.runs.A.frame; return f && f.step >= {steps}",
           timeout)
     driver.find_element("id", "play").click()
-    _wait(driver, "return !window.playground.state.playing", 10)
+    _wait(driver, "return !window.playground.state.serverPlaying", 10)
     # the last frame drawn (a frame may still arrive after the pause's click)
     time.sleep(0.3)
     drawn = driver.execute_script("return window.playground.stats.framesDrawn")

@@ -195,7 +195,7 @@ def test_play_trains_pause_stops_and_keys_step(page):
     assert corner[0] > corner[2] + 60, corner
 
     page.key(Keys.SPACE)
-    page.wait("return !window.playground.state.playing", what="the pause")
+    page.wait("return !window.playground.state.serverPlaying", what="the pause")
     page.wait("return window.playground.state.runs.A.loss.length > 0")
     paused_at = page.step()
     time.sleep(0.4)
@@ -269,7 +269,7 @@ def test_preset_runs_a_b_side_by_side(page):
     page.wait("const s = window.playground.state;"
               "return s.runs.A.loss.length > 5 && s.runs.B.loss.length > 5", what="both train")
     page.click("play")
-    page.wait("return !window.playground.state.playing")
+    page.wait("return !window.playground.state.serverPlaying")
     a, b = page.frame("A"), page.frame("B")
     assert a["step"] == b["step"] > 0
     page.wait("return window.playground.stats.framesDrawn > 5")
@@ -335,7 +335,7 @@ def test_export_code_trains_to_the_page_models_weights(page, downloads, tmp_path
     page.click("play")
     page.wait("return window.playground.state.runs.A.frame.step >= 1500")
     page.key(Keys.SPACE)
-    page.wait("return !window.playground.state.playing")
+    page.wait("return !window.playground.state.serverPlaying")
     for _ in range(3):
         n = page.step()
         page.key(Keys.ARROW_RIGHT)
@@ -375,7 +375,7 @@ def test_gif_download(page, downloads):
     page.click("play")
     page.wait("return window.playground.state.runs.A.loss.length >= 8")
     page.click("play")
-    page.wait("return !window.playground.state.playing")
+    page.wait("return !window.playground.state.serverPlaying")
     path = _download(page, downloads, "gif")
     with Image.open(path) as im:
         assert im.format == "GIF"

@@ -11,6 +11,7 @@
     data: null,           // the last "data" message
     runs: { A: newRun(), B: newRun() },
     playing: false,
+    serverPlaying: false, // the server's word: no frame of the last play will follow
     heatmaps: true,
     ws: null,
     dirty: false,         // a frame arrived that is not drawn yet
@@ -217,7 +218,9 @@
       case "setup": onSetup(msg); break;
       case "data": state.data = msg; state.dirty = true; break;
       case "frame": onFrame(msg); break;
-      case "state": if ("playing" in msg) setPlaying(!!msg.playing, true); break;
+      case "state":
+        if ("playing" in msg) { state.serverPlaying = !!msg.playing; setPlaying(!!msg.playing, true); }
+        break;
       case "export": onExport(msg); break;
       case "error": showError(msg.message || "error", msg.field); break;
       default: break;
