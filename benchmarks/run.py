@@ -1352,7 +1352,7 @@ def _chart_playground(fig, records):
     axes[0].set_xlabel("training steps per second")
     axes[0].set_title("6x8 net: the server's training speed")
     if fps:
-        axes[1].bar([f"{r['steps_per_frame']} steps/frame" for r in fps],
+        axes[1].bar([f"{r['steps_per_frame']}\nsteps/frame" for r in fps],
                     [r["frames_per_s"] for r in fps])
         axes[1].axhline(20, color="k", linestyle="--", linewidth=1)
         axes[1].set_ylabel("frames drawn per second (target 20)")
