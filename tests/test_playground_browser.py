@@ -51,7 +51,7 @@ import microgradnet as mg  # noqa: E402
 
 
 def make_driver(download_dir: Path | None = None):
-    """Headless Chromium (Debian's), as the tests and the screenshot script drive it."""
+    """Headless Chromium (Debian's), its console log kept, downloads into download_dir."""
     options = Options()
     options.binary_location = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
