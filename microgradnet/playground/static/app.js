@@ -582,20 +582,22 @@
   function layoutNetwork() {
     const inputs = dims() === 1 ? ["x"] : (state.options.features || []);
     const widths = [...drawnLayers(), 1];
-    // columns closer together when the network would be wider than its column of the page
+    // Columns closer together, and smaller boxes, when the network would be wider than its
+    // column of the page.
     const avail = $("network").clientWidth || 600;
-    COLW = Math.max(NODE + 16, Math.min(104, (avail - LEFT - NODE - 10) / widths.length));
+    COLW = Math.max(30, Math.min(104, (avail - LEFT - 10) / (widths.length + 0.5)));
+    const node = Math.min(NODE, Math.max(16, Math.floor(COLW * 0.6)));
     const rows = Math.max(inputs.length, 8);
     const H = TOP + rows * PITCH + 24;
     const cols = [inputs.map((name, i) => ({ x: LEFT, y: TOP + i * (FEAT + 12), size: FEAT, name }))];
     widths.forEach((n, l) => {
       const pitch = Math.min(PITCH, rows * PITCH / n);
-      const size = pitch === PITCH ? NODE : Math.max(2, pitch * 0.8);
+      const size = pitch === PITCH ? node : Math.max(2, Math.min(node, pitch * 0.8));
       const col = [];
       for (let i = 0; i < n; i++) col.push({ x: LEFT + (l + 1) * COLW, y: TOP + i * pitch, size });
       cols.push(col);
     });
-    const W = LEFT + widths.length * COLW + NODE + 10;
+    const W = LEFT + widths.length * COLW + node + 10;
     layout = { cols, W, H };
     const cv = $("netcanvas");
     const dpr = window.devicePixelRatio || 1;
@@ -654,7 +656,8 @@
       }
       const lab = document.createElement("div");
       lab.className = "layerlabel";
-      lab.textContent = l < nl ? `${n} neuron${n === 1 ? "" : "s"}` : "output";
+      lab.textContent = l >= nl ? "output" : COLW < 90 ? String(n) : `${n} neuron${n === 1 ? "" : "s"}`;
+      lab.title = l < nl ? `${n} neuron${n === 1 ? "" : "s"}` : "the output unit";
       Object.assign(lab.style, { left: x - 4 + "px", top: "28px" });
       const dead = document.createElement("div");
       dead.className = "deadfrac";
@@ -746,7 +749,9 @@
       const el = $("dead-" + l);
       const df = f && f.dead_fraction ? f.dead_fraction[l] : null;
       if (el) {
-        el.textContent = typeof df === "number" ? `dead ${Math.round(df * 100)}%` : "";
+        const pct = `${Math.round(df * 100)}%`;
+        el.textContent = typeof df !== "number" ? "" : COLW < 70 ? pct : `dead ${pct}`;
+        el.title = "dead units in this layer";
         el.classList.toggle("some", df > 0);
       }
     });
