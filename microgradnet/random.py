@@ -6,7 +6,9 @@ a run reproducible to the bit.
 
 from __future__ import annotations
 
+import contextlib
 import random as _py_random
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -32,6 +34,19 @@ def manual_seed(seed: int) -> np.random.Generator:
 def generator() -> np.random.Generator:
     """Return the generator that microgradnet draws all its random numbers from."""
     return _generator if _generator is not None else _numpy_global()
+
+
+@contextlib.contextmanager
+def _using(gen: np.random.Generator) -> Iterator[np.random.Generator]:
+    """Draw from `gen` inside the block, then from the generator that was in use before
+    (microgradnet.sweep: each run keeps its own stream across build and fit)."""
+    global _generator
+    before = _generator
+    _generator = gen
+    try:
+        yield gen
+    finally:
+        _generator = before
 
 
 def set_random_seed(seed: int) -> None:
