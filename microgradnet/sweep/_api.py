@@ -41,6 +41,10 @@ def _in_worker() -> bool:
 def _worker_task(number: int, task: Task, x: Any = None, y: Any = None) -> tuple[int, list]:
     # Runs in a worker: pin its threads (one process per core), train, say which task it was.
     if x is not None:
+        # Arrays that came over the network may sit at unaligned addresses, which fit
+        # refuses: the same values, copied to aligned memory.
+        x = np.require(x, requirements=["C", "A"])
+        y = None if y is None else np.require(y, requirements=["C", "A"])
         task = replace(task, x=x, y=y)
     return number, run_task(replace(task, pin_threads=_in_worker()))
 

@@ -79,7 +79,9 @@ class Grid:
     def __iter__(self) -> Iterator[dict]:
         return (dict(c) for c in self._configs)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return Grid(self._configs[index])
         return dict(self._configs[index])
 
     def __add__(self, other: Any) -> Grid:

@@ -259,6 +259,8 @@ class Store:
 
     def finished(self) -> dict[str, Run]:
         """The runs already in the directory, by config id (the last line of an id wins)."""
+        if not self.log.exists():
+            return {}
         return {run.config_id: run for run in _read_runs(self.path)}
 
 
