@@ -23,6 +23,10 @@ __all__ = ["Grid", "Run", "SweepInterrupted", "SweepResults", "config_id", "dead
            "load", "sweep", "train_group"]
 
 
+def __dir__() -> list[str]:
+    return list(__all__)  # what tab completion offers: the public names, not sys, types, ...
+
+
 class _CallableModule(types.ModuleType):
     """The module microgradnet.sweep, callable as its function sweep."""
 

@@ -115,9 +115,13 @@ def dead_units(model: Any, x: Any) -> dict[str, float]:
     from ..autograd import Tensor, no_grad
 
     out: dict[str, float] = {}
+    hidden = [i for i, layer in enumerate(model.layers[:-1])
+              if layer.output_activation() not in (None, "linear")]
+    if not hidden:
+        return out  # no hidden activation (a single neuron): no forward pass needed
     h = Tensor(np.asarray(x)[:_DEAD_SAMPLES])
     with no_grad():
-        for i, layer in enumerate(model.layers[:-1]):
+        for i, layer in enumerate(model.layers[:hidden[-1] + 1]):
             h = layer(h)
             if layer.output_activation() in (None, "linear"):
                 continue
