@@ -203,6 +203,15 @@ def test_serial_equals_loky_processes(tmp_path):
     assert procs.info["n_jobs"] == 2
 
 
+def test_joblib_parallel_config_is_honoured_with_the_same_bits():
+    joblib = pytest.importorskip("joblib")
+    g = mg.grid(activation=["relu", "tanh"], seed=range(8))  # runs enough to overlap
+    serial = mg.sweep(build, g, X, Y, keep_weights=True, **FIT)
+    with joblib.parallel_config(backend="threading"):
+        threads = mg.sweep(build, g, X, Y, keep_weights=True, n_jobs=2, task_size=1, **FIT)
+    same_runs(serial, threads)
+
+
 def _report_threads(config):
     from threadpoolctl import threadpool_info
 

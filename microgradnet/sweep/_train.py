@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random as _py_random
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -28,6 +29,7 @@ __all__ = ["Task", "run_task", "train_group"]
 
 # fit arguments that a config may set for its own run (seeds 000/001 sweep the batch size).
 FIT_KEYS = ("epochs", "batch_size", "shuffle")
+_RUN_LOCK = threading.Lock()
 _DEAD_SAMPLES = 2048  # rows of x the dead-unit check runs on (as DeadUnitMonitor)
 
 
@@ -178,13 +180,16 @@ def run_task(task: Task) -> list[Run]:
     error and the others go on."""
     # Seeding a run reseeds numpy's and Python's global streams (build may draw from them):
     # the caller's are put back after the task.
-    np_state, py_state = np.random.get_state(), _py_random.getstate()  # noqa: NPY002
-    try:
-        with _threads_pinned(task.pin_threads):
-            return _run_task(task)
-    finally:
-        np.random.set_state(np_state)  # noqa: NPY002
-        _py_random.setstate(py_state)
+    # The generators are per process: tasks on threads (joblib's threading backend) take
+    # turns, so that each run still draws from its own stream only.
+    with _RUN_LOCK:
+        np_state, py_state = np.random.get_state(), _py_random.getstate()  # noqa: NPY002
+        try:
+            with _threads_pinned(task.pin_threads):
+                return _run_task(task)
+        finally:
+            np.random.set_state(np_state)  # noqa: NPY002
+            _py_random.setstate(py_state)
 
 
 def _run_task(task: Task) -> list[Run]:
