@@ -136,16 +136,19 @@ def _finish(run: Run, model: Any, history: History, fit_time: float, x: Any,
             task: Task) -> None:
     """Fill a trained run's record from its History and model."""
     run.fit_time = fit_time
-    run.history = {k: [float(v) for v in vs] for k, vs in history.history.items()}
-    run.epoch_ends = [int(e) for e in history.epoch_ends]
+    # Copies of fit's lists as they are (floats; numpy scalars are stored as numbers too):
+    # converting every element would cost a W1-sized run a tenth of its training time.
+    run.history = {k: list(vs) for k, vs in history.history.items()}
+    run.epoch_ends = list(history.epoch_ends)
     losses = getattr(history, "batch_losses", None)  # the batched engine's, as an array
     if losses is None:
         losses = history.batch_history.get("loss", [])
+        losses = np.fromiter(losses, np.float64, len(losses))
     run.batch_losses = np.asarray(losses, dtype=np.float64)
     run.steps = len(run.batch_losses)
     run.metrics = {k: vs[-1] for k, vs in run.history.items() if vs}
     run.loss = run.metrics.get("loss")
-    finite = np.all(np.isfinite(run.batch_losses)) and all(
+    finite = bool(np.all(np.isfinite(run.batch_losses))) and all(
         math.isfinite(v) for v in run.metrics.values())
     run.status = "ok" if finite else "diverged"
     if task.target and finite:
