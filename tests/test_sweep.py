@@ -448,13 +448,30 @@ def test_ctrl_c_keeps_what_finished(tmp_path):
             raise KeyboardInterrupt
         return build(config)
 
+    class CtrlC(mg.callbacks.Callback):  # pressed during the fourth run's fit
+        def on_train_begin(self, logs=None):
+            if self.model.config_seed == 3:
+                raise KeyboardInterrupt
+
+    def interrupted_in_fit(config):
+        model = build(config)
+        model.config_seed = config["seed"]
+        return model
+
     path = tmp_path / "runs"
-    with pytest.raises(SweepInterrupted) as caught:
+    with pytest.raises(SweepInterrupted) as caught:  # tasks of one run: build, then fit
         mg.sweep(interrupted, mg.grid(seed=range(4)), X, Y, results_path=path, task_size=1,
                  **FIT)
     assert isinstance(caught.value, KeyboardInterrupt)
     assert [run.config["seed"] for run in caught.value.results] == [0, 1]
     assert [run.config["seed"] for run in mg.sweep.load(path)] == [0, 1]
+    # One task of several runs, interrupted in fit: the runs trained before it are kept.
+    path = tmp_path / "runs2"
+    with pytest.raises(SweepInterrupted) as caught:
+        mg.sweep(interrupted_in_fit, mg.grid(seed=range(5)), X, Y, results_path=path,
+                 callbacks=[CtrlC()], **FIT)
+    assert [run.config["seed"] for run in caught.value.results] == [0, 1, 2]
+    assert [run.status for run in mg.sweep.load(path)] == ["ok"] * 3
 
 
 def test_module_is_callable_and_exported():

@@ -190,7 +190,7 @@ def sweep(build: Callable[[dict], Any], configs: Grid | Iterable[Mapping[str, An
                 _run_dask(base, pending, client, group_by, task_size, finished)
             elif backend is None and n_jobs == 1:
                 for chunk in _split(pending, group_by, 1, task_size):
-                    finished(run_task(replace(base, runs=chunk)))
+                    run_task(replace(base, runs=chunk), report=finished)
             else:
                 _run_joblib(base, pending, n_jobs, backend, group_by, task_size, finished)
     except KeyboardInterrupt:

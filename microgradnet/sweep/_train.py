@@ -54,30 +54,31 @@ def run_fit_kwargs(fit_kwargs: dict, config: dict) -> dict:
 
 
 def train_group(models: Sequence[Any], gens: Sequence[np.random.Generator], x: Any, y: Any,
-                fit_kwargs: dict, batched: bool) -> tuple[list[Any], list[float], str]:
+                fit_kwargs: dict, batched: bool,
+                done: Callable[[int, Any, float, str], None] | None = None) -> str:
     """Train models that share `fit_kwargs`; model i draws from generator `gens[i]` (seeded
-    from its config, continued from its build). Return, per model, its History or the
-    exception its fit raised, the seconds each spent in fit, and the engine that trained
-    them ("fit": one model.fit after another)."""
+    from its config, continued from its build). As each model finishes, call
+    done(i, its History or the exception its fit raised, seconds in fit, engine); return
+    the engine that trained them ("fit": one model.fit after another)."""
     # ---- SEAM: the batched engine (issue 14, microgradnet/fastpath/batched.py).
     # When `batched` and fastpath.batched.batch_key(model, x, y, fit_kwargs) is the same
     # (not None) for every model, they train together here, K nets in one C run:
     #     histories = fit_many(models, x, y, **fit_kwargs)   # each with .batch_losses
-    # with model i's shuffles drawn from gens[i], as in the loop below (same bits). Until
-    # that module lands, every group trains by this loop of fit, which is the batched=False
-    # path and the reference the batched engine must match.
+    # with model i's shuffles drawn from gens[i], as in the loop below (same bits), then
+    # done(i, histories[i], seconds / K, "batched") for each. Until that module lands, every
+    # group trains by this loop of fit, which is the batched=False path and the reference
+    # the batched engine must match.
     del batched
-    outcomes: list[Any] = []
-    seconds: list[float] = []
-    for model, gen in zip(models, gens, strict=True):
+    for i, (model, gen) in enumerate(zip(models, gens, strict=True)):
         start = time.perf_counter()
         try:
             with mgrandom._using(gen):
-                outcomes.append(model.fit(x, y, verbose=0, **fit_kwargs))
+                outcome: Any = model.fit(x, y, verbose=0, **fit_kwargs)
         except Exception as e:  # recorded with the run; the sweep goes on
-            outcomes.append(e)
-        seconds.append(time.perf_counter() - start)
-    return outcomes, seconds, "fit"
+            outcome = e
+        if done is not None:
+            done(i, outcome, time.perf_counter() - start, "fit")
+    return "fit"
 
 
 def _error(e: BaseException) -> dict:
@@ -178,9 +179,10 @@ def _threads_pinned(pin: bool) -> contextlib.AbstractContextManager:
     return stack
 
 
-def run_task(task: Task) -> list[Run]:
+def run_task(task: Task, report: Callable[[list[Run]], None] | None = None) -> list[Run]:
     """Build, train and record every run of `task`; a run that fails is recorded with its
-    error and the others go on."""
+    error and the others go on. `report` (in the sweep's own process) gets each run as it
+    finishes, so that an interrupted task keeps what finished."""
     # Seeding a run reseeds numpy's and Python's global streams (build may draw from them):
     # the caller's are put back after the task.
     # The generators are per process: tasks on threads (joblib's threading backend) take
@@ -189,13 +191,13 @@ def run_task(task: Task) -> list[Run]:
         np_state, py_state = np.random.get_state(), _py_random.getstate()  # noqa: NPY002
         try:
             with _threads_pinned(task.pin_threads):
-                return _run_task(task)
+                return _run_task(task, report or (lambda runs: None))
         finally:
             np.random.set_state(np_state)  # noqa: NPY002
             _py_random.setstate(py_state)
 
 
-def _run_task(task: Task) -> list[Run]:
+def _run_task(task: Task, report: Callable[[list[Run]], None]) -> list[Run]:
     x, y = task.x, task.y
     records: list[Run] = []
     built: list[tuple[Run, Any, np.random.Generator, float]] = []
@@ -216,6 +218,7 @@ def _run_task(task: Task) -> list[Run]:
         except Exception as e:
             run.error = _error(e)
             run.wall_time = time.perf_counter() - start
+            report([run])
             continue
         built.append((run, model, gen, time.perf_counter() - start))
     # Runs whose fit arguments agree may train together (train_group's batched engine).
@@ -225,12 +228,9 @@ def _run_task(task: Task) -> list[Run]:
         groups.setdefault(key, []).append(i)
     for members in groups.values():
         items = [built[i] for i in members]
-        kwargs = run_fit_kwargs(task.fit_kwargs, items[0][0].config)
-        outcomes, seconds, engine = train_group([m for _, m, _, _ in items],
-                                                [g for _, _, g, _ in items], x, y, kwargs,
-                                                task.batched)
-        for (run, model, _gen, build_time), outcome, fit_time in zip(
-                items, outcomes, seconds, strict=True):
+
+        def done(i: int, outcome: Any, fit_time: float, engine: str, items=items) -> None:
+            run, model, _gen, build_time = items[i]
             start = time.perf_counter()
             run.engine = engine
             if isinstance(outcome, BaseException):
@@ -242,6 +242,10 @@ def _run_task(task: Task) -> list[Run]:
                 except Exception as e:
                     run.status, run.error = "error", _error(e)
             run.wall_time = build_time + fit_time + time.perf_counter() - start
+            report([run])
+
+        train_group([m for _, m, _, _ in items], [g for _, _, g, _ in items], x, y,
+                    run_fit_kwargs(task.fit_kwargs, items[0][0].config), task.batched, done)
     return records
 
 
