@@ -284,7 +284,8 @@ def _run_dask(base: Task, pending: list, client: Any, group_by: Any, task_size: 
             raise ValueError("sweep with backend='dask' needs a distributed.Client: start one "
                              "(distributed.Client(...)) or pass client=") from e
     workers = max(1, len(client.scheduler_info().get("workers", {})))
-    x, y = client.scatter([base.x, base.y], broadcast=True)
+    x, y = (*client.scatter([base.x, base.y] if base.y is not None else [base.x],
+                             broadcast=True), None)[:2]
     bare = replace(base, x=None, y=None)
     tasks = _split(pending, group_by, workers, task_size)
     futures = {}
