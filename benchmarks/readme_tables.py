@@ -242,6 +242,29 @@ def playground_line(records: list[dict]) -> str:
     return "; ".join(parts)
 
 
+def sweep_tables(records: list[dict]) -> str:
+    """Issue 14's S1/S2: us per net-step of each engine, whether ours kept the loop of fit's
+    bits; then the share of a many-net W1 sweep's time outside fit, as one sentence."""
+    kinds = [k for k in ("S1", "S2") if any(r["sweep"] == k for r in records)]
+    rows: dict[str, dict[str, dict]] = {}
+    for r in records:
+        if r["sweep"] in kinds:
+            rows.setdefault(r["how"], {})[r["sweep"]] = r
+    head = ["how"] + [f"{k}: µs per net-step" for k in kinds] + ["same bits as the loop"]
+    body = []
+    for how, v in rows.items():
+        same = {r["same_bits"] for r in v.values()}
+        body.append([how] + [_num(v[k]["us_per_net_step"]) if k in v else "" for k in kinds]
+                    + ["-" if same == {None} else "yes" if same == {True} else "no"])
+    text = _table(head, body)
+    many = [r for r in records if r["sweep"] == "W1 many"]
+    if many:
+        text += "\n\n" + "; ".join(
+            f"{r['name']}: {r['median_s']:.2f} s, {r['outside_share']:.1%} outside fit"
+            for r in many) + "."
+    return text
+
+
 def render(data: dict) -> str:
     """All tables of a run, each under a short heading naming its section."""
     by_section: dict[str, list[dict]] = {}
@@ -269,6 +292,8 @@ def render(data: dict) -> str:
         out.append("<!-- animation -->\n" + animation_line(by_section["animation"]))
     if "playground" in by_section:
         out.append("<!-- playground -->\n" + playground_line(by_section["playground"]))
+    if "sweep" in by_section:
+        out.append("<!-- sweep -->\n" + sweep_tables(by_section["sweep"]))
     return "\n\n".join(out) + "\n"
 
 

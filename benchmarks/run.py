@@ -13,10 +13,12 @@ formulations side by side, checked to give the same numbers), training (WORKLOAD
 and the seed-002 perceptron with each hidden activation: time per step, steps and time to a
 stated target, final loss), peers (the same training in numpy by hand, PyTorch eager, a JAX
 jit step and JAX's whole run in one lax.scan) and animation (mg.viz.animate_predictions'
-frames per second) and playground (the live page's frames per second in headless
+frames per second), playground (the live page's frames per second in headless
 Chromium, 6x8 net with every heat map, and the training steps per second its server
-sustains while the page draws, without a page, and `fit` on the same net). PyTorch and JAX
-run only when installed: never a dependency.
+sustains while the page draws, without a page, and `fit` on the same net) and sweep
+(issue 14's S1/S2 through a loop of fit, mg.sweep serial, on joblib workers and on Dask,
+against JAX vmap and torch.func vmap; the time a sweep of many tiny nets spends outside
+fit). PyTorch and JAX run only when installed: never a dependency.
 
 Every number is a median over repeats (min also recorded) measured in this one process, so
 ratios compare like with like on a noisy machine. Results go to a table per section on the
@@ -941,6 +943,132 @@ def section_playground(b: Bench) -> None:
     finally:
         driver.quit()
         handle.close()
+def _dask_cluster(b: Bench):
+    """(client, close) of a LocalCluster of 2 worker processes on loopback, or (None, note)."""
+    try:
+        import distributed
+    except ImportError:
+        return None, "distributed is not installed: skipped"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the cluster's notices about ports and memory
+        cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                           host="127.0.0.1", dashboard_address=None)
+    client = distributed.Client(cluster)
+
+    def close():
+        client.close()
+        cluster.close()
+
+    return client, close
+
+
+def section_sweep(b: Bench) -> None:
+    """Issue 14's S1 and S2 (K nets of W3's relu shape) through every engine, interleaved
+    round-robin: a loop of fit; mg.sweep serial, on 2 loky workers, batched and not; on a
+    Dask LocalCluster of 2 processes; and the peers when installed (JAX jit(vmap(scan)), the
+    JAX scan per net, torch.func vmap(grad)). us per net-step = wall / (nets x steps). Every
+    microgradnet engine must end each net with the same weights (same_bits). Then a sweep of
+    many W1-sized nets: the share of its time outside fit."""
+    import sweeps as sw
+
+    nets = 4 if b.smoke else 16 if b.quick else 64
+    epochs = 2 if b.smoke else 20 if b.quick else 100
+    x, y = wl.moons()
+    steps = epochs * -(-len(x) // 32)
+    client, close = _dask_cluster(b)
+    if client is None:
+        b.notes.setdefault("sweep", {})["dask"] = close
+    jax, torch = _jax(), _torch()
+    for peer, mod in (("jax", jax), ("torch", torch)):
+        if mod is None:
+            b.notes.setdefault("sweep", {})[peer] = "not installed: skipped"
+    try:
+        for kind in ("S1", "S2"):
+            configs = sw.s_grid(kind, nets)
+            cases: dict[str, tuple[str, Callable]] = {
+                "loop of fit": ("microgradnet", lambda: (
+                    sw.loop_of_fit(configs, x, y, epochs), "fit")),
+                "sweep serial": ("microgradnet", sw.sweep_runner(configs, x, y, epochs,
+                                                                 batched=False)),
+                "sweep serial batched": ("microgradnet", sw.sweep_runner(configs, x, y, epochs)),
+                "sweep 2 workers": ("microgradnet", sw.sweep_runner(
+                    configs, x, y, epochs, n_jobs=2, backend="loky", batched=False)),
+                "sweep 2 workers batched": ("microgradnet", sw.sweep_runner(
+                    configs, x, y, epochs, n_jobs=2, backend="loky")),
+            }
+            if client is not None:
+                cases["dask 2 processes"] = ("microgradnet", sw.sweep_runner(
+                    configs, x, y, epochs, backend="dask", client=client))
+            if jax is not None:
+                b.progress(f"{kind}: compiling the JAX runs")
+                cases["jax jit(vmap(scan))"] = (f"jax {jax.__version__}", sw.prepare_jax(
+                    configs, x, y, epochs, jax, vmapped=True))
+                cases["jax scan per net"] = (f"jax {jax.__version__}", sw.prepare_jax(
+                    configs, x, y, epochs, jax, vmapped=False))
+            if torch is not None:
+                cases["torch.func vmap(grad)"] = (f"torch {torch.__version__}",
+                                                  sw.prepare_torch_vmap(configs, x, y, epochs,
+                                                                        torch))
+            # Warm-up: worker processes started, imports done, JAX compiled, before any clock.
+            small = configs[:2]
+            sw.sweep_runner(small, x, y, 1, n_jobs=2, backend="loky")()
+            if client is not None:
+                sw.sweep_runner(small, x, y, 1, backend="dask", client=client)()
+            for framework, run in cases.values():
+                if framework != "microgradnet":
+                    run()  # a compiled peer's first call still allocates its buffers
+            times: dict[str, list[float]] = {key: [] for key in cases}
+            finals: dict[str, list] = {}
+            engines: dict[str, str] = {}
+            for r in range(b.train_repeats):
+                for key, (_, run) in cases.items():
+                    b.progress(f"{kind}: {nets} nets x {steps} steps, {key} "
+                               f"({r + 1}/{b.train_repeats})")
+                    time.sleep(_SETTLE_S)
+                    t0 = time.perf_counter()
+                    finals[key], engines[key] = run()
+                    times[key].append(time.perf_counter() - t0)
+            reference = finals["loop of fit"]
+            for key, (framework, _) in cases.items():
+                median = statistics.median(times[key])
+                ours = framework == "microgradnet"
+                same = all(all(np.array_equal(p, q) for p, q in zip(a, c, strict=True))
+                           for a, c in zip(finals[key], reference, strict=True))
+                b.records.append({
+                    "section": "sweep", "name": f"{kind} {key}", "sweep": kind, "how": key,
+                    "framework": framework, "backend": engines[key], "dtype": "float32",
+                    "nets": nets, "steps": steps, "median_s": median, "min_s": min(times[key]),
+                    "repeats": len(times[key]),
+                    "us_per_net_step": median / (nets * steps) * 1e6,
+                    # ours: the same weights as the loop of fit, to the bit; peers draw other
+                    # orders (numpy's permutations given, not fit's stream): not compared.
+                    "same_bits": same if ours else None,
+                    "final_loss_mean": _sweep_mean_loss(sw, finals[key], x, y),
+                })
+        many = 20 if b.smoke else 200 if b.quick else 1000
+        w1_epochs = 20 if b.smoke else 200 if b.quick else 2000
+        for label, options in (("serial", {}), ("2 workers", {"n_jobs": 2, "backend": "loky"})):
+            b.progress(f"{many} W1-sized nets x {w1_epochs} epochs, {label}")
+            res = sw.w1_overhead(many, w1_epochs, **options)
+            b.records.append({
+                "section": "sweep", "name": f"W1 x {many} {label}", "sweep": "W1 many",
+                "how": label, "framework": "microgradnet", "backend": res["engine"],
+                "dtype": "float64", "nets": many, "steps": res["steps"] // many,
+                "median_s": res["wall_s"], "min_s": res["wall_s"], "repeats": 1,
+                "us_per_net_step": res["wall_s"] / res["steps"] * 1e6,
+                "inside_fit_s": res["inside_fit_s"], "outside_share": res["outside_share"],
+                "same_bits": None, "final_loss_mean": None})
+    finally:
+        if client is not None:
+            close()
+
+
+def _sweep_mean_loss(sw, finals: list, x: np.ndarray, y: np.ndarray) -> float:
+    """The nets' mean final binary cross-entropy on the full set (float64, numpy)."""
+    w = wl.w3("relu")
+    return float(np.mean([wl.evaluate(w, [np.asarray(p) for p in f])["loss"] for f in finals]))
 
 
 SECTIONS = {
@@ -953,6 +1081,7 @@ SECTIONS = {
     "peers": section_peers,
     "animation": section_animation,
     "playground": section_playground,
+    "sweep": section_sweep,
 }
 
 
@@ -1023,6 +1152,8 @@ def report(records: list[dict], notes: dict | None = None) -> None:
         _report_training(by_section["training"])
     if "peers" in by_section:
         _report_peers(by_section["peers"])
+    if "sweep" in by_section:
+        _report_sweep(by_section["sweep"], notes.get("sweep", {}))
     if "animation" in by_section:
         print("\n== animation: mg.viz.animate_predictions (median of whole runs)")
         for r in by_section["animation"]:
@@ -1213,6 +1344,36 @@ def _report_peers(records: list[dict]) -> None:
           "max rel leaves out " + ", ".join(sorted(_OTHER_ORDERS)) + ": other orders)")
 
 
+def _report_sweep(records: list[dict], notes: dict[str, str]) -> None:
+    print("\n== sweep: issue 14's S1/S2 (nets of W3's relu shape), us per net-step = wall / "
+          "(nets x steps), median of\n   interleaved repeats; ratio = the loop of fit / this "
+          "(> 1: faster than the loop); engine: what trained")
+    for peer, note in notes.items():
+        print(f"   {peer:9s} {note}")
+    print(f"{'sweep':5s} {'how':24s} {'nets':>5s} {'steps':>6s} {'us/net-step':>12s} "
+          f"{'ratio':>6s} {'same bits':>9s} {'mean loss':>10s}  engine")
+    loops = {r["sweep"]: r for r in records if r["how"] == "loop of fit"}
+    for r in records:
+        if r["sweep"] == "W1 many":
+            continue
+        base = loops[r["sweep"]]["us_per_net_step"]
+        same = "-" if r["same_bits"] is None else "yes" if r["same_bits"] else "NO"
+        print(f"{r['sweep']:5s} {r['how']:24s} {r['nets']:5d} {r['steps']:6d} "
+              f"{r['us_per_net_step']:12.2f} {base / r['us_per_net_step']:6.2f} {same:>9s} "
+              f"{r['final_loss_mean']:10.4f}  {r['backend']}")
+    for kind in loops:
+        one = next((r for r in records if r["sweep"] == kind and r["how"] == "sweep serial"
+                    ), None)
+        two = next((r for r in records if r["sweep"] == kind and r["how"] == "sweep 2 workers"
+                    ), None)
+        if one and two:
+            print(f"   {kind}: 2 workers / serial: {one['median_s'] / two['median_s']:.2f}x")
+    for r in records:
+        if r["sweep"] == "W1 many":
+            print(f"   {r['name']}: {r['median_s']:.2f} s, inside fit {r['inside_fit_s']:.2f} "
+                  f"s per worker: {r['outside_share']:.1%} outside fit ({r['backend']})")
+
+
 # --------------------------------------------------------------------------- charts
 
 
@@ -1359,11 +1520,24 @@ def _chart_playground(fig, records):
     axes[1].set_title("headless Chromium")
 
 
+def _chart_sweep(fig, records):
+    rows = [r for r in records if r["sweep"] != "W1 many"]
+    names = list(dict.fromkeys(r["how"] for r in rows))
+    series: dict[str, list] = {}
+    for r in rows:
+        series.setdefault(r["sweep"], [None] * len(names))[names.index(r["how"])] = (
+            r["us_per_net_step"])
+    ax = fig.subplots()
+    _grouped_bars(ax, names, series, "us per net-step")
+    ax.set_title("a sweep of small nets, by engine")
+
+
 CHARTS = {
     "kernels": _chart_kernels, "gemm": _chart_gemm, "overhead": _chart_overhead,
     "activations": _chart_activations, "derivatives": _chart_derivatives,
     "training": _chart_training, "peers": _chart_peers, "animation": _chart_animation,
     "playground": _chart_playground,
+    "sweep": _chart_sweep,
 }
 
 

@@ -15,6 +15,7 @@ from . import (
     models,
     optimizers,
     regularizers,
+    sweep,
 )
 from .activation_table import NAMES as _ACTIVATION_NAMES
 from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor
@@ -63,6 +64,7 @@ from .gradcheck import GradcheckError, gradcheck
 from .layers import Input
 from .models import Sequential
 from .random import manual_seed, set_random_seed
+from .sweep import Grid, SweepResults, grid
 
 __version__ = "0.1.0"
 
@@ -85,6 +87,7 @@ __all__ = [
     "softmax", "softmax_cross_entropy", "sqrt", "stack", "sub", "sum",
     "tensor", "transpose", "use_backend", "where", "zeros", *_ACTIVATION_NAMES,
     "Input", "Sequential",  # as keras.Input, keras.Sequential
+    "Grid", "SweepResults", "grid", "sweep",
 ]
 
 

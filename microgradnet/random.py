@@ -38,8 +38,9 @@ def generator() -> np.random.Generator:
 
 @contextlib.contextmanager
 def using_generator(gen: np.random.Generator) -> Iterator[np.random.Generator]:
-    """Draw from `gen` inside the block, then from the generator before it again (the
-    playground gives each session its own stream). Not thread-safe: hold a lock around it."""
+    """Draw from `gen` inside the block, then from the generator before it again (each
+    playground session and each sweep run keeps its own stream). Not thread-safe: hold a lock
+    around it."""
     global _generator
     if not isinstance(gen, np.random.Generator):
         raise TypeError(f"gen must be a numpy Generator, got {type(gen).__name__}")

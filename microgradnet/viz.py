@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["animate_decision_boundary", "animate_predictions", "plot_comparison",
-           "plot_decision_boundary", "plot_gradient_norms", "plot_history", "plot_weights"]
+           "plot_decision_boundary", "plot_gradient_norms", "plot_history", "plot_sweep",
+           "plot_weights"]
 
 
 def __dir__() -> list[str]:
@@ -402,4 +403,179 @@ def plot_weights(recorder: Any, snapshots: Sequence[int] = (0, -1), bins: int = 
             ax.hist(values, bins=bins, alpha=0.5, label=f"step {recorder.steps[s]}")
         ax.set_title(name, fontsize=9)
         ax.legend(loc="best", fontsize=7)
+    return fig
+
+
+# --------------------------------------------------------------------------- sweeps
+
+_SWEEP_KINDS = ("boundary", "curve", "loss", "heatmap")
+
+
+def _axis_values(results: Any, key: str | None) -> list:
+    """The values of config key `key` over the runs, in order of first appearance."""
+    if key is None:
+        return [None]
+    values = [run.config[key] for run in results if key in run.config]
+    if not values:
+        known = list(dict.fromkeys(k for run in results for k in run.config))
+        raise ValueError(f"plot_sweep: no run has config key {key!r}; keys: {known}")
+    out: list = []
+    for v in values:
+        if v not in out:
+            out.append(v)
+    return out
+
+
+def _runs_at(results: Any, row: str | None, r: Any, col: str | None, c: Any) -> list:
+    return [run for run in results if (row is None or run.config.get(row) == r)
+            and (col is None or run.config.get(col) == c)]
+
+
+def _run_label(run: Any, varying: list[str]) -> str:
+    return ", ".join(f"{k}={run.config.get(k)}" for k in varying) or "run"
+
+
+def _panel_title(row: str | None, r: Any, col: str | None, c: Any) -> str:
+    parts = [f"{k}={v}" for k, v in ((row, r), (col, c)) if k is not None]
+    return ", ".join(parts)
+
+
+def _trained_model(results: Any, run: Any):
+    """The run's model, rebuilt by results.build and given its trained weights."""
+    if results.build is None:
+        raise ValueError("plot_sweep: these results have no build function to remake the "
+                         "models (results loaded from disk): mg.sweep.load(path, build=build)")
+    if run.weights is None:
+        raise ValueError("plot_sweep: the runs kept no weights: sweep with keep_weights=True")
+    model = results.build(dict(run.config))
+    model.set_weights(run.weights)
+    return model
+
+
+def plot_sweep(results: Any, row: str | None = None, col: str | None = None,
+               kind: str = "loss", hue: str | None = None, metric: str = "loss",
+               x: Any = None, y: Any = None, resolution: int = 100):
+    """A sweep's runs in a grid of panels, one row per value of config key `row`, one column
+    per value of `col`: "boundary" (decision regions of 2-feature classifiers), "curve"
+    (fitted 1-D curves over the data), "loss" (loss curves, one line per value of `hue` or
+    per run) or "heatmap" (`metric` over row x col, averaged over the other keys)."""
+    if kind not in _SWEEP_KINDS:
+        raise ValueError(f"plot_sweep: unknown kind {kind!r}; known: {list(_SWEEP_KINDS)}")
+    if not len(results):
+        raise ValueError("plot_sweep: the results hold no runs")
+    rows, cols = _axis_values(results, row), _axis_values(results, col)
+    if kind == "heatmap":
+        return _sweep_heatmap(results, row, rows, col, cols, metric)
+    X = np.asarray(results.x if x is None else x)
+    Y = None if (results.y if y is None else y) is None else np.asarray(
+        results.y if y is None else y)
+    if kind in ("boundary", "curve") and X.ndim == 0:
+        raise ValueError(f"plot_sweep: kind {kind!r} draws the data: pass x= and y=")
+    keys = [k for k in results.config_keys() if k not in (row, col, hue)]
+    varying = [k for k in keys if len({repr(run.config.get(k)) for run in results}) > 1]
+    fig = _figure(3.4 * len(cols) + (1.2 if kind == "boundary" else 0), 2.9 * len(rows))
+    axes = fig.subplots(len(rows), len(cols), squeeze=False, sharex=kind != "loss",
+                        sharey=kind == "curve")
+    if kind == "boundary":
+        if X.ndim != 2 or X.shape[1] != 2:
+            raise ValueError(f"plot_sweep: 'boundary' needs 2 features, x has shape {X.shape}")
+        gx, gy, points = _grid(X.astype(np.float32), resolution)
+    regions = None
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            ax = axes[i][j]
+            runs = _runs_at(results, row, r, col, c)
+            ax.set_title(_panel_title(row, r, col, c) or "all runs", fontsize=9)
+            if kind == "loss":
+                _sweep_losses(ax, runs, hue, varying)
+                continue
+            run = next((rn for rn in runs if rn.status == "ok"), None)
+            if run is None:
+                ax.text(0.5, 0.5, runs[0].status if runs else "no run", ha="center",
+                        va="center", transform=ax.transAxes)
+                continue
+            model = _trained_model(results, run)
+            if kind == "boundary":
+                surface, meaning = _class_surface(model, points, gx.shape)
+                regions = _draw_boundary(ax, gx, gy, surface, X, Y.reshape(-1),
+                                         np.linspace(0, 1, 11), ("x[:, 0]", "x[:, 1]"))
+            else:
+                _sweep_curve(ax, model, X, Y)
+            extra = _run_label(run, varying) if len(runs) > 1 or varying else ""
+            ax.text(0.02, 0.98, f"{extra}\nloss {run.loss:.3g}".strip(), fontsize=7,
+                    va="top", transform=ax.transAxes,
+                    bbox={"facecolor": "white", "alpha": 0.7, "linewidth": 0})
+    if regions is not None:
+        fig.colorbar(regions, ax=axes, label=meaning, shrink=0.8)
+    return fig
+
+
+def _sweep_curve(ax, model: Any, X: np.ndarray, Y: np.ndarray | None) -> None:
+    xs = X.reshape(len(X), -1)
+    if xs.shape[1] != 1:
+        raise ValueError(f"plot_sweep: 'curve' needs 1 feature, x has shape {X.shape}")
+    if Y is not None:
+        ax.scatter(xs[:, 0], np.asarray(Y).reshape(len(X), -1)[:, 0], s=4, color="0.6",
+                   label="data")
+    grid = np.linspace(xs.min(), xs.max(), 300).reshape(-1, 1).astype(X.dtype)
+    ax.plot(grid[:, 0], model.predict(grid).reshape(len(grid), -1)[:, 0], color="tab:red",
+            label="model")
+
+
+def _sweep_losses(ax, runs: list, hue: str | None, varying: list[str]) -> None:
+    import matplotlib as mpl
+
+    hues = _axis_values(runs, hue) if hue is not None and runs else [None]
+    colors = mpl.colormaps["tab10"]
+    positive = True
+    for run in runs:
+        losses = run.history.get("loss", [])
+        if not losses:
+            continue
+        ends = np.asarray(run.epoch_ends if len(run.epoch_ends) == len(losses)
+                          else np.arange(1, len(losses) + 1), dtype=float)
+        k = hues.index(run.config.get(hue)) if hue is not None else None
+        label = (f"{hue}={run.config.get(hue)}" if hue is not None
+                 else _run_label(run, varying))
+        ax.plot(ends, losses, color=colors(k % 10) if k is not None else None,
+                linewidth=1, alpha=0.8, label=label)
+        positive = positive and _positive(losses)
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))  # one legend entry per hue
+    if unique and len(unique) <= 12:
+        ax.legend(unique.values(), unique.keys(), fontsize=7, loc="best")
+    if positive and handles:
+        ax.set_yscale("log")
+    ax.set_xlabel("training step (batch)")
+    ax.set_ylabel("loss")
+
+
+def _sweep_heatmap(results: Any, row: str | None, rows: list, col: str | None, cols: list,
+                   metric: str):
+    if row is None or col is None:
+        raise ValueError("plot_sweep: kind 'heatmap' needs row= and col= (two config keys)")
+    table = np.full((len(rows), len(cols)), np.nan)
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            values = [run.get(metric) for run in _runs_at(results, row, r, col, c)
+                      if run.status == "ok"]
+            values = [float(v) for v in values if isinstance(v, (int, float))]
+            if values:
+                table[i, j] = float(np.mean(values))
+    fig = _figure(1.6 + 1.3 * len(cols), 1.2 + 0.8 * len(rows))
+    ax = fig.subplots()
+    image = ax.imshow(table, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(cols)), [str(c) for c in cols])
+    ax.set_yticks(range(len(rows)), [str(r) for r in rows])
+    ax.set_xlabel(col)
+    ax.set_ylabel(row)
+    finite = table[np.isfinite(table)]
+    middle = float(finite.mean()) if finite.size else 0.0
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            text = "failed" if np.isnan(table[i, j]) else f"{table[i, j]:.3g}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                    color="white" if np.isnan(table[i, j]) or table[i, j] < middle else "k")
+    fig.colorbar(image, ax=ax, label=metric)
+    ax.set_title(f"{metric} (mean over the other keys)")
     return fig

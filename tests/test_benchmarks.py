@@ -270,3 +270,19 @@ def test_readme_tables_render_every_record(smoke_run):
                                          (12.34, "12.3"), (123.4, "123"), (3041.4, "3,041")])
 def test_readme_number_format(value, text):
     assert _load("readme_tables")._num(value) == text
+
+
+@pytest.mark.slow  # the smoke run of every section
+def test_sweep_section_engines_agree_to_the_bit(smoke_run):
+    _, _, data = smoke_run
+    records = [r for r in data["results"] if r["section"] == "sweep"]
+    hows = {r["how"] for r in records}
+    assert {"loop of fit", "sweep serial", "sweep serial batched", "sweep 2 workers",
+            "sweep 2 workers batched", "serial"} <= hows
+    assert {r["sweep"] for r in records} == {"S1", "S2", "W1 many"}
+    for r in records:
+        assert r["us_per_net_step"] > 0 and r["nets"] > 0 and r["steps"] > 0
+        if r["framework"] == "microgradnet" and r["sweep"] != "W1 many":
+            assert r["same_bits"] is True, r["name"]
+        if r["sweep"] == "W1 many":
+            assert 0 <= r["outside_share"] < 1

@@ -16,7 +16,7 @@ def _load(name: str):
 
 
 @pytest.mark.parametrize("name", ["single_neuron", "perceptron", "activations_moons",
-                                  "tiny_sine"])
+                                  "tiny_sine", "sweep_seeds"])
 def test_example_runs_quick(name, capsys):
     results = _load(name).main(["--quick"])
     assert results
@@ -67,3 +67,39 @@ def test_activations_and_initializations_on_moons():
     assert r[("tanh", "random_normal")]["accuracy"] >= 0.97
     for act in ("relu", "tanh"):  # zero weights: no symmetry breaking, no learning
         assert r[(act, "zeros")]["accuracy"] == pytest.approx(0.5)
+
+
+def test_sweep_seeds_gives_the_single_runs_bits(capsys):
+    """Each sweep's run ends with the same weights, to the bit, as the single-run script."""
+    sweeps = _load("sweep_seeds").main(["--quick"])
+    neuron = _load("single_neuron")
+    for batch in (50, 200):
+        run = sweeps["neurons"].filter(batch_size=batch, seed=0)[0]
+        alone = neuron.train(batch, 200)
+        assert run.batch_losses.tolist() == alone["batch_losses"]
+        assert [w.tobytes() for w in run.weights] == [
+            w.tobytes() for w in alone["model"].get_weights()]
+    moons = _load("activations_moons").main(["--quick"])
+    sines = _load("tiny_sine").main(["--quick"])
+    for (act, init), r in moons.items():
+        run = sweeps["moons"].filter(activation=act, init=init)[0]
+        assert [w.tobytes() for w in run.weights] == [
+            w.tobytes() for w in r["model"].get_weights()], (act, init)
+    for (net, opt), r in sines.items():
+        run = sweeps["sines"].filter(net=net, optimizer=opt)[0]
+        assert [w.tobytes() for w in run.weights] == [
+            w.tobytes() for w in r["model"].get_weights()], (net, opt)
+    assert "Seed 003" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # the three sweeps at full length, and their pictures
+def test_sweep_seeds_reaches_the_seed_results(tmp_path):
+    r = _load("sweep_seeds").main(["--pictures", str(tmp_path)])
+    best = r["neurons"].filter(batch_size=50)
+    assert all(run.loss < 1e-3 and run.steps_to_target is not None for run in best)
+    for act in ("relu", "tanh"):
+        assert r["moons"].filter(activation=act, init="random_normal")[0]["accuracy"] >= 0.97
+        assert r["moons"].filter(activation=act, init="zeros")[0]["accuracy"] == pytest.approx(
+            0.5)
+    assert r["sines"].filter(optimizer="adam").best("loss").loss < 0.02
+    assert len(list(tmp_path.glob("sweep_*.png"))) == 4

@@ -265,3 +265,96 @@ def test_viz_is_imported_only_when_used(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, cwd=tmp_path, env=env).stdout.split()
     assert out == ["False", "False", "True"]
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+def _sweep_classifier(config):
+    kernel = "zeros" if config["init"] == "zeros" else mg.initializers.RandomNormal(0.0, 1.0)
+    model = Sequential([Dense(8, activation=config["activation"], input_dim=2,
+                              kernel_initializer=kernel),
+                        Dense(1, activation="sigmoid", kernel_initializer=kernel)])
+    model.compile(optimizer=mg.optimizers.SGD(learning_rate=0.5), loss="binary_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+def _panel_pixels(fig, ax) -> np.ndarray:
+    fig.canvas.draw()
+    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(np.int16)
+    box = ax.get_window_extent()
+    h = image.shape[0]
+    return image[int(h - box.y1) + 2:int(h - box.y0) - 2, int(box.x0) + 2:int(box.x1) - 2]
+
+
+def test_plot_sweep_boundaries_curves_losses_heatmap(tmp_path):
+    grid = mg.grid(activation=["relu", "tanh"], init=["random_normal", "zeros"])
+    results = mg.sweep(_sweep_classifier, grid, X2, Y2, epochs=20, batch_size=32,
+                       keep_weights=True, progress=False)
+    fig = mg.viz.plot_sweep(results, row="activation", col="init", kind="boundary")
+    panels = fig.axes[:4]
+    assert [ax.get_title() for ax in panels] == [
+        "activation=relu, init=random_normal", "activation=relu, init=zeros",
+        "activation=tanh, init=random_normal", "activation=tanh, init=zeros"]
+    assert all(len(ax.collections) >= 2 for ax in panels)  # regions and data
+    # A net started from zeros answers the same everywhere: one flat colour under the
+    # points; the trained one splits the plane.
+    trained, flat = _panel_pixels(fig, panels[2]), _panel_pixels(fig, panels[3])
+    colours = lambda px: len(np.unique(px.reshape(-1, 3) // 16, axis=0))  # noqa: E731
+    assert colours(trained) > colours(flat) + 10
+    fig.savefig(tmp_path / "boundary.png", dpi=50)
+    assert Image.open(tmp_path / "boundary.png").size[0] > 100
+
+    fig = mg.viz.plot_sweep(results, col="init", kind="loss", hue="activation")
+    assert [len(ax.get_lines()) for ax in fig.axes] == [2, 2]
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == [
+        "activation=relu", "activation=tanh"]
+    np.testing.assert_array_equal(fig.axes[0].get_lines()[0].get_ydata(),
+                                  results[0].history["loss"])
+
+    fig = mg.viz.plot_sweep(results, row="activation", col="init", kind="heatmap",
+                            metric="accuracy")
+    table = fig.axes[0].get_images()[0].get_array()
+    assert table[1, 0] == results[2].metrics["accuracy"]
+    assert table[0, 1] == results[1].metrics["accuracy"]
+
+    x = np.linspace(-1, 1, 100, dtype=np.float32).reshape(-1, 1)
+    y = np.sin(3 * x)
+
+    def regressor(config):
+        model = Sequential([Dense(config["units"], activation="tanh", input_dim=1), Dense(1)])
+        model.compile(optimizer=config["optimizer"], loss="mse")
+        return model
+
+    curves = mg.sweep(regressor, mg.grid(units=[4, 16], optimizer=["sgd", "adam"]), x, y,
+                      epochs=30, batch_size=20, keep_weights=True, progress=False)
+    fig = mg.viz.plot_sweep(curves, row="units", col="optimizer", kind="curve")
+    assert len(fig.axes) == 4
+    model_line = fig.axes[3].get_lines()[0]
+    mg.set_random_seed(0)
+    rebuilt = regressor(curves[3].config)
+    rebuilt.set_weights(curves[3].weights)
+    grid_x = np.asarray(model_line.get_xdata(), dtype=np.float32).reshape(-1, 1)
+    np.testing.assert_array_equal(model_line.get_ydata(), rebuilt.predict(grid_x)[:, 0])
+
+
+def test_plot_sweep_says_what_is_missing(tmp_path):
+    results = mg.sweep(_sweep_classifier, mg.grid(activation=["relu"], init=["zeros"]), X2, Y2,
+                       epochs=1, progress=False)
+    with pytest.raises(ValueError, match="keep_weights=True"):
+        mg.viz.plot_sweep(results, row="activation", kind="boundary")
+    with pytest.raises(ValueError, match="unknown kind 'bars'"):
+        mg.viz.plot_sweep(results, kind="bars")
+    with pytest.raises(ValueError, match="needs row= and col="):
+        mg.viz.plot_sweep(results, kind="heatmap")
+    with pytest.raises(ValueError, match="no run has config key 'lr'"):
+        mg.viz.plot_sweep(results, row="lr")
+    kept = mg.sweep(_sweep_classifier, mg.grid(activation=["relu"], init=["zeros"]), X2, Y2,
+                    epochs=1, progress=False, keep_weights=True)
+    kept.save(tmp_path / "r")
+    with pytest.raises(ValueError, match=r"load\(path, build=build\)"):
+        mg.viz.plot_sweep(mg.sweep.load(tmp_path / "r"), kind="boundary")
+    fig = mg.viz.plot_sweep(mg.sweep.load(tmp_path / "r", build=_sweep_classifier),
+                            kind="boundary")  # the data came back from the files too
+    assert len(fig.axes[0].collections) >= 2
