@@ -7,10 +7,12 @@ a run reproducible to the bit.
 from __future__ import annotations
 
 import random as _py_random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
-__all__ = ["generator", "manual_seed", "set_random_seed"]
+__all__ = ["generator", "manual_seed", "set_random_seed", "use_generator"]
 
 
 def __dir__() -> list[str]:
@@ -32,6 +34,21 @@ def manual_seed(seed: int) -> np.random.Generator:
 def generator() -> np.random.Generator:
     """Return the generator that microgradnet draws all its random numbers from."""
     return _generator if _generator is not None else _numpy_global()
+
+
+@contextmanager
+def use_generator(gen: np.random.Generator) -> Iterator[np.random.Generator]:
+    """Within the block, microgradnet draws from `gen` (a run's own generator, as a sweep
+    gives each run); the generator before is restored after it."""
+    global _generator
+    if not isinstance(gen, np.random.Generator):
+        raise TypeError(f"use_generator takes a numpy Generator, got {type(gen).__name__}")
+    before = _generator
+    _generator = gen
+    try:
+        yield gen
+    finally:
+        _generator = before
 
 
 def set_random_seed(seed: int) -> None:
