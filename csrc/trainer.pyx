@@ -17,6 +17,7 @@ lock held), trainer_plan.pxi (the Plan: buffers, arguments, the run), trainer_ba
 (BatchedPlan: K plans of one structure in one allocation, trained in lockstep).
 """
 
+import gc
 import os
 import threading
 import weakref

@@ -1,4 +1,5 @@
-# Batched capture: K nets of one structure trained in lockstep by one call without the GIL.
+# Batched capture: K nets of one structure trained in lockstep (rounds of a few steps each)
+# by one call without the GIL.
 # Each net is a Plan whose buffers are carved from one allocation (the arena) and steps
 # through the very _step a solo Plan's run takes, so each net ends with the bits of its own
 # solo run, whatever nets it is batched with and in whatever order.
@@ -11,26 +12,30 @@ cdef struct Net:
 
 cdef Py_ssize_t _run_batch(Net* nets, Py_ssize_t count, Config* poll, const floating* x,
                            const floating* y, const cnp.int64_t* labels, Py_ssize_t first,
-                           Py_ssize_t last, Py_ssize_t per_epoch) noexcept nogil:
-    """Steps [first, last) of every net, step by step (all nets do step s before any does
-    s + 1); the signal handlers polled between steps through `poll` as _run does. Returns
-    the steps each net did."""
-    cdef Py_ssize_t s, k
-    for s in range(first, last):
+                           Py_ssize_t last, Py_ssize_t per_epoch,
+                           Py_ssize_t block) noexcept nogil:
+    """Steps [first, last) of every net, in rounds: each net does the round's `block` steps
+    in turn (its buffers stay in cache for them: K nets' buffers together do not), and all
+    nets end a round at the same step. The signal handlers are polled between rounds
+    through `poll` as _run polls between steps. Returns the steps each net did."""
+    cdef Py_ssize_t s, t, k, end
+    s = first
+    while s < last:
+        end = min(last, s + block)
         for k in range(count):
-            _step(nets[k].L, nets[k].c, x, y, labels, NULL, s, first, per_epoch,
-                  nets[k].losses)
-        if poll.poll_ns > 0:
-            poll.poll_left -= 1
-            if poll.poll_left == 0 and s + 1 < last and _poll(poll):
-                return s + 1 - first
+            for t in range(s, end):
+                _step(nets[k].L, nets[k].c, x, y, labels, NULL, t, first, per_epoch,
+                      nets[k].losses)
+        s = end
+        if poll.poll_ns > 0 and s < last and _poll(poll):
+            return s - first
     return last - first
 
 
 cdef class BatchedPlan:
     """K plans of one structure (Plan's arguments), their buffers in one allocation, trained
-    together in lockstep by `run`: BatchedPlan(dtype, layers, loss, batch, count,
-    output_logits=False)."""
+    together by `run` in rounds of `block` steps per net: BatchedPlan(dtype, layers, loss,
+    batch, count, output_logits=False)."""
 
     cdef readonly list plans
     cdef readonly object arena
@@ -38,7 +43,7 @@ cdef class BatchedPlan:
     cdef readonly Py_ssize_t count
     cdef readonly Py_ssize_t steps_done  # by the last run, per net
     cdef object _lock
-    cdef Py_ssize_t poll_every
+    cdef readonly Py_ssize_t block  # the steps each net does in a round
 
     def __cinit__(self):
         self.nets = NULL
@@ -56,11 +61,19 @@ cdef class BatchedPlan:
         # A first plan on its own buffers says how many bytes one net takes.
         size = Plan(dtype, layers, loss, batch, output_logits).arena_used
         size = (size + 63) // 64 * 64
-        self.arena = np.zeros(count * size + 64, np.uint8)
+        self.arena = np.zeros(count * size + 64, np.uint8)  # zeroed, as Plan's own buffers
         skip = (-self.arena.ctypes.data) % 64  # every net's buffers 64-byte aligned
-        plans = [Plan(dtype, layers, loss, batch, output_logits,
-                      arena=self.arena[skip + k * size:skip + (k + 1) * size])
-                 for k in range(count)]
+        # No garbage collection while K plans' objects are made: its passes over everything
+        # alive made building a thousand plans quadratic.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            plans = [Plan(dtype, layers, loss, batch, output_logits,
+                          arena=self.arena[skip + k * size:skip + (k + 1) * size])
+                     for k in range(count)]
+        finally:
+            if collecting:
+                gc.enable()
         self.nets = <Net*>calloc(count, sizeof(Net))
         if self.nets == NULL:
             raise MemoryError()
@@ -71,8 +84,9 @@ cdef class BatchedPlan:
         p = plans[0]
         for k in range(p.nlayers):
             work += p.L[k].fan_in * p.L[k].units * batch
-        # the clock read about every 256k multiply-adds of the nets' forwards, as Plan
-        self.poll_every = max(1, min(1024, 262144 // max(work * count, 1)))
+        # A round of all nets: about 2**27 multiply-adds of their forwards (a step's fixed
+        # cost counted as 4096 more), tens of milliseconds: the signals' polling interval.
+        self.block = max(1, min(1024, (1 << 27) // ((work + 4096) * count)))
         self.plans = plans
         self.count = count
 
@@ -87,8 +101,9 @@ cdef class BatchedPlan:
         shuffle_with, dropout_rngs) as Plan.run takes them (no orders, recording nor
         schedule). Every argument of every net is checked, and no array a net writes may
         overlap any array of the run, nor may two nets draw from one generator, before the
-        GIL is released. On the main thread the run polls the signal handlers as Plan.run
-        does; when one raises, every net has done steps_done steps (kept) and it is raised.
+        GIL is released. On the main thread the run polls the signal handlers between
+        rounds (each about 20 ms or less); when one raises, every net has done steps_done
+        steps (kept) and it is raised.
         """
         if self.nets == NULL:
             raise RuntimeError("BatchedPlan: not initialized")
@@ -201,8 +216,8 @@ cdef class BatchedPlan:
         cdef Config* poll = &p.c
         main = threading.current_thread() is threading.main_thread()
         poll.poll_ns = _POLL_NS if main and last - first > 1 else 0
-        poll.poll_every = self.poll_every
-        poll.poll_left = self.poll_every
+        poll.poll_every = 1
+        poll.poll_left = 1
         poll.poll_at = mg_clock_ns() + poll.poll_ns
         poll.ftz = flush_denormal
         with nogil:
@@ -211,10 +226,12 @@ cdef class BatchedPlan:
                 poll.ftz_mode = mode
             if p.typenum == cnp.NPY_FLOAT32:
                 done = _run_batch(self.nets, self.count, poll, <const float*>data.x,
-                                  <const float*>data.y, data.labels, first, last, per_epoch)
+                                  <const float*>data.y, data.labels, first, last, per_epoch,
+                                  self.block)
             else:
                 done = _run_batch(self.nets, self.count, poll, <const double*>data.x,
-                                  <const double*>data.y, data.labels, first, last, per_epoch)
+                                  <const double*>data.y, data.labels, first, last, per_epoch,
+                                  self.block)
             if flush_denormal:
                 mg_ftz_leave(mode)
         self.steps_done = done

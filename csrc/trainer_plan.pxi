@@ -43,7 +43,7 @@ cdef class Plan:
     cdef Py_ssize_t poll_every
     cdef object __weakref__
     cdef bint ready  # __init__ went through: every buffer and descriptor is set
-    cdef object arena  # where _buffer carves the buffers from (a BatchedPlan's), or None
+    cdef object arena  # where _buffer carves the buffers from (a BatchedPlan's, zeroed), or None
     cdef readonly Py_ssize_t arena_used  # the bytes its buffers take, each 64-byte aligned
     cdef readonly Py_ssize_t batch
     cdef readonly int nlayers
@@ -201,8 +201,7 @@ cdef class Plan:
             if start + nbytes > len(self.arena):
                 raise ValueError(f"Plan: the arena holds {len(self.arena)} bytes, the plan "
                                  f"needs more")
-            a = self.arena[start:start + nbytes].view(dtype).reshape(shape)
-            a[...] = 0
+            a = self.arena[start:start + nbytes].view(dtype).reshape(shape)  # zeroed (its maker)
         self.arena_used = start + nbytes
         self.buffers.append(a)
         return a
