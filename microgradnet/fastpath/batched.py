@@ -18,7 +18,6 @@ import numpy as np
 
 from .. import callbacks as cbks
 from .. import data as data_module
-from .. import training
 from ..autograd import Tensor
 from ..autograd import _bump_version as bump_version
 from ..random import generator
@@ -188,8 +187,8 @@ def fit_many(models: list, x: Any, y: Any, generators: list | None = None,
     nets = []
     losses = []
     for model, cap, gen in zip(models, captures, gens, strict=True):
-        training.setup(model)
         opt = model.optimizer
+        opt.build(model.parameters())  # as fit's setup: kept when built for them already
         params = [None if p is None else p.data for p in cap.params]
         lost = np.empty(total, np.float64)
         losses.append(lost)
