@@ -105,17 +105,17 @@ def _assert_same(a, b):
     assert rest_a == rest_b
 
 
-def _solo(make, dtype, x, y, batch, shuffle, k):
+def _solo(make, dtype, x, y, batch, shuffle, k, epochs=EPOCHS):
     model = _build(make, k, dtype)
     with mg.random.use_generator(np.random.default_rng(k)):
-        h = model.fit(x, y, batch_size=batch, epochs=EPOCHS, shuffle=shuffle, verbose=0)
+        h = model.fit(x, y, batch_size=batch, epochs=epochs, shuffle=shuffle, verbose=0)
     return _state(model, h)
 
 
-def _batched(make, dtype, x, y, batch, shuffle, ks):
+def _batched(make, dtype, x, y, batch, shuffle, ks, epochs=EPOCHS):
     models = [_build(make, k, dtype) for k in ks]
     hs = fit_many(models, x, y, generators=[np.random.default_rng(k) for k in ks],
-                  batch_size=batch, epochs=EPOCHS, shuffle=shuffle, verbose=0)
+                  batch_size=batch, epochs=epochs, shuffle=shuffle, verbose=0)
     for h in hs:
         assert isinstance(h.batch_losses, np.ndarray)
         assert h.batch_losses.tolist() == h.batch_history["loss"]
@@ -132,6 +132,16 @@ def test_each_net_ends_with_the_bits_of_its_own_fit(case):
     assert all(w.dtype == dtype for w in got[0][0])
     for k in ks:
         _assert_same(got[k], _solo(make, dtype, x, y, batch, shuffle, k))
+
+
+def test_solo_fits_that_draw_their_orders_ahead_give_the_same_bits():
+    # 8 epochs or more: the solo fit draws its orders on a second thread (prefetch.h), the
+    # batched run in the step; the same draws
+    make, spec, batch, shuffle = CASES["relu-sgd-f32-shuffled"]
+    x, y = _data(*spec)
+    got = _batched(make, np.float32, x, y, batch, shuffle, [0, 1], epochs=9)
+    for k in (0, 1):
+        _assert_same(got[k], _solo(make, np.float32, x, y, batch, shuffle, k, epochs=9))
 
 
 @pytest.mark.parametrize("case", ["relu-sgd-f32-shuffled", "dropout-rmsprop-f32"])
