@@ -124,18 +124,26 @@ def _net_generators(models: list, captures: list, shuffle: bool,
     return list(generators)
 
 
-def _plan_for(capture: Capture, batch: int, count: int) -> Any:
-    key = (tuple(s.as_plan_tuple() for s in capture.layers), capture.loss,
-           np.dtype(capture.dtype).str, batch, capture.output_logits, count)
+def _plan_key(capture: Capture, batch: int, count: int) -> tuple:
+    return (tuple(s.as_plan_tuple() for s in capture.layers), capture.loss,
+            np.dtype(capture.dtype).str, batch, capture.output_logits, count)
+
+
+def _take_plan(key: tuple, capture: Capture, batch: int, count: int) -> Any:
+    """A kept plan for this structure, taken out while it trains (a call in another thread
+    then builds its own: the gradients are read after the run), or a new one."""
     plan = _PLANS.pop(key, None)
     if plan is None:
         plan = trainer().BatchedPlan(capture.dtype, [s.as_plan_tuple() for s in capture.layers],
                                      capture.loss, batch, count,
                                      output_logits=capture.output_logits)
+    return plan
+
+
+def _keep_plan(key: tuple, plan: Any) -> None:
     _PLANS[key] = plan  # the most recent last
     while len(_PLANS) > _PLANS_KEPT:
         del _PLANS[next(iter(_PLANS))]
-    return plan
 
 
 def fit_many(models: list, x: Any, y: Any, generators: list | None = None,
@@ -183,7 +191,8 @@ def fit_many(models: list, x: Any, y: Any, generators: list | None = None,
     batch = min(batch_size, n)
     per_epoch = -(-n // batch)
     total = epochs * per_epoch
-    plan = _plan_for(captures[0], batch, len(models))
+    key = _plan_key(captures[0], batch, len(models))
+    plan = _take_plan(key, captures[0], batch, len(models))
     nets = []
     losses = []
     for model, cap, gen in zip(models, captures, gens, strict=True):
@@ -206,6 +215,7 @@ def fit_many(models: list, x: Any, y: Any, generators: list | None = None,
                                 gen, lost[:done])
                      for model, cap, sub, gen, lost in zip(models, captures, plan.plans,
                                                            gens, losses, strict=True)]
+        _keep_plan(key, plan)
     return histories
 
 
