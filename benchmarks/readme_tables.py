@@ -265,6 +265,18 @@ def sweep_tables(records: list[dict]) -> str:
     return text
 
 
+def batched_table(records: list[dict]) -> str:
+    """fastpath.fit_many against a loop of fit: µs per net-step (setup: µs per net)."""
+    by = {(r["name"].replace(" " + r["how"], ""), r["how"]): r["median_s"] for r in records}
+    rows = []
+    for case in dict.fromkeys(name for name, _ in by):
+        loop, many = by.get((case, "loop of fit")), by.get((case, "fit_many"))
+        rows.append([case, _num(None if loop is None else loop * 1e6),
+                     _num(None if many is None else many * 1e6),
+                     _ratio(None if loop is None or many is None else loop / many)])
+    return _table(["nets of W3's shape", "loop of fit (µs)", "fit_many (µs)", "ratio"], rows)
+
+
 def render(data: dict) -> str:
     """All tables of a run, each under a short heading naming its section."""
     by_section: dict[str, list[dict]] = {}
@@ -294,6 +306,8 @@ def render(data: dict) -> str:
         out.append("<!-- playground -->\n" + playground_line(by_section["playground"]))
     if "sweep" in by_section:
         out.append("<!-- sweep -->\n" + sweep_tables(by_section["sweep"]))
+    if "batched" in by_section:
+        out.append("<!-- batched -->\n" + batched_table(by_section["batched"]))
     return "\n\n".join(out) + "\n"
 
 

@@ -12,13 +12,14 @@ PyTorch eager and a JAX jit, timed round-robin), derivatives (each activation's 
 formulations side by side, checked to give the same numbers), training (WORKLOADS.md's W1-W4
 and the seed-002 perceptron with each hidden activation: time per step, steps and time to a
 stated target, final loss), peers (the same training in numpy by hand, PyTorch eager, a JAX
-jit step and JAX's whole run in one lax.scan) and animation (mg.viz.animate_predictions'
+jit step and JAX's whole run in one lax.scan), animation (mg.viz.animate_predictions'
 frames per second), playground (the live page's frames per second in headless
 Chromium, 6x8 net with every heat map, and the training steps per second its server
-sustains while the page draws, without a page, and `fit` on the same net) and sweep
+sustains while the page draws, without a page, and `fit` on the same net), sweep
 (issue 14's S1/S2 through a loop of fit, mg.sweep serial, on joblib workers and on Dask,
 against JAX vmap and torch.func vmap; the time a sweep of many tiny nets spends outside
-fit). PyTorch and JAX run only when installed: never a dependency.
+fit) and batched (fastpath.fit_many, K nets in one call into C, against a loop of fits,
+per net-step). PyTorch and JAX run only when installed: never a dependency.
 
 Every number is a median over repeats (min also recorded) measured in this one process, so
 ratios compare like with like on a noisy machine. Results go to a table per section on the
@@ -1069,6 +1070,108 @@ def _sweep_mean_loss(sw, finals: list, x: np.ndarray, y: np.ndarray) -> float:
     """The nets' mean final binary cross-entropy on the full set (float64, numpy)."""
     w = wl.w3("relu")
     return float(np.mean([wl.evaluate(w, [np.asarray(p) for p in f])["loss"] for f in finals]))
+# --------------------------------------------------------------------------- batched
+
+
+def _s1_models(count: int, w: wl.Workload, spread: bool = False) -> list:
+    """Issue 14's S1 nets of W3's shape: net k Glorot-uniform from default_rng(1234 + k)
+    (S2: the learning rate spread over 0.02-0.2)."""
+    from microgradnet.layers import Dense
+    from microgradnet.models import Sequential
+
+    models = []
+    for k in range(count):
+        rng = np.random.default_rng(1234 + k)
+        layers = [Dense(units, activation=act, input_dim=w.sizes[0] if i == 0 else None)
+                  for i, (units, act) in enumerate(zip(w.sizes[1:], w.layer_activations(),
+                                                       strict=True))]
+        model = Sequential(layers)
+        weights = []
+        for fan_in, fan_out in zip(w.sizes[:-1], w.sizes[1:], strict=True):
+            limit = np.sqrt(6 / (fan_in + fan_out))
+            weights += [rng.uniform(-limit, limit, (fan_in, fan_out)).astype(np.float32),
+                        np.zeros(fan_out, np.float32)]
+        model.set_weights(weights)
+        rate = 0.02 + 0.18 * k / max(count - 1, 1) if spread else w.lr
+        model.compile(optimizer=mg.optimizers.SGD(learning_rate=rate), loss="binary_crossentropy")
+        models.append(model)
+    return models
+
+
+def section_batched(b: Bench) -> None:
+    """fastpath.fit_many (batched capture: K nets in one call into C) against a loop of
+    solo fits, per net-step, on K nets of W3's shape (issue 14's S1; S2 at K = 64), whole
+    runs interleaved; and the Python setup per net (epochs=0)."""
+    from microgradnet.fastpath import fit_many
+
+    w = wl.w3("relu", epochs=2 if b.smoke else 10 if b.quick else 100)
+    counts = [1, 4] if b.smoke else [1, 8, 64]
+    kw = {"batch_size": w.batch, "epochs": w.epochs, "verbose": 0}
+
+    def loop(models, gens):
+        for m, g in zip(models, gens, strict=True):
+            with mg.random.using_generator(g):
+                m.fit(w.x, w.y, **kw)
+
+    def batched(models, gens):
+        fit_many(models, w.x, w.y, generators=gens, **kw)
+
+    cases = [(f"K={k} {how}", k, how, fn, False) for k in counts
+             for how, fn in (("loop of fit", loop), ("fit_many", batched))]
+    if not b.smoke:
+        cases += [(f"K=64 S2 {how}", 64, how, fn, True)
+                  for how, fn in (("loop of fit", loop), ("fit_many", batched))]
+    times: dict[str, list[float]] = {c[0]: [] for c in cases}
+    with _threads(1):
+        for _ in range(b.train_repeats):
+            for name, k, _how, fn, spread in cases:
+                b.progress(f"{name}: {w.steps} steps per net")
+                models = _s1_models(k, w, spread)
+                gens = [np.random.default_rng(j) for j in range(k)]
+                time.sleep(_SETTLE_S)
+                t0 = time.perf_counter()
+                fn(models, gens)
+                times[name].append(time.perf_counter() - t0)
+        for name, k, how, _fn, _spread in cases:
+            per = [t / (k * w.steps) for t in times[name]]
+            b.records.append({"section": "batched", "name": name, "backend": "cython",
+                              "dtype": "float32", "nets": k, "how": how, "steps": w.steps,
+                              "median_s": statistics.median(per), "min_s": min(per),
+                              "repeats": len(per)})
+        # the Python around the C run: building plans, binding arguments, histories
+        for k in counts[-1:]:
+            setup = {"loop of fit": [], "fit_many": []}
+            for _ in range(b.repeats):
+                for how in setup:
+                    models = _s1_models(k, w)
+                    gens = [np.random.default_rng(j) for j in range(k)]
+                    t0 = time.perf_counter()
+                    if how == "fit_many":
+                        fit_many(models, w.x, w.y, generators=gens, batch_size=w.batch,
+                                 epochs=0)
+                    else:
+                        for m, g in zip(models, gens, strict=True):
+                            with mg.random.using_generator(g):
+                                m.fit(w.x, w.y, batch_size=w.batch, epochs=0, verbose=0)
+                    setup[how].append((time.perf_counter() - t0) / k)
+            for how, per in setup.items():
+                b.records.append({"section": "batched", "name": f"setup per net, K={k} {how}",
+                                  "backend": "cython", "dtype": "float32", "nets": k,
+                                  "how": how, "steps": 0, "median_s": statistics.median(per),
+                                  "min_s": min(per), "repeats": len(per)})
+
+
+def _report_batched(records: list[dict]) -> None:
+    print("\n== batched: K nets of W3's shape, per net-step (median of whole runs); "
+          "ratio = loop of fit / fit_many")
+    by = {r["name"]: r for r in records}
+    for r in records:
+        line = f"{r['name']:32s} {_fmt_time(r['median_s'])}"
+        if r["how"] == "fit_many":
+            other = by.get(r["name"].replace("fit_many", "loop of fit"))
+            if other is not None:
+                line += f"   ratio {other['median_s'] / r['median_s']:5.2f}"
+        print(line)
 
 
 SECTIONS = {
@@ -1082,6 +1185,7 @@ SECTIONS = {
     "animation": section_animation,
     "playground": section_playground,
     "sweep": section_sweep,
+    "batched": section_batched,
 }
 
 
@@ -1154,6 +1258,8 @@ def report(records: list[dict], notes: dict | None = None) -> None:
         _report_peers(by_section["peers"])
     if "sweep" in by_section:
         _report_sweep(by_section["sweep"], notes.get("sweep", {}))
+    if "batched" in by_section:
+        _report_batched(by_section["batched"])
     if "animation" in by_section:
         print("\n== animation: mg.viz.animate_predictions (median of whole runs)")
         for r in by_section["animation"]:
@@ -1532,12 +1638,21 @@ def _chart_sweep(fig, records):
     ax.set_title("a sweep of small nets, by engine")
 
 
+def _chart_batched(fig, records):
+    ax = fig.add_subplot(1, 1, 1)
+    names = [r["name"] for r in records]
+    ax.barh(names, [r["median_s"] * 1e6 for r in records])
+    ax.set_xlabel("us per net-step (setup: per net)")
+    ax.set_title("batched capture (fit_many) vs a loop of fit, W3's shape")
+
+
 CHARTS = {
     "kernels": _chart_kernels, "gemm": _chart_gemm, "overhead": _chart_overhead,
     "activations": _chart_activations, "derivatives": _chart_derivatives,
     "training": _chart_training, "peers": _chart_peers, "animation": _chart_animation,
     "playground": _chart_playground,
     "sweep": _chart_sweep,
+    "batched": _chart_batched,
 }
 
 

@@ -13,9 +13,11 @@ trainer_layout.pxi (the descriptors of the layers and of the run), trainer_activ
 step: batch, forward, loss, backward and update), trainer_shuffle.pxi (the epochs' orders
 and their prefetch), trainer_record.pxi (recording inside the run), trainer_checks.pxi
 (argument checks), trainer_lend.pxi (the generators a run draws from, lent to it without a
-lock held), trainer_plan.pxi (the Plan: buffers, arguments, the run).
+lock held), trainer_plan.pxi (the Plan: buffers, arguments, the run), trainer_batched.pxi
+(BatchedPlan: K plans of one structure in one allocation, trained in lockstep).
 """
 
+import gc
 import os
 import threading
 import weakref
@@ -106,3 +108,4 @@ include "trainer_step.pxi"
 include "trainer_checks.pxi"
 include "trainer_lend.pxi"
 include "trainer_plan.pxi"
+include "trainer_batched.pxi"

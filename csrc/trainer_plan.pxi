@@ -43,6 +43,8 @@ cdef class Plan:
     cdef Py_ssize_t poll_every
     cdef object __weakref__
     cdef bint ready  # __init__ went through: every buffer and descriptor is set
+    cdef object arena  # where _buffer carves the buffers from (a BatchedPlan's, zeroed), or None
+    cdef readonly Py_ssize_t arena_used  # the bytes its buffers take, each 64-byte aligned
     cdef readonly Py_ssize_t batch
     cdef readonly int nlayers
     cdef readonly Py_ssize_t steps_done  # by the last run: all its steps unless it raised
@@ -79,7 +81,7 @@ cdef class Plan:
             self.L[li].dropout_rng = NULL
 
     def __init__(self, dtype, list layers, str loss, Py_ssize_t batch,
-                 bint output_logits=False):
+                 bint output_logits=False, arena=None):
         if self.L != NULL:
             raise RuntimeError("Plan: already initialized")
         dt = cnp.dtype(dtype)
@@ -91,6 +93,12 @@ cdef class Plan:
             raise ValueError(f"Plan: batch must be >= 1, got {batch}")
         if loss not in LOSSES:
             raise ValueError(f"Plan: unknown loss {loss!r}; known: {', '.join(LOSSES)}")
+        if arena is not None and not (cnp.PyArray_Check(arena) and arena.dtype == np.uint8
+                                      and arena.ndim == 1 and arena.flags.c_contiguous
+                                      and arena.flags.writeable):
+            raise TypeError("Plan: arena must be a writeable C-contiguous uint8 array")
+        self.arena = arena
+        self.arena_used = 0
         self.typenum = cnp.NPY_FLOAT32 if dt == cnp.dtype("float32") else cnp.NPY_FLOAT64
         self.c.itemsize = dt.itemsize
         self.batch = batch
@@ -119,8 +127,7 @@ cdef class Plan:
         self.c.batch_y = cnp.PyArray_DATA(self._buffer((batch, out_dim)))
         self.c.item_losses = cnp.PyArray_DATA(self._buffer((batch * out_dim,)))
         self.c.dloss = cnp.PyArray_DATA(self._buffer((batch * out_dim,)))
-        labels = np.zeros(batch, np.int64)
-        self.buffers.append(labels)
+        labels = self._buffer((batch,), np.int64)
         self.c.batch_labels = <cnp.int64_t*>cnp.PyArray_DATA(labels)
         self.ready = True
 
@@ -179,8 +186,23 @@ cdef class Plan:
         self.grads += [kernel_grad, bias_grad]
         return units
 
-    cdef object _buffer(self, tuple shape):
-        a = np.zeros(shape, np.float32 if self.typenum == cnp.NPY_FLOAT32 else np.float64)
+    cdef object _buffer(self, tuple shape, dtype=None):
+        """A zeroed buffer of the plan: its own array, or the next 64-byte aligned piece of
+        the arena (a BatchedPlan's one allocation for all its nets)."""
+        if dtype is None:
+            dtype = np.float32 if self.typenum == cnp.NPY_FLOAT32 else np.float64
+        cdef Py_ssize_t start = (self.arena_used + 63) // 64 * 64
+        cdef Py_ssize_t nbytes = np.dtype(dtype).itemsize
+        for d in shape:
+            nbytes *= d
+        if self.arena is None:
+            a = np.zeros(shape, dtype)
+        else:
+            if start + nbytes > len(self.arena):
+                raise ValueError(f"Plan: the arena holds {len(self.arena)} bytes, the plan "
+                                 f"needs more")
+            a = self.arena[start:start + nbytes].view(dtype).reshape(shape)  # zeroed (its maker)
+        self.arena_used = start + nbytes
         self.buffers.append(a)
         return a
 
@@ -441,7 +463,6 @@ cdef class Plan:
                                   bint flush_denormal, shuffle_with, dropout_rngs) except -1:
         """The run, each generator it draws from lent to it (trainer_lend.pxi: no lock held
         while it trains), the epochs' orders drawn ahead when worth it."""
-        cdef Py_ssize_t li
         cdef long long drawn = 0
         cdef bint prefetch = False
         cdef _Loan shuffle_loan = None
@@ -457,20 +478,7 @@ cdef class Plan:
                 generators = generators[1:]  # it goes on with the order drawn before
         loans = []
         try:
-            for i, gen in enumerate(generators):
-                loan = _Loan(gen, self._copy(i, gen))
-                loans.append(loan)
-                if gen is shuffle_with:
-                    shuffle_loan = loan
-            if shuffle_with is not None:
-                self.c.rng = _bitgen(shuffle_loan.copy if shuffle_loan is not None
-                                     else shuffle_with)
-            for li in range(self.nlayers):
-                gen = dropout_rngs[li]
-                self.L[li].dropout_rng = NULL
-                for loan in loans:
-                    if loan.owner is gen:
-                        self.L[li].dropout_rng = _bitgen(loan.copy)
+            shuffle_loan = self._lend(loans, generators, shuffle_with, dropout_rngs)
             if prefetch:
                 # last before the run, which cannot fail: the producer stops only after
                 # the run has taken every order it drew, or when told to
@@ -490,6 +498,28 @@ cdef class Plan:
             for loan in reversed(loans):
                 loan.give_back()
         return 0
+
+    cdef _Loan _lend(self, list loans, list generators, shuffle_with, list dropout_rngs):
+        """Lend the run its generators (appended to loans, for the caller to give back) and
+        point the shuffle and the Dropouts at their copies; return the shuffle's loan (None
+        when it goes on with the order drawn before)."""
+        cdef Py_ssize_t li
+        cdef _Loan shuffle_loan = None
+        for i, gen in enumerate(generators):
+            loan = _Loan(gen, self._copy(i, gen))
+            loans.append(loan)
+            if gen is shuffle_with:
+                shuffle_loan = loan
+        if shuffle_with is not None:
+            self.c.rng = _bitgen(shuffle_loan.copy if shuffle_loan is not None
+                                 else shuffle_with)
+        for li in range(self.nlayers):
+            gen = dropout_rngs[li]
+            self.L[li].dropout_rng = NULL
+            for loan in loans:
+                if loan.owner is gen:
+                    self.L[li].dropout_rng = _bitgen(loan.copy)
+        return shuffle_loan
 
     cdef object _copy(self, Py_ssize_t i, owner):
         """The private generator (of owner's kind) that the run's i-th loan draws from."""

@@ -204,30 +204,39 @@ cdef bint _poll(Config* c) noexcept nogil:
     return raised != 0
 
 
+cdef inline void _step(LayerDesc* L, Config* c, const floating* x, const floating* y,
+                       const cnp.int64_t* labels, const cnp.int64_t* orders, Py_ssize_t s,
+                       Py_ssize_t first, Py_ssize_t per_epoch, double* losses) noexcept nogil:
+    """Step s of the run: batch s % per_epoch of epoch s // per_epoch, whose samples are
+    orders[epoch, batch rows] (or the rows in order when orders is NULL); its loss goes to
+    losses[s - first]. A Plan's run and a BatchedPlan's (K nets in lockstep) both step
+    through here: a net trains the same in either."""
+    cdef Py_ssize_t e, k, start, nb
+    cdef Py_ssize_t in_dim = L[0].fan_in, out_dim = L[c.nlayers - 1].units
+    cdef Batch batch
+    e = s // per_epoch
+    k = s - e * per_epoch
+    start = k * c.batch
+    nb = min(c.batch, c.n - start)
+    batch = _gather_batch(c, x, y, labels, orders, e, k, start, nb, in_dim, out_dim)
+    _forward(L, c, <const floating*>batch.x, nb)
+    losses[s - first] = _loss(&L[c.nlayers - 1], c, <const floating*>batch.y, batch.labels, nb)
+    _backward_update(L, c, <const floating*>batch.x, nb, s - first)
+    if c.rec_every > 0 and _snapshot_due(&c.rec_next, c.rec_every):
+        _record(L, c, <const floating*>c.rec_x)
+    if c.wrec_every > 0 and _snapshot_due(&c.wrec_next, c.wrec_every):
+        _record_weights(L, c)
+
+
 cdef Py_ssize_t _run(LayerDesc* L, Config* c, const floating* x, const floating* y,
                      const cnp.int64_t* labels, const cnp.int64_t* orders, Py_ssize_t first,
                      Py_ssize_t last, Py_ssize_t per_epoch, double* losses) noexcept nogil:
-    """Steps [first, last) of the run: step s is batch s % per_epoch of epoch s // per_epoch,
-    whose samples are orders[epoch, batch rows] (or the rows in order when orders is NULL).
-    Returns the steps done: all of them, or fewer when a signal handler raised (polled
-    between steps, never after the last: Python runs the handlers then)."""
-    cdef Py_ssize_t s, e, k, start, nb
-    cdef Py_ssize_t in_dim = L[0].fan_in, out_dim = L[c.nlayers - 1].units
-    cdef Batch batch
+    """Steps [first, last) of the run (_step). Returns the steps done: all of them, or fewer
+    when a signal handler raised (polled between steps, never after the last: Python runs
+    the handlers then)."""
+    cdef Py_ssize_t s
     for s in range(first, last):
-        e = s // per_epoch
-        k = s - e * per_epoch
-        start = k * c.batch
-        nb = min(c.batch, c.n - start)
-        batch = _gather_batch(c, x, y, labels, orders, e, k, start, nb, in_dim, out_dim)
-        _forward(L, c, <const floating*>batch.x, nb)
-        losses[s - first] = _loss(&L[c.nlayers - 1], c, <const floating*>batch.y,
-                                  batch.labels, nb)
-        _backward_update(L, c, <const floating*>batch.x, nb, s - first)
-        if c.rec_every > 0 and _snapshot_due(&c.rec_next, c.rec_every):
-            _record(L, c, <const floating*>c.rec_x)
-        if c.wrec_every > 0 and _snapshot_due(&c.wrec_next, c.wrec_every):
-            _record_weights(L, c)
+        _step(L, c, x, y, labels, orders, s, first, per_epoch, losses)
         if c.poll_ns > 0:
             c.poll_left -= 1
             if c.poll_left == 0 and s + 1 < last and _poll(c):

@@ -23,13 +23,15 @@ captured.
 
 The package: `capture` (what can be captured: a model's description for the plan, or why
 not), `step` (`CapturedStep`: the plan, the tensors and the optimizer state it trains),
-`driver` (`fit_captured`: a whole fit in as few calls as the callbacks allow), `fpenv`
-(the floating-point mode of fit's training steps). It talks to layers, losses, optimizers
-and callbacks through their public interfaces only.
+`driver` (`fit_captured`: a whole fit in as few calls as the callbacks allow), `batched`
+(`batch_key`, `fit_many`: K models of one structure trained in lockstep in one call, each
+to the bits of its own fit), `fpenv` (the floating-point mode of fit's training steps). It
+talks to layers, losses, optimizers and callbacks through their public interfaces only.
 """
 
 from __future__ import annotations
 
+from .batched import batch_key, fit_many
 from .capture import explain, shuffles_like_numpy
 from .driver import captured_inputs, fit_captured, runs_between_callbacks
 from .fpenv import get_flush_denormal, set_flush_denormal, trainer, training_fpenv
@@ -37,9 +39,9 @@ from .step import CapturedStep, captured_step
 
 _trainer = trainer  # the name the thread tests use
 
-__all__ = ["CapturedStep", "captured_inputs", "captured_step", "explain", "fit_captured",
-           "get_flush_denormal", "runs_between_callbacks", "set_flush_denormal",
-           "shuffles_like_numpy", "training_fpenv"]
+__all__ = ["CapturedStep", "batch_key", "captured_inputs", "captured_step", "explain",
+           "fit_captured", "fit_many", "get_flush_denormal", "runs_between_callbacks",
+           "set_flush_denormal", "shuffles_like_numpy", "training_fpenv"]
 
 
 def __dir__() -> list[str]:

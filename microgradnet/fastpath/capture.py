@@ -38,6 +38,8 @@ _PLAN_LOSSES = {losses_module.MeanSquaredError: "mse",
                 losses_module.CategoricalCrossentropy: "softmax_xent",
                 losses_module.SparseCategoricalCrossentropy: "sparse_softmax_xent"}
 
+_PLAN_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
 _BUILT_IN_OPTIMIZERS = (optimizers_module.SGD, optimizers_module.Adam, optimizers_module.AdamW,
                         optimizers_module.RMSprop, optimizers_module.Adagrad)
 
@@ -182,11 +184,11 @@ def _plan_loss(loss: Any, top: LayerSpec) -> str | None:
 
 def _dtype_refusal(params: list) -> str | None:
     """Why the parameters' dtypes cannot be captured (None: one dtype, float32 or float64)."""
-    dtypes = sorted({np.dtype(p.data.dtype).name for p in params if p is not None})
-    if len(dtypes) != 1 or dtypes[0] not in ("float32", "float64"):
-        return (f"the parameters must all be float32 or all float64, got "
-                f"{' and '.join(dtypes)}")
-    return None
+    dtypes = {p.data.dtype for p in params if p is not None}
+    if len(dtypes) == 1 and next(iter(dtypes)) in _PLAN_DTYPES:
+        return None
+    names = sorted(np.dtype(d).name for d in dtypes)  # the slow spelling, for the message
+    return f"the parameters must all be float32 or all float64, got {' and '.join(names)}"
 
 
 def _optimizer_refusal(opt: Any) -> str | None:
