@@ -195,6 +195,29 @@ def test_a_run_depends_only_on_its_config():
         assert run.batch_losses.tobytes() == solo(run.config).tobytes()
 
 
+def build_plain(config: dict):
+    """build's model without metrics, which fit computes in Python: the batched engine's."""
+    model = build(config)
+    model.compile(optimizer=mg.optimizers.SGD(learning_rate=config.get("lr", 0.1),
+                                              momentum=config.get("momentum", 0.0)),
+                  loss="binary_crossentropy")
+    return model
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_batched_runs_keep_the_bits_of_their_own_fit(n_jobs):
+    g = mg.grid(activation=["relu", "tanh"], lr=[0.05, 0.2], momentum=[0.0, 0.9],
+                seed=[0, 1])
+    fits = mg.sweep(build_plain, g, X, Y, keep_weights=True, batched=False, **FIT)
+    many = mg.sweep(build_plain, g, X, Y, keep_weights=True, n_jobs=n_jobs, **FIT)
+    assert {r.engine for r in fits} == {"fit"}
+    assert {r.engine for r in many} == {"batched"}
+    same_runs(fits, many)
+    # Another grouping (one task per activation and momentum) gives each run the same bits.
+    alone = mg.sweep(build_plain, g[5:7], X, Y, keep_weights=True, **FIT)
+    same_runs(fits[5:7], alone)
+
+
 def test_serial_equals_loky_processes(tmp_path):
     g = mg.grid(activation=["relu", "tanh"], seed=range(3))
     serial = mg.sweep(build, g, X, Y, keep_weights=True, **FIT)

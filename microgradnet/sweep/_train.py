@@ -3,7 +3,7 @@
 A run is seeded from its config alone (`seed`, default 0): `mg.set_random_seed(seed)`, then
 `build(config)`, then `fit` drawing its shuffles from the same generator, continued. So its
 result does not depend on the process, the task or the other runs. `train_group` is the one
-place that trains built models; see its SEAM for the batched engine.
+place that trains built models, batched (fastpath.fit_many) where it can.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import random as mgrandom
 from ..callbacks import History
+from ..fastpath import batch_key, fit_many
 from ..models import Sequential
 from ._results import Run
 
@@ -59,26 +60,49 @@ def train_group(models: Sequence[Any], gens: Sequence[np.random.Generator], x: A
     """Train models that share `fit_kwargs`; model i draws from generator `gens[i]` (seeded
     from its config, continued from its build). As each model finishes, call
     done(i, its History or the exception its fit raised, seconds in fit, engine); return
-    the engine that trained them ("fit": one model.fit after another)."""
-    # ---- SEAM: the batched engine (issue 14, microgradnet/fastpath/batched.py).
-    # When `batched` and fastpath.batched.batch_key(model, x, y, fit_kwargs) is the same
-    # (not None) for every model, they train together here, K nets in one C run:
-    #     histories = fit_many(models, x, y, **fit_kwargs)   # each with .batch_losses
-    # with model i's shuffles drawn from gens[i], as in the loop below (same bits), then
-    # done(i, histories[i], seconds / K, "batched") for each. Until that module lands, every
-    # group trains by this loop of fit, which is the batched=False path and the reference
-    # the batched engine must match.
-    del batched
-    for i, (model, gen) in enumerate(zip(models, gens, strict=True)):
+    the engines that trained them: "batched" (fastpath.fit_many, when `batched` and several
+    models share a batch_key), "fit" (one model.fit after another), or both joined by "+"."""
+    engines = set()
+    alone = list(range(len(models)))
+    if batched and len(models) > 1:
+        # Runs of one batch_key train together in one call into C (fastpath.fit_many), each
+        # drawing from its own generator: the bits of its own fit (tests/test_batched.py).
+        groups: dict[Any, list[int]] = {}
+        for i, model in enumerate(models):
+            try:
+                key = batch_key(model, x, y, fit_kwargs)
+            except Exception:  # fit raises it again below, and records it with the run
+                key = None
+            groups.setdefault(key, []).append(i)
+        alone = groups.pop(None, [])
+        for members in groups.values():
+            if len(members) == 1:
+                alone += members
+                continue
+            start = time.perf_counter()
+            try:
+                histories = fit_many([models[i] for i in members], x, y,
+                                     generators=[gens[i] for i in members], verbose=0,
+                                     **fit_kwargs)
+            except Exception:  # refused before any step: each fit says why, for its run
+                alone += members
+                continue
+            share = (time.perf_counter() - start) / len(members)
+            engines.add("batched")
+            if done is not None:
+                for i, history in zip(members, histories, strict=True):
+                    done(i, history, share, "batched")
+    for i in sorted(alone):
         start = time.perf_counter()
         try:
-            with mgrandom.using_generator(gen):
-                outcome: Any = model.fit(x, y, verbose=0, **fit_kwargs)
+            with mgrandom.using_generator(gens[i]):
+                outcome: Any = models[i].fit(x, y, verbose=0, **fit_kwargs)
         except Exception as e:  # recorded with the run; the sweep goes on
             outcome = e
+        engines.add("fit")
         if done is not None:
             done(i, outcome, time.perf_counter() - start, "fit")
-    return "fit"
+    return "+".join(sorted(engines)) or "fit"
 
 
 def _error(e: BaseException) -> dict:
