@@ -12,9 +12,9 @@ single-run scripts (single_neuron.py, activations_moons.py, tiny_sine.py) print,
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
-
-import numpy as np
+from pathlib import Path
 
 import microgradnet as mg
 from microgradnet.initializers import Constant
@@ -22,30 +22,19 @@ from microgradnet.layers import Activation, Dense
 from microgradnet.optimizers import SGD, Adam
 
 
-def bilinear_data(n_points: int = 200) -> tuple[np.ndarray, np.ndarray]:
-    """Seeds 000/001: 0 for the first half of [0, 2], then 2 * (x - 1)."""
-    x = np.linspace(0, 2, n_points)
-    y = np.array([0.0] * (n_points // 2) + list(x[: n_points // 2])) * 2
-    return x.reshape(-1, 1), y.reshape(-1, 1)
+def _sibling(name: str):
+    """The single-run script `name`.py beside this one, as a module: the seeds' data are
+    written once, there."""
+    spec = importlib.util.spec_from_file_location(f"_seed_{name}",
+                                                  Path(__file__).resolve().parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def two_moons(n: int = 1000, noise: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Seed 003: two interleaved half circles with Gaussian noise (WORKLOADS.md's W3)."""
-    rng = np.random.default_rng(seed)
-    t = np.linspace(0, np.pi, n // 2)
-    first = np.stack([np.cos(t), np.sin(t)], axis=1)
-    second = np.stack([1 - np.cos(t), 1 - np.sin(t) - 0.5], axis=1)
-    x = np.concatenate([first, second]) + rng.normal(0, noise, (n, 2))
-    y = np.concatenate([np.zeros(n // 2), np.ones(n // 2)]).reshape(-1, 1)
-    return x.astype(np.float32), y.astype(np.float32)
-
-
-def noisy_sine(n: int = 500, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Seed 004: sin(x) + N(0, 0.1) on [0, 10], x rescaled to [-1, 1] (WORKLOADS.md's W2)."""
-    rng = np.random.default_rng(seed)
-    x = np.linspace(0, 10, n)
-    y = np.sin(x) + rng.normal(0, 0.1, n)
-    return (x / 5 - 1).reshape(-1, 1).astype(np.float32), y.reshape(-1, 1).astype(np.float32)
+bilinear_data = _sibling("single_neuron").bilinear_data  # seeds 000/001
+two_moons = _sibling("activations_moons").two_moons  # seed 003
+noisy_sine = _sibling("tiny_sine").noisy_sine  # seed 004
 
 
 def neuron(config: dict) -> mg.Sequential:
