@@ -37,6 +37,7 @@ def __dir__() -> list[str]:
 
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
@@ -845,8 +846,11 @@ class MSELoss(Function):
 
     def forward(self, pred, target):
         self.pred, self.target = pred, target
-        with np.errstate(over="ignore"):  # a float32 loss past 3.4e38 is inf, as IEEE says
-            return np.asarray(K.mse_forward(pred, target), dtype=pred.dtype)
+        loss = K.mse_forward(pred, target)
+        if loss > _FLOAT32_MAX and pred.dtype.itemsize == 4:
+            with np.errstate(over="ignore"):  # a float32 loss past 3.4e38 is inf, as IEEE says
+                return np.asarray(loss, dtype=pred.dtype)
+        return np.asarray(loss, dtype=pred.dtype)
 
     def backward(self, grad):
         gp = K.mse_backward(float(grad), self.pred, self.target)
