@@ -624,6 +624,11 @@ def _sum_to(grad: np.ndarray, shape: tuple) -> np.ndarray:
 
 def matmul(a: Any, b: Any) -> Tensor:
     """Matrix product a @ b (1-D, 2-D, or batched with broadcasting, like numpy)."""
+    if type(a) is Tensor and type(b) is Tensor:
+        ad, bd = a.data, b.data
+        if (ad.ndim == 2 and bd.ndim == 2 and ad.shape[1] == bd.shape[0] and ad.dtype is bd.dtype
+                and ad.dtype in _FLOATS):
+            return MatMul.apply(a, b)  # the common case: two matrices of one float dtype
     a, b = _pair(a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(
@@ -859,6 +864,10 @@ class MSELoss(Function):
 
 def mse_loss(pred: Any, target: Any) -> Tensor:
     """Mean squared error, mean((pred - target) ** 2), in one fused pass."""
+    if type(pred) is Tensor and type(target) is Tensor:
+        p, t = pred.data, target.data
+        if p.dtype is t.dtype and p.dtype in _FLOATS and p.shape == t.shape:
+            return MSELoss.apply(pred, target)  # the common case, without conversions
     pred = _floating(pred, "mse_loss")
     target = as_tensor(target, pred)
     _same_shape("mse_loss", pred, target)
