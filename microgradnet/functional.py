@@ -355,18 +355,29 @@ def clip(a: Any, min: Any = None, max: Any = None) -> Tensor:
 # =========================================================================== reductions
 
 
+def _spread(grad: np.ndarray, shape: tuple, axes: tuple[int, ...] | None) -> np.ndarray:
+    """The gradient of a reduction over `axes` (None: all), spread back over the input's shape.
+
+    A fresh array filled by assignment: two C calls, where np.expand_dims and np.broadcast_to
+    run Python-level code (their read-only view saved no work: the next op or the leaf reads
+    every element anyway)."""
+    kept = tuple([1 if axes is None or i in axes else n for i, n in enumerate(shape)])
+    out = np.empty(shape, grad.dtype)
+    out[...] = grad.reshape(kept)
+    return out
+
+
 class Sum(Function):
     name = "sum"
     saves = ()
 
     def forward(self, a, axes, keepdims):
-        self.shape, self.axes, self.keepdims = a.shape, axes, keepdims
-        return np.sum(a, axis=axes, keepdims=keepdims)
+        self.shape, self.axes = a.shape, axes
+        # np.add.reduce is what np.sum runs (the same bits), without its Python-level wrapper
+        return np.add.reduce(a, axis=axes, keepdims=keepdims)
 
     def backward(self, grad):
-        if not self.keepdims and self.axes is not None:
-            grad = np.expand_dims(grad, self.axes)
-        return np.broadcast_to(grad, self.shape)
+        return _spread(grad, self.shape, self.axes)
 
 
 def sum(a: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
@@ -386,9 +397,7 @@ class Mean(Function):
         return np.mean(a, axis=axes, keepdims=keepdims)
 
     def backward(self, grad):
-        if not self.keepdims and self.axes is not None:
-            grad = np.expand_dims(grad, self.axes)
-        return np.broadcast_to(grad * grad.dtype.type(self.scale), self.shape)
+        return _spread(grad * grad.dtype.type(self.scale), self.shape, self.axes)
 
 
 def mean(a: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
