@@ -519,7 +519,8 @@ class Tensor:
                     f"backward() without grad= needs a one-element output, this one has shape "
                     f"{self.shape}; pass grad= of that shape (e.g. ones for a sum)"
                 )
-            seed = _one_like(self.data)
+            seed = np.empty_like(self.data)
+            seed.fill(1)  # two C calls, where np.ones_like runs Python-level code
         else:
             seed = np.asarray(grad.data if isinstance(grad, Tensor) else grad)
             if seed.shape != self.shape:
@@ -868,22 +869,6 @@ def _released_error(ctx: Function) -> RuntimeError:
         f"'{type(ctx).__name__}' were freed by the first backward. Pass "
         f"retain_graph=True to the first backward() to keep them."
     )
-
-
-# A one-element array of ones per (shape, dtype), copied for each backward() of a loss: a
-# copy costs a fraction of np.ones_like's Python-level work.
-_ones: dict = {}
-
-
-def _one_like(data: np.ndarray) -> np.ndarray:
-    """A fresh array of ones of data's shape and dtype (data has one element)."""
-    key = (data.shape, data.dtype)
-    one = _ones.get(key)
-    if one is None:
-        one = np.ones_like(data)
-        if len(_ones) < 64:
-            _ones[key] = one
-    return one.copy()
 
 
 def _run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
