@@ -9,6 +9,7 @@ Gradients of broadcast inputs are reduced in the engine (autograd.py), not here.
 from __future__ import annotations
 
 import builtins
+import math
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -355,13 +356,19 @@ def clip(a: Any, min: Any = None, max: Any = None) -> Tensor:
 # =========================================================================== reductions
 
 
+# Above this many elements, a reduction's gradient is spread as a read-only broadcast view:
+# writing a fresh array costs more than np.broadcast_to's Python-level work there.
+_SPREAD_COPY_MAX = 1 << 14
+
+
 def _spread(grad: np.ndarray, shape: tuple, axes: tuple[int, ...] | None) -> np.ndarray:
     """The gradient of a reduction over `axes` (None: all), spread back over the input's shape.
 
-    A fresh array filled by assignment: two C calls, where np.expand_dims and np.broadcast_to
-    run Python-level code (their read-only view saved no work: the next op or the leaf reads
-    every element anyway)."""
+    Small: a fresh array filled by assignment, two C calls where np.expand_dims and
+    np.broadcast_to run Python-level code. Large: the broadcast view, no memory written."""
     kept = tuple([1 if axes is None or i in axes else n for i, n in enumerate(shape)])
+    if math.prod(shape) > _SPREAD_COPY_MAX:
+        return np.broadcast_to(grad.reshape(kept), shape)
     out = np.empty(shape, grad.dtype)
     out[...] = grad.reshape(kept)
     return out
