@@ -115,6 +115,16 @@ extensions.append(
         "microgradnet.autograd", ["microgradnet/autograd.py"], extra_compile_args=compile_args
     )
 )
+# The ops (functional.py) too: their forward and backward then run without Python frames.
+# It is plain Python and keeps Python's semantics: negative and checked indices, and
+# annotations that are hints, not C types (a numpy integer stays a valid axis).
+python_semantics = {"wraparound": True, "boundscheck": True, "cdivision": False,
+                    "annotation_typing": False}
+plain_python = [
+    Extension(
+        "microgradnet.functional", ["microgradnet/functional.py"], extra_compile_args=compile_args
+    )
+]
 
 # Switching between debug and release builds must rebuild everything: the sources did not
 # change, so otherwise the other mode's objects would be kept (a -O0 kernel is 50x slower).
@@ -129,6 +139,11 @@ setup(
         extensions,
         compiler_directives=directives,
         include_path=["csrc"],
+        force=debug or switched,
+    )
+    + cythonize(
+        plain_python,
+        compiler_directives={**directives, **python_semantics},
         force=debug or switched,
     ),
     options={"build_ext": {"force": switched}},

@@ -277,6 +277,22 @@ def batched_table(records: list[dict]) -> str:
     return _table(["nets of W3's shape", "loop of fit (µs)", "fit_many (µs)", "ratio"], rows)
 
 
+def eager_table(records: list[dict]) -> str:
+    """The eager section: us per call of each case, by framework, with ours / numpy."""
+    names = list(dict.fromkeys(r["name"] for r in records))
+    columns = list(dict.fromkeys(r["framework"] for r in records))
+    us = {(r["name"], r["framework"]): r["median_s"] * 1e6 for r in records}
+    lines = ["| us per call | " + " | ".join(columns) + " | microgradnet / numpy |",
+             "| --- |" + " ---: |" * (len(columns) + 1)]
+    for name in names:
+        numpy = us.get((name, "numpy by hand"), us.get((name, "numpy")))
+        ours = us.get((name, "microgradnet"))
+        ratio = _ratio(ours / numpy) if ours and numpy else ""
+        lines.append(f"| {name} | " + " | ".join(_num(us.get((name, c))) for c in columns)
+                     + f" | {ratio} |")
+    return "\n".join(lines)
+
+
 def render(data: dict) -> str:
     """All tables of a run, each under a short heading naming its section."""
     by_section: dict[str, list[dict]] = {}
@@ -300,6 +316,8 @@ def render(data: dict) -> str:
         out.append("<!-- derivatives -->\n" + derivatives_table(by_section["derivatives"]))
     if "overhead" in by_section:
         out.append("<!-- overhead -->\n" + overhead_line(by_section["overhead"]))
+    if "eager" in by_section:
+        out.append("<!-- eager -->\n" + eager_table(by_section["eager"]))
     if "animation" in by_section:
         out.append("<!-- animation -->\n" + animation_line(by_section["animation"]))
     if "playground" in by_section:

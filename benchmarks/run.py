@@ -18,8 +18,10 @@ Chromium, 6x8 net with every heat map, and the training steps per second its ser
 sustains while the page draws, without a page, and `fit` on the same net), sweep
 (issue 14's S1/S2 through a loop of fit, mg.sweep serial, on joblib workers and on Dask,
 against JAX vmap and torch.func vmap; the time a sweep of many tiny nets spends outside
-fit) and batched (fastpath.fit_many, K nets in one call into C, against a loop of fits,
-per net-step). PyTorch and JAX run only when installed: never a dependency.
+fit), batched (fastpath.fit_many, K nets in one call into C, against a loop of fits,
+per net-step) and eager (a hand-written loop with autograd: seed 002's loop against numpy
+by hand, PyTorch and JAX eager; per-op costs on (32, 32) against numpy's own op and PyTorch).
+PyTorch and JAX run only when installed: never a dependency.
 
 Every number is a median over repeats (min also recorded) measured in this one process, so
 ratios compare like with like on a noisy machine. Results go to a table per section on the
@@ -1174,6 +1176,159 @@ def _report_batched(records: list[dict]) -> None:
         print(line)
 
 
+# Seed 002's perceptron: 4 samples, 3 inputs, float64, and its starting weights.
+_SEED_X = np.array([[0, 0, 1], [1, 1, 1], [1, 0, 1], [0, 1, 1]], dtype=np.float64)
+_SEED_Y = np.array([[0, 1, 1, 0]], dtype=np.float64).T
+# The seed's update, w += X.T @ ((y - p) * p * (1 - p)), is SGD at this rate on the MSE
+# (whose gradient carries 2 / 4 of it).
+_SEED_LR = 2.0
+_EXPRESSION = "relu(x @ y) * x, sum, backward"
+
+
+def _seed_w0() -> np.ndarray:
+    rng = np.random.RandomState(1)  # the seed's np.random.seed(1)
+    return 2 * rng.random_sample((3, 1)) - 1
+
+
+def _seed_loops(torch, jax) -> dict[str, tuple[Callable[[], Any], Callable[[], np.ndarray]]]:
+    """{framework: (one iteration of seed 002's loop, the current weights)}."""
+    x, y = _SEED_X, _SEED_Y
+    w_np = _seed_w0()
+
+    def by_hand():
+        p = 1 / (1 + np.exp(-np.dot(x, w_np)))
+        w_np[...] += np.dot(x.T, (y - p) * (p * (1 - p)))  # the seed's own code
+
+    w = mg.tensor(_seed_w0(), requires_grad=True, dtype=np.float64)
+    xt, yt = mg.tensor(x, dtype=np.float64), mg.tensor(y, dtype=np.float64)
+    opt = mg.optimizers.SGD([w], learning_rate=_SEED_LR)
+
+    def autograd():
+        loss = mg.mse_loss(mg.sigmoid(xt @ w), yt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    loops = {"numpy by hand": (by_hand, lambda: w_np), "microgradnet": (autograd, w.numpy)}
+    if torch is not None:
+        tw = torch.tensor(_seed_w0(), requires_grad=True)
+        tx, ty = torch.tensor(x), torch.tensor(y)
+        topt = torch.optim.SGD([tw], lr=_SEED_LR)
+
+        def torch_loop():
+            loss = torch.nn.functional.mse_loss(torch.sigmoid(tx @ tw), ty)
+            topt.zero_grad()
+            loss.backward()
+            topt.step()
+
+        loops[f"torch {torch.__version__}"] = (torch_loop, lambda: tw.detach().numpy())
+    if jax is not None:
+        jnp = jax.numpy
+        # float32: JAX computes in float64 only with a process-wide switch (jax_enable_x64)
+        jx, jy = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
+        grad = jax.grad(lambda w: jnp.mean((jax.nn.sigmoid(jx @ w) - jy) ** 2))
+        state = {"w": jnp.asarray(_seed_w0(), jnp.float32)}
+
+        def jax_loop():
+            state["w"] = state["w"] - _SEED_LR * grad(state["w"])
+
+        loops[f"jax {jax.__version__}"] = (jax_loop, lambda: np.asarray(state["w"]))
+    return loops
+
+
+def _op_cases(x, y, relu) -> dict[str, Callable[[], Any]]:
+    """The per-op cases of the eager section, for any framework with @, *, + and .sum()."""
+    return {"add": lambda: x + y, "relu": lambda: relu(x), "matmul": lambda: x @ y,
+            _EXPRESSION: lambda: (relu(x @ y) * x).sum().backward()}
+
+
+def _numpy_expression(xa: np.ndarray, ya: np.ndarray) -> Callable[[], Any]:
+    """(relu(x @ y) * x).sum() and its gradients for x and y, written by hand in numpy."""
+
+    def run():
+        h = xa @ ya
+        r = np.maximum(h, 0)
+        (r * xa).sum()
+        g = np.ones_like(r)
+        gr = g * xa
+        gh = gr * (h > 0)
+        return gh @ ya.T + g * r, xa.T @ gh
+
+    return run
+
+
+def section_eager(b: Bench) -> None:
+    """The hand-written loop with autograd (issue 16): seed 002's loop against numpy by hand,
+    PyTorch and JAX eager, and per-op costs on (32, 32) float32 against numpy's own op and
+    PyTorch, all interleaved in one run on one thread."""
+    with _threads(1):
+        _eager(b)
+
+
+def _eager(b: Bench) -> None:
+    torch, jax = _torch(), _jax()
+    loops = _seed_loops(torch, jax)
+    # Same math, same start: after as many steps, the weights agree (speed is not bought with
+    # a wrong result).
+    steps = 50
+    for step, _ in loops.values():
+        for _ in range(steps):
+            step()
+    final = {key: weights() for key, (_, weights) in loops.items()}
+    cases: dict[str, tuple[Callable[[], Any], dict]] = {}
+    for key, (step, _) in loops.items():
+        diff = float(np.max(np.abs(final[key] - final["numpy by hand"])))
+        cases["seed-002 loop/" + key] = (step, {
+            "name": "seed-002 loop", "framework": key, "backend": key.split()[0],
+            "dtype": "float32" if key.startswith("jax") else "float64", "size": 12,
+            "threads": 1, "max_abs_diff_w": diff})
+
+    rng = np.random.default_rng(0)
+    xa, ya = (rng.standard_normal((32, 32)).astype(np.float32) for _ in range(2))
+    common = {"dtype": "float32", "size": 1024, "threads": 1}
+    x, y = mg.tensor(xa, requires_grad=True), mg.tensor(ya, requires_grad=True)
+    for name, fn in _op_cases(x, y, mg.relu).items():
+        cases[name + "/microgradnet"] = (fn, {"name": name, "framework": "microgradnet",
+                                              "backend": "cython", **common})
+    numpy_ops = {"add": lambda: xa + ya, "relu": lambda: np.maximum(xa, 0),
+                 "matmul": lambda: xa @ ya, _EXPRESSION: _numpy_expression(xa, ya)}
+    for name, fn in numpy_ops.items():
+        cases[name + "/numpy"] = (fn, {"name": name, "framework": "numpy", "backend": "numpy",
+                                       **common})
+    if torch is not None:
+        tx, ty = (torch.tensor(a, requires_grad=True) for a in (xa, ya))
+        for name, fn in _op_cases(tx, ty, torch.relu).items():
+            cases[name + "/torch"] = (fn, {"name": name, "framework": f"torch {torch.__version__}",
+                                           "backend": "torch", **common})
+    b.progress(f"{len(cases)} cases, interleaved")
+    for r in b.run_round_robin("eager", cases).values():
+        r["us"] = r["median_s"] * 1e6
+
+
+def _report_eager(records: list[dict]) -> None:
+    print("\n== eager: microseconds per call (median of interleaved repeats, one thread); "
+          "autograd recording on")
+    times = {(r["name"], r["backend"]): r["median_s"] for r in records}
+    loop = [r for r in records if r["name"] == "seed-002 loop"]
+    by_hand = times[("seed-002 loop", "numpy")]
+    print(f"{'seed-002 loop (4x3 float64)':32s} {'us':>9s} {'/ by hand':>10s} {'max |dw|':>9s}")
+    for r in loop:
+        print(f"{r['framework']:32s} {r['us']:9.2f} {r['median_s'] / by_hand:10.2f} "
+              f"{r['max_abs_diff_w']:9.1e}")
+    print("  target: microgradnet / by hand <= 1.0")
+    names = list(dict.fromkeys(r["name"] for r in records if r["name"] != "seed-002 loop"))
+    print(f"{'(32, 32) float32':32s} {'ours':>9s} {'numpy':>9s} {'torch':>9s} {'/numpy':>7s} "
+          f"{'/torch':>7s}")
+    for name in names:
+        ours, npy = times[(name, "cython")], times[(name, "numpy")]
+        peer = times.get((name, "torch"))
+        print(f"{name:32s} {ours * 1e6:9.2f} {npy * 1e6:9.2f} "
+              f"{_fmt_opt(None if peer is None else peer * 1e6, '.2f', 9)} {ours / npy:7.2f} "
+              f"{_fmt_opt(None if peer is None else ours / peer, '.2f', 7)}")
+    print("  targets: add, relu, matmul <= 1.5x numpy and <= 0.25x torch; the expression "
+          "<= 10 us")
+
+
 SECTIONS = {
     "kernels": section_kernels,
     "gemm": section_gemm,
@@ -1186,6 +1341,7 @@ SECTIONS = {
     "playground": section_playground,
     "sweep": section_sweep,
     "batched": section_batched,
+    "eager": section_eager,
 }
 
 
@@ -1260,6 +1416,8 @@ def report(records: list[dict], notes: dict | None = None) -> None:
         _report_sweep(by_section["sweep"], notes.get("sweep", {}))
     if "batched" in by_section:
         _report_batched(by_section["batched"])
+    if "eager" in by_section:
+        _report_eager(by_section["eager"])
     if "animation" in by_section:
         print("\n== animation: mg.viz.animate_predictions (median of whole runs)")
         for r in by_section["animation"]:
@@ -1646,6 +1804,16 @@ def _chart_batched(fig, records):
     ax.set_title("batched capture (fit_many) vs a loop of fit, W3's shape")
 
 
+def _chart_eager(fig, records):
+    ax = fig.subplots()
+    names = list(dict.fromkeys(r["name"] for r in records))
+    series: dict[str, list] = {}
+    for r in records:
+        series.setdefault(r["backend"], [None] * len(names))[names.index(r["name"])] = r["us"]
+    _grouped_bars(ax, names, series, "us per call")
+    ax.set_title("eager: seed-002 loop and (32, 32) float32 ops with autograd")
+
+
 CHARTS = {
     "kernels": _chart_kernels, "gemm": _chart_gemm, "overhead": _chart_overhead,
     "activations": _chart_activations, "derivatives": _chart_derivatives,
@@ -1653,6 +1821,7 @@ CHARTS = {
     "playground": _chart_playground,
     "sweep": _chart_sweep,
     "batched": _chart_batched,
+    "eager": _chart_eager,
 }
 
 

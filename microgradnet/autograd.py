@@ -358,12 +358,18 @@ class Function:
 
     def release(self) -> None:
         """Drop the arrays saved for backward and the links to the inputs."""
-        vars(self).clear()
-        # Without the links, the intermediate tensors above this node are freed as soon as
-        # the caller drops them, even while the output (e.g. a loss) is kept. `released`
-        # stays, so a second backward still reaches this node and says what happened.
-        self.parents, self.needs_input_grad = (), ()
-        self.released = True
+        _release(self)
+
+
+@cython.cfunc
+def _release(ctx: Function):
+    """Function.release, called by the engine without a method lookup."""
+    vars(ctx).clear()
+    # Without the links, the intermediate tensors above this node are freed as soon as
+    # the caller drops them, even while the output (e.g. a loss) is kept. `released`
+    # stays, so a second backward still reaches this node and says what happened.
+    ctx.parents, ctx.needs_input_grad = (), ()
+    ctx.released = True
 
 
 # --------------------------------------------------------------------------- Tensor
@@ -513,7 +519,8 @@ class Tensor:
                     f"backward() without grad= needs a one-element output, this one has shape "
                     f"{self.shape}; pass grad= of that shape (e.g. ones for a sum)"
                 )
-            seed = np.ones_like(self.data)
+            seed = np.empty_like(self.data)
+            seed.fill(1)  # two C calls, where np.ones_like runs Python-level code
         else:
             seed = np.asarray(grad.data if isinstance(grad, Tensor) else grad)
             if seed.shape != self.shape:
@@ -817,85 +824,124 @@ def _write(t: Tensor, other: Any, name: str, ufunc: Any) -> None:
     _bump_version(t)
 
 
+@cython.cfunc
+def _topological_order(root: Tensor) -> list:
+    """The nodes above root that need a gradient, each after the nodes it feeds into
+    (iteratively: deep graphs do not hit Python's recursion limit)."""
+    node: Tensor
+    parent: Tensor
+    ctx: Function
+    i: cython.Py_ssize_t
+    order: list = []
+    visited: set = set()
+    # two parallel stacks instead of one of (node, expanded) pairs: no tuple per visit
+    stack: list = [root]
+    expanded: list = [False]
+    while stack:
+        node = stack.pop()
+        if expanded.pop():
+            order.append(node)
+            continue
+        key = id(node)
+        if key in visited:
+            continue
+        visited.add(key)
+        stack.append(node)
+        expanded.append(True)
+        if node._ctx is None:
+            continue
+        ctx = node._ctx
+        i = 0
+        for parent in ctx.parents:
+            if parent._hist is not None:
+                parent = _node_at(ctx, i, parent)
+            i += 1
+            if parent.requires_grad and id(parent) not in visited:
+                stack.append(parent)
+                expanded.append(False)
+    return order
+
+
+@cython.cfunc
+def _released_error(ctx: Function) -> RuntimeError:
+    return RuntimeError(
+        f"backward through the graph a second time: the values saved by "
+        f"'{type(ctx).__name__}' were freed by the first backward. Pass "
+        f"retain_graph=True to the first backward() to keep them."
+    )
+
+
 def _run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
     node: Tensor
     parent: Tensor
+    ctx: Function
     i: cython.Py_ssize_t
-    # Topological order of the graph above root, iteratively (no recursion limit).
-    order: list[Tensor] = []
-    visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
-        ctx = node._ctx
-        if ctx is not None:
-            i = 0
-            for parent in ctx.parents:
-                if parent._hist is not None:
-                    parent = _node_at(ctx, i, parent)
-                i += 1
-                if parent.requires_grad and id(parent) not in visited:
-                    stack.append((parent, False))
-
-    grads: dict[int, np.ndarray] = {id(root): seed}
+    n: cython.Py_ssize_t
+    order: list = _topological_order(root)
+    grads: dict = {id(root): seed}
     # Arrays that something else may hold too (the caller's seed, a gradient an op passed
     # straight through or handed to two inputs, an array an op saved): a leaf copies these
     # before keeping them as its .grad. Any other gradient is fresh, and the leaf takes it.
-    shared: set[int] = {id(seed)}
+    shared: set = {id(seed)}
+    ndarray = np.ndarray
     for node in reversed(order):
         grad = grads.pop(id(node), None)
         if grad is None:
             continue
-        if type(grad) is not np.ndarray:
+        if type(grad) is not ndarray:
             grad = np.asarray(grad)
-        ctx = node._ctx
-        if ctx is None:
+        if node._ctx is None:
+            data = node.data
             if node.grad is None:
-                if (id(grad) in shared or grad.base is not None or grad.dtype != node.data.dtype
+                if (grad.dtype != data.dtype or grad.base is not None or id(grad) in shared
                         or not grad.flags.writeable):
-                    grad = np.array(grad, dtype=node.data.dtype)
+                    grad = np.array(grad, dtype=data.dtype)
                 node.grad = Tensor._wrap(grad)
             else:
                 node.grad.data = node.grad.data + grad
             continue
+        ctx = node._ctx
         if ctx.released:
-            raise RuntimeError(
-                f"backward through the graph a second time: the values saved by "
-                f"'{type(ctx).__name__}' were freed by the first backward. Pass "
-                f"retain_graph=True to the first backward() to keep them."
-            )
+            raise _released_error(ctx)
         _check_saved_versions(ctx, node)
         input_grads = ctx.backward(grad)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
-        saved = vars(ctx).values()
+        parents = ctx.parents
+        needs = ctx.needs_input_grad
+        n = len(parents)
+        if len(input_grads) != n:
+            # an op whose backward returns the wrong number of gradients fails loudly
+            raise ValueError(
+                f"'{ctx.name or type(ctx).__name__}'.backward returned {len(input_grads)} "
+                f"gradients for {n} inputs"
+            )
+        saved = None
         returned: list = []
-        # strict: an op whose backward returns the wrong number of gradients fails loudly.
-        triples = zip(ctx.parents, input_grads, ctx.needs_input_grad, strict=True)
-        i = -1
-        for parent, pgrad, needed in triples:
-            i += 1
-            if not needed or pgrad is None:
+        for i in range(n):
+            pgrad = input_grads[i]
+            if pgrad is None or not needs[i]:
                 continue
+            parent = parents[i]
             if parent._hist is not None:
                 parent = _node_at(ctx, i, parent)
-            pshape = parent.data.shape
+            pdata = parent.data
+            pshape = pdata.shape
             if pgrad.shape != pshape:
                 pgrad = _unbroadcast(pgrad, pshape)
-            if pgrad.dtype != parent.data.dtype:
-                pgrad = pgrad.astype(parent.data.dtype)
+            if pgrad.dtype != pdata.dtype:
+                pgrad = pgrad.astype(pdata.dtype)
             alias = pgrad is grad
             for other in returned:
                 alias = alias or other is pgrad
-            for value in saved:
-                alias = alias or value is pgrad
+            if not alias and parent._ctx is None:
+                # Only a leaf keeps an array as is. What reaches a leaf through ops that pass
+                # it on is caught there by `pgrad is grad`: the saved values need looking at
+                # only here.
+                if saved is None:
+                    saved = list(vars(ctx).values())
+                for value in saved:
+                    alias = alias or value is pgrad
             if alias:
                 shared.add(id(pgrad))
             returned.append(pgrad)
@@ -903,7 +949,7 @@ def _run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
             previous = grads.get(key)
             grads[key] = pgrad if previous is None else previous + pgrad
         if not retain_graph:
-            ctx.release()
+            _release(ctx)
             # the ops that named this tensor's old nodes are released too
             node._hist = None
 

@@ -9,6 +9,7 @@ Gradients of broadcast inputs are reduced in the engine (autograd.py), not here.
 from __future__ import annotations
 
 import builtins
+import math
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -37,6 +38,7 @@ def __dir__() -> list[str]:
 
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
@@ -354,18 +356,35 @@ def clip(a: Any, min: Any = None, max: Any = None) -> Tensor:
 # =========================================================================== reductions
 
 
+# Above this many elements, a reduction's gradient is spread as a read-only broadcast view:
+# writing a fresh array costs more than np.broadcast_to's Python-level work there.
+_SPREAD_COPY_MAX = 1 << 14
+
+
+def _spread(grad: np.ndarray, shape: tuple, axes: tuple[int, ...] | None) -> np.ndarray:
+    """The gradient of a reduction over `axes` (None: all), spread back over the input's shape.
+
+    Small: a fresh array filled by assignment, two C calls where np.expand_dims and
+    np.broadcast_to run Python-level code. Large: the broadcast view, no memory written."""
+    kept = tuple([1 if axes is None or i in axes else n for i, n in enumerate(shape)])
+    if math.prod(shape) > _SPREAD_COPY_MAX:
+        return np.broadcast_to(grad.reshape(kept), shape)
+    out = np.empty(shape, grad.dtype)
+    out[...] = grad.reshape(kept)
+    return out
+
+
 class Sum(Function):
     name = "sum"
     saves = ()
 
     def forward(self, a, axes, keepdims):
-        self.shape, self.axes, self.keepdims = a.shape, axes, keepdims
-        return np.sum(a, axis=axes, keepdims=keepdims)
+        self.shape, self.axes = a.shape, axes
+        # np.add.reduce is what np.sum runs (the same bits), without its Python-level wrapper
+        return np.add.reduce(a, axis=axes, keepdims=keepdims)
 
     def backward(self, grad):
-        if not self.keepdims and self.axes is not None:
-            grad = np.expand_dims(grad, self.axes)
-        return np.broadcast_to(grad, self.shape)
+        return _spread(grad, self.shape, self.axes)
 
 
 def sum(a: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
@@ -385,9 +404,7 @@ class Mean(Function):
         return np.mean(a, axis=axes, keepdims=keepdims)
 
     def backward(self, grad):
-        if not self.keepdims and self.axes is not None:
-            grad = np.expand_dims(grad, self.axes)
-        return np.broadcast_to(grad * grad.dtype.type(self.scale), self.shape)
+        return _spread(grad * grad.dtype.type(self.scale), self.shape, self.axes)
 
 
 def mean(a: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
@@ -623,6 +640,11 @@ def _sum_to(grad: np.ndarray, shape: tuple) -> np.ndarray:
 
 def matmul(a: Any, b: Any) -> Tensor:
     """Matrix product a @ b (1-D, 2-D, or batched with broadcasting, like numpy)."""
+    if type(a) is Tensor and type(b) is Tensor:
+        ad, bd = a.data, b.data
+        if (ad.ndim == 2 and bd.ndim == 2 and ad.shape[1] == bd.shape[0] and ad.dtype is bd.dtype
+                and ad.dtype in _FLOATS):
+            return MatMul.apply(a, b)  # the common case: two matrices of one float dtype
     a, b = _pair(a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(
@@ -845,8 +867,11 @@ class MSELoss(Function):
 
     def forward(self, pred, target):
         self.pred, self.target = pred, target
-        with np.errstate(over="ignore"):  # a float32 loss past 3.4e38 is inf, as IEEE says
-            return np.asarray(K.mse_forward(pred, target), dtype=pred.dtype)
+        loss = K.mse_forward(pred, target)
+        if loss > _FLOAT32_MAX and pred.dtype.itemsize == 4:
+            with np.errstate(over="ignore"):  # a float32 loss past 3.4e38 is inf, as IEEE says
+                return np.asarray(loss, dtype=pred.dtype)
+        return np.asarray(loss, dtype=pred.dtype)
 
     def backward(self, grad):
         gp = K.mse_backward(float(grad), self.pred, self.target)
@@ -855,6 +880,10 @@ class MSELoss(Function):
 
 def mse_loss(pred: Any, target: Any) -> Tensor:
     """Mean squared error, mean((pred - target) ** 2), in one fused pass."""
+    if type(pred) is Tensor and type(target) is Tensor:
+        p, t = pred.data, target.data
+        if p.dtype is t.dtype and p.dtype in _FLOATS and p.shape == t.shape:
+            return MSELoss.apply(pred, target)  # the common case, without conversions
     pred = _floating(pred, "mse_loss")
     target = as_tensor(target, pred)
     _same_shape("mse_loss", pred, target)

@@ -100,6 +100,17 @@ def test_the_autograd_core_is_compiled():
     assert Path(autograd.__file__).suffix in (".so", ".pyd")
 
 
+def test_the_ops_are_compiled_with_python_semantics():
+    # setup.py compiles functional.py too (the eager path's forward and backward), keeping
+    # Python's negative indices and untyped annotations.
+    from microgradnet import functional
+
+    assert Path(functional.__file__).suffix in (".so", ".pyd")
+    x = mg.tensor(np.ones((2, 3, 4)), requires_grad=True)
+    assert mg.matmul(x, mg.tensor(np.ones((4, 5)))).shape == (2, 3, 5)  # shape[-1] and [-2]
+    assert mg.softmax(x, axis=np.int64(-1)).shape == (2, 3, 4)  # a numpy integer as an int
+
+
 def _source_copy(tmp_path: Path) -> Path:
     """A copy of the package's Python sources without any compiled extension."""
     src = Path(mg.__file__).parent

@@ -286,3 +286,27 @@ def test_sweep_section_engines_agree_to_the_bit(smoke_run):
             assert r["same_bits"] is True, r["name"]
         if r["sweep"] == "W1 many":
             assert 0 <= r["outside_share"] < 1
+
+
+@pytest.mark.slow  # imports the peers (seconds)
+def test_eager_section_smoke(tmp_path, capsys):
+    """The eager section alone (seconds): seed 002's loop in every framework agrees with the
+    numpy by hand loop, every op has numpy's own op beside it, and the report prints."""
+    run = _load("run")
+    out = tmp_path / "eager.json"
+    assert run.main(["--smoke", "--only", "eager", "--out", str(out)]) == 0
+    records = json.loads(out.read_text())["results"]
+    assert {r["section"] for r in records} == {"eager"}
+    for r in records:
+        assert not RECORD_KEYS - set(r), r
+        assert r["median_s"] > 0 and r["threads"] == 1
+    loop = {r["backend"]: r for r in records if r["name"] == "seed-002 loop"}
+    assert {"numpy", "microgradnet"} <= set(loop)
+    for backend, r in loop.items():  # the same weights after the same steps
+        assert r["max_abs_diff_w"] < (1e-5 if backend == "jax" else 1e-12), r
+    ops = {(r["name"], r["backend"]) for r in records if r["name"] != "seed-002 loop"}
+    for name in ("add", "relu", "matmul", run._EXPRESSION):
+        assert {(name, "cython"), (name, "numpy")} <= ops, name
+    assert (tmp_path / "eager-eager.png").exists()
+    printed = capsys.readouterr().out
+    assert "== eager" in printed and "seed-002 loop" in printed

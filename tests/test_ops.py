@@ -440,6 +440,34 @@ def test_leaf_gradient_never_aliases_the_seed_or_saved_arrays():
     assert out._ctx.ones.tolist() == [1.0, 1.0]
 
 
+def test_saved_array_passed_on_to_a_leaf_is_copied():
+    # The engine looks at an op's saved arrays only for leaves: an op between (add) that
+    # passes the saved array on to the leaf must still make the leaf copy it.
+    y = mg.tensor([1.0, 2.0], requires_grad=True)
+    out = _ReturnsSaved.apply(y + 0.0)
+    out.backward(np.ones(2, dtype=np.float32), retain_graph=True)
+    y.grad.data[0] = 9
+    assert out._ctx.ones.tolist() == [1.0, 1.0]
+
+
+class _OneGradForTwo(Function):
+    name = "one_grad_for_two"
+
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, grad):
+        return (grad,)
+
+
+def test_backward_with_too_few_gradients_names_the_op():
+    a = mg.tensor([1.0], requires_grad=True)
+    b = mg.tensor([2.0], requires_grad=True)
+    with pytest.raises(ValueError, match=r"'one_grad_for_two'.backward returned 1 gradients "
+                                         r"for 2 inputs"):
+        _OneGradForTwo.apply(a, b).sum().backward()
+
+
 _MADE: list = []
 
 
