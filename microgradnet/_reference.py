@@ -252,7 +252,10 @@ def gelu_backward(dy, x, out=None):
     cdf = 0.5 * erfc(-xd * _SQRT1_2)
     with np.errstate(invalid="ignore"):
         pdf = np.where(np.isinf(xd), 0.0, _INV_SQRT_2PI * np.exp(-0.5 * xd * xd) * xd)
-    out[...] = dy * (cdf + pdf)
+    # The derivative in x's dtype, as the kernel has it: in float32 it is -0 below x = -15,
+    # so an infinite dy gives NaN there, not the -inf of a float64 derivative.
+    with np.errstate(invalid="ignore"):
+        out[...] = dy * (cdf + pdf).astype(x.dtype)
     return out
 
 

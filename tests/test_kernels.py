@@ -756,3 +756,13 @@ def test_gemm_of_inner_dimension_one_is_the_exact_outer_product(mn, level, dtype
         np.testing.assert_allclose(got, 2 * want + 1, rtol=1e-6)
     finally:
         matmul._simd_level(-1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_backward_of_an_infinite_dy_far_left(dtype):
+    """Found by test_elementwise_property: below x = -15 float32's gelu' is -0, so dy = inf
+    gives NaN in the kernel; the reference rounds the derivative to x's dtype likewise."""
+    x = np.array([-15.5, -16.0, -30.0, 3.0], dtype)
+    dy = np.full(x.shape, np.inf, dtype)
+    spec = next(s for s in ELEMENTWISE if s.name == "gelu_backward")
+    _compare(spec, [dy, x], dtype)
