@@ -987,6 +987,18 @@ def section_sweep(b: Bench) -> None:
     for peer, mod in (("jax", jax), ("torch", torch)):
         if mod is None:
             b.notes.setdefault("sweep", {})[peer] = "not installed: skipped"
+    # Workers need the sweep extra (joblib, threadpoolctl); `pip install .` alone runs serially.
+    try:
+        import joblib  # noqa: F401
+        import threadpoolctl  # noqa: F401
+
+        workers = True
+    except ImportError:
+        workers = False
+    if not workers:
+        b.notes.setdefault("sweep", {})["workers"] = (
+            "joblib or threadpoolctl is not installed (pip install 'microgradnet[sweep]'): "
+            "the 2-worker rows skipped")
     try:
         for kind in ("S1", "S2"):
             configs = sw.s_grid(kind, nets)
@@ -996,11 +1008,12 @@ def section_sweep(b: Bench) -> None:
                 "sweep serial": ("microgradnet", sw.sweep_runner(configs, x, y, epochs,
                                                                  batched=False)),
                 "sweep serial batched": ("microgradnet", sw.sweep_runner(configs, x, y, epochs)),
-                "sweep 2 workers": ("microgradnet", sw.sweep_runner(
-                    configs, x, y, epochs, n_jobs=2, backend="loky", batched=False)),
-                "sweep 2 workers batched": ("microgradnet", sw.sweep_runner(
-                    configs, x, y, epochs, n_jobs=2, backend="loky")),
             }
+            if workers:
+                cases["sweep 2 workers"] = ("microgradnet", sw.sweep_runner(
+                    configs, x, y, epochs, n_jobs=2, backend="loky", batched=False))
+                cases["sweep 2 workers batched"] = ("microgradnet", sw.sweep_runner(
+                    configs, x, y, epochs, n_jobs=2, backend="loky"))
             if client is not None:
                 cases["dask 2 processes"] = ("microgradnet", sw.sweep_runner(
                     configs, x, y, epochs, backend="dask", client=client))
@@ -1016,7 +1029,8 @@ def section_sweep(b: Bench) -> None:
                                                                         torch))
             # Warm-up: worker processes started, imports done, JAX compiled, before any clock.
             small = configs[:2]
-            sw.sweep_runner(small, x, y, 1, n_jobs=2, backend="loky")()
+            if workers:
+                sw.sweep_runner(small, x, y, 1, n_jobs=2, backend="loky")()
             if client is not None:
                 sw.sweep_runner(small, x, y, 1, backend="dask", client=client)()
             for framework, run in cases.values():
@@ -1052,7 +1066,9 @@ def section_sweep(b: Bench) -> None:
                 })
         many = 20 if b.smoke else 200 if b.quick else 1000
         w1_epochs = 20 if b.smoke else 200 if b.quick else 2000
-        for label, options in (("serial", {}), ("2 workers", {"n_jobs": 2, "backend": "loky"})):
+        w1_cases = [("serial", {})] + ([("2 workers", {"n_jobs": 2, "backend": "loky"})]
+                                       if workers else [])
+        for label, options in w1_cases:
             b.progress(f"{many} W1-sized nets x {w1_epochs} epochs, {label}")
             res = sw.w1_overhead(many, w1_epochs, **options)
             b.records.append({
