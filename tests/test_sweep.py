@@ -465,6 +465,33 @@ def test_rerun_errors_on_request(tmp_path):
     assert [run.status for run in mg.sweep.load(path)] == ["ok", "ok"]
 
 
+def test_a_rerun_with_other_data_or_fit_arguments_refuses_the_path(tmp_path):
+    path = tmp_path / "runs"
+    g = mg.grid(seed=range(2))
+    first = mg.sweep(build, g, X, Y, results_path=path, **FIT)
+    # The same data elsewhere in memory (Fortran order) is the same sweep: runs reused.
+    again = mg.sweep(build, g, np.asfortranarray(X), Y.copy(), results_path=path, **FIT)
+    assert again[1].batch_losses.tobytes() == first[1].batch_losses.tobytes()
+    changes = [({"epochs": 5}, "fit epochs was 3, now 5"), ({"batch_size": 8}, "batch_size"),
+               ({"x": X * 2}, "x was"), ({"y": 1 - Y}, "y was"),
+               ({"target": {"loss": 0.5}}, "target was"), ({"shuffle": False}, "shuffle")]
+    for change, named in changes:
+        args = {"x": X, "y": Y, **FIT, **change}
+        with pytest.raises(ValueError, match=f"different sweep.*{named}"):
+            mg.sweep(build, g, args.pop("x"), args.pop("y"), results_path=path, **args)
+    assert [run.batch_losses.tobytes() for run in mg.sweep.load(path)] == [
+        run.batch_losses.tobytes() for run in first]  # nothing written by the refusals
+
+
+def test_a_rerun_that_keeps_weights_retrains_runs_saved_without(tmp_path):
+    path = tmp_path / "runs"
+    g = mg.grid(seed=range(2))
+    mg.sweep(build, g, X, Y, results_path=path, **FIT)
+    kept = mg.sweep(build, g, X, Y, results_path=path, keep_weights=True, **FIT)
+    assert all(run.weights is not None for run in kept)
+    assert all(run.weights is not None for run in mg.sweep.load(path))
+
+
 def test_ctrl_c_keeps_what_finished(tmp_path):
     def interrupted(config):
         if config["seed"] == 2:

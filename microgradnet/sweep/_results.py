@@ -20,6 +20,7 @@ STATUSES = ("ok", "diverged", "error")
 _LOG = "runs.jsonl"
 _ARRAYS = "arrays"
 _DATA = "data.npz"
+_SWEEP = "sweep.json"
 
 
 @dataclass
@@ -257,11 +258,44 @@ class Store:
             arrays["y"] = np.asarray(y)
         np.savez(self.path / _DATA, **arrays)
 
+    def check_sweep(self, fingerprint: dict) -> None:
+        """Record what the sweep's runs depend on besides their configs (data, fit's
+        arguments, target); refuse a directory that holds runs of a different sweep, whose
+        records would be passed off as this one's."""
+        fingerprint = json.loads(json.dumps(fingerprint))  # as read back: tuples as lists
+        stored_path = self.path / _SWEEP
+        if stored_path.exists():
+            try:
+                stored = json.loads(stored_path.read_text(encoding="utf-8"))
+            except ValueError:
+                raise ValueError(f"{stored_path} is not JSON: delete it (or the whole "
+                                 f"directory) to start over") from None
+            differ = [k for k in sorted(set(stored) | set(fingerprint))
+                      if stored.get(k) != fingerprint.get(k)]
+            if differ:
+                shown = "; ".join(f"{k} was {_short(stored.get(k))}, now "
+                                  f"{_short(fingerprint.get(k))}" for k in differ)
+                raise ValueError(f"sweep: results_path {self.path} holds the runs of a "
+                                 f"different sweep ({shown}): its records would not be this "
+                                 f"sweep's runs. Use another results_path, or delete it to "
+                                 f"start over")
+            return
+        if self.log.exists() and self.log.stat().st_size:
+            return  # written by SweepResults.save, or before fingerprints: nothing to check
+        tmp = stored_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(fingerprint, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, stored_path)
+
     def finished(self) -> dict[str, Run]:
         """The runs already in the directory, by config id (the last line of an id wins)."""
         if not self.log.exists():
             return {}
         return {run.config_id: run for run in _read_runs(self.path)}
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _json_default(value: Any) -> Any:
