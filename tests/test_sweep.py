@@ -492,6 +492,29 @@ def test_a_rerun_that_keeps_weights_retrains_runs_saved_without(tmp_path):
     assert all(run.weights is not None for run in mg.sweep.load(path))
 
 
+@pytest.mark.parametrize("batched", [True, False])
+def test_a_build_that_hands_out_a_model_or_layer_again_is_an_error(batched):
+    # Each run must start from its own build: a cached model (or a shared layer) would go
+    # on training from another run's weights, a result that depends on the other runs.
+    cached = build({})
+    shared = Dense(4, activation="tanh", input_dim=2)
+
+    def with_shared_layer(config):
+        model = mg.Sequential([shared, Dense(1, activation="sigmoid")])
+        model.compile(optimizer="sgd", loss="binary_crossentropy")
+        return model
+
+    for bad in (lambda config: cached, with_shared_layer):
+        r = mg.sweep(bad, mg.grid(seed=range(3)), X, Y, batched=batched, **FIT)
+        assert [run.status for run in r] == ["ok", "error", "error"]
+        assert "{'seed': 0}" in r[1].error["message"]
+        assert "new model" in r[2].error["message"]
+    first = mg.sweep(build, mg.grid(seed=range(2)), X, Y, batched=batched, **FIT)
+    assert first.counts()["ok"] == 2  # a build of new models each time is fine, again
+    assert mg.sweep(build, mg.grid(seed=range(2)), X, Y, batched=batched, **FIT).counts() == \
+        first.counts()
+
+
 def test_ctrl_c_keeps_what_finished(tmp_path):
     def interrupted(config):
         if config["seed"] == 2:
