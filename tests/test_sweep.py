@@ -515,6 +515,34 @@ def test_a_build_that_hands_out_a_model_or_layer_again_is_an_error(batched):
         first.counts()
 
 
+def test_results_paths_that_are_not_a_sweeps_get_clear_errors(tmp_path):
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        mg.sweep(build, mg.grid(seed=[0]), X, Y, results_path=tmp_path / "file", **FIT)
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a sweep's results directory"):
+        mg.sweep(build, mg.grid(seed=[0]), X, Y, results_path=tmp_path / "home", **FIT)
+    assert sorted(p.name for p in (tmp_path / "home").iterdir()) == ["notes.txt"]
+    (tmp_path / "empty").mkdir()  # an empty directory is fine
+    mg.sweep(build, mg.grid(seed=[0]), X, Y, results_path=tmp_path / "empty", **FIT)
+    path = tmp_path / "runs"
+    mg.sweep(build, mg.grid(seed=[0, 1]), X, Y, results_path=path, **FIT)
+    log = path / "runs.jsonl"
+    good = log.read_text()
+    first = json.loads(good.splitlines()[0])
+    for line, named in (("[1, 2]", "line 3 is not a run's record"),
+                        ('{"config_id": "../../x"}', "line 3 is not a run's record"),
+                        (json.dumps({**first, "config_id": "0" * 16}), "arrays .* missing"),
+                        (json.dumps({**first, "n_weights": 2}), "does not match its arrays")):
+        log.write_text(good + line + "\n")
+        for read in (lambda: mg.sweep.load(path),
+                     lambda: mg.sweep(build, mg.grid(seed=[0, 1]), X, Y, results_path=path,
+                                      **FIT)):
+            with pytest.raises(ValueError, match=named):
+                read()
+
+
 def test_ctrl_c_keeps_what_finished(tmp_path):
     def interrupted(config):
         if config["seed"] == 2:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ _LOG = "runs.jsonl"
 _ARRAYS = "arrays"
 _DATA = "data.npz"
 _SWEEP = "sweep.json"
+_ID = re.compile(r"[0-9a-f]{16}")  # config_id's form: a file name, never a path
 
 
 @dataclass
@@ -234,6 +236,14 @@ class Store:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise NotADirectoryError(f"results_path {self.path} is a file; a sweep's results "
+                                     f"go in a directory")
+        if (self.path.is_dir() and not (self.path / _LOG).exists()
+                and any(p.name != _ARRAYS for p in self.path.iterdir())):
+            raise FileExistsError(f"results_path {self.path} holds other files and no "
+                                  f"{_LOG}: not a sweep's results directory; not writing "
+                                  f"into it (give a new or empty directory)")
         (self.path / _ARRAYS).mkdir(parents=True, exist_ok=True)
         self.log = self.path / _LOG
         _drop_torn_tail(self.log)
@@ -331,10 +341,22 @@ def _read_runs(path: Path) -> list[Run]:
             if number >= len(lines) - 1:  # a torn last line: the run did not finish
                 continue
             raise ValueError(f"{log}: line {number} is not JSON") from None
-        arrays_path = path / _ARRAYS / f"{meta['config_id']}.npz"
+        cid = meta.get("config_id") if isinstance(meta, dict) else None
+        if not (isinstance(cid, str) and _ID.fullmatch(cid) and isinstance(
+                meta.get("config"), dict) and meta.get("status") in STATUSES):
+            raise ValueError(f"{log}: line {number} is not a run's record (a JSON object "
+                             f"with config, a 16-hex-digit config_id and a status)")
+        arrays_path = path / _ARRAYS / f"{cid}.npz"
+        if not arrays_path.exists():
+            raise ValueError(f"{log}: line {number}'s arrays ({arrays_path}) are missing: "
+                             f"delete that line to run it again")
         with np.load(arrays_path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-        run = Run.from_files(meta, arrays)
+        try:
+            run = Run.from_files(meta, arrays)
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"{log}: line {number} does not match its arrays "
+                             f"({arrays_path}): {e}") from None
         runs.pop(run.config_id, None)  # a rerun's line replaces the earlier one, in order
         runs[run.config_id] = run
     return list(runs.values())
