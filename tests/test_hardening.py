@@ -525,3 +525,23 @@ def test_a_refused_fit_changes_nothing():
         model.fit(X2, np.array([0, 2**63, 1, 2], dtype=np.uint64), verbose=0)
     _same_weights_arrays(before, model.get_weights())
     assert model.optimizer.iterations == 0
+
+
+def test_fit_names_a_callbacks_argument_that_is_not_a_list():
+    # A single callback, or a number, failed with "Value after * must be an iterable".
+    x, y = _xy()
+    make = _seeded(lambda: [Dense(1, input_dim=3)])
+    model = make()
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(TypeError, match=r"callbacks must be a list .*callbacks=\[it\]"):
+        model.fit(x, y, verbose=0, callbacks=mg.callbacks.History())
+    with pytest.raises(TypeError, match="callbacks must be a list of Callback instances, got "
+                                        "int"):
+        model.fit(x, y, verbose=0, callbacks=5)
+    def build(config):
+        fresh = make()
+        fresh.compile(optimizer="sgd", loss="mse")
+        return fresh
+
+    r = mg.sweep(build, [{}], x, y, callbacks=5, progress=False)
+    assert "callbacks must be a list" in r[0].error["message"]
