@@ -32,7 +32,8 @@ def as_float(name: str, data: Any, dtype: Any = np.float32) -> np.ndarray:
         raise ValueError(f"{name} must have a batch dimension (one entry per sample), got the "
                          f"scalar {arr.item()!r}")
     with np.errstate(over="ignore"):  # an overflow of the cast is reported below, by row
-        out = np.ascontiguousarray(arr, dtype=dtype)
+        # Aligned too: the C loops read whole elements (np.frombuffer at an odd offset is not).
+        out = np.require(arr, dtype=dtype, requirements=["C", "A"])
     if not np.isfinite(out).all():
         bad = ~np.isfinite(out)
         row = int(np.argwhere(bad)[0][0])

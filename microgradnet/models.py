@@ -231,6 +231,11 @@ class Sequential:
         loop = training.Epochs(self, x, y, weights, batch_size, steps)
         history = cbks.History()
         extra = [cbks.ProgbarLogger(verbose)] if verbose else []
+        if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+            hint = (" (one callback: callbacks=[it])" if isinstance(callbacks, cbks.Callback)
+                    else "")
+            raise TypeError(f"fit: callbacks must be a list of Callback instances, got "
+                            f"{type(callbacks).__name__}{hint}")
         cb = cbks.CallbackList([*(callbacks or []), history, *extra], self,
                                {"epochs": epochs, "steps": loop.steps, "verbose": verbose})
         self.history = history

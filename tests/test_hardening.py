@@ -83,6 +83,36 @@ def test_read_only_data_trains_captured_without_being_written(how, tmp_path):
     np.testing.assert_array_equal(yr, y)
 
 
+def _unaligned(a):
+    # Bytes at an odd offset (as np.frombuffer over a file's header gives): not aligned.
+    out = np.frombuffer(b"\0" + a.tobytes(), dtype=a.dtype, count=a.size, offset=1)
+    out = out.reshape(a.shape)
+    assert not out.flags.aligned
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_unaligned_data_trains_to_the_same_bits(dtype):
+    # fit refused x or y at an odd address ("must be C-contiguous and aligned") on the
+    # captured path, and fit_many and a serial mg.sweep with it; strided data was copied.
+    x, y = _xy(dtype=dtype)
+    seeded = _seeded(lambda: [Dense(4, activation="tanh", input_dim=3), Dense(1)])
+    make = seeded if dtype == np.float32 else lambda: _float64(seeded())
+    for jit in (True, "auto", False):
+        aligned, h0 = _fit(make, x, y, jit)
+        for xu, yu in ((_unaligned(x), y), (x, _unaligned(y)), (_unaligned(x), _unaligned(y))):
+            model, h1 = _fit(make, xu, yu, jit)
+            _same_weights(aligned, model)
+            assert h1.history["loss"] == h0.history["loss"]
+            assert model.evaluate(xu, yu, verbose=0) == aligned.evaluate(x, y, verbose=0)
+            np.testing.assert_array_equal(model.predict(xu), aligned.predict(x))
+    models = [make() for _ in range(2)]
+    for m in models:
+        m.compile(optimizer=Adam(learning_rate=0.05), loss="mse")
+    gens = [np.random.default_rng(k) for k in range(2)]
+    fastpath.fit_many(models, _unaligned(x), _unaligned(y), generators=gens, epochs=2)
+
+
 # --------------------------------------------------------------------------- item 3
 
 def test_dense_on_three_dimensional_inputs_trains_as_eagerly():
@@ -495,3 +525,23 @@ def test_a_refused_fit_changes_nothing():
         model.fit(X2, np.array([0, 2**63, 1, 2], dtype=np.uint64), verbose=0)
     _same_weights_arrays(before, model.get_weights())
     assert model.optimizer.iterations == 0
+
+
+def test_fit_names_a_callbacks_argument_that_is_not_a_list():
+    # A single callback, or a number, failed with "Value after * must be an iterable".
+    x, y = _xy()
+    make = _seeded(lambda: [Dense(1, input_dim=3)])
+    model = make()
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(TypeError, match=r"callbacks must be a list .*callbacks=\[it\]"):
+        model.fit(x, y, verbose=0, callbacks=mg.callbacks.History())
+    with pytest.raises(TypeError, match="callbacks must be a list of Callback instances, got "
+                                        "int"):
+        model.fit(x, y, verbose=0, callbacks=5)
+    def build(config):
+        fresh = make()
+        fresh.compile(optimizer="sgd", loss="mse")
+        return fresh
+
+    r = mg.sweep(build, [{}], x, y, callbacks=5, progress=False)
+    assert "callbacks must be a list" in r[0].error["message"]

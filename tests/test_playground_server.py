@@ -125,6 +125,36 @@ def test_serve_checks_its_arguments():
         serve(host="", block=False)
 
 
+def test_pages_of_other_sites_cannot_drive_the_server():
+    # Browsers let any page open ws://127.0.0.1:<port>/ws, or point its own name at
+    # 127.0.0.1 (DNS rebinding): the server answers only its own pages and non-browsers.
+    async def body(client, app):
+        own = f"http://127.0.0.1:{client.port}"
+        for origin in ("http://evil.example", "null", f"http://evil.example:{client.port}",
+                       f"https://127.0.0.1:{client.port}.evil.example"):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as caught:
+                await client.ws_connect("/ws", origin=origin)
+            assert caught.value.status == 403
+            r = await client.get("/api/options", headers={"Origin": origin})
+            assert r.status == 403 and "other sites" in await r.text()
+        for host in ("evil.example", f"evil.example:{client.port}", "localhost.evil.example"):
+            r = await client.get("/api/options", headers={"Host": host})
+            assert r.status == 403 and "not this server's address" in await r.text()
+            with pytest.raises(aiohttp.WSServerHandshakeError):
+                await client.ws_connect("/ws", headers={"Host": host})
+        assert not app[SESSIONS]
+        # Its own page (Origin = its address), localhost, and clients without an Origin.
+        async with client.ws_connect("/ws", origin=own) as ws:
+            await setup(ws)
+        for host in (f"localhost:{client.port}", f"127.0.0.1:{client.port}"):
+            r = await client.get("/api/options", headers={"Host": host,
+                                                          "Origin": f"http://{host}"})
+            assert r.status == 200
+        assert (await client.get("/api/options")).status == 200
+
+    run_async(body)
+
+
 # --------------------------------------------------------------------------- protocol
 
 

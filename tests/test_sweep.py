@@ -465,6 +465,84 @@ def test_rerun_errors_on_request(tmp_path):
     assert [run.status for run in mg.sweep.load(path)] == ["ok", "ok"]
 
 
+def test_a_rerun_with_other_data_or_fit_arguments_refuses_the_path(tmp_path):
+    path = tmp_path / "runs"
+    g = mg.grid(seed=range(2))
+    first = mg.sweep(build, g, X, Y, results_path=path, **FIT)
+    # The same data elsewhere in memory (Fortran order) is the same sweep: runs reused.
+    again = mg.sweep(build, g, np.asfortranarray(X), Y.copy(), results_path=path, **FIT)
+    assert again[1].batch_losses.tobytes() == first[1].batch_losses.tobytes()
+    changes = [({"epochs": 5}, "fit epochs was 3, now 5"), ({"batch_size": 8}, "batch_size"),
+               ({"x": X * 2}, "x was"), ({"y": 1 - Y}, "y was"),
+               ({"target": {"loss": 0.5}}, "target was"), ({"shuffle": False}, "shuffle")]
+    for change, named in changes:
+        args = {"x": X, "y": Y, **FIT, **change}
+        with pytest.raises(ValueError, match=f"different sweep.*{named}"):
+            mg.sweep(build, g, args.pop("x"), args.pop("y"), results_path=path, **args)
+    assert [run.batch_losses.tobytes() for run in mg.sweep.load(path)] == [
+        run.batch_losses.tobytes() for run in first]  # nothing written by the refusals
+
+
+def test_a_rerun_that_keeps_weights_retrains_runs_saved_without(tmp_path):
+    path = tmp_path / "runs"
+    g = mg.grid(seed=range(2))
+    mg.sweep(build, g, X, Y, results_path=path, **FIT)
+    kept = mg.sweep(build, g, X, Y, results_path=path, keep_weights=True, **FIT)
+    assert all(run.weights is not None for run in kept)
+    assert all(run.weights is not None for run in mg.sweep.load(path))
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_a_build_that_hands_out_a_model_or_layer_again_is_an_error(batched):
+    # Each run must start from its own build: a cached model (or a shared layer) would go
+    # on training from another run's weights, a result that depends on the other runs.
+    cached = build({})
+    shared = Dense(4, activation="tanh", input_dim=2)
+
+    def with_shared_layer(config):
+        model = mg.Sequential([shared, Dense(1, activation="sigmoid")])
+        model.compile(optimizer="sgd", loss="binary_crossentropy")
+        return model
+
+    for bad in (lambda config: cached, with_shared_layer):
+        r = mg.sweep(bad, mg.grid(seed=range(3)), X, Y, batched=batched, **FIT)
+        assert [run.status for run in r] == ["ok", "error", "error"]
+        assert "{'seed': 0}" in r[1].error["message"]
+        assert "new model" in r[2].error["message"]
+    first = mg.sweep(build, mg.grid(seed=range(2)), X, Y, batched=batched, **FIT)
+    assert first.counts()["ok"] == 2  # a build of new models each time is fine, again
+    assert mg.sweep(build, mg.grid(seed=range(2)), X, Y, batched=batched, **FIT).counts() == \
+        first.counts()
+
+
+def test_results_paths_that_are_not_a_sweeps_get_clear_errors(tmp_path):
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        mg.sweep(build, mg.grid(seed=[0]), X, Y, results_path=tmp_path / "file", **FIT)
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a sweep's results directory"):
+        mg.sweep(build, mg.grid(seed=[0]), X, Y, results_path=tmp_path / "home", **FIT)
+    assert sorted(p.name for p in (tmp_path / "home").iterdir()) == ["notes.txt"]
+    (tmp_path / "empty").mkdir()  # an empty directory is fine
+    mg.sweep(build, mg.grid(seed=[0]), X, Y, results_path=tmp_path / "empty", **FIT)
+    path = tmp_path / "runs"
+    mg.sweep(build, mg.grid(seed=[0, 1]), X, Y, results_path=path, **FIT)
+    log = path / "runs.jsonl"
+    good = log.read_text()
+    first = json.loads(good.splitlines()[0])
+    for line, named in (("[1, 2]", "line 3 is not a run's record"),
+                        ('{"config_id": "../../x"}', "line 3 is not a run's record"),
+                        (json.dumps({**first, "config_id": "0" * 16}), "arrays .* missing"),
+                        (json.dumps({**first, "n_weights": 2}), "does not match its arrays")):
+        log.write_text(good + line + "\n")
+        for read in (lambda: mg.sweep.load(path),
+                     lambda: mg.sweep(build, mg.grid(seed=[0, 1]), X, Y, results_path=path,
+                                      **FIT)):
+            with pytest.raises(ValueError, match=named):
+                read()
+
+
 def test_ctrl_c_keeps_what_finished(tmp_path):
     def interrupted(config):
         if config["seed"] == 2:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import secrets
@@ -13,6 +14,7 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
@@ -36,6 +38,8 @@ SESSIONS = web.AppKey("sessions", set)
 TASKS = web.AppKey("tasks", set)
 DOWNLOADS = web.AppKey("downloads", dict)
 EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
+HOSTS = web.AppKey("hosts", frozenset)  # names the Host header may give (IP literals pass)
+_WILDCARDS = ("0.0.0.0", "::", "")  # listening on every interface: any name reaches it
 
 
 def __dir__() -> list[str]:
@@ -352,6 +356,51 @@ class Session:
 
 
 # ---------------------------------------------------------------------- handlers
+def _hostname(netloc: str) -> str | None:
+    """The host of a Host header or an origin's netloc, lower case, without port or
+    brackets (None when it does not parse)."""
+    try:
+        return urlsplit(f"//{netloc}").hostname
+    except ValueError:
+        return None
+
+
+def _host_allowed(app: web.Application, host: str | None) -> bool:
+    if host is None:
+        return False
+    if app[HOSTS] is None:
+        return True
+    name = _hostname(host)
+    if name is None:
+        return False
+    if name in app[HOSTS]:
+        return True
+    try:
+        ipaddress.ip_address(name)  # an address cannot be rebound to another site
+    except ValueError:
+        return False
+    return True
+
+
+@web.middleware
+async def _same_origin(request: web.Request, handler: Any) -> web.StreamResponse:
+    # Any web page may open ws://127.0.0.1:<port>/ws (browsers allow cross-origin
+    # WebSockets) or rebind its own name to 127.0.0.1: only this server's own pages, and
+    # clients that are not browsers (no Origin header), may drive it.
+    host = request.headers.get("Host")
+    if not _host_allowed(request.app, host):
+        raise web.HTTPForbidden(text=f"Host {str(host)[:60]!r} is not this server's address; "
+                                     f"open the address the server printed")
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        parts = urlsplit(origin) if origin != "null" else None
+        if (parts is None or parts.scheme not in ("http", "https")
+                or parts.netloc.lower() != str(host).lower()):
+            raise web.HTTPForbidden(text=f"requests from pages of other sites "
+                                         f"({origin[:60]!r}) are refused")
+    return await handler(request)
+
+
 async def _index(request: web.Request) -> web.StreamResponse:
     page = STATIC / "index.html"
     if not page.exists():
@@ -429,9 +478,15 @@ async def _shutdown(app: web.Application) -> None:
         task.cancel()
 
 
-def make_app() -> web.Application:
-    """The aiohttp application (tests use it with aiohttp's test client)."""
-    app = web.Application(client_max_size=LIMITS["max_message_bytes"])
+def make_app(host: str = "127.0.0.1") -> web.Application:
+    """The aiohttp application for a server listening on `host` (tests use it with
+    aiohttp's test client). Requests must name it, localhost or an IP address as their
+    Host (any name when it listens on every interface), and pages of other origins are
+    refused."""
+    app = web.Application(client_max_size=LIMITS["max_message_bytes"],
+                          middlewares=[_same_origin])
+    app[HOSTS] = (None if host in _WILDCARDS
+                  else frozenset({"localhost", host.lower().strip("[]")}))
     app[SESSIONS] = set()
     app[TASKS] = set()
     app[DOWNLOADS] = {}
@@ -475,7 +530,7 @@ class Handle:
 
 
 async def _start(host: str, port: int) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(make_app())
+    runner = web.AppRunner(make_app(host))
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import multiprocessing
 import os
@@ -158,10 +159,13 @@ def sweep(build: Callable[[dict], Any], configs: Grid | Iterable[Mapping[str, An
     store = None
     if results_path is not None:
         store = Store(results_path)
+        store.check_sweep(_fingerprint(x, y, kwargs, target))
         done = store.finished()
         for i, _c, cid in entries:
             run = done.get(cid)
-            if run is not None and not (rerun_errors and run.status == "error"):
+            stale = run is not None and (rerun_errors and run.status == "error" or (
+                keep_weights and run.status == "ok" and run.weights is None))
+            if run is not None and not stale:
                 run.index = i
                 by_index[i] = run
         store.save_data(x, y)
@@ -198,6 +202,33 @@ def sweep(build: Callable[[dict], Any], configs: Grid | Iterable[Mapping[str, An
         raise SweepInterrupted(results()) from None
     bar.close()
     return results()
+
+
+def _describe(value: Any) -> Any:
+    """value as JSON for a sweep's fingerprint: arrays by dtype, shape and SHA-256 of their
+    bytes; objects (callbacks) by their type's name."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)) and not all(
+            isinstance(v, (int, float, np.number)) for v in value):
+        return [_describe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _describe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)) or hasattr(value, "__array__"):
+        a = np.ascontiguousarray(np.asarray(value))
+        if a.dtype != object:
+            digest = hashlib.sha256(a.view(np.uint8).reshape(-1)).hexdigest()[:16]
+            return f"array {a.dtype.str} {list(a.shape)} sha256 {digest}"
+    return f"{type(value).__module__}.{type(value).__qualname__}"
+
+
+def _fingerprint(x: Any, y: Any, fit_kwargs: dict, target: Any) -> dict:
+    """What a sweep's runs depend on besides their configs: a rerun on the same
+    results_path must agree on it to reuse the finished runs."""
+    return {"x": _describe(x), "y": _describe(y), "target": _describe(target),
+            **{f"fit {k}": _describe(v) for k, v in sorted(fit_kwargs.items())}}
 
 
 class _Progress:

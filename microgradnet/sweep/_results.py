@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ STATUSES = ("ok", "diverged", "error")
 _LOG = "runs.jsonl"
 _ARRAYS = "arrays"
 _DATA = "data.npz"
+_SWEEP = "sweep.json"
+_ID = re.compile(r"[0-9a-f]{16}")  # config_id's form: a file name, never a path
 
 
 @dataclass
@@ -233,6 +236,14 @@ class Store:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise NotADirectoryError(f"results_path {self.path} is a file; a sweep's results "
+                                     f"go in a directory")
+        if (self.path.is_dir() and not (self.path / _LOG).exists()
+                and any(p.name != _ARRAYS for p in self.path.iterdir())):
+            raise FileExistsError(f"results_path {self.path} holds other files and no "
+                                  f"{_LOG}: not a sweep's results directory; not writing "
+                                  f"into it (give a new or empty directory)")
         (self.path / _ARRAYS).mkdir(parents=True, exist_ok=True)
         self.log = self.path / _LOG
         _drop_torn_tail(self.log)
@@ -257,11 +268,44 @@ class Store:
             arrays["y"] = np.asarray(y)
         np.savez(self.path / _DATA, **arrays)
 
+    def check_sweep(self, fingerprint: dict) -> None:
+        """Record what the sweep's runs depend on besides their configs (data, fit's
+        arguments, target); refuse a directory that holds runs of a different sweep, whose
+        records would be passed off as this one's."""
+        fingerprint = json.loads(json.dumps(fingerprint))  # as read back: tuples as lists
+        stored_path = self.path / _SWEEP
+        if stored_path.exists():
+            try:
+                stored = json.loads(stored_path.read_text(encoding="utf-8"))
+            except ValueError:
+                raise ValueError(f"{stored_path} is not JSON: delete it (or the whole "
+                                 f"directory) to start over") from None
+            differ = [k for k in sorted(set(stored) | set(fingerprint))
+                      if stored.get(k) != fingerprint.get(k)]
+            if differ:
+                shown = "; ".join(f"{k} was {_short(stored.get(k))}, now "
+                                  f"{_short(fingerprint.get(k))}" for k in differ)
+                raise ValueError(f"sweep: results_path {self.path} holds the runs of a "
+                                 f"different sweep ({shown}): its records would not be this "
+                                 f"sweep's runs. Use another results_path, or delete it to "
+                                 f"start over")
+            return
+        if self.log.exists() and self.log.stat().st_size:
+            return  # written by SweepResults.save, or before fingerprints: nothing to check
+        tmp = stored_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(fingerprint, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, stored_path)
+
     def finished(self) -> dict[str, Run]:
         """The runs already in the directory, by config id (the last line of an id wins)."""
         if not self.log.exists():
             return {}
         return {run.config_id: run for run in _read_runs(self.path)}
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _json_default(value: Any) -> Any:
@@ -297,10 +341,22 @@ def _read_runs(path: Path) -> list[Run]:
             if number >= len(lines) - 1:  # a torn last line: the run did not finish
                 continue
             raise ValueError(f"{log}: line {number} is not JSON") from None
-        arrays_path = path / _ARRAYS / f"{meta['config_id']}.npz"
+        cid = meta.get("config_id") if isinstance(meta, dict) else None
+        if not (isinstance(cid, str) and _ID.fullmatch(cid) and isinstance(
+                meta.get("config"), dict) and meta.get("status") in STATUSES):
+            raise ValueError(f"{log}: line {number} is not a run's record (a JSON object "
+                             f"with config, a 16-hex-digit config_id and a status)")
+        arrays_path = path / _ARRAYS / f"{cid}.npz"
+        if not arrays_path.exists():
+            raise ValueError(f"{log}: line {number}'s arrays ({arrays_path}) are missing: "
+                             f"delete that line to run it again")
         with np.load(arrays_path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-        run = Run.from_files(meta, arrays)
+        try:
+            run = Run.from_files(meta, arrays)
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"{log}: line {number} does not match its arrays "
+                             f"({arrays_path}): {e}") from None
         runs.pop(run.config_id, None)  # a rerun's line replaces the earlier one, in order
         runs[run.config_id] = run
     return list(runs.values())

@@ -14,6 +14,7 @@ import random as _py_random
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,9 @@ __all__ = ["Task", "run_task", "train_group"]
 FIT_KEYS = ("epochs", "batch_size", "shuffle")
 _RUN_LOCK = threading.Lock()
 _DEAD_SAMPLES = 2048  # rows of x the dead-unit check runs on (as DeadUnitMonitor)
+# The layers of every model a run trained in this process -> that run's config: a build
+# that hands out a model (or a layer) again would train it on from another run's weights.
+_TRAINED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -239,6 +243,7 @@ def _run_task(task: Task, report: Callable[[list[Run]], None]) -> list[Run]:
             if model.optimizer is None or model.loss is None:
                 raise ValueError("build(config) returned a model that is not compiled: call "
                                  "model.compile(optimizer=..., loss=...) before returning it")
+            _claim(model, config)
         except Exception as e:
             run.error = _error(e)
             run.wall_time = time.perf_counter() - start
@@ -271,6 +276,19 @@ def _run_task(task: Task, report: Callable[[list[Run]], None]) -> list[Run]:
         train_group([m for _, m, _, _ in items], [g for _, _, g, _ in items], x, y,
                     run_fit_kwargs(task.fit_kwargs, items[0][0].config), task.batched, done)
     return records
+
+
+def _claim(model: Any, config: dict) -> None:
+    """Mark the model's layers as this run's, or raise if another run's model had one."""
+    for layer in model.layers:
+        other = _TRAINED.get(layer)
+        if other is not None:
+            raise ValueError(
+                f"build(config) returned a model whose layer {layer.name!r} belongs to the "
+                f"model of the run of config {other!r}: this run would train on from that "
+                f"run's weights. build must make a new model, with new layers, on every call")
+    for layer in model.layers:
+        _TRAINED[layer] = config
 
 
 def _seeded_generator(config: dict) -> np.random.Generator:
