@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import activation_table, backend
+from .. import activation_table, backend, regularizers
 from .. import losses as losses_module
 from .. import optimizers as optimizers_module
 from .fpenv import trainer
@@ -54,11 +54,13 @@ class LayerSpec:
     alpha: float
     has_bias: bool
     dropout_rate: float = 0.0
+    kernel_penalty: tuple | None = None  # (l1, l2) of the kernel's regularizer, or None
+    bias_penalty: tuple | None = None
 
     def as_plan_tuple(self) -> tuple:
         """The layer as trainer.Plan takes it."""
         return (self.fan_in, self.units, self.activation, self.alpha, self.has_bias,
-                self.dropout_rate)
+                self.dropout_rate, self.kernel_penalty, self.bias_penalty)
 
 
 @dataclass
@@ -96,10 +98,25 @@ def _activation_of(layer: Any) -> str | None:
     return layer.output_activation()
 
 
+def _penalty(layer: Any, which: str) -> tuple | None | str:
+    """The (l1, l2) of the layer's kernel or bias regularizer, None without one, or why it
+    is not captured."""
+    reg = getattr(layer, f"{which}_regularizer")
+    if reg is None:
+        return None
+    # a subclass may compute another penalty
+    if type(reg) not in (regularizers.L1, regularizers.L2, regularizers.L1L2):
+        return f"layer {layer.name!r} has a custom {which} regularizer ({type(reg).__name__})"
+    return (reg.l1, reg.l2)
+
+
 def _dense_spec(layer: Any) -> LayerSpec | str:
     name = layer.activation
-    if layer.kernel_regularizer is not None or layer.bias_regularizer is not None:
-        return f"layer {layer.name!r} has a regularizer"
+    kernel_penalty = _penalty(layer, "kernel")
+    bias_penalty = _penalty(layer, "bias")
+    for why in (kernel_penalty, bias_penalty):
+        if isinstance(why, str):
+            return why
     if _activation_of(layer) is None:
         return f"layer {layer.name!r} has a custom activation"
     if name not in trainer().ACTIVATIONS and name != "softmax":
@@ -114,7 +131,10 @@ def _dense_spec(layer: Any) -> LayerSpec | str:
     fan_in, units = layer.kernel.shape
     if fan_in == 0:
         return f"layer {layer.name!r} has no inputs (0 features)"
-    return LayerSpec(fan_in, units, name, _alpha(name), layer.use_bias)
+    if bias_penalty is not None and not layer.use_bias:
+        bias_penalty = None  # no bias: the layer made no weight for it to weigh on
+    return LayerSpec(fan_in, units, name, _alpha(name), layer.use_bias,
+                     kernel_penalty=kernel_penalty, bias_penalty=bias_penalty)
 
 
 def _layer_specs(model: Any) -> tuple[list[LayerSpec], list, list] | str:
