@@ -319,6 +319,27 @@ def test_the_captured_penalty_sums_as_numpy(dtype, l1, l2):
         trainer.penalty(np.ones(4, dtype), -1.0, l2)
 
 
+def test_the_captured_step_adds_the_penalties_the_layers_add():
+    x, y = _data(n=20)
+    results = []
+    for mode in (False, True):
+        model = _regularized_model(mg.regularizers.L1(0.02), "l2", np.float32)
+        for layer in model.layers:  # the weights keep the regularizers they were made with
+            if isinstance(layer, Dense):
+                layer.kernel_regularizer = layer.bias_regularizer = None
+        model.compile(optimizer=SGD(learning_rate=0.05), loss="mse", jit_compile=mode)
+        mg.manual_seed(3)
+        results.append((model, model.fit(x, y, batch_size=5, epochs=2, verbose=0)))
+    (m0, h0), (m1, h1) = results
+    for a, b in zip(m0.get_weights(), m1.get_weights(), strict=True):
+        np.testing.assert_array_equal(b, a)
+    assert h1.history["loss"] == h0.history["loss"]
+    model = _regularized_model(mg.regularizers.L1(0.02), None, np.float32)
+    model.compile(optimizer="sgd", loss="mse")
+    model.layers[1].kernel_regularizer.l1 = -1.0
+    assert "factor is not >= 0" in fastpath.explain(model)
+
+
 def test_plan_rejects_bad_penalties():
     base = (3, 2, "linear", 0.0, True, 0.0)
     for penalties, error in [((None, (0.1,)), "bias penalty must be None or"),

@@ -98,25 +98,29 @@ def _activation_of(layer: Any) -> str | None:
     return layer.output_activation()
 
 
-def _penalty(layer: Any, which: str) -> tuple | None | str:
-    """The (l1, l2) of the layer's kernel or bias regularizer, None without one, or why it
-    is not captured."""
-    reg = getattr(layer, f"{which}_regularizer")
-    if reg is None:
-        return None
-    # a subclass may compute another penalty
-    if type(reg) not in (regularizers.L1, regularizers.L2, regularizers.L1L2):
-        return f"layer {layer.name!r} has a custom {which} regularizer ({type(reg).__name__})"
-    return (reg.l1, reg.l2)
+def _penalties(layer: Any) -> tuple | str:
+    """The (l1, l2) of the penalties the layer adds to the loss (those of its built
+    weights, not its kernel_regularizer attribute, which may have changed since) on its
+    kernel and bias, None where it adds none; or why they are not captured."""
+    found: dict[str, Any] = {}
+    for weight, reg in layer.weight_regularizers:
+        which = ("kernel" if weight is layer.kernel else
+                 "bias" if weight is layer.bias and weight is not None else None)
+        # the plan adds the kernel's penalty first, then the bias's, once each
+        if which is None or which in found or (which == "kernel" and found):
+            return f"layer {layer.name!r} has penalties the captured step does not add"
+        # a subclass may compute another penalty
+        if type(reg) not in (regularizers.L1, regularizers.L2, regularizers.L1L2):
+            return (f"layer {layer.name!r} has a custom {which} regularizer "
+                    f"({type(reg).__name__})")
+        if not (reg.l1 >= 0 and reg.l2 >= 0):  # changed since: the constructor checks
+            return f"layer {layer.name!r}: a {which} regularizer's factor is not >= 0"
+        found[which] = (reg.l1, reg.l2)
+    return found.get("kernel"), found.get("bias")
 
 
 def _dense_spec(layer: Any) -> LayerSpec | str:
     name = layer.activation
-    kernel_penalty = _penalty(layer, "kernel")
-    bias_penalty = _penalty(layer, "bias")
-    for why in (kernel_penalty, bias_penalty):
-        if isinstance(why, str):
-            return why
     if _activation_of(layer) is None:
         return f"layer {layer.name!r} has a custom activation"
     if name not in trainer().ACTIVATIONS and name != "softmax":
@@ -131,8 +135,10 @@ def _dense_spec(layer: Any) -> LayerSpec | str:
     fan_in, units = layer.kernel.shape
     if fan_in == 0:
         return f"layer {layer.name!r} has no inputs (0 features)"
-    if bias_penalty is not None and not layer.use_bias:
-        bias_penalty = None  # no bias: the layer made no weight for it to weigh on
+    penalties = _penalties(layer)
+    if isinstance(penalties, str):
+        return penalties
+    kernel_penalty, bias_penalty = penalties
     return LayerSpec(fan_in, units, name, _alpha(name), layer.use_bias,
                      kernel_penalty=kernel_penalty, bias_penalty=bias_penalty)
 
