@@ -9,7 +9,8 @@ re-reads the parameters from their tensors, so `set_weights` between calls is sa
 
 One extension module, in files by concern (textual includes, so the step's C stays inlined):
 trainer_layout.pxi (the descriptors of the layers and of the run), trainer_activations.pxi
-(the activation dispatch), trainer_update.pxi (the optimizer update), trainer_step.pxi (one
+(the activation dispatch), trainer_update.pxi (the optimizer update), trainer_regularize.pxi
+(the L1/L2 weight penalties), trainer_step.pxi (one
 step: batch, forward, loss, backward and update), trainer_shuffle.pxi (the epochs' orders
 and their prefetch), trainer_record.pxi (recording inside the run), trainer_checks.pxi
 (argument checks), trainer_lend.pxi (the generators a run draws from, lent to it without a
@@ -102,6 +103,7 @@ def _ftz_leave(unsigned int old):
 include "trainer_activations.pxi"
 include "trainer_layout.pxi"
 include "trainer_update.pxi"
+include "trainer_regularize.pxi"
 include "trainer_shuffle.pxi"
 include "trainer_record.pxi"
 include "trainer_step.pxi"

@@ -47,6 +47,12 @@ cdef struct LayerDesc:
     void* dropout_mask    # on, and the generator it draws from (set for each run)
     void* dropout_output
     bitgen_t* dropout_rng
+    bint kernel_reg       # an L1L2 penalty on the kernel (its factors l1, l2), on the bias
+    double kernel_l1
+    double kernel_l2
+    bint bias_reg
+    double bias_l1
+    double bias_l2
 
 
 cdef struct Config:
@@ -77,6 +83,7 @@ cdef struct Config:
     mg_prefetch* prefetch  # ... or, when set, drawn ahead by its thread and taken from it
     long long prefetch_next  # the index in the run of the next order to take from prefetch
     cnp.int64_t* order
+    bint regularized  # some layer has a penalty: the loss adds them (trainer_regularize.pxi)
     int out_act   # the output activation a fused loss applies: 0 none, 1 sigmoid, 2 softmax
     const void* rec_x  # recording: the model's outputs for rec_x (rec_rows rows) after
     void* rec_out      # every rec_every-th step, the first after rec_next steps (counted

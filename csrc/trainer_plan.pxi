@@ -15,11 +15,27 @@ cdef struct RunData:
     Py_ssize_t n
 
 
+def _penalty_factors(Py_ssize_t li, str name, spec):
+    """A layer spec's penalty on a parameter: None, or (l1, l2) as floats >= 0."""
+    if spec is None:
+        return None
+    try:
+        l1, l2 = (float(f) for f in spec)
+    except (TypeError, ValueError):
+        raise ValueError(f"Plan: layer {li}: the {name} penalty must be None or (l1, l2), "
+                         f"got {spec!r}") from None
+    if not (l1 >= 0 and l2 >= 0):  # NaN too
+        raise ValueError(f"Plan: layer {li}: the {name} penalty's factors must be >= 0, "
+                         f"got ({l1}, {l2})")
+    return l1, l2
+
+
 cdef class Plan:
     """Buffers and descriptors of one captured training step (one batch size, one dtype).
 
     Plan(dtype, layers, loss, batch, output_logits=False) with layers a list of (fan_in,
-    units, activation name, alpha, has_bias[, dropout rate]); `run` trains with given
+    units, activation name, alpha, has_bias[, dropout rate[, kernel penalty, bias penalty]]),
+    a penalty None or the (l1, l2) of a regularizers.L1L2; `run` trains with given
     parameter and optimizer-state arrays. output_logits: the model's output is the top
     layer's logits (a loss from_logits), so `output` and the recorded outputs are those, not
     the activation the fused loss applies to them.
@@ -142,11 +158,16 @@ cdef class Plan:
         """Check layer li's spec, allocate its buffers; return its units."""
         cdef Py_ssize_t fan_in, units, batch = self.batch
         cdef bint top = li == self.nlayers - 1
-        if len(spec) not in (5, 6):
+        if len(spec) not in (5, 6, 8):
             raise ValueError(f"Plan: layer {li} must be (fan_in, units, activation, alpha, "
-                             f"has_bias[, dropout rate]), got {spec!r}")
+                             f"has_bias[, dropout rate[, kernel penalty, bias penalty]]), "
+                             f"got {spec!r}")
         fan_in, units, act, alpha, has_bias = spec[:5]
-        drop = float(spec[5]) if len(spec) == 6 else 0.0
+        drop = float(spec[5]) if len(spec) >= 6 else 0.0
+        kernel_reg = _penalty_factors(li, "kernel", spec[6] if len(spec) == 8 else None)
+        bias_reg = _penalty_factors(li, "bias", spec[7] if len(spec) == 8 else None)
+        if bias_reg is not None and not has_bias:
+            raise ValueError(f"Plan: layer {li} has a bias penalty but no bias")
         if not 0 <= drop < 1 or (drop and top):
             raise ValueError(f"Plan: layer {li}: a dropout rate must be in [0, 1), and "
                              f"the top layer has none; got {drop}")
@@ -164,6 +185,13 @@ cdef class Plan:
         layer.alpha = alpha
         layer.dropout_rate = drop
         layer.dropout_scale = 1 / (1 - drop)
+        layer.kernel_reg = kernel_reg is not None
+        if layer.kernel_reg:
+            layer.kernel_l1, layer.kernel_l2 = kernel_reg
+        layer.bias_reg = bias_reg is not None
+        if layer.bias_reg:
+            layer.bias_l1, layer.bias_l2 = bias_reg
+        self.c.regularized = self.c.regularized or layer.kernel_reg or layer.bias_reg
         if drop:
             layer.dropout_mask = cnp.PyArray_DATA(self._buffer((batch, units)))
             layer.dropout_output = cnp.PyArray_DATA(self._buffer((batch, units)))

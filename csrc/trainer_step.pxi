@@ -173,6 +173,12 @@ cdef inline void _backward_update(LayerDesc* L, Config* c, const floating* x_bat
               0.0, <floating*>L[li].kernel_grad)
         if L[li].bias != NULL:
             _bias_grad(<floating*>L[li].grad_out, <floating*>L[li].bias_grad, nb, units)
+        if L[li].kernel_reg:  # autograd adds the penalty's gradient after the loss's
+            _penalty_grad(<floating*>L[li].kernel_grad, <floating*>L[li].kernel, fan_in * units,
+                          L[li].kernel_l1, L[li].kernel_l2)
+        if L[li].bias_reg:
+            _penalty_grad(<floating*>L[li].bias_grad, <floating*>L[li].bias, units,
+                          L[li].bias_l1, L[li].bias_l2)
         if li > 0:
             _gemm(False, True, nb, fan_in, units, 1.0, <floating*>L[li].grad_out, units,
                   <floating*>L[li].kernel, units, 0.0, <floating*>L[li - 1].grad_out)
@@ -221,6 +227,9 @@ cdef inline void _step(LayerDesc* L, Config* c, const floating* x, const floatin
     batch = _gather_batch(c, x, y, labels, orders, e, k, start, nb, in_dim, out_dim)
     _forward(L, c, <const floating*>batch.x, nb)
     losses[s - first] = _loss(&L[c.nlayers - 1], c, <const floating*>batch.y, batch.labels, nb)
+    if c.regularized:  # the penalties of the weights before the update, as the eager loss
+        losses[s - first] = <floating>(<floating>losses[s - first]
+                                       + _regularization(L, c, <const floating*>batch.x))
     _backward_update(L, c, <const floating*>batch.x, nb, s - first)
     if c.rec_every > 0 and _snapshot_due(&c.rec_next, c.rec_every):
         _record(L, c, <const floating*>c.rec_x)

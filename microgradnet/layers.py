@@ -282,6 +282,11 @@ class Layer:
         """The number of weight values (trainable and not)."""
         return int(sum(w.size for w in self.weights))
 
+    @property
+    def weight_regularizers(self) -> list[tuple[Tensor, regularizers.Regularizer]]:
+        """The (weight, regularizer) pairs whose penalties regularization_loss adds, in order."""
+        return list(self._regularized)
+
     def regularization_loss(self) -> Tensor | None:
         """The sum of this layer's weight penalties, or None."""
         total = None

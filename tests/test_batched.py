@@ -68,12 +68,23 @@ def _case_sparse_adagrad(k):
     return model, opt, SparseCategoricalCrossentropy(from_logits=True)
 
 
+def _case_regularized_adam(k):
+    reg = mg.regularizers.L1L2(l1=0.002, l2=0.01)
+    model = Sequential([Dense(6, activation="tanh", input_dim=3, kernel_regularizer=reg,
+                              bias_regularizer="l1"),
+                        Dense(1, kernel_regularizer=mg.regularizers.L2(0.05))])
+    opt = opts.Adam(learning_rate=0.01 * (k + 1), clipnorm=0.5 if k == 2 else None)
+    return model, opt, "mse"
+
+
 CASES = {
     "relu-sgd-f32-shuffled": (_case_relu_sgd, (37, 3, 1, "binary", np.float32), 8, True),
     "tanh-adam-f64-in-order": (_case_tanh_adam, (29, 3, 3, "onehot", np.float64), 6, False),
     "dropout-rmsprop-f32": (_case_dropout_rmsprop, (23, 3, 2, "regression", np.float32), 5,
                             True),
     "sparse-adagrad-f64": (_case_sparse_adagrad, (31, 3, 4, "labels", np.float64), 7, True),
+    "regularized-adam-f32": (_case_regularized_adam, (27, 3, 1, "regression", np.float32), 5,
+                             True),
 }
 EPOCHS = 3
 
@@ -200,9 +211,9 @@ def test_placement_parameters_packed_side_by_side_in_one_array():
 
 
 def _w3_like(units=8, activation="relu", loss="binary_crossentropy", opt=None,
-             dtype=np.float32):
+             dtype=np.float32, reg=None):
     top = "sigmoid" if loss == "binary_crossentropy" else "linear"
-    model = Sequential([Dense(units, activation=activation, input_dim=2),
+    model = Sequential([Dense(units, activation=activation, input_dim=2, kernel_regularizer=reg),
                         Dense(1, activation=top)])
     for p in model.parameters():
         p.data = p.data.astype(dtype)
@@ -220,6 +231,11 @@ def test_batch_key_names_the_structure_not_the_hyper_parameters():
     assert batch_key(_w3_like(activation="tanh"), x, y, kw) != base
     assert batch_key(_w3_like(loss="mse"), x, y, kw) != base
     assert batch_key(_w3_like(opt=opts.Adam()), x, y, kw) != base
+    # a regularizer's factors are part of the structure (each net's plan is built with them)
+    l2 = batch_key(_w3_like(reg="l2"), x, y, kw)
+    assert l2 is not None and l2 != base
+    assert batch_key(_w3_like(reg="l2"), x, y, kw) == l2
+    assert batch_key(_w3_like(reg=mg.regularizers.L2(0.5)), x, y, kw) != l2
     assert batch_key(_w3_like(), x, y, {**kw, "epochs": 3}) != base
     assert batch_key(_w3_like(), x, y, {**kw, "batch_size": 4}) != base
     assert batch_key(_w3_like(), x, y, {**kw, "shuffle": False}) != base

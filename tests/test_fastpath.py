@@ -221,9 +221,140 @@ def test_set_weights_between_fits_is_seen_by_the_captured_step():
     assert np.all(w[0] == 0) and np.all(w[2] == 0) and w[3][0] != 0
 
 
+class _DoubledL2(mg.regularizers.L2):
+    """A subclass of a built-in regularizer with its own penalty: not captured."""
+
+    def __call__(self, weight):
+        return super().__call__(weight) * 2.0
+
+
+def _regularized_model(kernel, bias, dtype, zeros=False, dropout=None):
+    """A 3-6-5-1 tanh net with the given kernel and bias regularizers on each Dense (and a
+    Dropout of that seed after the first); zeros: some kernel and bias values exactly 0."""
+    layers = [Input((3,)), Dense(6, activation="tanh", kernel_regularizer=kernel,
+                                 bias_regularizer=bias)]
+    if dropout is not None:
+        layers.append(Dropout(0.3, seed=dropout))
+    layers += [Dense(5, activation="relu", kernel_regularizer=kernel, bias_regularizer=bias),
+               Dense(1, kernel_regularizer=kernel)]
+    model = Sequential(layers)
+    model.build((None, 3))
+    rng = np.random.default_rng(42)
+    weights = [rng.uniform(-0.7, 0.7, w.shape).astype(dtype) for w in model.get_weights()]
+    if zeros:  # sign(0) = 0: an L1 kernel value at 0 gets no pull from its penalty
+        weights[0][0, :3] = 0
+        weights[0][1, 0] = -0.0
+        weights[1][:2] = 0
+    model.set_weights(weights)
+    return model
+
+
+_L1L2 = lambda: mg.regularizers.L1L2(l1=0.003, l2=0.02)  # noqa: E731
+
+
+@pytest.mark.parametrize("kernel,bias,zeros,dropout,make_opt", [
+    (lambda: mg.regularizers.L1(0.01), None, True, None, lambda: SGD(learning_rate=0.05)),
+    (lambda: mg.regularizers.L1(0.01), None, True, None, lambda: Adam(learning_rate=0.02)),
+    (lambda: mg.regularizers.L2(0.05), None, False, None, lambda: SGD(learning_rate=0.05)),
+    (lambda: "l2", lambda: "l1", True, None, lambda: Adam(learning_rate=0.02)),
+    (_L1L2, _L1L2, True, None, lambda: SGD(learning_rate=0.05, momentum=0.9)),
+    (_L1L2, None, False, 5, lambda: Adam(learning_rate=0.02)),
+    (lambda: mg.regularizers.L1(0.0), lambda: mg.regularizers.L1L2(), True, None,
+     lambda: SGD(learning_rate=0.05)),
+    (_L1L2, _L1L2, True, None, lambda: SGD(learning_rate=0.05, global_clipnorm=0.5)),
+], ids=["l1_sgd", "l1_adam", "l2_sgd", "l2_l1bias_adam", "l1l2_momentum", "l1l2_dropout",
+        "zero_factors", "l1l2_global_clipnorm"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_regularizers_are_captured_to_the_bit(kernel, bias, zeros, dropout, make_opt, dtype):
+    x, y = _data(n=29, dtype=dtype)
+    make = lambda: _regularized_model(kernel(), bias and bias(), dtype, zeros, dropout)  # noqa: E731
+    eager, fast = _train_both(make, make_opt, "mse", x, y, batch_size=6, epochs=4)
+    assert fastpath.explain(fast[0]) is None
+    for a, b in zip(eager[0].get_weights(), fast[0].get_weights(), strict=True):
+        np.testing.assert_array_equal(b, a)
+    # the loss of each step with the penalties added, as eager adds them
+    np.testing.assert_array_equal(fast[1].batch_history["loss"], eager[1].batch_history["loss"])
+    np.testing.assert_array_equal(fast[1].history["loss"], eager[1].history["loss"])
+    _assert_same(eager, fast)
+
+
+def test_a_regularizer_changed_between_fits_is_seen_by_the_captured_step():
+    x, y = _data(n=20)
+    results = []
+    for mode in (False, True):
+        model = _regularized_model(mg.regularizers.L2(0.01), None, np.float32)
+        model.compile(optimizer=SGD(learning_rate=0.05), loss="mse", jit_compile=mode)
+        mg.manual_seed(3)
+        model.fit(x, y, batch_size=5, epochs=1, verbose=0)
+        for layer in model.layers:
+            if isinstance(layer, Dense):
+                layer.kernel_regularizer.l2 = 0.5  # the object the layer's penalty reads
+        results.append((model, model.fit(x, y, batch_size=5, epochs=1, verbose=0)))
+    (m0, h0), (m1, h1) = results
+    for a, b in zip(m0.get_weights(), m1.get_weights(), strict=True):
+        np.testing.assert_array_equal(b, a)
+    assert h1.history["loss"] == h0.history["loss"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("l1,l2", [(0.01, 0.0), (0.0, 0.3), (0.003, 0.02), (0.0, 0.0)])
+def test_the_captured_penalty_sums_as_numpy(dtype, l1, l2):
+    rng = np.random.default_rng(1)
+    reg = mg.regularizers.L1L2(l1, l2)
+    # pairwise summation: below 8 values, in blocks up to 128, halves above; 2-D as flat
+    for shape in [(0,), (1,), (7,), (8,), (9,), (127,), (128,), (129,), (3, 47), (1000,),
+                  (33, 249), (20001,)]:
+        w = (rng.standard_normal(shape) * rng.uniform(0.01, 100, shape)).astype(dtype)
+        w.flat[::7] = 0
+        got = trainer.penalty(w, l1, l2)
+        want = reg(mg.tensor(w, dtype=dtype)).numpy()
+        assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), shape
+    with pytest.raises(ValueError, match="C-contiguous"):
+        trainer.penalty(np.ones((4, 6), dtype)[:, ::2], l1, l2)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        trainer.penalty(np.ones(4, np.float16), l1, l2)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        trainer.penalty(np.ones(4, np.dtype(dtype).newbyteorder()), l1, l2)
+    with pytest.raises(ValueError, match=">= 0"):
+        trainer.penalty(np.ones(4, dtype), -1.0, l2)
+
+
+def test_the_captured_step_adds_the_penalties_the_layers_add():
+    x, y = _data(n=20)
+    results = []
+    for mode in (False, True):
+        model = _regularized_model(mg.regularizers.L1(0.02), "l2", np.float32)
+        for layer in model.layers:  # the weights keep the regularizers they were made with
+            if isinstance(layer, Dense):
+                layer.kernel_regularizer = layer.bias_regularizer = None
+        model.compile(optimizer=SGD(learning_rate=0.05), loss="mse", jit_compile=mode)
+        mg.manual_seed(3)
+        results.append((model, model.fit(x, y, batch_size=5, epochs=2, verbose=0)))
+    (m0, h0), (m1, h1) = results
+    for a, b in zip(m0.get_weights(), m1.get_weights(), strict=True):
+        np.testing.assert_array_equal(b, a)
+    assert h1.history["loss"] == h0.history["loss"]
+    model = _regularized_model(mg.regularizers.L1(0.02), None, np.float32)
+    model.compile(optimizer="sgd", loss="mse")
+    model.layers[1].kernel_regularizer.l1 = -1.0
+    assert "factor is not >= 0" in fastpath.explain(model)
+
+
+def test_plan_rejects_bad_penalties():
+    base = (3, 2, "linear", 0.0, True, 0.0)
+    for penalties, error in [((None, (0.1,)), "bias penalty must be None or"),
+                             (((-1.0, 0.0), None), "factors must be >= 0"),
+                             (((float("nan"), 0.0), None), "factors must be >= 0")]:
+        with pytest.raises(ValueError, match=error):
+            trainer.Plan(np.float32, [base + penalties], "mse", 4)
+    with pytest.raises(ValueError, match="bias penalty but no bias"):
+        trainer.Plan(np.float32, [(3, 2, "linear", 0.0, False, 0.0, None, (0.1, 0.0))],
+                     "mse", 4)
+
+
 @pytest.mark.parametrize("why,make", [
-    ("regularizer", lambda: Sequential([Dense(2, kernel_regularizer="l2", input_dim=3),
-                                        Dense(1)])),
+    ("custom kernel regularizer", lambda: Sequential([
+        Dense(2, kernel_regularizer=_DoubledL2(0.1), input_dim=3), Dense(1)])),
     ("after the output", lambda: Sequential([Dense(2, input_dim=3), Dense(1), Dropout(0.5)])),
     ("Dropout", lambda: Sequential([Dense(2, input_dim=3), Dropout(0.5), Dropout(0.2),
                                     Dense(1)])),

@@ -31,6 +31,7 @@ from microgradnet.playground.settings import (  # noqa: E402
     OPTIMIZERS,
     OUTPUT_ACTIVATIONS,
     PRESETS,
+    REGULARIZATIONS,
     check,
 )
 
@@ -351,13 +352,13 @@ def test_monitor_warnings_reach_the_page():
     run_async(body)
 
 
-def test_regularized_runs_train_eagerly_and_say_so():
+def test_regularized_runs_train_on_the_captured_path():
     async def body(client, app):
         async with client.ws_connect("/ws") as ws:
             info, _, frame = await setup(ws, {**SMALL, "regularization": "l2",
                                               "regularization_rate": 0.01})
-            assert frame["path"] == "eager" and "regularizer" in frame["why_eager"]
-            assert "regularizer" in info["paths"]["A"]
+            assert frame["path"] == "captured" and frame["why_eager"] is None
+            assert info["paths"]["A"] is None
 
     run_async(body)
 
@@ -470,7 +471,7 @@ def test_gif_frames_stay_bounded():
 @pytest.mark.parametrize("setting", [
     {**SMALL, "features": ["x1", "x2", "x1^2", "sin x2"], "optimizer": "adam"},
     {**SMALL, "dataset": "sine", "regularization": "l1", "regularization_rate": 0.001},
-], ids=["captured", "eager-l1"])
+], ids=["captured", "captured-l1"])
 def test_exported_code_trains_to_the_same_weights(setting, tmp_path):
     async def body(client, app):
         async with client.ws_connect("/ws") as ws:
@@ -582,6 +583,7 @@ def test_what_the_page_offers_trains_on_the_captured_path():
     for field, names, d, extra in (
             ("activation", ACTIVATIONS, data, {}),
             ("optimizer", OPTIMIZERS, data, {"momentum": 0.5}),
+            ("regularization", REGULARIZATIONS, data, {"regularization_rate": 0.01}),
             ("output_activation", OUTPUT_ACTIVATIONS, data_1d, {"dataset": "sine"})):
         for name in names:
             run = Run("A", check({"points": 20, field: name, **extra}), d)

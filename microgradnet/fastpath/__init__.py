@@ -10,9 +10,10 @@ plan calls the very loops the eager path calls (csrc/loops.pxd, csrc/vmath.h) in
 order, so both give the same weights; tests/test_fastpath.py holds them to that.
 
 What is captured: Input, Dense (any built-in activation but softmax, with or without bias,
-no regularizer, on (batch, features) inputs of at least one feature), an Activation right
-after a linear Dense and a Dropout after a hidden layer (its masks drawn in C from its
-generator, as the layer draws them); mean squared error, binary
+with or without a built-in L1, L2 or L1L2 kernel or bias regularizer, on (batch, features)
+inputs of at least one feature), an Activation right after a linear Dense and a Dropout
+after a hidden layer (its masks drawn in C from its generator, as the layer draws them);
+mean squared error, binary
 cross-entropy on a sigmoid output (or from logits), categorical and sparse categorical
 cross-entropy on a softmax output (or from logits); SGD (momentum, nesterov), Adam and AdamW
 (amsgrad), RMSprop (momentum, centered) and Adagrad, with weight decay, clipvalue, clipnorm

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import activation_table, backend
+from .. import activation_table, backend, regularizers
 from .. import losses as losses_module
 from .. import optimizers as optimizers_module
 from .fpenv import trainer
@@ -54,11 +54,13 @@ class LayerSpec:
     alpha: float
     has_bias: bool
     dropout_rate: float = 0.0
+    kernel_penalty: tuple | None = None  # (l1, l2) of the kernel's regularizer, or None
+    bias_penalty: tuple | None = None
 
     def as_plan_tuple(self) -> tuple:
         """The layer as trainer.Plan takes it."""
         return (self.fan_in, self.units, self.activation, self.alpha, self.has_bias,
-                self.dropout_rate)
+                self.dropout_rate, self.kernel_penalty, self.bias_penalty)
 
 
 @dataclass
@@ -96,10 +98,29 @@ def _activation_of(layer: Any) -> str | None:
     return layer.output_activation()
 
 
+def _penalties(layer: Any) -> tuple | str:
+    """The (l1, l2) of the penalties the layer adds to the loss (those of its built
+    weights, not its kernel_regularizer attribute, which may have changed since) on its
+    kernel and bias, None where it adds none; or why they are not captured."""
+    found: dict[str, Any] = {}
+    for weight, reg in layer.weight_regularizers:
+        which = ("kernel" if weight is layer.kernel else
+                 "bias" if weight is layer.bias and weight is not None else None)
+        # the plan adds the kernel's penalty first, then the bias's, once each
+        if which is None or which in found or (which == "kernel" and found):
+            return f"layer {layer.name!r} has penalties the captured step does not add"
+        # a subclass may compute another penalty
+        if type(reg) not in (regularizers.L1, regularizers.L2, regularizers.L1L2):
+            return (f"layer {layer.name!r} has a custom {which} regularizer "
+                    f"({type(reg).__name__})")
+        if not (reg.l1 >= 0 and reg.l2 >= 0):  # changed since: the constructor checks
+            return f"layer {layer.name!r}: a {which} regularizer's factor is not >= 0"
+        found[which] = (reg.l1, reg.l2)
+    return found.get("kernel"), found.get("bias")
+
+
 def _dense_spec(layer: Any) -> LayerSpec | str:
     name = layer.activation
-    if layer.kernel_regularizer is not None or layer.bias_regularizer is not None:
-        return f"layer {layer.name!r} has a regularizer"
     if _activation_of(layer) is None:
         return f"layer {layer.name!r} has a custom activation"
     if name not in trainer().ACTIVATIONS and name != "softmax":
@@ -114,7 +135,12 @@ def _dense_spec(layer: Any) -> LayerSpec | str:
     fan_in, units = layer.kernel.shape
     if fan_in == 0:
         return f"layer {layer.name!r} has no inputs (0 features)"
-    return LayerSpec(fan_in, units, name, _alpha(name), layer.use_bias)
+    penalties = _penalties(layer)
+    if isinstance(penalties, str):
+        return penalties
+    kernel_penalty, bias_penalty = penalties
+    return LayerSpec(fan_in, units, name, _alpha(name), layer.use_bias,
+                     kernel_penalty=kernel_penalty, bias_penalty=bias_penalty)
 
 
 def _layer_specs(model: Any) -> tuple[list[LayerSpec], list, list] | str:
