@@ -308,24 +308,13 @@ def render(data: dict) -> str:
                    "time, median over workloads): " + ", ".join(
                        f"{dict(PEER_COLUMNS).get(k, k)} {statistics.median(v):.2f}"
                        for k, v in busy.items()) + ".")
-    if "training" in by_section:
-        out.append("<!-- training -->\n" + training_tables(by_section["training"]))
-    if "activations" in by_section:
-        out.append("<!-- activations -->\n" + activations_table(by_section["activations"]))
-    if "derivatives" in by_section:
-        out.append("<!-- derivatives -->\n" + derivatives_table(by_section["derivatives"]))
-    if "overhead" in by_section:
-        out.append("<!-- overhead -->\n" + overhead_line(by_section["overhead"]))
-    if "eager" in by_section:
-        out.append("<!-- eager -->\n" + eager_table(by_section["eager"]))
-    if "animation" in by_section:
-        out.append("<!-- animation -->\n" + animation_line(by_section["animation"]))
-    if "playground" in by_section:
-        out.append("<!-- playground -->\n" + playground_line(by_section["playground"]))
-    if "sweep" in by_section:
-        out.append("<!-- sweep -->\n" + sweep_tables(by_section["sweep"]))
-    if "batched" in by_section:
-        out.append("<!-- batched -->\n" + batched_table(by_section["batched"]))
+    for name, table in (("training", training_tables), ("activations", activations_table),
+                        ("derivatives", derivatives_table), ("overhead", overhead_line),
+                        ("eager", eager_table), ("animation", animation_line),
+                        ("playground", playground_line), ("sweep", sweep_tables),
+                        ("batched", batched_table)):
+        if name in by_section:
+            out.append(f"<!-- {name} -->\n" + table(by_section[name]))
     return "\n\n".join(out) + "\n"
 
 
