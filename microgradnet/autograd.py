@@ -284,8 +284,9 @@ class Function:
     _versions = cython.declare(object, visibility="public")
     # The output's version when it became the op's result: None for 0 (see _record_inplace).
     _out_version = cython.declare(object, visibility="public")
+    # Whether a backward has freed what the op saved (a C field: the walk reads it per node).
+    released = cython.declare(cython.bint, visibility="public")
     name = ""  # set by each op; names the op in functional.REGISTRY
-    released = False
     # What backward reads of the op's own tensors: the inputs by index (None: all of them)
     # and whether the output. An in-place change to one of those between the forward and the
     # backward raises (the version counter), as in PyTorch.
