@@ -120,10 +120,13 @@ extensions.append(
 # annotations that are hints, not C types (a numpy integer stays a valid axis).
 python_semantics = {"wraparound": True, "boundscheck": True, "cdivision": False,
                     "annotation_typing": False}
+# And the optimizers: a hand-written loop's zero_grad() and step() then run without Python
+# frames (the kernels themselves are in csrc/optim.pyx).
 plain_python = [
     Extension(
-        "microgradnet.functional", ["microgradnet/functional.py"], extra_compile_args=compile_args
+        f"microgradnet.{name}", [f"microgradnet/{name}.py"], extra_compile_args=compile_args
     )
+    for name in ("functional", "optimizers")
 ]
 
 # Switching between debug and release builds must rebuild everything: the sources did not

@@ -284,8 +284,9 @@ class Function:
     _versions = cython.declare(object, visibility="public")
     # The output's version when it became the op's result: None for 0 (see _record_inplace).
     _out_version = cython.declare(object, visibility="public")
+    # Whether a backward has freed what the op saved (a C field: the walk reads it per node).
+    released = cython.declare(cython.bint, visibility="public")
     name = ""  # set by each op; names the op in functional.REGISTRY
-    released = False
     # What backward reads of the op's own tensors: the inputs by index (None: all of them)
     # and whether the output. An in-place change to one of those between the forward and the
     # backward raises (the version counter), as in PyTorch.
@@ -389,6 +390,10 @@ class Tensor:
     # The nodes this tensor stood for before recorded in-place ops replaced them:
     # [(version at the replacement, node), ...], or None (see _node_at).
     _hist = cython.declare(object, visibility="public")
+    # The backward walk's own: the gradient gathered for this node so far, and the walk that
+    # last reached it (see _run_backward); in C fields, not a dict keyed by id().
+    _pend = cython.declare(object)
+    _mark = cython.declare(object)
     __weakref__ = cython.declare(object)
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
@@ -825,15 +830,18 @@ def _write(t: Tensor, other: Any, name: str, ufunc: Any) -> None:
 
 
 @cython.cfunc
-def _topological_order(root: Tensor) -> list:
+def _topological_order(root: Tensor, walk: object) -> list:
     """The nodes above root that need a gradient, each after the nodes it feeds into
-    (iteratively: deep graphs do not hit Python's recursion limit)."""
+    (iteratively: deep graphs do not hit Python's recursion limit).
+
+    With a walk (see _run_backward), the nodes are marked as seen with it, and their gathered
+    gradient is reset; with None, the seen nodes are kept in a set of ids instead."""
     node: Tensor
     parent: Tensor
     ctx: Function
     i: cython.Py_ssize_t
     order: list = []
-    visited: set = set()
+    visited: set = set() if walk is None else None
     # two parallel stacks instead of one of (node, expanded) pairs: no tuple per visit
     stack: list = [root]
     expanded: list = [False]
@@ -842,10 +850,16 @@ def _topological_order(root: Tensor) -> list:
         if expanded.pop():
             order.append(node)
             continue
-        key = id(node)
-        if key in visited:
-            continue
-        visited.add(key)
+        if walk is None:
+            key = id(node)
+            if key in visited:
+                continue
+            visited.add(key)
+        else:
+            if node._mark is walk:
+                continue
+            node._mark = walk
+            node._pend = None
         stack.append(node)
         expanded.append(True)
         if node._ctx is None:
@@ -856,7 +870,8 @@ def _topological_order(root: Tensor) -> list:
             if parent._hist is not None:
                 parent = _node_at(ctx, i, parent)
             i += 1
-            if parent.requires_grad and id(parent) not in visited:
+            if parent.requires_grad and (
+                    parent._mark is not walk if walk is not None else id(parent) not in visited):
                 stack.append(parent)
                 expanded.append(False)
     return order
@@ -871,21 +886,66 @@ def _released_error(ctx: Function) -> RuntimeError:
     )
 
 
+# Held by the backward walk that keeps the gradients it gathers in the nodes' own fields
+# (Tensor._pend): one such walk at a time. Another walk meanwhile (in another thread, or a
+# backward called inside a backward) keeps its gradients in a dict of its own instead, so
+# that two walks through one node never mix their sums.
+_fields_lock = threading.Lock()
+
+
+@cython.cfunc
+def _take(node: Tensor, grads: object):
+    """The gradient gathered for node (None if none reached it), removed from the walk."""
+    if grads is None:
+        grad = node._pend
+        node._pend = None
+        return grad
+    return grads.pop(id(node), None)
+
+
 def _run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
+    walk = object() if _fields_lock.acquire(False) else None
+    if walk is None:
+        _walk(root, seed, retain_graph, None, {id(root): seed})
+        return
+    try:
+        _walk(root, seed, retain_graph, walk, None)
+    finally:
+        _fields_lock.release()
+
+
+@cython.cfunc
+def _walk(root: Tensor, seed: object, retain_graph: cython.bint, walk: object, grads: object):
+    """Backward from root: with a walk object, the gathered gradients in the nodes' fields,
+    with None in `grads`, keyed by id()."""
+    node: Tensor
+    order: list = _topological_order(root, walk)
+    if grads is None:
+        root._pend = seed
+    try:
+        _walk_order(order, seed, retain_graph, walk, grads)
+    finally:
+        if grads is None:
+            for node in order:  # after an error, no array stays referenced by a node
+                node._pend = None
+
+
+@cython.cfunc
+def _walk_order(order: list, seed: object, retain_graph: cython.bint, walk: object,
+                grads: object):
+    """The backward of each node of order, last first (see _walk)."""
     node: Tensor
     parent: Tensor
     ctx: Function
     i: cython.Py_ssize_t
     n: cython.Py_ssize_t
-    order: list = _topological_order(root)
-    grads: dict = {id(root): seed}
     # Arrays that something else may hold too (the caller's seed, a gradient an op passed
     # straight through or handed to two inputs, an array an op saved): a leaf copies these
     # before keeping them as its .grad. Any other gradient is fresh, and the leaf takes it.
     shared: set = {id(seed)}
     ndarray = np.ndarray
     for node in reversed(order):
-        grad = grads.pop(id(node), None)
+        grad = _take(node, grads)
         if grad is None:
             continue
         if type(grad) is not ndarray:
@@ -945,9 +1005,14 @@ def _run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
             if alias:
                 shared.add(id(pgrad))
             returned.append(pgrad)
-            key = id(parent)
-            previous = grads.get(key)
-            grads[key] = pgrad if previous is None else previous + pgrad
+            if grads is None:
+                if parent._mark is walk:  # else not in the order (requires_grad since unset)
+                    previous = parent._pend
+                    parent._pend = pgrad if previous is None else previous + pgrad
+            else:
+                key = id(parent)
+                previous = grads.get(key)
+                grads[key] = pgrad if previous is None else previous + pgrad
         if not retain_graph:
             _release(ctx)
             # the ops that named this tensor's old nodes are released too

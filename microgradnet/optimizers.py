@@ -155,7 +155,14 @@ def _params_first(init: Callable) -> Callable:
     return wrapper
 
 
+# Compiled (setup.py), this module's functions make no Python frames: the caller's frame is
+# then the first one a warning sees.
+_COMPILED = not __file__.endswith(".py")
+
+
 def _warn_lr(stacklevel: int) -> None:
+    if _COMPILED:
+        stacklevel = 1
     warnings.warn("The `lr` argument is deprecated, use `learning_rate` instead.",
                   DeprecationWarning, stacklevel=stacklevel)
 

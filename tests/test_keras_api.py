@@ -39,10 +39,12 @@ def test_lr_is_accepted_with_a_deprecation_warning(cls):
     assert got[0].filename == __file__  # points at the caller's line
     assert opt.learning_rate == 0.125
     assert opt.get_config()["learning_rate"] == 0.125
-    with pytest.warns(DeprecationWarning):
+    with pytest.warns(DeprecationWarning) as got:
         assert opt.lr == 0.125
-    with pytest.warns(DeprecationWarning):
+    assert got[0].filename == __file__
+    with pytest.warns(DeprecationWarning) as got:
         opt.lr = 0.5
+    assert got[0].filename == __file__
     assert opt.learning_rate == 0.5
     with pytest.raises(TypeError, match="give one of them, not both"):
         cls(learning_rate=0.1, lr=0.1)

@@ -294,6 +294,46 @@ def test_a_tensor_used_twice_gets_both_gradients():
     np.testing.assert_allclose(x.grad.numpy(), [5.0])
 
 
+class _BackwardInside(Function):
+    """Passes its gradient on, after running another backward (through the tensor in
+    _INSIDE) from inside its own."""
+
+    name = "backward_inside"
+
+    def forward(self, a):
+        return a.copy()
+
+    def backward(self, grad):
+        (_INSIDE[0] * 3).sum().backward(retain_graph=True)
+        return grad
+
+
+_INSIDE: list = []
+
+
+def test_a_backward_inside_a_backward_keeps_both_walks_gradients():
+    # The outer walk reaches the op after h*5 gave h its gradient and before h's own
+    # backward: the inner walk through h must neither take nor reset what the outer one
+    # gathered there.
+    w = mg.tensor([1.0, 2.0], dtype="float64", requires_grad=True)
+    h = w * 2
+    _INSIDE[:] = [h]
+    ((h * 5).sum() + _BackwardInside.apply(h).sum()).backward()
+    # inner: 3 * 2; outer: (5 + 1) * 2
+    np.testing.assert_array_equal(w.grad.numpy(), [18.0, 18.0])
+    _INSIDE.clear()
+
+
+def test_a_failed_backward_leaves_the_next_one_right():
+    w = mg.tensor([1.0, 2.0], dtype="float64", requires_grad=True)
+    h = w * 2
+    with pytest.raises(ValueError, match="returned 1 gradients"):
+        ((h * 5).sum() + _OneGradForTwo.apply(h, w).sum()).backward()
+    assert w.grad is None
+    (h * 3).sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [6.0, 6.0])
+
+
 def test_second_backward_through_freed_graph_raises():
     x = mg.tensor([1.0, 2.0], requires_grad=True)
     y = mg.sigmoid(x).sum()
