@@ -315,8 +315,11 @@ def _run_dask(base: Task, pending: list, client: Any, group_by: Any, task_size: 
             raise ValueError("sweep with backend='dask' needs a distributed.Client: start one "
                              "(distributed.Client(...)) or pass client=") from e
     workers = max(1, len(client.scheduler_info().get("workers", {})))
+    # hash=False: keys of their own. Hashed keys are the same for the same data, so a sweep
+    # right after another reuses the key the last one's futures are releasing, and its tasks
+    # are cancelled for "lost dependencies".
     x, y = (*client.scatter([base.x, base.y] if base.y is not None else [base.x],
-                             broadcast=True), None)[:2]
+                             broadcast=True, hash=False), None)[:2]
     bare = replace(base, x=None, y=None)
     tasks = _split(pending, group_by, workers, task_size)
     futures = {}
