@@ -109,13 +109,17 @@ def test_command_line_prints_the_address_and_serves(tmp_path):
         proc.wait(timeout=TIMEOUT)
 
 
-def test_mg_playground_is_imported_on_first_use():
+def test_mg_playground_is_imported_on_first_use(tmp_path):
     code = ("import sys, microgradnet as mg; a = 'microgradnet.playground' in sys.modules; "
             "print(a, 'playground' in dir(mg), callable(mg.playground.serve), "
             "'aiohttp' in sys.modules)")
     env = {**os.environ, "PYTHONPATH": str(Path(mg.__file__).parent.parent)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=TIMEOUT, env=env).stdout.split()
+    # cwd: `python -c` puts the current directory first on sys.path; in a checkout that is
+    # the unbuilt source folder, not the package under test.
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=TIMEOUT, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.split()
     assert out == ["False", "True", "True", "False"]  # aiohttp only once serve() runs
 
 
