@@ -253,6 +253,23 @@ def test_workers_pin_their_threads(tmp_path):
     assert all(s["mg"] == 1 and all(n == 1 for n in s["pools"]) for s in seen)
 
 
+def test_a_serial_sweep_runs_blas_on_one_thread_and_gives_the_pools_back(tmp_path):
+    # In the caller's own process: BLAS and OpenMP on one thread while the runs train and
+    # are checked, our kernels' setting left alone, and every pool as it was afterwards.
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    with threadpool_limits(2):
+        before = [p["num_threads"] for p in threadpool_info()]
+        threads_before = mg.get_num_threads()
+        r = mg.sweep(_report_threads, mg.grid(dir=str(tmp_path), seed=range(2)), X, Y, **FIT)
+        after = [p["num_threads"] for p in threadpool_info()]
+    assert r.counts()["ok"] == 2
+    seen = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
+    assert len(seen) == 2
+    assert all(all(n == 1 for n in s["pools"]) and s["mg"] == threads_before for s in seen)
+    assert before == after and any(n == 2 for n in before)
+
+
 def _dies_once(config):
     marker = Path(config["dir"]) / "died"
     if config["seed"] == 2 and not marker.exists():

@@ -50,7 +50,7 @@ class Task:
     target: dict | None = None
     keep_weights: bool = False
     batched: bool = True
-    pin_threads: bool = False  # in a worker: one thread for BLAS, OpenMP and our kernels
+    pin_threads: bool = False  # in a worker: our kernels on one thread too (see _threads_pinned)
 
 
 def run_fit_kwargs(fit_kwargs: dict, config: dict) -> dict:
@@ -193,14 +193,24 @@ def _finish(run: Run, model: Any, history: History, fit_time: float, x: Any,
 
 
 def _threads_pinned(pin: bool) -> contextlib.AbstractContextManager:
-    if not pin:
+    """One BLAS and OpenMP thread while a task runs; in a worker (`pin`), one thread for our
+    kernels too. In the sweep's own process BLAS is limited only when threadpoolctl is there
+    (the sweep extra): the checks after each fit (the dead-unit forward on up to 2,048 rows)
+    are products big enough for BLAS to wake its pool, which for a small net's products
+    costs more than it computes, and more still while other processes hold the cores."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        if pin:
+            raise
         return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
 
     from ..backend import get_num_threads, set_num_threads
 
     stack = contextlib.ExitStack()
     stack.enter_context(threadpool_limits(1))  # BLAS and OpenMP
+    if not pin:
+        return stack
     before = get_num_threads()
     set_num_threads(1)  # our kernels, and no prefetch thread beside the training one
     stack.callback(set_num_threads, before)
