@@ -1642,12 +1642,14 @@ def _report_sweep(records: list[dict], notes: dict[str, str]) -> None:
               f"{r['us_per_net_step']:12.2f} {base / r['us_per_net_step']:6.2f} {same:>9s} "
               f"{r['final_loss_mean']:10.4f}  {r['backend']}")
     for kind in loops:
-        one = next((r for r in records if r["sweep"] == kind and r["how"] == "sweep serial"
-                    ), None)
-        two = next((r for r in records if r["sweep"] == kind and r["how"] == "sweep 2 workers"
-                    ), None)
-        if one and two:
-            print(f"   {kind}: 2 workers / serial: {one['median_s'] / two['median_s']:.2f}x")
+        for suffix in ("", " batched"):
+            one = next((r for r in records if r["sweep"] == kind
+                        and r["how"] == "sweep serial" + suffix), None)
+            two = next((r for r in records if r["sweep"] == kind
+                        and r["how"] == "sweep 2 workers" + suffix), None)
+            if one and two:
+                print(f"   {kind}: 2 workers / serial{suffix}: "
+                      f"{one['median_s'] / two['median_s']:.2f}x (target >= 1.8x)")
     for r in records:
         if r["sweep"] == "W1 many":
             print(f"   {r['name']}: {r['median_s']:.2f} s, inside fit {r['inside_fit_s']:.2f} "
