@@ -39,12 +39,10 @@ cdef inline void _fill(floating* a, floating v, Py_ssize_t n) noexcept nogil:
         a[i] = v
 
 
-cdef inline double _mean(const floating* a, Py_ssize_t n) noexcept nogil:
-    cdef double s = 0
-    cdef Py_ssize_t i
-    for i in range(n):
-        s += a[i]
-    return s / n
+cdef inline floating _mean(const floating* a, Py_ssize_t n) noexcept nogil:
+    """np.mean(a[:n]), as the eager loss reduces its values (functional.mean): numpy's
+    pairwise sum in the dtype of a, then one division in that dtype."""
+    return _pairwise_sum(a, n, R_SUM) / <floating>n
 
 
 cdef inline Batch _gather_batch(Config* c, const floating* x, const floating* y,
@@ -132,7 +130,7 @@ cdef inline double _loss(LayerDesc* top, const Config* c, const floating* yt,
             vm_bce_fwd_f64(z, yt, per, nb * out_dim, 0)
             vm_bce_bwd_f64(<double*>c.dloss, z, yt, <double*>top.grad_out, nb * out_dim)
             vm_sigmoid_fwd_f64(z, out, nb * out_dim, 0)
-        return <floating>_mean(per, nb * out_dim)
+        return _mean(per, nb * out_dim)
     _fill(<floating*>c.dloss, <floating>(1.0 / nb), nb)
     if c.loss == L_SPARSE:
         _sparse_xent_fwd(z, lab, out, per, nb, out_dim)
@@ -140,7 +138,7 @@ cdef inline double _loss(LayerDesc* top, const Config* c, const floating* yt,
     else:
         _softmax_xent_fwd(z, yt, out, per, nb, out_dim)
         _softmax_xent_bwd(<floating*>c.dloss, out, yt, <floating*>top.grad_out, nb, out_dim)
-    return <floating>_mean(per, nb)
+    return _mean(per, nb)
 
 
 cdef inline void _backward_update(LayerDesc* L, Config* c, const floating* x_batch,

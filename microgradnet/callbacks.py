@@ -796,7 +796,10 @@ class PredictionRecorder(_EveryN):
         self.losses.extend(losses.tolist())
 
     def snapshot(self) -> None:
-        self.predictions.append(self.model.predict(self.x))
+        # In fit's batches, as a captured run records them in C: a row's output can depend
+        # on how many rows share its product (BLAS or a plain loop), and both paths agree.
+        self.predictions.append(self.model.predict(self.x,
+                                                   batch_size=self.params.get("batch_size")))
 
     def _keep(self, snapshots: list) -> None:
         self.predictions.extend(snapshots)

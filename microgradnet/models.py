@@ -237,7 +237,8 @@ class Sequential:
             raise TypeError(f"fit: callbacks must be a list of Callback instances, got "
                             f"{type(callbacks).__name__}{hint}")
         cb = cbks.CallbackList([*(callbacks or []), history, *extra], self,
-                               {"epochs": epochs, "steps": loop.steps, "verbose": verbose})
+                               {"epochs": epochs, "steps": loop.steps, "verbose": verbose,
+                                "batch_size": min(batch_size, n)})
         self.history = history
         self.train_inputs = x
         self.stop_training = False

@@ -15,6 +15,7 @@ import numpy as np
 from . import callbacks as cbks
 from . import fastpath
 from .autograd import Tensor, no_grad
+from .fastpath.driver import summed
 from .random import generator
 
 __all__ = ["batch_metrics", "batch_sizes", "Epochs", "evaluate", "find_nonfinite", "forward_loss",
@@ -189,7 +190,7 @@ class Epochs:
                     raise
                 model.history.record_batches(losses)
                 sizes = batch_sizes(n, batch_size, pass_steps)[first:last]
-                sums = {"loss": float(losses @ sizes)}
+                sums = {"loss": summed(losses * sizes)}
                 seen, done = int(sizes.sum()), last
             else:
                 sums, seen, done = self._batches(cb, fast, captured_xy, order, first, last)

@@ -46,8 +46,8 @@ def _model(hidden, output, sizes, dtype=np.float32, use_bias=True, split_activat
     model = Sequential(layers)
     model.build((None, sizes[0]))
     rng = np.random.default_rng(42)
-    model.set_weights([rng.uniform(-0.7, 0.7, w.shape).astype(dtype)
-                       for w in model.get_weights()])
+    for p in model.parameters():  # set_weights would keep float32 (it writes in place)
+        p.data = rng.uniform(-0.7, 0.7, p.data.shape).astype(dtype)
     return model
 
 
@@ -66,12 +66,12 @@ def _train_both(make_model, make_opt, loss, x, y, jit=True, **fit):
 def _assert_same(eager, fast, rtol=1e-6):
     (m0, h0), (m1, h1) = eager, fast
     for a, b in zip(m0.get_weights(), m1.get_weights(), strict=True):
-        np.testing.assert_allclose(b, a, rtol=rtol, atol=1e-7)
-    np.testing.assert_allclose(h1.batch_history["loss"], h0.batch_history["loss"], rtol=1e-5,
-                               atol=1e-7)
+        assert b.dtype == a.dtype
+        np.testing.assert_array_equal(b, a)
+    np.testing.assert_array_equal(h1.batch_history["loss"], h0.batch_history["loss"])
     assert h1.history.keys() == h0.history.keys()
     for key in h0.history:
-        np.testing.assert_allclose(h1.history[key], h0.history[key], rtol=1e-5, atol=1e-7)
+        np.testing.assert_array_equal(h1.history[key], h0.history[key])
     assert m1.optimizer.iterations == m0.optimizer.iterations
     assert h1.epoch == h0.epoch and h1.epoch_ends == h0.epoch_ends
 
@@ -140,7 +140,7 @@ def test_every_optimizer_matches_eager(make_opt):
         for a, b in zip(s0, s1, strict=True):
             assert (a is None) == (b is None)
             if a is not None:
-                np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-8)
+                np.testing.assert_array_equal(b, a)
 
 
 @pytest.mark.parametrize("variant", ["no_bias", "split_activation", "no_shuffle", "one_batch",
@@ -175,7 +175,7 @@ def test_metrics_and_batch_callbacks_run_step_by_step_with_the_same_results():
                               lambda: SGD(learning_rate=0.2), "binary_crossentropy", x, y,
                               batch_size=8, epochs=3, callbacks=[cb])
     assert len(seen) == 2 * 15
-    np.testing.assert_allclose(seen[15:], seen[:15], rtol=1e-5)
+    np.testing.assert_array_equal(seen[15:], seen[:15])
     results = []
     for mode in (False, True):
         model = _model("relu", "sigmoid", [3, 8, 1])
@@ -203,7 +203,7 @@ def test_gradients_are_visible_after_a_captured_fit():
                               lambda: SGD(learning_rate=0.1), "mse", x, y, batch_size=16,
                               epochs=2)
     for p0, p1 in zip(eager[0].parameters(), fast[0].parameters(), strict=True):
-        np.testing.assert_allclose(p1.grad.numpy(), p0.grad.numpy(), rtol=1e-5, atol=1e-7)
+        np.testing.assert_array_equal(p1.grad.numpy(), p0.grad.numpy())
 
 
 def test_set_weights_between_fits_is_seen_by_the_captured_step():
@@ -634,9 +634,9 @@ def test_recorders_follow_the_captured_run_and_see_what_eager_sees(every, epochs
     (m0, h0, p0, w0), (m1, h1, p1, w1) = recorded
     _assert_same((m0, h0), (m1, h1))
     assert p1.steps == p0.steps and w1.steps == w0.steps
-    np.testing.assert_allclose(p1.losses, p0.losses, rtol=1e-6)
+    np.testing.assert_array_equal(p1.losses, p0.losses)
     for a, b in zip(p0.predictions, p1.predictions, strict=True):
-        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
+        np.testing.assert_array_equal(b, a)
     for s0, s1 in zip(w0.weights, w1.weights, strict=True):
         for a, b in zip(s0, s1, strict=True):
             np.testing.assert_array_equal(b, a)
@@ -684,8 +684,8 @@ def test_predictions_recorded_in_c_match_predict(loss, output, kind, outputs):
     assert len(fast.predictions) == len(eager.predictions)
     for a, b in zip(eager.predictions, fast.predictions, strict=True):
         assert b.shape == a.shape == (70, outputs) and b.dtype == a.dtype
-        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(fast.losses, eager.losses, rtol=1e-6)
+        np.testing.assert_array_equal(b, a)
+    np.testing.assert_array_equal(fast.losses, eager.losses)
 
 
 @pytest.mark.parametrize("optimizer,states,hyper", [
@@ -719,7 +719,7 @@ def test_amsgrad_follows_the_optimizer_not_the_state_it_left():
         model.fit(x, y, batch_size=8, epochs=2, verbose=0)
         results.append(model.get_weights())
     for a, b in zip(*results, strict=True):
-        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(b, a)
 
 
 def test_a_recorder_of_no_rows_works_as_eagerly():
@@ -1039,3 +1039,35 @@ def test_the_captured_path_reads_no_private_field_of_optimizers_layers_or_callba
                     and not node.attr.startswith("__")
                     and not (isinstance(node.value, ast.Name) and node.value.id == "self")):
                 assert node.attr in allowed, f"{path.name}:{node.lineno} reads .{node.attr}"
+
+
+@pytest.mark.parametrize("steps,last,cuts", [
+    (4, 10, [37]), (4, 10, [3, 9, 22, 37]), (1, 7, [5, 11]), (50, 3, [120, 160]),
+    (3, 3, [1, 2, 3, 4, 5, 6]),
+])
+def test_epoch_sums_add_each_epoch_left_to_right_whatever_the_segments(steps, last, cuts):
+    # The captured run hands over its losses in segments (up to each callback's batch); every
+    # epoch's loss x samples must still be the batch-by-batch path's sum, from 0.0 in order.
+    from microgradnet.fastpath.driver import _EpochSums, _Run
+
+    batch = 10
+    n = (steps - 1) * batch + last
+    losses = np.random.default_rng(steps).lognormal(size=cuts[-1]) * 10.0 ** np.arange(
+        -8, 8, 16 / cuts[-1])[:cuts[-1]]  # magnitudes far apart: the order shows in the bits
+    sums = _EpochSums(_Run(None, np.zeros((n, 1)), None, batch, steps, None, None))
+    got, start = [], 0
+    for cut in cuts:
+        _, epoch_sums = sums.segment(losses[start:cut].copy(), start)
+        got += epoch_sums.tolist()
+        start = cut
+    expected = []
+    for e in range(cuts[-1] // steps):
+        total = 0.0
+        for b in range(steps):
+            total += float(losses[e * steps + b]) * (last if b == steps - 1 else batch)
+        expected.append(total)
+    assert got == expected
+    open_part = 0.0
+    for b in range(cuts[-1] // steps * steps, cuts[-1]):
+        open_part += float(losses[b]) * batch
+    assert sums.carry == open_part

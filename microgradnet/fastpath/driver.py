@@ -18,7 +18,7 @@ from ..random import generator
 from .capture import explain, shuffles_like_numpy
 from .step import CapturedStep, captured_step
 
-__all__ = ["captured_inputs", "fit_captured", "runs_between_callbacks"]
+__all__ = ["captured_inputs", "fit_captured", "runs_between_callbacks", "summed"]
 
 
 def __dir__() -> list[str]:
@@ -156,8 +156,27 @@ def _epoch_orders(n: int, count: int, shuffle: bool) -> tuple[np.ndarray | None,
     return np.stack([generator().permutation(n) for _ in range(count)]), None
 
 
+def summed(w: np.ndarray, start: float = 0.0) -> float:
+    """start + w[0] + w[1] + ..., left to right: the order in which the batch-by-batch path
+    (training.Epochs) sums an epoch's loss x samples, which fixes the bits of the sum."""
+    if not len(w):
+        return start
+    return float(np.cumsum(np.concatenate(([start], w)))[-1])  # accumulate: left to right
+
+
+def _row_sums(rows: np.ndarray) -> np.ndarray:
+    """summed() of each row of a 2-D array, in as few numpy calls as the shorter side."""
+    if len(rows) >= rows.shape[1]:
+        total = rows[:, 0] + 0.0  # 0.0 + w[0], as summed(): -0.0 becomes +0.0
+        for j in range(1, rows.shape[1]):
+            total += rows[:, j]
+        return total
+    return np.array([summed(r) for r in rows])
+
+
 class _EpochSums:
-    """The summed loss x samples of the epochs a run's segments end, and of the open one."""
+    """The summed loss x samples of the epochs a run's segments end, and of the open one,
+    each summed left to right as the batch-by-batch path sums it (summed())."""
 
     def __init__(self, run: _Run) -> None:
         self.run = run
@@ -172,17 +191,17 @@ class _EpochSums:
         w = losses * batch_size
         if self.last_size != batch_size:
             w[ends] = losses[ends] * self.last_size
-        cum = np.cumsum(w)
-        at_ends = cum[ends]
-        sums = at_ends.copy()
-        sums[1:] -= at_ends[:-1]
-        if len(ends):
-            sums[0] += self.carry
-            self.carry = float(cum[-1] - at_ends[-1])
-            self.carry_seen = (k - 1 - int(ends[-1])) * batch_size
-        else:
-            self.carry += float(cum[-1])
+        if not len(ends):
+            self.carry = summed(w, self.carry)
             self.carry_seen += k * batch_size
+            return ends, np.zeros(0)
+        first, last = int(ends[0]), int(ends[-1])
+        sums = np.empty(len(ends))
+        sums[0] = summed(w[:first + 1], self.carry)
+        if len(ends) > 1:  # the whole epochs after the first: `steps` batches each
+            sums[1:] = _row_sums(w[first + 1:last + 1].reshape(-1, steps))
+        self.carry = summed(w[last + 1:])
+        self.carry_seen = (k - 1 - last) * batch_size
         return ends, sums
 
     @property
