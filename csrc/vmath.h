@@ -850,7 +850,7 @@ VM_UNUSED static int vm_set_simd_level(int level)
 #ifdef VM_X86_DISPATCH
 #include <immintrin.h>
 
-__attribute__((target("avx2"))) static void vm_transpose_f32_avx2(
+VM_UNUSED __attribute__((target("avx2"))) static void vm_transpose_f32_avx2(
     const float *restrict b, Py_ssize_t ldb, float *restrict d, Py_ssize_t n, Py_ssize_t k)
 {
     Py_ssize_t nt = n & ~(Py_ssize_t)7, kt = k & ~(Py_ssize_t)7, i, j, p;
@@ -883,7 +883,7 @@ __attribute__((target("avx2"))) static void vm_transpose_f32_avx2(
     VM_TRANSPOSE_EDGES(float)
 }
 
-__attribute__((target("avx2"))) static void vm_transpose_f64_avx2(
+VM_UNUSED __attribute__((target("avx2"))) static void vm_transpose_f64_avx2(
     const double *restrict b, Py_ssize_t ldb, double *restrict d, Py_ssize_t n, Py_ssize_t k)
 {
     Py_ssize_t nt = n & ~(Py_ssize_t)3, kt = k & ~(Py_ssize_t)3, i, j, p;
