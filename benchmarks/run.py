@@ -6,7 +6,8 @@
     python benchmarks/run.py --only derivatives --only training
     python benchmarks/run.py --smoke         # a reduced set in seconds (what the tests run)
 
-Sections: kernels (activation kernels, both backends), gemm, overhead (per-op cost on small
+Sections: kernels (activation kernels, both backends), gemm (large squares, and small
+products with B transposed against B.T in memory), overhead (per-op cost on small
 tensors), activations (forward+backward through the Tensor API, against numpy by hand,
 PyTorch eager and a JAX jit, timed round-robin), derivatives (each activation's derivative
 formulations side by side, checked to give the same numbers), training (WORKLOADS.md's W1-W4
@@ -296,6 +297,37 @@ def section_gemm(b: Bench) -> None:
                 time.sleep(0 if b.smoke else _BLAS_SETTLE_S)
                 r = b.run("gemm", name, fn, backend=backend, **common)
                 r["gflops"] = flops / r["median_s"] / 1e9
+    with _threads(1):
+        _gemm_trans_b(b, dtypes)
+
+
+# Small products with B transposed, C = A B.T (m, n, k): a layer's input gradient dY W.T in
+# W3's hidden layer, W2b's, W4's last; a short-rowed and a few-rowed one, which BLAS reads as
+# they are (loops.pxd's _gemm_tb_copies).
+GEMM_TRANS_B = [(32, 32, 32), (50, 10, 10), (128, 256, 10), (32, 2, 32), (8, 32, 32)]
+
+
+def _gemm_trans_b(b: Bench, dtypes: list) -> None:
+    """The kernel with trans_b against the same product with B.T laid out in memory (BLAS's
+    plain form) and numpy's a @ b.T, interleaved, on one thread."""
+    gemm = kernel_table("cython")["gemm"]
+    rng = np.random.default_rng(0)
+    for dtype in dtypes:
+        for m, n, k in GEMM_TRANS_B[:1] if b.smoke else GEMM_TRANS_B:
+            b.progress(f"trans_b {np.dtype(dtype).name} {m}x{n}x{k}")
+            a = rng.standard_normal((m, k)).astype(dtype)
+            w = rng.standard_normal((n, k)).astype(dtype)
+            wt = np.ascontiguousarray(w.T)
+            out = np.empty((m, n), dtype)
+            fields = dict(dtype=np.dtype(dtype).name, shape=f"{m}x{n}x{k}", size=m * n * k)
+            b.run_round_robin("gemm", {
+                "tb": (lambda: gemm(a, w, out=out, trans_b=True),
+                       dict(name="gemm trans_b", backend="cython", **fields)),
+                "bt": (lambda: gemm(a, wt, out=out),
+                       dict(name="gemm, B.T in memory", backend="cython", **fields)),
+                "np": (lambda: np.matmul(a, w.T, out=out),
+                       dict(name="numpy a @ b.T", backend="numpy @", **fields)),
+            })
 
 
 def section_overhead(b: Bench) -> None:
@@ -1398,6 +1430,8 @@ def report(records: list[dict], notes: dict | None = None) -> None:
         print("\n== gemm: GFLOP/s (median); ratio = cython kernel / numpy @")
         rows = {}
         for r in by_section["gemm"]:
+            if "shape" in r:
+                continue
             rows.setdefault((r["dtype"], r["size"]), {})[r["name"] + ":" + r["backend"]] = r[
                 "gflops"]
         print(f"{'dtype':8s} {'n':>5s} {'cython':>8s} {'Tensor@':>8s} {'numpy@':>8s} "
@@ -1406,6 +1440,19 @@ def report(records: list[dict], notes: dict | None = None) -> None:
             c, t, npy, ref = (v["gemm:cython"], v["Tensor @:cython"], v["numpy @:numpy @"],
                               v["gemm:numpy"])
             print(f"{dtype:8s} {n:5d} {c:8.1f} {t:8.1f} {npy:8.1f} {ref:9.1f} {c / npy:6.3f}")
+        small = {}
+        for r in by_section["gemm"]:
+            if "shape" in r:
+                small.setdefault((r["dtype"], r["shape"]), {})[r["name"]] = r["median_s"]
+        if small:
+            print("\n== gemm: C = A B.T, (m, n, k), one thread: us per call (median); ratio ="
+                  " trans_b / B.T in memory")
+            print(f"{'dtype':8s} {'m x n x k':>12s} {'trans_b':>9s} {'B.T in mem':>11s} "
+                  f"{'numpy':>9s} {'ratio':>6s}")
+            for (dtype, shape), v in small.items():
+                tb, bt, npy = (v["gemm trans_b"] * 1e6, v["gemm, B.T in memory"] * 1e6,
+                               v["numpy a @ b.T"] * 1e6)
+                print(f"{dtype:8s} {shape:>12s} {tb:9.3f} {bt:11.3f} {npy:9.3f} {tb / bt:6.2f}")
 
     if "overhead" in by_section:
         print("\n== overhead: (32, 32) float32, autograd recording on unless noted (median)")
@@ -1694,7 +1741,9 @@ def _chart_kernels(fig, records):
 
 
 def _chart_gemm(fig, records):
-    ax = fig.subplots()
+    small = [r for r in records if "shape" in r]
+    records = [r for r in records if "shape" not in r]
+    ax, ax2 = fig.subplots(1, 2) if small else (fig.subplots(), None)
     for dtype in dict.fromkeys(r["dtype"] for r in records):
         for label in dict.fromkeys((r["name"], r["backend"]) for r in records):
             pts = sorted((r["size"], r["gflops"]) for r in records
@@ -1705,6 +1754,15 @@ def _chart_gemm(fig, records):
     ax.set_ylabel("GFLOP/s")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
+    if ax2 is not None:
+        groups = list(dict.fromkeys(f"{r['shape']} {r['dtype']}" for r in small))
+        series: dict[str, list] = {}
+        for r in small:
+            series.setdefault(r["name"], [None] * len(groups))[
+                groups.index(f"{r['shape']} {r['dtype']}")] = r["median_s"] * 1e6
+        _grouped_bars(ax2, groups, series, "us per call")
+        ax2.set_title("C = A B.T (m x n x k), one thread")
+        ax2.legend(fontsize=7)
 
 
 def _chart_overhead(fig, records):

@@ -6,13 +6,14 @@
 
 cimport numpy as cnp
 from libc.math cimport INFINITY, NAN, pow, sqrt
+from libc.stdint cimport uintptr_t
 from libc.string cimport memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from vmath cimport (
     _log, _softmax_row, floating, vm_bias_add_f32, vm_bias_add_f64, vm_bias_grad_f32,
     vm_bias_grad_f64,
-    vm_outer_f32, vm_outer_f64,
+    vm_outer_f32, vm_outer_f64, vm_transpose_f32, vm_transpose_f64,
     vm_elu_bwd_f32, vm_elu_bwd_f64, vm_relu_bwd_f32, vm_relu_bwd_f64, vm_relu_fwd_f32,
     vm_relu_fwd_f64, vm_sigmoid_bwd_y_f32, vm_sigmoid_bwd_y_f64, vm_tanh_bwd_y_f32,
     vm_tanh_bwd_y_f64,
@@ -30,6 +31,24 @@ ctypedef fused label_t:
 # (a Dense(1) on a batch of 50 is 50 of them).
 cdef enum:
     _SMALL_GEMM = 256
+
+
+# A product with B transposed (C = A B.T: a layer's input gradient dY W.T) whose B fits in
+# this many doubles (16 KB) may take B transposed into a buffer on the stack and the plain
+# form: OpenBLAS's small-matrix kernel for the transposed form (column-major "T", "N") sums
+# along k, slowly for short sums, and the plain one runs whole vectors along n
+# (_gemm_tb_copies; measured in csrc/README.md, matmul).
+cdef enum:
+    _TB_SCRATCH = 2048
+
+
+cdef inline bint _gemm_tb_copies(int m, int n, int k, int size) noexcept nogil:
+    """Whether C (m, n) := A B.T with B (n, k) of `size`-byte elements runs faster with B
+    copied transposed: when B fits the buffer and the sums are short (k <= 16), or the rows of
+    C fill a 64-byte vector and there are enough of them (m >= 16) to pay for the copy."""
+    if <long long>n * k * size > _TB_SCRATCH * <int>sizeof(double):
+        return False
+    return k <= 16 or (m >= 16 and n * size >= 64)
 
 
 cdef inline void _gemm_small(bint ta, bint tb, int m, int n, int k, const floating* a, int lda,
@@ -78,9 +97,10 @@ cdef inline void _gemm(bint ta, bint tb, int m, int n, int k, double alpha, cons
     row-major buffer read column-major is its transpose, so ask it for C.T = op(B).T op(A).T:
     B's buffer as the first operand, A's as the second, m and n exchanged.
     """
-    cdef char* trans_b = "T" if tb else "N"
-    cdef char* trans_a = "T" if ta else "N"
     cdef int ldc = max(1, n)
+    # 64 bytes to spare: the copy starts on a cache line wherever the stack is
+    cdef double scratch[_TB_SCRATCH + 8]
+    cdef floating* bt
     if (alpha == 1 and beta == 0 and not (ta and tb)
             and <long long>m * n * k <= _SMALL_GEMM):
         _gemm_small(ta, tb, m, n, k, a, lda, b, ldb, c, ldc)
@@ -88,6 +108,17 @@ cdef inline void _gemm(bint ta, bint tb, int m, int n, int k, double alpha, cons
     if k == 1 and alpha == 1 and beta == 0:
         _outer(a, 1 if ta else lda, b, ldb if tb else 1, c, m, n)
         return
+    if tb and not ta and _gemm_tb_copies(m, n, k, sizeof(floating)):
+        bt = <floating*>((<uintptr_t>scratch + 63) & ~(<uintptr_t>63))
+        if floating is float:
+            vm_transpose_f32(b, ldb, bt, n, k)
+        else:
+            vm_transpose_f64(b, ldb, bt, n, k)
+        b = bt
+        ldb = max(1, n)
+        tb = False
+    cdef char* trans_b = "T" if tb else "N"
+    cdef char* trans_a = "T" if ta else "N"
     cdef floating fa = <floating>alpha
     cdef floating fb = <floating>beta
     # scipy's cython_blas declares no const; BLAS does not write the operands.

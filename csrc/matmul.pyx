@@ -10,7 +10,7 @@ from libc.string cimport memset
 
 from checks cimport _c_order, _float_array, _float_type, _out, _overlap, _unalias
 from vmath cimport _THREAD_THRESHOLD, _default_threads, floating
-from loops cimport _bias_add, _bias_grad, _gemm
+from loops cimport _bias_add, _bias_grad, _gemm, _gemm_tb_copies
 
 cnp.import_array()
 
@@ -155,6 +155,12 @@ def gemm(a, b, out=None, bint trans_a=False, bint trans_b=False, double alpha=1.
             _gemm(ta, tb, <int>m, <int>n, <int>k, alpha, <const double*>pa, lda,
                   <const double*>pb, ldb, beta, <double*>pc)
     return o
+
+
+def _trans_b_copies(int m, int n, int k, dtype):
+    """Test hook: whether a product C (m, n) := A B.T with B (n, k) of `dtype` runs on B
+    copied transposed (loops.pxd's _gemm_tb_copies), when BLAS computes it."""
+    return _gemm_tb_copies(m, n, k, <int>_np.dtype(dtype).itemsize)
 
 
 # --------------------------------------------------------------------------- bias

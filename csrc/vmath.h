@@ -836,4 +836,96 @@ VM_UNUSED static int vm_set_simd_level(int level)
 #undef VM_LOOP3
 #undef VM_ROWS
 
+/* --------------------------------------------------------------------------- transpose */
+
+/* d (k, n) := b.T for b (n, k) with rows ldb apart, d dense and apart from b: the operand
+ * of a product with B transposed, copied so that BLAS runs its plain form (loops.pxd's
+ * _gemm). Only moves, so every level gives the same bits. With AVX2: tiles of 8 x 8 floats
+ * (4 x 4 doubles) through registers, the edges element by element. */
+#define VM_TRANSPOSE_EDGES(T)                                                             \
+    for (j = 0; j < n; j++)                                                               \
+        for (p = j < nt ? kt : 0; p < k; p++)                                             \
+            d[p * n + j] = b[j * ldb + p];
+
+#ifdef VM_X86_DISPATCH
+#include <immintrin.h>
+
+VM_UNUSED __attribute__((target("avx2"))) static void vm_transpose_f32_avx2(
+    const float *restrict b, Py_ssize_t ldb, float *restrict d, Py_ssize_t n, Py_ssize_t k)
+{
+    Py_ssize_t nt = n & ~(Py_ssize_t)7, kt = k & ~(Py_ssize_t)7, i, j, p;
+    for (i = 0; i < nt; i += 8)
+        for (p = 0; p < kt; p += 8) {
+            const float *s = b + i * ldb + p;
+            float *t = d + p * n + i;
+            /* rows r0..r7 -> pairs interleaved -> quads -> the 128-bit halves swapped */
+            __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + ldb);
+            __m256 r2 = _mm256_loadu_ps(s + 2 * ldb), r3 = _mm256_loadu_ps(s + 3 * ldb);
+            __m256 r4 = _mm256_loadu_ps(s + 4 * ldb), r5 = _mm256_loadu_ps(s + 5 * ldb);
+            __m256 r6 = _mm256_loadu_ps(s + 6 * ldb), r7 = _mm256_loadu_ps(s + 7 * ldb);
+            __m256 u0 = _mm256_unpacklo_ps(r0, r1), u1 = _mm256_unpackhi_ps(r0, r1);
+            __m256 u2 = _mm256_unpacklo_ps(r2, r3), u3 = _mm256_unpackhi_ps(r2, r3);
+            __m256 u4 = _mm256_unpacklo_ps(r4, r5), u5 = _mm256_unpackhi_ps(r4, r5);
+            __m256 u6 = _mm256_unpacklo_ps(r6, r7), u7 = _mm256_unpackhi_ps(r6, r7);
+            __m256 q0 = _mm256_shuffle_ps(u0, u2, 0x44), q1 = _mm256_shuffle_ps(u0, u2, 0xEE);
+            __m256 q2 = _mm256_shuffle_ps(u1, u3, 0x44), q3 = _mm256_shuffle_ps(u1, u3, 0xEE);
+            __m256 q4 = _mm256_shuffle_ps(u4, u6, 0x44), q5 = _mm256_shuffle_ps(u4, u6, 0xEE);
+            __m256 q6 = _mm256_shuffle_ps(u5, u7, 0x44), q7 = _mm256_shuffle_ps(u5, u7, 0xEE);
+            _mm256_storeu_ps(t, _mm256_permute2f128_ps(q0, q4, 0x20));
+            _mm256_storeu_ps(t + n, _mm256_permute2f128_ps(q1, q5, 0x20));
+            _mm256_storeu_ps(t + 2 * n, _mm256_permute2f128_ps(q2, q6, 0x20));
+            _mm256_storeu_ps(t + 3 * n, _mm256_permute2f128_ps(q3, q7, 0x20));
+            _mm256_storeu_ps(t + 4 * n, _mm256_permute2f128_ps(q0, q4, 0x31));
+            _mm256_storeu_ps(t + 5 * n, _mm256_permute2f128_ps(q1, q5, 0x31));
+            _mm256_storeu_ps(t + 6 * n, _mm256_permute2f128_ps(q2, q6, 0x31));
+            _mm256_storeu_ps(t + 7 * n, _mm256_permute2f128_ps(q3, q7, 0x31));
+        }
+    VM_TRANSPOSE_EDGES(float)
+}
+
+VM_UNUSED __attribute__((target("avx2"))) static void vm_transpose_f64_avx2(
+    const double *restrict b, Py_ssize_t ldb, double *restrict d, Py_ssize_t n, Py_ssize_t k)
+{
+    Py_ssize_t nt = n & ~(Py_ssize_t)3, kt = k & ~(Py_ssize_t)3, i, j, p;
+    for (i = 0; i < nt; i += 4)
+        for (p = 0; p < kt; p += 4) {
+            const double *s = b + i * ldb + p;
+            double *t = d + p * n + i;
+            __m256d r0 = _mm256_loadu_pd(s), r1 = _mm256_loadu_pd(s + ldb);
+            __m256d r2 = _mm256_loadu_pd(s + 2 * ldb), r3 = _mm256_loadu_pd(s + 3 * ldb);
+            __m256d u0 = _mm256_unpacklo_pd(r0, r1), u1 = _mm256_unpackhi_pd(r0, r1);
+            __m256d u2 = _mm256_unpacklo_pd(r2, r3), u3 = _mm256_unpackhi_pd(r2, r3);
+            _mm256_storeu_pd(t, _mm256_permute2f128_pd(u0, u2, 0x20));
+            _mm256_storeu_pd(t + n, _mm256_permute2f128_pd(u1, u3, 0x20));
+            _mm256_storeu_pd(t + 2 * n, _mm256_permute2f128_pd(u0, u2, 0x31));
+            _mm256_storeu_pd(t + 3 * n, _mm256_permute2f128_pd(u1, u3, 0x31));
+        }
+    VM_TRANSPOSE_EDGES(double)
+}
+#endif
+
+#define VM_TRANSPOSE(T, SUF)                                                              \
+    VM_UNUSED static void vm_transpose_##SUF##_base(                                      \
+        const T *restrict b, Py_ssize_t ldb, T *restrict d, Py_ssize_t n, Py_ssize_t k)    \
+    {                                                                                     \
+        Py_ssize_t nt = 0, kt = 0, j, p;                                                  \
+        VM_TRANSPOSE_EDGES(T)                                                             \
+    }                                                                                     \
+    VM_UNUSED static void vm_transpose_##SUF(const T *b, Py_ssize_t ldb, T *d, Py_ssize_t n, \
+                                            Py_ssize_t k)                                 \
+    {                                                                                     \
+        VM_TRANSPOSE_PICK(SUF)(b, ldb, d, n, k);                                          \
+    }
+#ifdef VM_X86_DISPATCH
+#  define VM_TRANSPOSE_PICK(SUF) \
+    (vm_simd_level() ? vm_transpose_##SUF##_avx2 : vm_transpose_##SUF##_base)
+#else
+#  define VM_TRANSPOSE_PICK(SUF) vm_transpose_##SUF##_base
+#endif
+VM_TRANSPOSE(float, f32)
+VM_TRANSPOSE(double, f64)
+#undef VM_TRANSPOSE
+#undef VM_TRANSPOSE_PICK
+#undef VM_TRANSPOSE_EDGES
+
 #endif /* MICROGRADNET_VMATH_H */

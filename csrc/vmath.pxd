@@ -110,6 +110,8 @@ cdef extern from "vmath.h" nogil:
     int vm_outer_f32(const float*, Py_ssize_t, const float*, float*, Py_ssize_t, Py_ssize_t)
     int vm_outer_f64(const double*, Py_ssize_t, const double*, double*, Py_ssize_t,
                      Py_ssize_t)
+    void vm_transpose_f32(const float*, Py_ssize_t, float*, Py_ssize_t, Py_ssize_t)
+    void vm_transpose_f64(const double*, Py_ssize_t, double*, Py_ssize_t, Py_ssize_t)
 
     void vm_bce_fwd_f32(const float*, const float*, float*, Py_ssize_t, double)
     void vm_bce_fwd_f64(const double*, const double*, double*, Py_ssize_t, double)

@@ -758,6 +758,113 @@ def test_gemm_of_inner_dimension_one_is_the_exact_outer_product(mn, level, dtype
         matmul._simd_level(-1)
 
 
+# Products with B transposed, C = A B.T (a layer's input gradient dY W.T): where B fits
+# gemm's stack buffer and the copy pays (matmul._trans_b_copies), B is copied transposed and
+# BLAS runs its plain form; elsewhere BLAS reads B as it is.
+# (m, n, k): W3's hidden layer, W2b's, W4's last (float32: B of 10 KB), odd sizes of both
+# kinds, short sums below and above the transposition's 8 x 8 tiles.
+TB_SHAPES = [(32, 32, 32), (50, 10, 10), (128, 256, 10), (33, 17, 13), (7, 9, 11),
+             (1, 5, 16), (19, 64, 31), (31, 3, 7), (2, 3, 300), (40, 2, 33), (9, 40, 40)]
+# B just within gemm's buffer (16 KB) and just beyond, per dtype: (m, n, k, copied)
+TB_LIMITS = {
+    np.float32: [(16, 64, 64, True), (16, 63, 65, True), (16, 65, 64, False),
+                 (16, 64, 65, False)],
+    np.float64: [(16, 32, 64, True), (16, 64, 32, True), (16, 33, 64, False),
+                 (16, 64, 33, False)],
+}
+
+
+def _assert_product(got, a, b, alpha=1.0, beta=0.0, c0=None):
+    """got == alpha a b.T + beta c0 within the rounding of sums of a's and b's dtype."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    want = alpha * (a64 @ b64.T) + (beta * c0.astype(np.float64) if beta else 0.0)
+    eps = np.finfo(a.dtype).eps
+    bound = 2 * eps * (a.shape[1] + 2) * (abs(alpha) * (np.abs(a64) @ np.abs(b64).T)
+                                          + abs(beta) * (np.abs(c0) if beta else 0.0))
+    assert got.dtype == a.dtype and got.shape == want.shape
+    assert np.all(np.abs(got - want) <= bound), np.max(np.abs(got - want) - bound)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mnk", TB_SHAPES + [s[:3] for d in DTYPES for s in TB_LIMITS[d]])
+def test_gemm_trans_b_matches_the_product(mnk, dtype):
+    """Every layout of B, alpha and beta: against the float64 product and the reference."""
+    m, n, k = mnk
+    rng = np.random.default_rng(15)
+    a, b0 = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((n, k)).astype(dtype)
+    for how in LAYOUTS:
+        b = _layout(b0, how)
+        got = matmul.gemm(a, b, trans_b=True)
+        _assert_product(got, a, b0)
+        _close(got, ref.gemm(a, b, trans_b=True), dtype, scale=k)
+    c0 = rng.standard_normal((m, n)).astype(dtype)
+    got = matmul.gemm(a, b0, out=c0.copy(), trans_b=True, alpha=-1.5, beta=0.5)
+    _assert_product(got, a, b0, -1.5, 0.5, c0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("level", list(range(activations._simd_level(-1) + 1)))
+def test_gemm_trans_b_is_the_product_with_b_transposed_in_memory(level, dtype):
+    """Where B is copied (B small, the copy paying): the same bits as the product with B.T
+    laid out in memory, whatever B's layout and whichever SIMD level transposes it."""
+    rng = np.random.default_rng(16)
+    shapes = [s for s in TB_SHAPES if s[0] * s[1] * s[2] > 256]  # smaller ones are loops
+    shapes += [s[:3] for s in TB_LIMITS[dtype] if s[3]]
+    copied = [s for s in shapes if matmul._trans_b_copies(*s, dtype)]
+    # the layers of WORKLOADS.md run this way (W4's B is 20 KB in float64: not copied)
+    assert {(32, 32, 32), (50, 10, 10), (16, 64, 64) if dtype == np.float32
+            else (16, 32, 64)} <= set(copied)
+    assert ((128, 256, 10) in copied) == (dtype == np.float32)
+    assert matmul._simd_level(level) == level
+    try:
+        for m, n, k in copied:
+            a = rng.standard_normal((m, k)).astype(dtype)
+            b0 = rng.standard_normal((n, k)).astype(dtype)
+            want = matmul.gemm(a, np.ascontiguousarray(b0.T))
+            for how in LAYOUTS:
+                b = _layout(b0, how)
+                np.testing.assert_array_equal(matmul.gemm(a, b, trans_b=True), want,
+                                              err_msg=f"{(m, n, k)}, B {how}")
+                # B.T given with B's buffer in F order: the same product
+                np.testing.assert_array_equal(matmul.gemm(a, np.asfortranarray(b0).T), want)
+    finally:
+        matmul._simd_level(-1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_trans_b_buffer_limit(dtype):
+    """B of up to 16 KB is copied, beyond it not; the products agree either side."""
+    rng = np.random.default_rng(17)
+    for m, n, k, copied in TB_LIMITS[dtype]:
+        assert matmul._trans_b_copies(m, n, k, dtype) == copied
+        a = rng.standard_normal((m, k)).astype(dtype)
+        b = rng.standard_normal((n, k)).astype(dtype)
+        got = matmul.gemm(a, b, trans_b=True)
+        _assert_product(got, a, b)
+        if copied:
+            np.testing.assert_array_equal(got, matmul.gemm(a, np.ascontiguousarray(b.T)))
+    # short sums are copied for any m and n that fit; long ones when C's rows fill a 64-byte
+    # vector and there are 16 of them
+    size = np.dtype(dtype).itemsize
+    assert matmul._trans_b_copies(1, 3, 16, dtype)
+    assert not matmul._trans_b_copies(15, 64, 17, dtype)
+    assert matmul._trans_b_copies(16, 64 // size, 17, dtype)
+    assert not matmul._trans_b_copies(16, 64 // size - 1, 17, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mnk", [(0, 32, 32), (32, 0, 32), (32, 32, 0), (0, 0, 0)])
+def test_gemm_trans_b_empty(mnk, dtype):
+    m, n, k = mnk
+    a, b = np.ones((m, k), dtype), np.ones((n, k), dtype)
+    got = matmul.gemm(a, b, trans_b=True)
+    assert got.shape == (m, n) and got.dtype == dtype
+    np.testing.assert_array_equal(got, np.zeros((m, n), dtype))
+    out = np.full((m, n), 2.0, dtype)
+    np.testing.assert_array_equal(matmul.gemm(a, b, out=out, trans_b=True, beta=0.5),
+                                  np.full((m, n), 1.0, dtype))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gelu_backward_of_an_infinite_dy_far_left(dtype):
     """Found by test_elementwise_property: below x = -15 float32's gelu' is -0, so dy = inf

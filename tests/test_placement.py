@@ -264,6 +264,8 @@ ROWS = {
     "gemm-k1": _gemm(False, False, 1),
     "gemm-ta": _gemm(True, False, 9),
     "gemm-tb": _gemm(False, True, 5),
+    # B copied transposed into gemm's stack buffer, by 8 x 8 tiles where it has them
+    "gemm-tb16": _gemm(False, True, 16),
 }
 
 
