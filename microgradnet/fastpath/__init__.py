@@ -34,15 +34,22 @@ from __future__ import annotations
 
 from .batched import batch_key, fit_many
 from .capture import explain, shuffles_like_numpy
-from .driver import captured_inputs, fit_captured, runs_between_callbacks
+from .driver import (
+    batch_accuracies,
+    captured_inputs,
+    counted_metrics,
+    fit_captured,
+    runs_between_callbacks,
+)
 from .fpenv import get_flush_denormal, set_flush_denormal, trainer, training_fpenv
 from .step import CapturedStep, captured_step
 
 _trainer = trainer  # the name the thread tests use
 
-__all__ = ["CapturedStep", "batch_key", "captured_inputs", "captured_step", "explain",
-           "fit_captured", "fit_many", "get_flush_denormal", "runs_between_callbacks",
-           "set_flush_denormal", "shuffles_like_numpy", "training_fpenv"]
+__all__ = ["CapturedStep", "batch_accuracies", "batch_key", "captured_inputs",
+           "captured_step", "counted_metrics", "explain", "fit_captured", "fit_many",
+           "get_flush_denormal", "runs_between_callbacks", "set_flush_denormal",
+           "shuffles_like_numpy", "training_fpenv"]
 
 
 def __dir__() -> list[str]:
