@@ -18,7 +18,9 @@ cross-entropy on a sigmoid output (or from logits), categorical and sparse categ
 cross-entropy on a softmax output (or from logits); SGD (momentum, nesterov), Adam and AdamW
 (amsgrad), RMSprop (momentum, centered) and Adagrad, with weight decay, clipvalue, clipnorm
 or global_clipnorm, at a constant learning rate or a schedule (asked for each step's rate
-before the call into C); float32 or float64; no sample or class weights. Anything else
+before the call into C); float32 or float64; no sample or class weights. The accuracies
+(binary on one output column, categorical, sparse categorical) are counted inside the run;
+other metrics make fit run the step once per batch and compute them in numpy. Anything else
 trains on the eager path, with the same results; `explain(model)` says why a model is not
 captured.
 

@@ -1,11 +1,12 @@
 """Batched capture: K models of one structure trained together in one call into C.
 
-Models that share their layers, loss, optimizer kind, dtype, batch size, epochs and data,
-and differ in initial weights, generators and hyper-parameters (learning rate, momentum,
-betas, weight decay, clipping...), train in lockstep over buffers carved from one
-allocation (trainer.BatchedPlan). Each net steps through the very C a solo captured `fit`
-runs, so it ends with the weights, optimizer state and losses of its own `fit`, whichever
-nets it was batched with and in whichever order.
+Models that share their layers, loss, optimizer kind, dtype, batch size, epochs, data and
+metrics (the accuracies the run counts in C), and differ in initial weights, generators
+and hyper-parameters (learning rate, momentum, betas, weight decay, clipping...), train
+in lockstep over buffers carved from one allocation (trainer.BatchedPlan). Each net steps
+through the very C a solo captured `fit` runs, so it ends with the weights, optimizer
+state and losses of its own `fit`, whichever nets it was batched with and in whichever
+order.
 
 `batch_key` says which runs can train together; `fit_many` trains them.
 """
@@ -151,7 +152,8 @@ def _keep_plan(key: tuple, plan: Any) -> None:
 def fit_many(models: list, x: Any, y: Any, generators: list | None = None,
              **fit_kwargs: Any) -> list[cbks.History]:
     """Train each model as model.fit(x, y, **fit_kwargs) would, all in one call into C;
-    return one History per model, with `.batch_losses` (one loss per step).
+    return one History per model, with `.batch_losses` (one loss per step) and the values
+    of the metrics it was compiled with (accuracies, counted in the run).
 
     Takes fit's epochs, batch_size, shuffle and verbose (nothing is printed); the models
     must share a batch_key (else ValueError naming the field that differs). generators: one
