@@ -1,9 +1,9 @@
 """The eager half of Sequential.fit, the batch pieces evaluate shares, find_nonfinite.
 
 `Epochs.run` trains epoch by epoch: through autograd, or through the captured step one call
-per epoch (or per batch, when a callback looks at every batch, or a metric the captured
-step does not count: those but the accuracies). It calls the
-callbacks, records every batch in the History and scores the validation set after each epoch.
+per epoch (or per batch, when a callback looks at every batch or a metric is not one of the
+accuracies the captured step counts). It calls the callbacks, records every batch in the
+History and scores the validation set after each epoch.
 """
 
 from __future__ import annotations
