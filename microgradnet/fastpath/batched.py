@@ -252,13 +252,18 @@ def _hand_over(model: Any, cap: Capture, plan: Any, x: np.ndarray, y: np.ndarray
     if steps:
         run = _Run(None, x, y, batch, per_epoch, None, gen if shuffle else None)
         epoch_sums = _EpochSums(run)
-        epoch_counts = epoch_sums.count_segment(counts, 0)
+        metrics = {}
+        if model.metrics:
+            epoch_counts = epoch_sums.count_segment(counts, 0)
+            history.record_batches(losses, batch_accuracies(model, counts,
+                                                            epoch_sums.sizes(steps, 0)))
+            metrics = {name: (epoch_counts[:, j] / n).tolist()
+                       for j, (name, _) in enumerate(model.metrics)}
+        else:
+            history.record_batches(losses)
         ends, sums = epoch_sums.segment(losses.copy(), 0)
-        history.record_batches(losses, batch_accuracies(model, counts,
-                                                        epoch_sums.sizes(steps, 0)))
         history.record_epochs(list(range(len(ends))), (ends + 1).tolist(), (sums / n).tolist(),
-                              {name: (epoch_counts[:, j] / n).tolist()
-                               for j, (name, _) in enumerate(model.metrics)})
+                              metrics)
         last = steps - 1
         rows = slice((last % per_epoch) * batch, (last % per_epoch + 1) * batch)
         order = plan.last_order() if shuffle else None

@@ -297,14 +297,15 @@ def fit_captured(model: Any, step: CapturedStep, x: np.ndarray, y: np.ndarray, n
                 _hand_over_stopped(model, run, sums, history, followers, recorders,
                                    step.stopped_losses, step.counts, done, initial_epoch)
             raise
-        counts = step.counts
-        sizes = sums.sizes(k, done)
-        epoch_counts = sums.count_segment(counts, done)
+        counts, sizes, epoch_counts = step.counts, None, None
+        if names:  # the batches' sizes and the epochs' counts, for the metrics' values
+            sizes = sums.sizes(k, done)
+            epoch_counts = sums.count_segment(counts, done)
         ends, epoch_sums = sums.segment(losses, done)
         epoch0 = initial_epoch + done // steps
         live_end = len(ends) and ends[-1] == k - 1
         nbulk = len(ends) - 1 if live_end else len(ends)
-        history.record_batches(losses, batch_accuracies(model, counts, sizes))
+        history.record_batches(losses, batch_accuracies(model, counts, sizes) if names else None)
         history.record_epochs(list(range(epoch0, epoch0 + nbulk)),
                               (ends[:nbulk] + (done + 1)).tolist(),
                               (epoch_sums[:nbulk] / n).tolist(),
