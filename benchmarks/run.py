@@ -1123,9 +1123,10 @@ def _sweep_mean_loss(sw, finals: list, x: np.ndarray, y: np.ndarray) -> float:
 # --------------------------------------------------------------------------- batched
 
 
-def _s1_models(count: int, w: wl.Workload, spread: bool = False) -> list:
+def _s1_models(count: int, w: wl.Workload, spread: bool = False,
+               metrics: list | None = None) -> list:
     """Issue 14's S1 nets of W3's shape: net k Glorot-uniform from default_rng(1234 + k)
-    (S2: the learning rate spread over 0.02-0.2)."""
+    (S2: the learning rate spread over 0.02-0.2), compiled with `metrics`."""
     from microgradnet.layers import Dense
     from microgradnet.models import Sequential
 
@@ -1143,7 +1144,8 @@ def _s1_models(count: int, w: wl.Workload, spread: bool = False) -> list:
                         np.zeros(fan_out, np.float32)]
         model.set_weights(weights)
         rate = 0.02 + 0.18 * k / max(count - 1, 1) if spread else w.lr
-        model.compile(optimizer=mg.optimizers.SGD(learning_rate=rate), loss="binary_crossentropy")
+        model.compile(optimizer=mg.optimizers.SGD(learning_rate=rate), loss="binary_crossentropy",
+                      metrics=metrics)
         models.append(model)
     return models
 
@@ -1151,7 +1153,9 @@ def _s1_models(count: int, w: wl.Workload, spread: bool = False) -> list:
 def section_batched(b: Bench) -> None:
     """fastpath.fit_many (batched capture: K nets in one call into C) against a loop of
     solo fits, per net-step, on K nets of W3's shape (issue 14's S1; S2 at K = 64), whole
-    runs interleaved; and the Python setup per net (epochs=0)."""
+    runs interleaved; the same with metrics=["accuracy"] (counted inside the C run) and, at
+    K = 1, with metrics=["mae"] (computed in Python after every batch: the path accuracy took
+    before it was counted in C); and the Python setup per net (epochs=0)."""
     from microgradnet.fastpath import fit_many
 
     w = wl.w3("relu", epochs=2 if b.smoke else 10 if b.quick else 100)
@@ -1166,23 +1170,25 @@ def section_batched(b: Bench) -> None:
     def batched(models, gens):
         fit_many(models, w.x, w.y, generators=gens, **kw)
 
-    cases = [(f"K={k} {how}", k, how, fn, False) for k in counts
-             for how, fn in (("loop of fit", loop), ("fit_many", batched))]
+    hows = (("loop of fit", loop), ("fit_many", batched))
+    cases = [(f"K={k} {how}", k, how, fn, False, None) for k in counts for how, fn in hows]
     if not b.smoke:
-        cases += [(f"K=64 S2 {how}", 64, how, fn, True)
-                  for how, fn in (("loop of fit", loop), ("fit_many", batched))]
+        cases += [(f"K=64 S2 {how}", 64, how, fn, True, None) for how, fn in hows]
+    cases += [(f"K={k} accuracy {how}", k, how, fn, False, ["accuracy"])
+              for k in (counts[0], counts[-1]) for how, fn in hows]
+    cases += [("K=1 mae loop of fit", 1, "loop of fit", loop, False, ["mae"])]
     times: dict[str, list[float]] = {c[0]: [] for c in cases}
     with _threads(1):
         for _ in range(b.train_repeats):
-            for name, k, _how, fn, spread in cases:
+            for name, k, _how, fn, spread, metrics in cases:
                 b.progress(f"{name}: {w.steps} steps per net")
-                models = _s1_models(k, w, spread)
+                models = _s1_models(k, w, spread, metrics)
                 gens = [np.random.default_rng(j) for j in range(k)]
                 time.sleep(_SETTLE_S)
                 t0 = time.perf_counter()
                 fn(models, gens)
                 times[name].append(time.perf_counter() - t0)
-        for name, k, how, _fn, _spread in cases:
+        for name, k, how, _fn, _spread, _metrics in cases:
             per = [t / (k * w.steps) for t in times[name]]
             b.records.append({"section": "batched", "name": name, "backend": "cython",
                               "dtype": "float32", "nets": k, "how": how, "steps": w.steps,

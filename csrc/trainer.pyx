@@ -12,9 +12,10 @@ trainer_layout.pxi (the descriptors of the layers and of the run), trainer_activ
 (the activation dispatch), trainer_update.pxi (the optimizer update), trainer_regularize.pxi
 (the L1/L2 weight penalties), trainer_step.pxi (one
 step: batch, forward, loss, backward and update), trainer_shuffle.pxi (the epochs' orders
-and their prefetch), trainer_record.pxi (recording inside the run), trainer_checks.pxi
-(argument checks), trainer_lend.pxi (the generators a run draws from, lent to it without a
-lock held), trainer_plan.pxi (the Plan: buffers, arguments, the run), trainer_batched.pxi
+and their prefetch), trainer_record.pxi (recording inside the run), trainer_accuracy.pxi
+(the accuracies counted inside the run), trainer_checks.pxi (argument checks),
+trainer_lend.pxi (the generators a run draws from, lent to it without a lock held),
+trainer_plan.pxi (the Plan: buffers, arguments, the run), trainer_batched.pxi
 (BatchedPlan: K plans of one structure in one allocation, trained in lockstep).
 """
 
@@ -106,6 +107,7 @@ include "trainer_update.pxi"
 include "trainer_regularize.pxi"
 include "trainer_shuffle.pxi"
 include "trainer_record.pxi"
+include "trainer_accuracy.pxi"
 include "trainer_step.pxi"
 include "trainer_checks.pxi"
 include "trainer_lend.pxi"

@@ -98,10 +98,10 @@ cdef class BatchedPlan:
         """Train steps [first, last) of every net on the same data, in lockstep.
 
         nets: one tuple per plan, (params, states, optimizer, hyper, iteration, losses,
-        shuffle_with, dropout_rngs) as Plan.run takes them (no orders, recording nor
-        schedule). Every argument of every net is checked, and no array a net writes may
-        overlap any array of the run, nor may two nets draw from one generator, before the
-        GIL is released. On the main thread the run polls the signal handlers between
+        shuffle_with, dropout_rngs[, accuracy]) as Plan.run takes them (no orders,
+        recording nor schedule). Every argument of every net is checked, and no array a net
+        writes may overlap any array of the run, nor may two nets draw from one generator,
+        before the GIL is released. On the main thread the run polls the signal handlers between
         rounds (each about 20 ms or less); when one raises, every net has done steps_done
         steps (kept) and it is raised.
         """
@@ -128,11 +128,14 @@ cdef class BatchedPlan:
         for k in range(self.count):
             p = self.plans[k]
             try:
+                net = tuple(nets[k])
+                accuracy = net[8] if len(net) == 9 else None
                 (params, states, optimizer, hyper, iteration, losses_k, shuffle_with,
-                 dropout_rngs) = nets[k]
+                 dropout_rngs) = net[:8] if len(net) == 9 else net
             except (TypeError, ValueError):
                 raise ValueError(f"nets[{k}] must be (params, states, optimizer, hyper, "
-                                 f"iteration, losses, shuffle_with, dropout_rngs)") from None
+                                 f"iteration, losses, shuffle_with, dropout_rngs"
+                                 f"[, accuracy])") from None
             try:
                 if not (cnp.PyArray_Check(losses_k) and losses_k.dtype == np.float64):
                     raise TypeError("losses must be a float64 array")
@@ -149,6 +152,7 @@ cdef class BatchedPlan:
                 p._check_rates(None, first, last)
                 p.c.n = data.n
                 _set_recording(p.L, &p.c, p.typenum, p.shapes, None, None, first, last)
+                _set_accuracy(&p.c, p.L[p.nlayers - 1].units, accuracy, first, last)
             except (TypeError, ValueError) as err:
                 raise type(err)(f"net {k}: {err}") from None
             for gen in generators:
@@ -174,7 +178,13 @@ cdef class BatchedPlan:
             _raise_on_clash(e, n)
         finally:
             free(e)
-        self._run_lent(&data, first, last, per_epoch, nets, flush_denormal)
+        try:
+            self._run_lent(&data, first, last, per_epoch, nets, flush_denormal)
+        finally:
+            for k in range(self.count):
+                p = self.plans[k]
+                p.c.counts = NULL
+                p.c.n_counted = 0
         return 0
 
     cdef int _run_lent(self, RunData* data, Py_ssize_t first, Py_ssize_t last,

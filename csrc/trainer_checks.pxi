@@ -60,7 +60,7 @@ cdef enum:
 
 _EXTENT_NAMES = ("x", "y", "labels", "orders", "record: rows", "lrs", "losses", "parameter {}",
                  "state {} of parameter {}", "record: out", "record_weights: outs[{}]",
-                 "a buffer of the plan (gradients())")
+                 "a buffer of the plan (gradients())", "accuracy: counts")
 
 
 cdef inline void _extent(_Extent* e, Py_ssize_t* n, const void* p, Py_ssize_t nbytes, int what,
@@ -92,7 +92,7 @@ cdef str _extent_name(const _Extent* e):
 
 cdef inline Py_ssize_t _extent_room(Config* c, list buffers) noexcept:
     """The most extents _data_extents and _net_extents add for one net."""
-    return 8 + 10 * c.nlayers + len(buffers)
+    return 9 + 10 * c.nlayers + len(buffers)
 
 
 cdef void _data_extents(_Extent* e, Py_ssize_t* n, LayerDesc* L, Config* c,
@@ -117,6 +117,7 @@ cdef int _net_extents(_Extent* e, Py_ssize_t* n, LayerDesc* L, Config* c, list b
     if lrs is not None:
         _extent(e, n, cnp.PyArray_DATA(<cnp.ndarray>lrs), steps * 8, 5, 0, net)
     _extent(e, n, &losses[0], steps * 8, 6, 0, net)
+    _extent(e, n, c.counts, steps * c.n_counted * 8, 12, 0, net)
     for li in range(nl):
         size = L[li].fan_in * L[li].units
         _extent(e, n, L[li].kernel, size * item, 7, 2 * li, net)

@@ -10,6 +10,15 @@ cdef enum:
 cdef enum:
     O_SGD, O_MOMENTUM, O_ADAM, O_RMSPROP, O_ADAGRAD
 
+# The accuracies a run counts (their index is the code), at most MAX_COUNTED per run.
+ACCURACIES = ("binary", "categorical", "sparse_categorical")
+
+cdef enum:
+    ACC_BINARY, ACC_CATEGORICAL, ACC_SPARSE
+
+cdef enum:
+    MAX_COUNTED = 8
+
 # What each update rule's kernel takes (loops.pxd), as optim.pyx's wrappers take it: the
 # numbers it reads from `hyper` (the optimizer gives them all: Optimizer.update_arguments;
 # none has a default here), how many state arrays must be given, and how many it may take
@@ -103,6 +112,10 @@ cdef struct Config:
     Py_ssize_t poll_left
     bint ftz               # the run flushes subnormals; the caller's mode, for the handlers
     unsigned int ftz_mode
+    const void* model_out  # the model's output of the step's batch (Plan.output's buffer)
+    int n_counted          # accuracies counted per step (trainer_accuracy.pxi): their kinds,
+    int counted[MAX_COUNTED]  # and counts[(s - first) * n_counted + j] for step s, kind j
+    cnp.int64_t* counts
 
 
 cdef inline bint _activated(const LayerDesc* layer, const Config* c, int li) noexcept nogil:

@@ -145,6 +145,7 @@ cdef class Plan:
         self.c.dloss = cnp.PyArray_DATA(self._buffer((batch * out_dim,)))
         labels = self._buffer((batch,), np.int64)
         self.c.batch_labels = <cnp.int64_t*>cnp.PyArray_DATA(labels)
+        self.c.model_out = cnp.PyArray_DATA(self.out_buf)
         self.ready = True
 
     cdef int _check_ready(self) except -1:
@@ -259,7 +260,7 @@ cdef class Plan:
                     Py_ssize_t per_epoch, list params, list states, str optimizer,
                     dict hyper, long long iteration, double[::1] losses,
                     bint flush_denormal=False, shuffle_with=None, record=None,
-                    record_weights=None, lrs=None, dropout_rngs=None):
+                    record_weights=None, lrs=None, dropout_rngs=None, accuracy=None):
         """Train steps [first, last); write each step's loss into losses; return the number
         of output snapshots written (record).
 
@@ -280,7 +281,11 @@ cdef class Plan:
         *shape) (None for a missing bias), at 0, 1, ... lrs: float64 (last - first,), the
         learning rate of each step (a schedule), in place of hyper["lr"]. dropout_rngs: per
         layer, the numpy Generator its Dropout draws from (None for a layer without one); a
-        generator may also be shuffle_with.
+        generator may also be shuffle_with. accuracy: (kinds, counts) to count, for each
+        kind of ACCURACIES, the samples of each step's batch its output gets right (before
+        the update) into counts[s - first, j], int64 (last - first, len(kinds)): "binary"
+        on one output column ((output > 0.5) == (target > 0.5)), "categorical" (argmax,
+        the first max, as np.argmax), "sparse_categorical" (argmax against the labels).
 
         On the main thread, a run polls the signal handlers every 20 ms or so; when one
         raises (KeyboardInterrupt), the run stops after the step it is in, leaves the
@@ -302,8 +307,10 @@ cdef class Plan:
         self.c.n = data.n
         _set_recording(self.L, &self.c, self.typenum, self.shapes, record, record_weights,
                        first, last)
+        _set_accuracy(&self.c, self.L[self.nlayers - 1].units, accuracy, first, last)
         if last == first:
             return 0
+        # (every run sets its accuracy argument first: none is left from a run before)
         _check_apart(self.L, &self.c, self.typenum, self.buffers, &data, lrs, losses,
                      last - first)
         try:
@@ -312,6 +319,8 @@ cdef class Plan:
         finally:
             snapshots = self.c.rec_count
             self.c.lrs = NULL
+            self.c.counts = NULL
+            self.c.n_counted = 0
             _end_recording(self.L, &self.c)
             # The order in the buffer now is that of the last epoch trained: a next run may
             # go on within that epoch with it.

@@ -213,8 +213,9 @@ cdef inline void _step(LayerDesc* L, Config* c, const floating* x, const floatin
                        Py_ssize_t first, Py_ssize_t per_epoch, double* losses) noexcept nogil:
     """Step s of the run: batch s % per_epoch of epoch s // per_epoch, whose samples are
     orders[epoch, batch rows] (or the rows in order when orders is NULL); its loss goes to
-    losses[s - first]. A Plan's run and a BatchedPlan's (K nets in lockstep) both step
-    through here: a net trains the same in either."""
+    losses[s - first], its counted accuracies to c.counts (trainer_accuracy.pxi). A Plan's
+    run and a BatchedPlan's (K nets in lockstep) both step through here: a net trains the
+    same in either."""
     cdef Py_ssize_t e, k, start, nb
     cdef Py_ssize_t in_dim = L[0].fan_in, out_dim = L[c.nlayers - 1].units
     cdef Batch batch
@@ -225,6 +226,9 @@ cdef inline void _step(LayerDesc* L, Config* c, const floating* x, const floatin
     batch = _gather_batch(c, x, y, labels, orders, e, k, start, nb, in_dim, out_dim)
     _forward(L, c, <const floating*>batch.x, nb)
     losses[s - first] = _loss(&L[c.nlayers - 1], c, <const floating*>batch.y, batch.labels, nb)
+    if c.n_counted > 0:  # on the output of the forward, as Plan.output gives it
+        _count_correct(c, <const floating*>c.model_out, <const floating*>batch.y, batch.labels,
+                       nb, out_dim, c.counts + (s - first) * c.n_counted)
     if c.regularized:  # the penalties of the weights before the update, as the eager loss
         losses[s - first] = <floating>(<floating>losses[s - first]
                                        + _regularization(L, c, <const floating*>batch.x))

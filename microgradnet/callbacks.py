@@ -188,17 +188,23 @@ class History(Callback):
         for key, value in logs.items():
             self.batch_history.setdefault(key, []).append(value)
 
-    def record_batches(self, losses: np.ndarray) -> None:
-        """Keep the losses of several training batches at once (the captured step's)."""
+    def record_batches(self, losses: np.ndarray, metrics: dict | None = None) -> None:
+        """Keep the losses of several training batches at once (the captured step's), and
+        the values of its metrics by name (lists as long as losses)."""
         self.batch_history.setdefault("loss", []).extend(losses.tolist())
+        for key, values in (metrics or {}).items():
+            self.batch_history.setdefault(key, []).extend(values)
 
-    def record_epochs(self, epochs: list[int], ends: list[int], losses: list[float]) -> None:
+    def record_epochs(self, epochs: list[int], ends: list[int], losses: list[float],
+                      metrics: dict | None = None) -> None:
         """Keep several epochs' ends at once: their numbers, the batches trained when each
-        ended, and their losses (the captured step's, which has only the loss to log)."""
+        ended, their losses and the values of their metrics by name (the captured step's)."""
         if epochs:
             self.epoch.extend(epochs)
             self.epoch_ends.extend(ends)
             self.history.setdefault("loss", []).extend(losses)
+            for key, values in (metrics or {}).items():
+                self.history.setdefault(key, []).extend(values)
 
 
 def _better(mode: str, monitor: str) -> Callable[[float, float], bool]:

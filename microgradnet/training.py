@@ -1,8 +1,9 @@
 """The eager half of Sequential.fit, the batch pieces evaluate shares, find_nonfinite.
 
 `Epochs.run` trains epoch by epoch: through autograd, or through the captured step one call
-per epoch (or per batch, when a callback or a metric looks at every batch). It calls the
-callbacks, records every batch in the History and scores the validation set after each epoch.
+per epoch (or per batch, when a callback looks at every batch or a metric is not one of the
+accuracies the captured step counts). It calls the callbacks, records every batch in the
+History and scores the validation set after each epoch.
 """
 
 from __future__ import annotations
@@ -173,7 +174,9 @@ class Epochs:
         the captured step `fast` (reading `captured_xy`) when it is not None."""
         model = self.model
         n, batch_size, pass_steps = len(self.x), self.batch_size, self.pass_steps
-        per_batch = cb.wants_batches or bool(model.metrics)
+        # Accuracies are counted inside the captured run; other metrics need every batch.
+        counted = fastpath.counted_metrics(model, fast)
+        per_batch = cb.wants_batches or counted is None
         for epoch in epochs:
             cb.call("on_epoch_begin", epoch, {})
             if self._next == 0:
@@ -182,15 +185,21 @@ class Epochs:
             last = min(first + self.steps, pass_steps)
             if _captured_now(fast, model.optimizer) and not per_batch:
                 orders = None if order is None else order.reshape(1, n)
+                sizes = batch_sizes(n, batch_size, pass_steps)[first:last]
                 try:
-                    losses = fast.run(*captured_xy, orders, first, last)
+                    losses = fast.run(*captured_xy, orders, first, last, counted=counted)
                 except BaseException:  # Ctrl-C: History keeps the batches trained
                     if fast.stopped_losses is not None:
-                        model.history.record_batches(fast.stopped_losses)
+                        stopped = fast.stopped_losses
+                        model.history.record_batches(stopped, fastpath.batch_accuracies(
+                            model, fast.counts, sizes[:len(stopped)]))
                     raise
-                model.history.record_batches(losses)
-                sizes = batch_sizes(n, batch_size, pass_steps)[first:last]
+                model.history.record_batches(
+                    losses, fastpath.batch_accuracies(model, fast.counts, sizes))
                 sums = {"loss": summed(losses * sizes)}
+                # sums of 0s and 1s: exact, as the batch-by-batch sums of numpy's values
+                sums.update({name: float(fast.counts[:, j].sum())
+                             for j, (name, _) in enumerate(model.metrics)})
                 seen, done = int(sizes.sum()), last
             else:
                 sums, seen, done = self._batches(cb, fast, captured_xy, order, first, last)

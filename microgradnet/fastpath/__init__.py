@@ -18,7 +18,9 @@ cross-entropy on a sigmoid output (or from logits), categorical and sparse categ
 cross-entropy on a softmax output (or from logits); SGD (momentum, nesterov), Adam and AdamW
 (amsgrad), RMSprop (momentum, centered) and Adagrad, with weight decay, clipvalue, clipnorm
 or global_clipnorm, at a constant learning rate or a schedule (asked for each step's rate
-before the call into C); float32 or float64; no sample or class weights. Anything else
+before the call into C); float32 or float64; no sample or class weights. The accuracies
+(binary on one output column, categorical, sparse categorical) are counted inside the run;
+other metrics make fit run the step once per batch and compute them in numpy. Anything else
 trains on the eager path, with the same results; `explain(model)` says why a model is not
 captured.
 
@@ -34,15 +36,22 @@ from __future__ import annotations
 
 from .batched import batch_key, fit_many
 from .capture import explain, shuffles_like_numpy
-from .driver import captured_inputs, fit_captured, runs_between_callbacks
+from .driver import (
+    batch_accuracies,
+    captured_inputs,
+    counted_metrics,
+    fit_captured,
+    runs_between_callbacks,
+)
 from .fpenv import get_flush_denormal, set_flush_denormal, trainer, training_fpenv
 from .step import CapturedStep, captured_step
 
 _trainer = trainer  # the name the thread tests use
 
-__all__ = ["CapturedStep", "batch_key", "captured_inputs", "captured_step", "explain",
-           "fit_captured", "fit_many", "get_flush_denormal", "runs_between_callbacks",
-           "set_flush_denormal", "shuffles_like_numpy", "training_fpenv"]
+__all__ = ["CapturedStep", "batch_accuracies", "batch_key", "captured_inputs",
+           "captured_step", "counted_metrics", "explain", "fit_captured", "fit_many",
+           "get_flush_denormal", "runs_between_callbacks", "set_flush_denormal",
+           "shuffles_like_numpy", "training_fpenv"]
 
 
 def __dir__() -> list[str]:

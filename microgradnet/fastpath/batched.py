@@ -1,11 +1,12 @@
 """Batched capture: K models of one structure trained together in one call into C.
 
-Models that share their layers, loss, optimizer kind, dtype, batch size, epochs and data,
-and differ in initial weights, generators and hyper-parameters (learning rate, momentum,
-betas, weight decay, clipping...), train in lockstep over buffers carved from one
-allocation (trainer.BatchedPlan). Each net steps through the very C a solo captured `fit`
-runs, so it ends with the weights, optimizer state and losses of its own `fit`, whichever
-nets it was batched with and in whichever order.
+Models that share their layers, loss, optimizer kind, dtype, batch size, epochs, data and
+metrics (the accuracies the run counts in C), and differ in initial weights, generators
+and hyper-parameters (learning rate, momentum, betas, weight decay, clipping...), train
+in lockstep over buffers carved from one allocation (trainer.BatchedPlan). Each net steps
+through the very C a solo captured `fit` runs, so it ends with the weights, optimizer
+state and losses of its own `fit`, whichever nets it was batched with and in whichever
+order.
 
 `batch_key` says which runs can train together; `fit_many` trains them.
 """
@@ -21,8 +22,8 @@ from .. import data as data_module
 from ..autograd import Tensor
 from ..autograd import _bump_version as bump_version
 from ..random import generator
-from .capture import Capture, describe, shuffles_like_numpy
-from .driver import _EpochSums, _Run
+from .capture import Capture, counted_accuracies, describe, shuffles_like_numpy
+from .driver import _EpochSums, _Run, batch_accuracies
 from .fpenv import get_flush_denormal, trainer
 
 __all__ = ["batch_key", "fit_many"]
@@ -59,8 +60,6 @@ def _unbatchable(model: Any, fit_kwargs: dict) -> str | None:
         return "the model is not compiled"
     if not model.jit_compile:
         return "jit_compile=False: the model trains eagerly"
-    if model.metrics:
-        return "metrics are computed between batches, in Python"
     if model.optimizer.has_schedule:
         return "a learning-rate schedule is not batched"
     if fit_kwargs.get("shuffle", True) and not shuffles_like_numpy():
@@ -78,7 +77,11 @@ def _fields(model: Any, x: Any, y: Any, fit_kwargs: dict) -> dict | str:
     got = describe(model)
     if isinstance(got, str):
         return got
+    counted = counted_accuracies(model.metrics, got.loss, got.layers[-1].units)
+    if isinstance(counted, str):
+        return counted
     return {"layers": tuple(s.as_plan_tuple() for s in got.layers), "loss": got.loss,
+            "metrics": tuple(zip((name for name, _ in model.metrics), counted, strict=True)),
             "output": "logits" if got.output_logits else "activated",
             "optimizer": type(model.optimizer).__name__, "dtype": np.dtype(got.dtype).name,
             "batch_size": fit_kwargs.get("batch_size") or 32,
@@ -149,7 +152,8 @@ def _keep_plan(key: tuple, plan: Any) -> None:
 def fit_many(models: list, x: Any, y: Any, generators: list | None = None,
              **fit_kwargs: Any) -> list[cbks.History]:
     """Train each model as model.fit(x, y, **fit_kwargs) would, all in one call into C;
-    return one History per model, with `.batch_losses` (one loss per step).
+    return one History per model, with `.batch_losses` (one loss per step) and the values
+    of the metrics it was compiled with (accuracies, counted in the run).
 
     Takes fit's epochs, batch_size, shuffle and verbose (nothing is printed); the models
     must share a batch_key (else ValueError naming the field that differs). generators: one
@@ -195,35 +199,42 @@ def fit_many(models: list, x: Any, y: Any, generators: list | None = None,
     plan = _take_plan(key, captures[0], batch, len(models))
     nets = []
     losses = []
+    counts = []
+    counted = tuple(kind for _, kind in fields[0]["metrics"])
     for model, cap, gen in zip(models, captures, gens, strict=True):
         opt = model.optimizer
         opt.build(model.parameters())  # as fit's setup: kept when built for them already
         params = [None if p is None else p.data for p in cap.params]
         lost = np.empty(total, np.float64)
         losses.append(lost)
+        right = np.zeros((total, len(counted)), np.int64)
+        counts.append(right)
         drops = [None if d is None else (d.rng if d.seed is not None else gen)
                  for d in cap.dropouts]
         nets.append((params, opt.states_for(cap.params), opt.rule,
                      {"lr": opt.learning_rate_at(opt.iterations), **opt.update_arguments()},
-                     opt.iterations, lost, gen if shuffle else None, drops))
+                     opt.iterations, lost, gen if shuffle else None, drops,
+                     (counted, right) if counted else None))
     try:
         plan.run(x, y if not sparse else None, y if sparse else None, 0, total, per_epoch,
                  nets, get_flush_denormal())
     finally:
         done = plan.steps_done
         histories = [_hand_over(model, cap, sub, x, y, n, batch, per_epoch, epochs, shuffle,
-                                gen, lost[:done])
-                     for model, cap, sub, gen, lost in zip(models, captures, plan.plans,
-                                                           gens, losses, strict=True)]
+                                gen, lost[:done], right[:done])
+                     for model, cap, sub, gen, lost, right in zip(models, captures, plan.plans,
+                                                                  gens, losses, counts,
+                                                                  strict=True)]
         _keep_plan(key, plan)
     return histories
 
 
 def _hand_over(model: Any, cap: Capture, plan: Any, x: np.ndarray, y: np.ndarray, n: int,
                batch: int, per_epoch: int, epochs: int, shuffle: bool, gen: Any,
-               losses: np.ndarray) -> cbks.History:
+               losses: np.ndarray, counts: np.ndarray) -> cbks.History:
     """The model after its steps: the optimizer's count, .grad (copies: the plan trains
-    other models next), the History fit would have given."""
+    other models next), the History fit would have given (with the metrics from the
+    counts of right samples per step)."""
     steps = len(losses)
     model.optimizer.iterations += steps
     if steps:
@@ -240,9 +251,19 @@ def _hand_over(model: Any, cap: Capture, plan: Any, x: np.ndarray, y: np.ndarray
     history.batch_losses = losses
     if steps:
         run = _Run(None, x, y, batch, per_epoch, None, gen if shuffle else None)
-        ends, sums = _EpochSums(run).segment(losses.copy(), 0)
-        history.record_batches(losses)
-        history.record_epochs(list(range(len(ends))), (ends + 1).tolist(), (sums / n).tolist())
+        epoch_sums = _EpochSums(run)
+        metrics = {}
+        if model.metrics:
+            epoch_counts = epoch_sums.count_segment(counts, 0)
+            history.record_batches(losses, batch_accuracies(model, counts,
+                                                            epoch_sums.sizes(steps, 0)))
+            metrics = {name: (epoch_counts[:, j] / n).tolist()
+                       for j, (name, _) in enumerate(model.metrics)}
+        else:
+            history.record_batches(losses)
+        ends, sums = epoch_sums.segment(losses.copy(), 0)
+        history.record_epochs(list(range(len(ends))), (ends + 1).tolist(), (sums / n).tolist(),
+                              metrics)
         last = steps - 1
         rows = slice((last % per_epoch) * batch, (last % per_epoch + 1) * batch)
         order = plan.last_order() if shuffle else None

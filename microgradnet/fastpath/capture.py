@@ -16,10 +16,12 @@ import numpy as np
 
 from .. import activation_table, backend, regularizers
 from .. import losses as losses_module
+from .. import metrics as metrics_module
 from .. import optimizers as optimizers_module
 from .fpenv import trainer
 
-__all__ = ["Capture", "describe", "explain", "LayerSpec", "shuffles_like_numpy"]
+__all__ = ["Capture", "counted_accuracies", "describe", "explain", "LayerSpec",
+           "shuffles_like_numpy"]
 
 
 def __dir__() -> list[str]:
@@ -259,3 +261,37 @@ def explain(model: Any) -> str | None:
     """Why `model.fit` cannot run the captured step for this model (None: it can)."""
     got = describe(model)
     return got if isinstance(got, str) else None
+
+
+# The metrics whose value per sample is 0 or 1, by the accuracy kind the run counts
+# (trainer.ACCURACIES); `accuracy` is one of them, chosen from the shapes.
+_COUNTED = {metrics_module.binary_accuracy: "binary",
+            metrics_module.categorical_accuracy: "categorical",
+            metrics_module.sparse_categorical_accuracy: "sparse_categorical"}
+_MAX_COUNTED = 8  # trainer's MAX_COUNTED
+
+
+def counted_accuracies(metrics: list, loss: str, out_dim: int) -> tuple[str, ...] | str:
+    """The accuracy kind the captured run counts for each of the model's (name, function)
+    metrics after a plan of loss `loss` and `out_dim` outputs, or why a metric is
+    computed in Python between batches."""
+    sparse = loss == "sparse_softmax_xent"
+    kinds = []
+    for name, fn in metrics:
+        if fn is metrics_module.accuracy:  # as metrics.accuracy picks from the shapes
+            kind = "binary" if out_dim == 1 else "sparse_categorical" if sparse else "categorical"
+        else:
+            kind = _COUNTED.get(fn)
+        if kind is None:
+            return f"metric {name!r} is computed in Python between batches"
+        if kind == "binary" and out_dim != 1:
+            return (f"metric {name!r} on {out_dim} output columns is a mean per sample, "
+                    f"computed in Python between batches")
+        if kind != "binary" and (kind == "sparse_categorical") != sparse:
+            return f"metric {name!r} does not fit the loss's targets"
+        kinds.append(kind)
+    if len({name for name, _ in metrics}) != len(metrics):
+        return "a metric name is given twice"
+    if len(kinds) > _MAX_COUNTED:
+        return f"more than {_MAX_COUNTED} metrics"
+    return tuple(kinds)

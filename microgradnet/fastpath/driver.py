@@ -15,10 +15,11 @@ import numpy as np
 
 from .. import callbacks as cbks
 from ..random import generator
-from .capture import explain, shuffles_like_numpy
+from .capture import counted_accuracies, explain, shuffles_like_numpy
 from .step import CapturedStep, captured_step
 
-__all__ = ["captured_inputs", "fit_captured", "runs_between_callbacks", "summed"]
+__all__ = ["batch_accuracies", "captured_inputs", "counted_metrics", "fit_captured",
+           "runs_between_callbacks", "summed"]
 
 
 def __dir__() -> list[str]:
@@ -51,10 +52,31 @@ def captured_inputs(model: Any, batch_size: int, x: np.ndarray, y: np.ndarray,
     return np.ascontiguousarray(x), np.ascontiguousarray(y)
 
 
+def counted_metrics(model: Any, step: CapturedStep | None) -> tuple[str, ...] | None:
+    """The accuracy kinds the captured step counts for model.metrics, in their order (()
+    for no metrics); None when a metric is computed in Python between batches."""
+    if not model.metrics:
+        return ()
+    if step is None:
+        return None
+    got = counted_accuracies(model.metrics, step.loss, step.out_dim)
+    return None if isinstance(got, str) else got
+
+
+def batch_accuracies(model: Any, counts: np.ndarray, sizes: np.ndarray) -> dict[str, list]:
+    """Each metric's value on each batch of a run, by name, from the counts of its right
+    samples per batch (steps, metrics) and the batches' sizes: count / size is the mean of
+    the 0s and 1s numpy's metric gives, to the bit."""
+    return {name: (counts[:, j] / sizes).tolist()
+            for j, (name, _) in enumerate(model.metrics)}
+
+
 def runs_between_callbacks(model: Any, cb: cbks.CallbackList, validation: Any) -> bool:
-    """Whether fit can hand the whole run to fit_captured: no metrics nor validation, and
-    only callbacks that follow captured runs (Callback.follows_captured_runs)."""
-    return (not model.metrics and validation is None
+    """Whether fit can hand the whole run to fit_captured: no validation, no metric but
+    those the captured step counts, and only callbacks that follow captured runs
+    (Callback.follows_captured_runs)."""
+    step = getattr(model, "_captured", None)
+    return (counted_metrics(model, step) is not None and validation is None
             and not cb.hooked("on_epoch_begin") and not cb.hooked("on_batch_begin")
             and all(c.follows_captured_runs() for c in cb.callbacks))
 
@@ -182,6 +204,41 @@ class _EpochSums:
         self.run = run
         self.last_size = run.n - (run.steps - 1) * run.batch_size  # the last batch may be short
         self.carry, self.carry_seen = 0.0, 0
+        self.carry_counts: np.ndarray | None = None  # the open epoch's counted accuracies
+
+    def sizes(self, k: int, done: int) -> np.ndarray:
+        """The sizes of the segment's k batches from `done` (each epoch's last may be short)."""
+        steps = self.run.steps
+        sizes = np.full(k, self.run.batch_size, np.int64)
+        sizes[steps - 1 - done % steps::steps] = self.last_size
+        return sizes
+
+    def count_segment(self, counts: np.ndarray, done: int) -> np.ndarray:
+        """The summed counts (epochs, metrics) of the epochs the segment of the counts of
+        steps from `done` ends (segment's ends); the open epoch's are carried on."""
+        k, steps = len(counts), self.run.steps
+        ends = np.arange(steps - 1 - done % steps, k, steps)
+        cum = np.cumsum(counts, axis=0)
+        if self.carry_counts is None:
+            self.carry_counts = np.zeros(counts.shape[1], np.int64)
+        if not len(ends):
+            if k:
+                self.carry_counts = self.carry_counts + cum[-1]
+            return np.zeros((0, counts.shape[1]), np.int64)
+        at_ends = cum[ends]
+        sums = at_ends.copy()
+        sums[1:] -= at_ends[:-1]
+        sums[0] += self.carry_counts
+        self.carry_counts = cum[-1] - at_ends[-1]
+        return sums
+
+    def open_epoch_metrics(self, model: Any) -> dict[str, float]:
+        """The open epoch's metrics so far, as its loss (open_epoch_loss)."""
+        if self.carry_counts is None:
+            return {}
+        seen = max(self.carry_seen, 1)
+        return {name: float(self.carry_counts[j]) / seen
+                for j, (name, _) in enumerate(model.metrics)}
 
     def segment(self, losses: np.ndarray, done: int) -> tuple[np.ndarray, np.ndarray]:
         """(the indices in the segment of the epochs' last batches, their epochs' summed
@@ -225,6 +282,8 @@ def fit_captured(model: Any, step: CapturedStep, x: np.ndarray, y: np.ndarray, n
     followers = [c for c in cb.callbacks if c is not history]
     recorders = _Recorders(model, step, followers, x.shape[1])
     sums = _EpochSums(run)
+    counted = counted_metrics(model, step)  # not None: runs_between_callbacks said so
+    names = [name for name, _ in model.metrics]
     done = 0
     while done < total:
         k = max(1, min([total - done, *(c.batches_until_live() for c in followers)]))
@@ -232,48 +291,63 @@ def fit_captured(model: Any, step: CapturedStep, x: np.ndarray, y: np.ndarray, n
             k = 1  # a schedule of no argument, set by a callback: asked before each step
         try:
             losses = step.run(x, y, orders, done, done + k, shuffle_with=rng,
-                              **recorders.plan_arguments(k))
+                              **recorders.plan_arguments(k), counted=counted)
         except BaseException:
             if step.stopped_losses is not None:  # a signal stopped the run after some steps
                 _hand_over_stopped(model, run, sums, history, followers, recorders,
-                                   step.stopped_losses, done, initial_epoch)
+                                   step.stopped_losses, step.counts, done, initial_epoch)
             raise
+        counts, sizes, epoch_counts = step.counts, None, None
+        if names:  # the batches' sizes and the epochs' counts, for the metrics' values
+            sizes = sums.sizes(k, done)
+            epoch_counts = sums.count_segment(counts, done)
         ends, epoch_sums = sums.segment(losses, done)
         epoch0 = initial_epoch + done // steps
         live_end = len(ends) and ends[-1] == k - 1
         nbulk = len(ends) - 1 if live_end else len(ends)
-        history.record_batches(losses)
+        history.record_batches(losses, batch_accuracies(model, counts, sizes) if names else None)
         history.record_epochs(list(range(epoch0, epoch0 + nbulk)),
                               (ends[:nbulk] + (done + 1)).tolist(),
-                              (epoch_sums[:nbulk] / n).tolist())
+                              (epoch_sums[:nbulk] / n).tolist(),
+                              {name: (epoch_counts[:nbulk, j] / n).tolist()
+                               for j, name in enumerate(names)})
         for c in followers:
             c.on_batches_end(losses[:-1], nbulk)
         recorders.hand_over(losses, len(ends))
         done += k
         model._last_batch = run.last_batch(done - 1)
-        cb.call("on_batch_end", (done - 1) % steps, {"loss": float(losses[-1])},
-                skip=recorders.in_c)
+        batch_logs = {"loss": float(losses[-1])}
+        batch_logs.update({name: float(counts[-1, j] / sizes[-1])
+                           for j, name in enumerate(names)})
+        cb.call("on_batch_end", (done - 1) % steps, batch_logs, skip=recorders.in_c)
         if live_end:
-            cb.call("on_epoch_end", epoch0 + len(ends) - 1,
-                    {"loss": float(epoch_sums[-1]) / n}, skip=recorders.in_c)
+            epoch_logs = {"loss": float(epoch_sums[-1]) / n}
+            epoch_logs.update({name: float(epoch_counts[-1, j]) / n
+                               for j, name in enumerate(names)})
+            cb.call("on_epoch_end", epoch0 + len(ends) - 1, epoch_logs, skip=recorders.in_c)
         elif model.stop_training:  # stopped within an epoch: it ends here, as eagerly
             cb.call("on_epoch_end", initial_epoch + (done - 1) // steps,
-                    {"loss": sums.open_epoch_loss}, skip=recorders.in_c)
+                    {"loss": sums.open_epoch_loss, **sums.open_epoch_metrics(model)},
+                    skip=recorders.in_c)
         if model.stop_training:
             return
 
 
 def _hand_over_stopped(model: Any, run: _Run, sums: _EpochSums, history: cbks.History,
-                       followers: list, recorders: _Recorders, losses: np.ndarray, done: int,
-                       initial_epoch: int) -> None:
+                       followers: list, recorders: _Recorders, losses: np.ndarray,
+                       counts: np.ndarray, done: int, initial_epoch: int) -> None:
     """After a run stopped early (Ctrl-C), History, the callbacks and the recorders get its
     steps and the epochs they ended, as the eager loop had given them when interrupted
     there. None of them was the segment's live batch: all go in bulk."""
+    epoch_counts = sums.count_segment(counts, done)
     ends, epoch_sums = sums.segment(losses, done)
     epoch0 = initial_epoch + done // run.steps
-    history.record_batches(losses)
+    history.record_batches(losses, batch_accuracies(model, counts,
+                                                    sums.sizes(len(losses), done)))
     history.record_epochs(list(range(epoch0, epoch0 + len(ends))),
-                          (ends + (done + 1)).tolist(), (epoch_sums / run.n).tolist())
+                          (ends + (done + 1)).tolist(), (epoch_sums / run.n).tolist(),
+                          {name: (epoch_counts[:, j] / run.n).tolist()
+                           for j, (name, _) in enumerate(model.metrics)})
     for c in followers:
         c.on_batches_end(losses, len(ends))
     recorders.hand_over(losses, len(ends))

@@ -33,6 +33,7 @@ class CapturedStep:
         self.dtype = got.dtype
         self.loss = got.loss
         self.params = got.params
+        self.out_dim = got.layers[-1].units
         self.plan = trainer().Plan(self.dtype, [s.as_plan_tuple() for s in got.layers],
                                    self.loss, batch_size, output_logits=got.output_logits)
         self.batch_size = batch_size
@@ -40,6 +41,8 @@ class CapturedStep:
         # The losses of the steps a run did when an exception (a signal handler's: Plan.run
         # polls them) came out of it; None when none came or no step ran.
         self.stopped_losses: np.ndarray | None = None
+        # The last run's counted accuracies, (steps, kinds) int64 (of the steps it did).
+        self.counts: np.ndarray | None = None
         # Tensors over the plan's gradient buffers, given to the parameters' .grad after
         # each run: callbacks (GradientMonitor) see the gradients as on the eager path.
         self._grads = [None if p is None else Tensor._wrap(g)
@@ -48,7 +51,8 @@ class CapturedStep:
     def run(self, x: np.ndarray, y: np.ndarray, orders: np.ndarray | None, first: int,
             last: int, shuffle_with: np.random.Generator | None = None,
             record: tuple | None = None,
-            record_weights: tuple | None = None, _lrs: np.ndarray | None = None) -> np.ndarray:
+            record_weights: tuple | None = None, _lrs: np.ndarray | None = None,
+            counted: tuple = ()) -> np.ndarray:
         """Train steps [first, last) of the run; return their losses (float64).
 
         Each epoch takes its samples in the order of its row of `orders`, or in the order
@@ -56,7 +60,9 @@ class CapturedStep:
         phase, out), the model's outputs for rows after every `every`-th step into out
         (Plan.run); self.recorded then says how many were written. record_weights: (every,
         phase, outs), copies of the parameters likewise into outs, one array (snapshots,
-        *shape) per parameter in self.params (None where a bias is missing).
+        *shape) per parameter in self.params (None where a bias is missing). counted:
+        the accuracy kinds (capture.counted_accuracies) whose counts of right samples per
+        step go to self.counts, (steps, len(counted)) int64.
         """
         opt = self.model.optimizer
         lrs = _lrs
@@ -69,18 +75,22 @@ class CapturedStep:
         params = [None if p is None else p.data for p in self.params]
         states = opt.states_for(self.params)
         self.stopped_losses = None
+        counts = np.zeros((last - first, len(counted)), np.int64)
+        self.counts = counts
         try:
             self.recorded = self.plan.run(
                 x, None if sparse else y, y if sparse else None, orders, first, last,
                 per_epoch, params, states, opt.rule, {"lr": lr, **opt.update_arguments()},
                 opt.iterations, losses, get_flush_denormal(), shuffle_with, record,
-                record_weights, lrs, [None if d is None else d.rng for d in self.drops])
+                record_weights, lrs, [None if d is None else d.rng for d in self.drops],
+                (counted, counts) if counted else None)
         except BaseException:
             # A signal handler raised (Ctrl-C) after some steps: they are trained, count them.
             done = self.plan.steps_done
             if done:
                 self._trained(done)
                 self.stopped_losses = losses[:done]
+                self.counts = counts[:done]
             raise
         self._trained(last - first)
         return losses
