@@ -163,6 +163,15 @@ class Sequential:
         # All made before any is kept: a refused compile leaves the model as it was.
         made = (optimizers_module.get(optimizer), losses_module.get(loss),
                 [metrics_module.get(m) for m in (metrics or [])])
+        names = ["loss"]  # each metric logs under its name, beside the loss: one value each
+        for name, _ in made[2]:
+            if name in names:
+                raise ValueError(
+                    f"compile: two metrics would log as {name!r}"
+                    + (" (the loss's own key)" if name == "loss" else "")
+                    + "; give each metric once, and name a function metric uniquely "
+                    "(its __name__)")
+            names.append(name)
         self.jit_compile = jit_compile
         self._captured = None
         self.optimizer, self.loss, self.metrics = made

@@ -204,7 +204,6 @@ def test_the_live_batch_logs_carry_the_metrics(step_runs):
     (["mae"], "metric 'mae'"),
     (["accuracy", "mse"], "metric 'mse'"),
     ([lambda t, p: np.ones(len(t))], "metric '<lambda>'"),
-    (["accuracy", "accuracy"], "twice"),
 ])
 def test_other_metrics_keep_the_batch_by_batch_path(metrics, why, step_runs):
     x, y = _data(37, 1, "binary", np.float32)

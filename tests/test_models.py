@@ -366,6 +366,29 @@ def test_bad_input_raises_clear_errors():
         fresh.add("dense")
 
 
+@pytest.mark.parametrize("metrics,key", [
+    (["accuracy", "accuracy"], "accuracy"), (["mae", "mae"], "mae"),
+    ([lambda t, p: np.abs(p - t).mean(axis=-1)] * 2, "<lambda>"),
+])
+def test_a_metric_given_twice_is_refused_rather_than_summed_twice(metrics, key):
+    # Each metric logs under its name: a second one of a name summed into the same key and
+    # reported twice the epoch's value.
+    model = Sequential([Dense(1, activation="sigmoid", input_dim=2)])
+    model.compile(loss="binary_crossentropy", metrics=["accuracy"])
+    with pytest.raises(ValueError, match=f"two metrics would log as '{key}'"):
+        model.compile(loss="binary_crossentropy", metrics=metrics)
+    assert [name for name, _ in model.metrics] == ["accuracy"]  # a refused compile changes nothing
+
+
+def test_a_metric_named_loss_is_refused():
+    def loss(t, p):
+        return (p - t).mean(axis=-1)
+
+    model = Sequential([Dense(1, input_dim=2)])
+    with pytest.raises(ValueError, match="the loss's own key"):
+        model.compile(loss="mse", metrics=[loss])
+
+
 # --------------------------------------------------------------------------- review fixes
 
 
