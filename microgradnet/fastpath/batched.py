@@ -23,7 +23,7 @@ from ..autograd import Tensor
 from ..autograd import _bump_version as bump_version
 from ..random import generator
 from .capture import Capture, counted_accuracies, describe, shuffles_like_numpy
-from .driver import _EpochSums, _Run, batch_accuracies
+from .driver import _EpochSums, _Run, batch_accuracies, epoch_accuracies
 from .fpenv import get_flush_denormal, trainer
 
 __all__ = ["batch_key", "fit_many"]
@@ -257,8 +257,7 @@ def _hand_over(model: Any, cap: Capture, plan: Any, x: np.ndarray, y: np.ndarray
             epoch_counts = epoch_sums.count_segment(counts, 0)
             history.record_batches(losses, batch_accuracies(model, counts,
                                                             epoch_sums.sizes(steps, 0)))
-            metrics = {name: (epoch_counts[:, j] / n).tolist()
-                       for j, (name, _) in enumerate(model.metrics)}
+            metrics = epoch_accuracies(model, epoch_counts, n)
         else:
             history.record_batches(losses)
         ends, sums = epoch_sums.segment(losses.copy(), 0)

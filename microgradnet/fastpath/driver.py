@@ -18,8 +18,8 @@ from ..random import generator
 from .capture import counted_accuracies, explain, shuffles_like_numpy
 from .step import CapturedStep, captured_step
 
-__all__ = ["batch_accuracies", "captured_inputs", "counted_metrics", "fit_captured",
-           "runs_between_callbacks", "summed"]
+__all__ = ["batch_accuracies", "captured_inputs", "counted_metrics", "epoch_accuracies",
+           "fit_captured", "runs_between_callbacks", "summed"]
 
 
 def __dir__() -> list[str]:
@@ -68,6 +68,13 @@ def batch_accuracies(model: Any, counts: np.ndarray, sizes: np.ndarray) -> dict[
     samples per batch (steps, metrics) and the batches' sizes: count / size is the mean of
     the 0s and 1s numpy's metric gives, to the bit."""
     return {name: (counts[:, j] / sizes).tolist()
+            for j, (name, _) in enumerate(model.metrics)}
+
+
+def epoch_accuracies(model: Any, epoch_counts: np.ndarray, n: int) -> dict[str, list]:
+    """Each metric's value on each epoch, by name, from the epochs' summed counts (epochs,
+    metrics): the right samples over the epoch's n."""
+    return {name: (epoch_counts[:, j] / n).tolist()
             for j, (name, _) in enumerate(model.metrics)}
 
 
@@ -206,18 +213,22 @@ class _EpochSums:
         self.carry, self.carry_seen = 0.0, 0
         self.carry_counts: np.ndarray | None = None  # the open epoch's counted accuracies
 
+    def _ends(self, k: int, done: int) -> np.ndarray:
+        """The indices, among the k steps from `done`, of the epochs' last batches."""
+        steps = self.run.steps
+        return np.arange(steps - 1 - done % steps, k, steps)
+
     def sizes(self, k: int, done: int) -> np.ndarray:
         """The sizes of the segment's k batches from `done` (each epoch's last may be short)."""
-        steps = self.run.steps
         sizes = np.full(k, self.run.batch_size, np.int64)
-        sizes[steps - 1 - done % steps::steps] = self.last_size
+        sizes[self._ends(k, done)] = self.last_size
         return sizes
 
     def count_segment(self, counts: np.ndarray, done: int) -> np.ndarray:
         """The summed counts (epochs, metrics) of the epochs the segment of the counts of
         steps from `done` ends (segment's ends); the open epoch's are carried on."""
-        k, steps = len(counts), self.run.steps
-        ends = np.arange(steps - 1 - done % steps, k, steps)
+        k = len(counts)
+        ends = self._ends(k, done)
         cum = np.cumsum(counts, axis=0)
         if self.carry_counts is None:
             self.carry_counts = np.zeros(counts.shape[1], np.int64)
@@ -244,7 +255,7 @@ class _EpochSums:
         """(the indices in the segment of the epochs' last batches, their epochs' summed
         losses) for the k steps from `done`; the open epoch's part is carried on."""
         k, steps, batch_size = len(losses), self.run.steps, self.run.batch_size
-        ends = np.arange(steps - 1 - done % steps, k, steps)
+        ends = self._ends(k, done)
         w = losses * batch_size
         if self.last_size != batch_size:
             w[ends] = losses[ends] * self.last_size
@@ -309,8 +320,7 @@ def fit_captured(model: Any, step: CapturedStep, x: np.ndarray, y: np.ndarray, n
         history.record_epochs(list(range(epoch0, epoch0 + nbulk)),
                               (ends[:nbulk] + (done + 1)).tolist(),
                               (epoch_sums[:nbulk] / n).tolist(),
-                              {name: (epoch_counts[:nbulk, j] / n).tolist()
-                               for j, name in enumerate(names)})
+                              epoch_accuracies(model, epoch_counts[:nbulk], n) if names else None)
         for c in followers:
             c.on_batches_end(losses[:-1], nbulk)
         recorders.hand_over(losses, len(ends))
@@ -346,8 +356,7 @@ def _hand_over_stopped(model: Any, run: _Run, sums: _EpochSums, history: cbks.Hi
                                                     sums.sizes(len(losses), done)))
     history.record_epochs(list(range(epoch0, epoch0 + len(ends))),
                           (ends + (done + 1)).tolist(), (epoch_sums / run.n).tolist(),
-                          {name: (epoch_counts[:, j] / run.n).tolist()
-                           for j, (name, _) in enumerate(model.metrics)})
+                          epoch_accuracies(model, epoch_counts, run.n))
     for c in followers:
         c.on_batches_end(losses, len(ends))
     recorders.hand_over(losses, len(ends))
