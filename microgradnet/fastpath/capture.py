@@ -290,8 +290,6 @@ def counted_accuracies(metrics: list, loss: str, out_dim: int) -> tuple[str, ...
         if kind != "binary" and (kind == "sparse_categorical") != sparse:
             return f"metric {name!r} does not fit the loss's targets"
         kinds.append(kind)
-    if len({name for name, _ in metrics}) != len(metrics):
-        return "a metric name is given twice"
     if len(kinds) > _MAX_COUNTED:
         return f"more than {_MAX_COUNTED} metrics"
     return tuple(kinds)
