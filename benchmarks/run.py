@@ -899,6 +899,13 @@ def _page_window(driver, url: str, steps_per_frame: int, window_s: float) -> dic
             else (cpu1 - cpu0) * 1000 / (b[0] - a[0])}
 
 
+def _per_event(rates: list[float]) -> dict:
+    """A record's timing fields from rates measured per second in repeated windows: the
+    median and the best seconds per event (frame or step), and the repeats."""
+    return {"median_s": statistics.median(1 / r for r in rates),
+            "min_s": min(1 / r for r in rates), "repeats": len(rates)}
+
+
 def _median_or_none(values: list) -> float | None:
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -960,8 +967,7 @@ def section_playground(b: Bench) -> None:
                 "section": "playground",
                 "name": f"page: frames drawn ({per_frame} steps per frame)",
                 "backend": "chromium", "dtype": "float32", "steps_per_frame": per_frame,
-                "median_s": statistics.median(1 / f for f in fps),
-                "min_s": min(1 / f for f in fps), "repeats": len(fps),
+                **_per_event(fps),
                 "frames_per_s": statistics.median(fps),
                 "frames_received_per_s": statistics.median(w["frames_received_per_s"]
                                                            for w in ws),
@@ -972,8 +978,7 @@ def section_playground(b: Bench) -> None:
                 "section": "playground",
                 "name": f"server while the page draws ({per_frame} steps per frame)",
                 "backend": "cython", "dtype": "float32", "steps_per_frame": per_frame,
-                "median_s": statistics.median(1 / s for s in steps),
-                "min_s": min(1 / s for s in steps), "repeats": len(steps),
+                **_per_event(steps),
                 "steps_per_s": statistics.median(steps)})
     finally:
         driver.quit()
