@@ -240,11 +240,11 @@ def negative(a, out=None):
 
 # --------------------------------------------------------------------------- sum_all
 # numpy sums an aligned array that is contiguous in memory (C or F order) in one pairwise
-# summation over its memory order (loops.pxd's _pairwise_sum), added to +0.0. Other layouts go to numpy
-# itself: its iterator's order for them is its own business, and the point here is speed on
-# the common contiguous case, never other bits. A large array's pairwise tree is cut at its
-# top levels and the subtrees summed on threads, then joined in the tree's order: the same
-# additions as on one thread.
+# summation over its memory order (loops.pxd's _pairwise_sum), added to +0.0. Other layouts
+# go to numpy itself: its iterator's order for them is its own business, and the point here
+# is speed on the common contiguous case, never other bits. A large array's pairwise tree is
+# cut at its top levels and the subtrees summed on threads, then joined in the tree's order:
+# the same additions as on one thread.
 
 cdef struct _SumJob:
     int t
