@@ -1364,6 +1364,53 @@ def _eager(b: Bench) -> None:
         r["us"] = r["median_s"] * 1e6
 
 
+# The eager path's arithmetic (csrc/elementwise.pyx) on a small net's arrays: a hidden
+# layer's (32, 32) float32, and seed 002's (4, 3) float64.
+ELEMENTWISE_CASES = [((32, 32), np.float32), ((4, 3), np.float64)]
+
+
+def section_elementwise(b: Bench) -> None:
+    """add, subtract, multiply, negative and sum_all kernels against numpy's own op (the same
+    bits), interleaved on one thread: microseconds per call."""
+    with _threads(1):
+        _elementwise(b)
+
+
+def _elementwise(b: Bench) -> None:
+    k = kernel_table("cython")
+    rng = np.random.default_rng(0)
+    cases: dict[str, tuple[Callable[[], Any], dict]] = {}
+    for shape, dtype in ELEMENTWISE_CASES:
+        x, y = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+        pairs = {
+            "add": (lambda x=x, y=y: k["add"](x, y), lambda x=x, y=y: x + y),
+            "subtract": (lambda x=x, y=y: k["subtract"](x, y), lambda x=x, y=y: x - y),
+            "multiply": (lambda x=x, y=y: k["multiply"](x, y), lambda x=x, y=y: x * y),
+            "negative": (lambda x=x: k["negative"](x), lambda x=x: -x),
+            "sum_all": (lambda x=x: k["sum_all"](x),
+                        lambda x=x: np.add.reduce(x, axis=None)),
+        }
+        label = "x".join(map(str, shape))
+        common = dict(dtype=np.dtype(dtype).name, size=x.size, shape=label, threads=1)
+        for name, (ours, theirs) in pairs.items():
+            cases[f"{name} {label}/cython"] = (ours, dict(name=name, backend="cython", **common))
+            cases[f"{name} {label}/numpy"] = (theirs, dict(name=name, backend="numpy", **common))
+    b.progress(f"{len(cases)} cases, interleaved")
+    b.run_round_robin("elementwise", cases)
+
+
+def _report_elementwise(records: list[dict]) -> None:
+    print("\n== elementwise: us per call (median of interleaved repeats, one thread); numpy ="
+          " its own op (a + b, -a, np.add.reduce(a, axis=None))")
+    rows: dict[tuple, dict] = {}
+    for r in records:
+        rows.setdefault((r["name"], r["shape"], r["dtype"]), {})[r["backend"]] = r["median_s"]
+    print(f"{'kernel':10s} {'shape':>6s} {'dtype':8s} {'ours':>8s} {'numpy':>8s} {'ratio':>6s}")
+    for (name, shape, dtype), v in rows.items():
+        print(f"{name:10s} {shape:>6s} {dtype:8s} {v['cython'] * 1e6:8.3f} "
+              f"{v['numpy'] * 1e6:8.3f} {v['cython'] / v['numpy']:6.2f}")
+
+
 def _report_eager(records: list[dict]) -> None:
     print("\n== eager: microseconds per call (median of interleaved repeats, one thread); "
           "autograd recording on")
@@ -1401,6 +1448,7 @@ SECTIONS = {
     "sweep": section_sweep,
     "batched": section_batched,
     "eager": section_eager,
+    "elementwise": section_elementwise,
 }
 
 
@@ -1492,6 +1540,8 @@ def report(records: list[dict], notes: dict | None = None) -> None:
         _report_batched(by_section["batched"])
     if "eager" in by_section:
         _report_eager(by_section["eager"])
+    if "elementwise" in by_section:
+        _report_elementwise(by_section["elementwise"])
     if "animation" in by_section:
         print("\n== animation: mg.viz.animate_predictions (median of whole runs)")
         for r in by_section["animation"]:

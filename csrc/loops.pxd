@@ -328,6 +328,54 @@ cdef inline void _mse_bwd(const floating* a, const floating* b, floating* d, Py_
         d[i] = (a[i] - b[i]) * f
 
 
+# --------------------------------------------------------------------------- sums
+# Shared by the captured step (the mean loss, the weight penalties) and elementwise.pyx's
+# sum_all: one copy of numpy's summation order.
+
+cdef enum:
+    R_SUM, R_ABS, R_SQUARE  # what _pairwise_sum sums: the values, their |.|, their squares
+
+
+cdef inline floating _summand(floating v, int how) noexcept nogil:
+    if how == R_ABS:
+        return v if v > 0 else -v if v < 0 else 0 if v == 0 else v  # |-0.0| is 0.0
+    if how == R_SQUARE:
+        return v * v
+    return v
+
+
+cdef inline floating _pairwise_sum(const floating* a, Py_ssize_t n, int how) noexcept nogil:
+    """The sum of a[:n] (or of their |.| or squares) as numpy's pairwise summation adds them
+    (np.add.reduce on a contiguous array: eight partial sums in blocks of up to 128, halves
+    of a multiple of eight above that), in the dtype of a."""
+    cdef Py_ssize_t i, j, n2
+    cdef floating r[8]
+    cdef floating res
+    if n == 0:
+        return 0  # numpy's sum of nothing: +0.0
+    if n < 8:
+        res = -0.0  # numpy's start: a sum of -0.0 alone stays -0.0
+        for i in range(n):
+            res = res + _summand(a[i], how)
+        return res
+    if n <= 128:
+        for j in range(8):
+            r[j] = _summand(a[j], how)
+        i = 8
+        while i < n - n % 8:
+            for j in range(8):
+                r[j] = r[j] + _summand(a[i + j], how)
+            i += 8
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        while i < n:
+            res = res + _summand(a[i], how)
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise_sum(a, n2, how) + _pairwise_sum(a + n2, n - n2, how)
+
+
 cdef extern from "optim_loops.h" nogil:
     void vo_sgd_f32(float* p, const float* grad, Py_ssize_t n, double lr, double wd,
                     double scale, double clipvalue)

@@ -40,9 +40,9 @@ from vmath cimport (
     vm_bce_bwd_f32, vm_bce_bwd_f64, vm_bce_fwd_f32, vm_bce_fwd_f64,
 )
 from loops cimport (
-    _adagrad, _adam, _adam_alpha, _bias_add, _bias_grad, _clip_scale, _gemm, _mse_bwd,
-    _rmsprop, _sgd, _sgd_momentum, _softmax_xent_bwd, _softmax_xent_fwd,
-    _sparse_xent_bwd, _sparse_xent_fwd, _sum_sq_diff, _sum_squares,
+    R_ABS, R_SQUARE, R_SUM, _adagrad, _adam, _adam_alpha, _bias_add, _bias_grad, _clip_scale,
+    _gemm, _mse_bwd, _pairwise_sum, _rmsprop, _sgd, _sgd_momentum, _softmax_xent_bwd,
+    _softmax_xent_fwd, _sparse_xent_bwd, _sparse_xent_fwd, _sum_sq_diff, _sum_squares,
 )
 
 cnp.import_array()

@@ -1,50 +1,7 @@
 # The weight penalties of the captured step (regularizers.L1L2 and its L1, L2): their value,
 # added to the batch's loss, and their gradient, added to the parameter's, in the order and
-# dtype the eager path computes them (np.add.reduce's pairwise sums, autograd's accumulation).
-
-cdef enum:
-    R_SUM, R_ABS, R_SQUARE  # what _pairwise_sum sums: the values, their |.|, their squares
-
-
-cdef inline floating _summand(floating v, int how) noexcept nogil:
-    if how == R_ABS:
-        return v if v > 0 else -v if v < 0 else 0 if v == 0 else v  # |-0.0| is 0.0
-    if how == R_SQUARE:
-        return v * v
-    return v
-
-
-cdef floating _pairwise_sum(const floating* a, Py_ssize_t n, int how) noexcept nogil:
-    """The sum of a[:n] (or of their |.| or squares) as numpy's pairwise summation adds them
-    (np.add.reduce on a contiguous array: eight partial sums in blocks of up to 128, halves
-    of a multiple of eight above that), in the dtype of a."""
-    cdef Py_ssize_t i, j, n2
-    cdef floating r[8]
-    cdef floating res
-    if n == 0:
-        return 0  # numpy's sum of nothing: +0.0
-    if n < 8:
-        res = -0.0  # numpy's start: a sum of -0.0 alone stays -0.0
-        for i in range(n):
-            res = res + _summand(a[i], how)
-        return res
-    if n <= 128:
-        for j in range(8):
-            r[j] = _summand(a[j], how)
-        i = 8
-        while i < n - n % 8:
-            for j in range(8):
-                r[j] = r[j] + _summand(a[i + j], how)
-            i += 8
-        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-        while i < n:
-            res = res + _summand(a[i], how)
-            i += 1
-        return res
-    n2 = n // 2
-    n2 -= n2 % 8
-    return _pairwise_sum(a, n2, how) + _pairwise_sum(a + n2, n - n2, how)
-
+# dtype the eager path computes them (np.add.reduce's pairwise sums, loops.pxd's
+# _pairwise_sum; autograd's accumulation).
 
 cdef inline floating _penalty(const floating* w, Py_ssize_t n, double l1,
                               double l2) noexcept nogil:

@@ -91,6 +91,16 @@ cdef extern from "vmath.h" nogil:
     void vm_mish_bwd_f32(const float*, const float*, float*, Py_ssize_t, double)
     void vm_mish_bwd_f64(const double*, const double*, double*, Py_ssize_t, double)
 
+    # a + b, a - b, a * b, -a (elementwise.pyx)
+    void vm_add_f32(const float*, const float*, float*, Py_ssize_t, double)
+    void vm_add_f64(const double*, const double*, double*, Py_ssize_t, double)
+    void vm_sub_f32(const float*, const float*, float*, Py_ssize_t, double)
+    void vm_sub_f64(const double*, const double*, double*, Py_ssize_t, double)
+    void vm_mul_f32(const float*, const float*, float*, Py_ssize_t, double)
+    void vm_mul_f64(const double*, const double*, double*, Py_ssize_t, double)
+    void vm_neg_f32(const float*, float*, Py_ssize_t, double)
+    void vm_neg_f64(const double*, double*, Py_ssize_t, double)
+
     # loss[i] = f(z[i], t[i]); dz[i] = f(dloss[i], z[i], t[i])
     # the activations without transcendental functions, and the bias rows (loops.pxd)
     void vm_relu_fwd_f32(const float*, float*, Py_ssize_t, double)

@@ -18,6 +18,17 @@ VM_LOOP1(vm_log1p_f32, float, vm_log1pf(v))
 VM_LOOP1(vm_log1p_f64, double, vm_log1p(v))
 VM_LOOP1(vm_erfc_f32, float, vm_erfcf(v))
 
+/* plain arithmetic (csrc/elementwise.pyx): one exactly rounded operation per element, so
+ * every level gives numpy's a + b, a - b, a * b, -a bit for bit */
+VM_LOOP2X(vm_add_f32, float, u + v)
+VM_LOOP2X(vm_add_f64, double, u + v)
+VM_LOOP2X(vm_sub_f32, float, u - v)
+VM_LOOP2X(vm_sub_f64, double, u - v)
+VM_LOOP2X(vm_mul_f32, float, u * v)
+VM_LOOP2X(vm_mul_f64, double, u * v)
+VM_LOOP1(vm_neg_f32, float, -v)
+VM_LOOP1(vm_neg_f64, double, -v)
+
 /* rows: bias add and bias gradient (VM_ROWS in vmath.h) */
 VM_ROWS(float, f32)
 VM_ROWS(double, f64)

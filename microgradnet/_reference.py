@@ -20,13 +20,18 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 def _float_array(name: str, a, dtype=None) -> np.ndarray:
     """Return `a` as a C-contiguous float array, checking its type and dtype."""
+    _check_float(name, a, dtype)
+    return a if a.flags.c_contiguous else np.array(a, order="C")
+
+
+def _check_float(name: str, a, dtype=None) -> None:
+    """Check that `a` is a float32/float64 array (of `dtype` if given), as it is."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name} must be a numpy array, got {type(a).__name__}")
     if a.dtype not in _FLOATS:
         raise TypeError(f"{name} must be float32 or float64, got {a.dtype}")
     if dtype is not None and a.dtype != dtype:
         raise TypeError(f"{name} has dtype {a.dtype}, expected {dtype} like the other inputs")
-    return a if a.flags.c_contiguous else np.array(a, order="C")
 
 
 def _same_shape(name: str, a: np.ndarray, ref_name: str, ref: np.ndarray) -> None:
@@ -500,6 +505,44 @@ def mse_backward(dloss, pred, target, out=None):
     if pred.size:
         out[...] = (pred - target) * pred.dtype.type(scale / pred.size)
     return out
+
+
+# --------------------------------------------------------------------------- elementwise
+# numpy's own operations: the kernels give their bits.
+
+
+def _operands(a, b, out):
+    _check_float("a", a)
+    _check_float("b", b, a.dtype)
+    _same_shape("b", b, "a", a)
+    return _out(out, a.shape, a.dtype)
+
+
+def add(a, b, out=None):
+    """out := a + b, elementwise (one dtype, one shape: no broadcasting)."""
+    return np.add(a, b, out=_operands(a, b, out))
+
+
+def subtract(a, b, out=None):
+    """out := a - b, elementwise (one dtype, one shape: no broadcasting)."""
+    return np.subtract(a, b, out=_operands(a, b, out))
+
+
+def multiply(a, b, out=None):
+    """out := a * b, elementwise (one dtype, one shape: no broadcasting)."""
+    return np.multiply(a, b, out=_operands(a, b, out))
+
+
+def negative(a, out=None):
+    """out := -a, elementwise."""
+    _check_float("a", a)
+    return np.negative(a, out=_out(out, a.shape, a.dtype))
+
+
+def sum_all(a):
+    """The sum of every element as a 0-d array of a's dtype (np.add.reduce's bits)."""
+    _check_float("a", a)
+    return np.add.reduce(a, axis=None, out=np.empty((), a.dtype))
 
 
 # --------------------------------------------------------------------------- optim

@@ -28,12 +28,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from microgradnet import _reference as ref
-from microgradnet._kernels import activations, losses, matmul, optim
+from microgradnet._kernels import activations, elementwise, losses, matmul, optim
 from microgradnet.activation_table import ACTIVATIONS as ACTIVATION_TABLE
 from microgradnet.activation_table import NAMES as ACTIVATION_NAMES
 
 MODULES = {
     "matmul": matmul, "activations": activations, "losses": losses, "optim": optim,
+    "elementwise": elementwise,
 }
 CY = {n: getattr(m, n) for m in MODULES.values() for n in dir(m) if not n.startswith("_")}
 REF = {n: getattr(ref, n) for n in ref.KERNEL_NAMES}
@@ -58,6 +59,8 @@ CONTRACT = {
     # In-place updates: tested in test_optim_kernels.py.
     "optim": {"sgd_update", "sgd_momentum_update", "adam_update", "rmsprop_update",
               "adagrad_update", "sum_squares"},
+    # Bit for bit numpy's: more in test_elementwise.py.
+    "elementwise": {"add", "subtract", "multiply", "negative", "sum_all"},
 }
 
 ANY = [(), (0,), (0, 3), (3, 0), (1,), (7, 13), (2, 3, 5)]
@@ -185,6 +188,11 @@ SPECS = [
     Spec("mse_backward", ("scalar", "x", "x"), lead=1),
     _rows("bias_add", ("x", "bias")),
     _rows("bias_grad", ("x",), scale=_column_sum_scale),
+    Spec("add", ("x", "x")),
+    Spec("subtract", ("x", "x")),
+    Spec("multiply", ("x", "x")),
+    Spec("negative", ("x",)),
+    Spec("sum_all", ("x",), elementwise=False),
 ]
 ELEMENTWISE = [s for s in SPECS if s.elementwise]
 WITH_OUT = [
@@ -379,7 +387,8 @@ def test_inf_and_nan_propagate(spec, dtype):
 EXACT = [s for s in SPECS if s.name in {
     "relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",
     "elu_backward", "sigmoid_backward", "tanh_backward", "step_forward", "step_backward",
-    "selu_backward", "bias_add", "mse_backward",
+    "selu_backward", "bias_add", "mse_backward", "add", "subtract", "multiply", "negative",
+    "sum_all",
 }]
 
 

@@ -30,10 +30,10 @@ import numpy as np
 import pytest
 
 import microgradnet
-from microgradnet._kernels import activations, losses, matmul, optim
+from microgradnet._kernels import activations, elementwise, losses, matmul, optim
 from microgradnet.activation_table import ACTIVATIONS
 
-MODULES = (activations, losses, matmul, optim)
+MODULES = (activations, losses, matmul, optim, elementwise)
 DTYPES = (np.float32, np.float64)
 SIZES = range(71)
 # 2-D shapes of at most 70 elements (rows of a batch by units, or by classes)
@@ -116,6 +116,15 @@ def _mse(n, dtype, rng):
                 losses.mse_backward(0.5, a[0], a[1], out=a[2]))
     return Call([_values(n, dtype, rng), _values(n, dtype, rng), _zeros(n, dtype)], run,
                 ((0, 2), (1, 2)))
+
+
+def _negative(n, dtype, rng):
+    return Call([_values(n, dtype, rng), _zeros(n, dtype)],
+                lambda a: (elementwise.negative(a[0], out=a[1]),), ((0, 1),))
+
+
+def _sum_all(n, dtype, rng):
+    return Call([_values(n, dtype, rng)], lambda a: (elementwise.sum_all(a[0]),))
 
 
 def _sum_squares(n, dtype, rng):
@@ -231,6 +240,11 @@ ELEMENTWISE.update({
     "sigmoid_binary_cross_entropy_backward": _bce_backward,
     "mse": _mse,
     "sum_squares": _sum_squares,
+    "add": _binary(elementwise.add),
+    "subtract": _binary(elementwise.subtract),
+    "multiply": _binary(elementwise.multiply),
+    "negative": _negative,
+    "sum_all": _sum_all,
     "sgd_update": _update("sgd_update", 0, 0.1, weight_decay=0.01, clipvalue=2.0),
     "sgd_momentum_update": _update("sgd_momentum_update", 1, 0.1, 0.9),
     "sgd_momentum_update-nesterov": _update("sgd_momentum_update", 1, 0.1, 0.9, nesterov=True,
