@@ -112,7 +112,9 @@ extensions = [
 # Python mode, Tensor and Function become extension types and per-op overhead drops.
 extensions.append(
     Extension(
-        "microgradnet.autograd", ["microgradnet/autograd.py"], extra_compile_args=compile_args
+        "microgradnet.autograd", ["microgradnet/autograd.py"], extra_compile_args=compile_args,
+        include_dirs=[numpy.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
     )
 )
 # The ops (functional.py) too: their forward and backward then run without Python frames.

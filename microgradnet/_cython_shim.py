@@ -21,3 +21,6 @@ def cfunc(func):
 def inline(func):
     """Return the function unchanged (compiled, it is inlined)."""
     return func
+
+
+compiled = False  # code under `if cython.compiled:` runs only in the extension

@@ -21,6 +21,30 @@ except ImportError:  # uncompiled, without Cython installed: no-op stand-ins
     from . import _cython_shim as cython
 import numpy as np
 
+from .backend import kernels as K
+
+if cython.compiled:
+    # Compiled, the backward walk reads shapes, dtypes and flags off the arrays in C (see
+    # _same_shape); uncompiled, the same questions go through numpy's attributes.
+    from cython.cimports.libc.string import memcmp
+    from cython.cimports.numpy import (
+        NPY_FLOAT32,
+        NPY_FLOAT64,
+        PyArray_BASE,
+        PyArray_DESCR,
+        PyArray_DIMS,
+        PyArray_EMPTY,
+        PyArray_EquivTypes,
+        PyArray_FillWithScalar,
+        PyArray_ISNOTSWAPPED,
+        PyArray_ISWRITEABLE,
+        PyArray_NDIM,
+        PyArray_TYPE,
+        dtype,
+        ndarray,
+        npy_intp,
+    )
+
 __all__ = ["as_tensor", "enable_grad", "Function", "is_grad_enabled", "no_grad", "Tensor", "tensor",
            "tensors"]
 
@@ -145,6 +169,105 @@ def _unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     if grad.shape != shape:
         raise RuntimeError(f"internal error: gradient of shape {grad.shape} for input {shape}")
     return grad
+
+
+# The walk asks these of every gradient an op returns; numpy answers each through a Python
+# attribute (a new tuple for a shape), the compiled module reads the array's struct.
+
+
+@cython.cfunc
+def _is_array(a: object) -> cython.bint:
+    """Whether a is a numpy array (of any subclass)."""
+    if cython.compiled:
+        return isinstance(a, ndarray)
+    else:
+        return isinstance(a, np.ndarray)
+
+
+@cython.cfunc
+@cython.inline
+def _is_exact_array(a: object) -> cython.bint:
+    """Whether a is a numpy array (not of a subclass)."""
+    if cython.compiled:
+        return type(a) is ndarray
+    else:
+        return type(a) is np.ndarray
+
+
+@cython.cfunc
+def _same_shape(a: object, b: object) -> cython.bint:
+    """Whether the arrays a and b have one shape."""
+    if cython.compiled:
+        n: cython.int = PyArray_NDIM(cython.cast(ndarray, a))
+        return n == PyArray_NDIM(cython.cast(ndarray, b)) and memcmp(
+            PyArray_DIMS(cython.cast(ndarray, a)), PyArray_DIMS(cython.cast(ndarray, b)),
+            n * cython.sizeof(npy_intp)) == 0
+    else:
+        return a.shape == b.shape
+
+
+@cython.cfunc
+def _same_dtype(a: object, b: object) -> cython.bint:
+    """Whether the arrays a and b have one dtype."""
+    if cython.compiled:
+        da = PyArray_DESCR(cython.cast(ndarray, a))
+        db = PyArray_DESCR(cython.cast(ndarray, b))
+        return da == db or PyArray_EquivTypes(cython.cast(dtype, da), cython.cast(dtype, db))
+    else:
+        return a.dtype == b.dtype
+
+
+@cython.cfunc
+def _is_float_array(a: object) -> cython.bint:
+    """Whether a is a float32 or float64 numpy array (what the elementwise kernels take)."""
+    if cython.compiled:
+        if not isinstance(a, ndarray):
+            return False
+        t: cython.int = PyArray_TYPE(cython.cast(ndarray, a))
+        return (t == NPY_FLOAT32 or t == NPY_FLOAT64) and PyArray_ISNOTSWAPPED(
+            cython.cast(ndarray, a))
+    else:
+        return isinstance(a, np.ndarray) and a.dtype in _FLOAT_DTYPES
+
+
+@cython.cfunc
+def _float_pair(a: object, b: object) -> cython.bint:
+    """Whether a and b are float arrays of one dtype and one shape (an elementwise kernel's
+    operands, where numpy would neither broadcast nor promote)."""
+    return _is_float_array(a) and _is_float_array(b) and _same_dtype(a, b) and _same_shape(a, b)
+
+
+@cython.cfunc
+def _added(a: object, b: object) -> object:
+    """a + b (numpy's bits), through the elementwise kernel when it takes a and b."""
+    if _float_pair(a, b):
+        return K.add(a, b)
+    return a + b
+
+
+@cython.cfunc
+def _ones_like(a: object) -> object:
+    """A new array of ones of a's shape and dtype (C order)."""
+    if cython.compiled and _is_exact_array(a):
+        ones: ndarray = PyArray_EMPTY(PyArray_NDIM(cython.cast(ndarray, a)),
+                                      PyArray_DIMS(cython.cast(ndarray, a)),
+                                      PyArray_TYPE(cython.cast(ndarray, a)), 0)
+        PyArray_FillWithScalar(ones, 1)
+        return ones
+    ones = np.empty(a.shape, a.dtype)
+    ones.fill(1)  # two C calls, where np.ones_like runs Python-level code
+    return ones
+
+
+@cython.cfunc
+@cython.inline
+def _owns_writable(a: object) -> cython.bint:
+    """Whether the array a owns its memory (is no view) and may be written."""
+    if cython.compiled:
+        return (PyArray_BASE(cython.cast(ndarray, a)) == cython.NULL
+                and PyArray_ISWRITEABLE(cython.cast(ndarray, a)))
+    else:
+        return a.base is None and a.flags.writeable
 
 
 # --------------------------------------------------------------------------- the ops
@@ -272,20 +395,13 @@ def _protocols() -> object:
 class Function:
     """A differentiable op: `forward` on arrays, `backward` one gradient per input.
 
-    Subclasses keep what backward needs as attributes of `self` (the context). After a
-    backward without `retain_graph`, those are released to free memory.
+    The forward keeps what backward needs in `self.saved` (a tuple), or, in an op written in
+    Python, in attributes of `self` (the context). After a backward without `retain_graph`,
+    those are released to free memory.
     """
 
-    # Compiled (setup.py), Tensor and Function are extension types with these fields in C;
-    # subclasses (the ops) keep what backward needs in their instance __dict__.
-    parents = cython.declare(object, visibility="public")
-    needs_input_grad = cython.declare(object, visibility="public")
-    # The inputs' versions when the op ran, or None when every one was at version 0.
-    _versions = cython.declare(object, visibility="public")
-    # The output's version when it became the op's result: None for 0 (see _record_inplace).
-    _out_version = cython.declare(object, visibility="public")
-    # Whether a backward has freed what the op saved (a C field: the walk reads it per node).
-    released = cython.declare(cython.bint, visibility="public")
+    # Compiled (setup.py), Tensor and Function are extension types with their fields in C,
+    # declared in autograd.pxd; the ops of functional.py are extension types too.
     name = ""  # set by each op; names the op in functional.REGISTRY
     # What backward reads of the op's own tensors: the inputs by index (None: all of them)
     # and whether the output. An in-place change to one of those between the forward and the
@@ -297,7 +413,8 @@ class Function:
         """Compute the op's result from input arrays (and save what backward needs)."""
         raise NotImplementedError
 
-    def backward(self, grad: np.ndarray) -> Any:
+    @cython.ccall
+    def backward(self, grad: object):
         """Return the gradient w.r.t. each input (a tuple, or one array for one input)."""
         raise NotImplementedError
 
@@ -306,55 +423,29 @@ class Function:
         """Run the op on Tensors, recording it in the graph when a gradient is needed."""
         # Unrolled for one and two inputs: this is the per-op overhead on small tensors.
         ctx: Function = cls()
-        a: Tensor
-        b: Tensor
-        out: Tensor
         if len(inputs) == 2:
-            a, b = inputs
+            a: Tensor = inputs[0]
+            b: Tensor = inputs[1]
             if params:
-                data = ctx.forward(a.data, b.data, **params)
-            else:
-                data = ctx.forward(a.data, b.data)
-            needs = (a.requires_grad, b.requires_grad)
-            record = needs[0] or needs[1]
-        elif len(inputs) == 1:
+                return _link2(ctx, ctx.forward(a.data, b.data, **params), a, b)
+            return _link2(ctx, ctx.forward(a.data, b.data), a, b)
+        if len(inputs) == 1:
             a = inputs[0]
             if params:
-                data = ctx.forward(a.data, **params)
-            else:
-                data = ctx.forward(a.data)
-            needs = (a.requires_grad,)
-            record = needs[0]
-        else:
-            data = ctx.forward(*[t.data for t in inputs], **params)
-            needs = tuple([t.requires_grad for t in inputs])
-            record = True in needs
-        if record and _threads_without_grad != 0:
-            record = _grad_mode.enabled  # some thread is under no_grad: is this one?
-        if type(data) is not np.ndarray:
-            data = np.asarray(data)  # numpy hands back scalars for 0-d results
-        out = Tensor.__new__(Tensor)
-        out.data = data
-        out.grad = None
-        if record:
+                return _link1(ctx, ctx.forward(a.data, **params), a)
+            return _link1(ctx, ctx.forward(a.data), a)
+        t: Tensor
+        data = ctx.forward(*[t.data for t in inputs], **params)
+        needs = tuple([t.requires_grad for t in inputs])
+        out = _output(data, _recording(True in needs))
+        if out.requires_grad:
             ctx.parents = inputs
             ctx.needs_input_grad = needs
-            if len(inputs) == 2:
-                if a._vc is not None or b._vc is not None:
-                    ctx._versions = (_version_of(a), _version_of(b))
-            elif len(inputs) == 1:
-                if a._vc is not None:
-                    ctx._versions = (_version_of(a),)
-            else:
-                for a in inputs:
-                    if a._vc is not None:
-                        ctx._versions = tuple([_version_of(t) for t in inputs])
-                        break
-            out.requires_grad = True
+            for t in inputs:
+                if t._vc is not None:
+                    ctx._versions = tuple([_version_of(t) for t in inputs])
+                    break
             out._ctx = ctx
-        else:
-            out.requires_grad = False
-            out._ctx = None
         return out
 
     def release(self) -> None:
@@ -362,10 +453,67 @@ class Function:
         _release(self)
 
 
+if not cython.compiled:
+    # Uncompiled, the C fields' starting values (autograd.pxd) are class attributes.
+    Function.parents = Function.needs_input_grad = Function.saved = None
+    Function._versions = Function._out_version = None
+    Function.released = False
+
+
+@cython.cfunc
+@cython.inline
+def _recording(needed: cython.bint) -> cython.bint:
+    """Whether an op whose inputs need a gradient (or not) records itself in the graph."""
+    if needed and _threads_without_grad != 0:
+        return _grad_mode.enabled  # some thread is under no_grad: is this one?
+    return needed
+
+
+@cython.cfunc
+@cython.inline
+def _output(data: object, record: cython.bint) -> Tensor:
+    """The tensor around an op's result (requires_grad when recorded, not yet linked)."""
+    if not _is_exact_array(data):
+        data = np.asarray(data)  # numpy hands back scalars for 0-d results
+    out: Tensor = Tensor.__new__(Tensor)
+    out.data = data
+    out.requires_grad = record
+    return out
+
+
+@cython.cfunc
+def _link1(ctx: Function, data: object, a: Tensor) -> Tensor:
+    """The result of a one-input op: its tensor, linked to the input if recorded."""
+    out: Tensor = _output(data, _recording(a.requires_grad))
+    if out.requires_grad:
+        ctx.parents = (a,)
+        ctx.needs_input_grad = (True,)
+        if a._vc is not None:
+            ctx._versions = (_version_of(a),)
+        out._ctx = ctx
+    return out
+
+
+@cython.cfunc
+def _link2(ctx: Function, data: object, a: Tensor, b: Tensor) -> Tensor:
+    """The result of a two-input op: its tensor, linked to the inputs if recorded."""
+    out: Tensor = _output(data, _recording(a.requires_grad or b.requires_grad))
+    if out.requires_grad:
+        ctx.parents = (a, b)
+        ctx.needs_input_grad = (a.requires_grad, b.requires_grad)
+        if a._vc is not None or b._vc is not None:
+            ctx._versions = (_version_of(a), _version_of(b))
+        out._ctx = ctx
+    return out
+
+
 @cython.cfunc
 def _release(ctx: Function):
     """Function.release, called by the engine without a method lookup."""
-    vars(ctx).clear()
+    ctx.saved = None
+    attributes = getattr(ctx, "__dict__", None)  # an op written in Python keeps its own there
+    if attributes is not None:
+        attributes.clear()
     # Without the links, the intermediate tensors above this node are freed as soon as
     # the caller drops them, even while the output (e.g. a loss) is kept. `released`
     # stays, so a second backward still reaches this node and says what happened.
@@ -379,22 +527,6 @@ def _release(ctx: Function):
 @cython.cclass
 class Tensor:
     """An n-dimensional array that records the ops applied to it for reverse-mode autodiff."""
-
-    data = cython.declare(object, visibility="public")
-    grad = cython.declare(object, visibility="public")
-    requires_grad = cython.declare(cython.bint, visibility="public")
-    _ctx = cython.declare(object, visibility="public")
-    # The version counter (PyTorch's): None until the data first changes in place or a view
-    # of it is made, then [version, whether views share it], a list shared with the views.
-    _vc = cython.declare(object, visibility="public")
-    # The nodes this tensor stood for before recorded in-place ops replaced them:
-    # [(version at the replacement, node), ...], or None (see _node_at).
-    _hist = cython.declare(object, visibility="public")
-    # The backward walk's own: the gradient gathered for this node so far, and the walk that
-    # last reached it (see _run_backward); in C fields, not a dict keyed by id().
-    _pend = cython.declare(object)
-    _mark = cython.declare(object)
-    __weakref__ = cython.declare(object)
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
         self.data = _as_array(data, dtype)
@@ -524,8 +656,7 @@ class Tensor:
                     f"backward() without grad= needs a one-element output, this one has shape "
                     f"{self.shape}; pass grad= of that shape (e.g. ones for a sum)"
                 )
-            seed = np.empty_like(self.data)
-            seed.fill(1)  # two C calls, where np.ones_like runs Python-level code
+            seed = _ones_like(self.data)
         else:
             seed = np.asarray(grad.data if isinstance(grad, Tensor) else grad)
             if seed.shape != self.shape:
@@ -537,32 +668,24 @@ class Tensor:
 
     # ---- operators (each a one-liner into functional.py)
     def __add__(self, other: Any) -> Tensor:
-        if type(other) is Tensor and other.data.dtype is self.data.dtype:
-            return _functional().Add.apply(self, other)  # the common case, without conversions
         return _functional().add(self, other)
 
     def __radd__(self, other: Any) -> Tensor:
         return _functional().add(other, self)
 
     def __sub__(self, other: Any) -> Tensor:
-        if type(other) is Tensor and other.data.dtype is self.data.dtype:
-            return _functional().Sub.apply(self, other)  # the common case, without conversions
         return _functional().sub(self, other)
 
     def __rsub__(self, other: Any) -> Tensor:
         return _functional().sub(other, self)
 
     def __mul__(self, other: Any) -> Tensor:
-        if type(other) is Tensor and other.data.dtype is self.data.dtype:
-            return _functional().Mul.apply(self, other)  # the common case, without conversions
         return _functional().mul(self, other)
 
     def __rmul__(self, other: Any) -> Tensor:
         return _functional().mul(other, self)
 
     def __truediv__(self, other: Any) -> Tensor:
-        if type(other) is Tensor and other.data.dtype is self.data.dtype:
-            return _functional().Div.apply(self, other)  # the common case, without conversions
         return _functional().div(self, other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
@@ -724,6 +847,12 @@ class Tensor:
         return _functional().log_softmax(self, axis)
 
 
+if not cython.compiled:
+    # Uncompiled, the C fields' starting values (autograd.pxd) are class attributes.
+    Tensor.grad = Tensor._ctx = Tensor._vc = Tensor._hist = Tensor._pend = Tensor._mark = None
+    Tensor.requires_grad = False
+
+
 # --------------------------------------------------------------------------- in place
 
 
@@ -878,6 +1007,16 @@ def _topological_order(root: Tensor, walk: object) -> list:
 
 
 @cython.cfunc
+def _saved_values(ctx: Function) -> list:
+    """What ctx keeps for its backward: its `saved` tuple and its instance attributes."""
+    values: list = [] if ctx.saved is None else list(ctx.saved)
+    attributes = getattr(ctx, "__dict__", None)
+    if attributes:
+        values.extend(attributes.values())
+    return values
+
+
+@cython.cfunc
 def _released_error(ctx: Function) -> RuntimeError:
     return RuntimeError(
         f"backward through the graph a second time: the values saved by "
@@ -903,7 +1042,8 @@ def _take(node: Tensor, grads: object):
     return grads.pop(id(node), None)
 
 
-def _run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
+@cython.cfunc
+def _run_backward(root: Tensor, seed: object, retain_graph: cython.bint):
     walk = object() if _fields_lock.acquire(False) else None
     if walk is None:
         _walk(root, seed, retain_graph, None, {id(root): seed})
@@ -953,12 +1093,12 @@ def _walk_order(order: list, seed: object, retain_graph: cython.bint, walk: obje
         if node._ctx is None:
             data = node.data
             if node.grad is None:
-                if (grad.dtype != data.dtype or grad.base is not None or id(grad) in shared
-                        or not grad.flags.writeable):
+                if (not _is_array(data) or not _same_dtype(grad, data)
+                        or not _owns_writable(grad) or id(grad) in shared):
                     grad = np.array(grad, dtype=data.dtype)
                 node.grad = Tensor._wrap(grad)
             else:
-                node.grad.data = node.grad.data + grad
+                node.grad.data = _added(node.grad.data, grad)
             continue
         ctx = node._ctx
         if ctx.released:
@@ -986,11 +1126,13 @@ def _walk_order(order: list, seed: object, retain_graph: cython.bint, walk: obje
             if parent._hist is not None:
                 parent = _node_at(ctx, i, parent)
             pdata = parent.data
-            pshape = pdata.shape
-            if pgrad.shape != pshape:
-                pgrad = _unbroadcast(pgrad, pshape)
-            if pgrad.dtype != pdata.dtype:
-                pgrad = pgrad.astype(pdata.dtype)
+            if not (_is_array(pgrad) and _is_array(pdata) and _same_shape(pgrad, pdata)
+                    and _same_dtype(pgrad, pdata)):
+                pshape = pdata.shape
+                if pgrad.shape != pshape:
+                    pgrad = _unbroadcast(pgrad, pshape)
+                if pgrad.dtype != pdata.dtype:
+                    pgrad = pgrad.astype(pdata.dtype)
             alias = pgrad is grad
             for other in returned:
                 alias = alias or other is pgrad
@@ -999,7 +1141,7 @@ def _walk_order(order: list, seed: object, retain_graph: cython.bint, walk: obje
                 # it on is caught there by `pgrad is grad`: the saved values need looking at
                 # only here.
                 if saved is None:
-                    saved = list(vars(ctx).values())
+                    saved = _saved_values(ctx)
                 for value in saved:
                     alias = alias or value is pgrad
             if alias:
@@ -1008,11 +1150,11 @@ def _walk_order(order: list, seed: object, retain_graph: cython.bint, walk: obje
             if grads is None:
                 if parent._mark is walk:  # else not in the order (requires_grad since unset)
                     previous = parent._pend
-                    parent._pend = pgrad if previous is None else previous + pgrad
+                    parent._pend = pgrad if previous is None else _added(previous, pgrad)
             else:
                 key = id(parent)
                 previous = grads.get(key)
-                grads[key] = pgrad if previous is None else previous + pgrad
+                grads[key] = pgrad if previous is None else _added(previous, pgrad)
         if not retain_graph:
             _release(ctx)
             # the ops that named this tensor's old nodes are released too

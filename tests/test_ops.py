@@ -354,13 +354,24 @@ def test_retain_graph_allows_a_second_backward():
 def test_saved_arrays_are_released_after_backward():
     x = mg.tensor(np.ones((4, 4)), requires_grad=True)
     h = mg.sigmoid(x)
-    y = (h * x).sum()
+    m = h * x
+    y = m.sum()
     y.backward()
-    for node in (h, y):
+    for node in (h, m, y):
         ctx = node._ctx
         assert ctx.released
-        saved = {k for k in vars(ctx) if k not in ("parents", "needs_input_grad", "released")}
+        assert ctx.saved is None, f"{type(ctx).__name__} kept {ctx.saved} after backward"
+        # an op written in Python keeps what it saves in its instance attributes
+        saved = set(getattr(ctx, "__dict__", {}))
         assert not saved, f"{type(ctx).__name__} kept {saved} after backward"
+
+
+def test_an_op_written_in_python_has_its_attributes_released_after_backward():
+    y = mg.tensor([1.0, 2.0], requires_grad=True)
+    out = _ReturnsSaved.apply(y)
+    assert vars(out._ctx)
+    out.backward(np.ones(2, dtype=np.float32))
+    assert out._ctx.released and not vars(out._ctx)
 
 
 def test_backward_frees_the_intermediate_tensors():
