@@ -16,10 +16,19 @@ from typing import Any
 
 import numpy as np
 
+try:
+    import cython
+except ImportError:  # uncompiled, without Cython installed
+    from . import _cython_shim as cython
+
 from .activation_table import ACTIVATIONS as ACTIVATION_TABLE
 from .activation_table import ActivationSpec
 from .autograd import Function, Tensor, _share_version, _to_numpy, as_tensor, tensors
 from .backend import kernels as K
+
+if not cython.compiled:
+    # Compiled, functional.pxd cimports these C functions of autograd.
+    from .autograd import _float_pair, _is_float_array, _link1, _link2
 
 __all__ = ["Abs", "abs", "ACTIVATIONS", "Add", "add", "Cast", "cast", "Clip", "clip", "Concatenate",
            "concatenate", "Div", "div", "equal", "Exp", "exp", "GetItem", "getitem", "greater",
@@ -59,6 +68,16 @@ def _floating(x: Any, op: str) -> Tensor:
     return x
 
 
+def _multiply(a: Any, b: Any) -> Any:
+    """a * b (numpy's bits), through the elementwise kernel when it takes a and b."""
+    return K.multiply(a, b) if _float_pair(a, b) else a * b
+
+
+def _negative(a: Any) -> Any:
+    """-a (numpy's bits), through the elementwise kernel when it takes a."""
+    return K.negative(a) if _is_float_array(a) else -a
+
+
 def _axes(axis: Any, ndim: int) -> tuple[int, ...] | None:
     """Normalize an axis argument (None, int or sequence of ints) to a sorted tuple."""
     if axis is None:
@@ -76,7 +95,8 @@ class Add(Function):
     saves = ()
 
     def forward(self, a, b):
-        return a + b
+        # the kernel where numpy would neither broadcast nor promote: numpy's bits, faster
+        return K.add(a, b) if _float_pair(a, b) else a + b
 
     def backward(self, grad):
         return grad, grad
@@ -84,6 +104,9 @@ class Add(Function):
 
 def add(a: Any, b: Any) -> Tensor:
     """Elementwise a + b, broadcasting."""
+    if type(a) is Tensor and type(b) is Tensor:
+        ctx = Add()  # Add.apply, without its generic argument handling
+        return _link2(ctx, ctx.forward(a.data, b.data), a, b)
     return Add.apply(*_pair(a, b))
 
 
@@ -92,14 +115,17 @@ class Sub(Function):
     saves = ()
 
     def forward(self, a, b):
-        return a - b
+        return K.subtract(a, b) if _float_pair(a, b) else a - b
 
     def backward(self, grad):
-        return grad, -grad if self.needs_input_grad[1] else None
+        return grad, _negative(grad) if self.needs_input_grad[1] else None
 
 
 def sub(a: Any, b: Any) -> Tensor:
     """Elementwise a - b, broadcasting."""
+    if type(a) is Tensor and type(b) is Tensor:
+        ctx = Sub()
+        return _link2(ctx, ctx.forward(a.data, b.data), a, b)
     return Sub.apply(*_pair(a, b))
 
 
@@ -108,16 +134,20 @@ class Mul(Function):
     saves = (0, 1)
 
     def forward(self, a, b):
-        self.a, self.b = a, b
-        return a * b
+        self.saved = (a, b)
+        return _multiply(a, b)
 
     def backward(self, grad):
+        a, b = self.saved
         need_a, need_b = self.needs_input_grad
-        return (grad * self.b if need_a else None, grad * self.a if need_b else None)
+        return (_multiply(grad, b) if need_a else None, _multiply(grad, a) if need_b else None)
 
 
 def mul(a: Any, b: Any) -> Tensor:
     """Elementwise a * b, broadcasting."""
+    if type(a) is Tensor and type(b) is Tensor:
+        ctx = Mul()
+        return _link2(ctx, ctx.forward(a.data, b.data), a, b)
     return Mul.apply(*_pair(a, b))
 
 
@@ -176,15 +206,17 @@ class Neg(Function):
     saves = ()
 
     def forward(self, a):
-        return -a
+        return _negative(a)
 
     def backward(self, grad):
-        return -grad
+        return _negative(grad)
 
 
 def neg(a: Any) -> Tensor:
     """Elementwise -a."""
-    return Neg.apply(as_tensor(a))
+    a = as_tensor(a)
+    ctx = Neg()
+    return _link1(ctx, ctx.forward(a.data), a)
 
 
 class Maximum(Function):
@@ -366,8 +398,13 @@ def _spread(grad: np.ndarray, shape: tuple, axes: tuple[int, ...] | None) -> np.
 
     Small: a fresh array filled by assignment, two C calls where np.expand_dims and
     np.broadcast_to run Python-level code. Large: the broadcast view, no memory written."""
+    large = math.prod(shape) > _SPREAD_COPY_MAX
+    if axes is None and not large and type(grad) is np.ndarray and grad.ndim == 0:
+        out = np.empty(shape, grad.dtype)  # the gradient of a sum of all: one value
+        out.fill(grad)
+        return out
     kept = tuple([1 if axes is None or i in axes else n for i, n in enumerate(shape)])
-    if math.prod(shape) > _SPREAD_COPY_MAX:
+    if large:
         return np.broadcast_to(grad.reshape(kept), shape)
     out = np.empty(shape, grad.dtype)
     out[...] = grad.reshape(kept)
@@ -380,6 +417,8 @@ class Sum(Function):
 
     def forward(self, a, axes, keepdims):
         self.shape, self.axes = a.shape, axes
+        if axes is None and not keepdims and _is_float_array(a):
+            return K.sum_all(a)  # np.add.reduce's bits
         # np.add.reduce is what np.sum runs (the same bits), without its Python-level wrapper
         return np.add.reduce(a, axis=axes, keepdims=keepdims)
 
@@ -390,7 +429,8 @@ class Sum(Function):
 def sum(a: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
     """Sum over `axis` (an int, a tuple of ints, or None for all)."""
     a = as_tensor(a)
-    return Sum.apply(a, axes=_axes(axis, a.ndim), keepdims=keepdims)
+    ctx = Sum()
+    return _link1(ctx, ctx.forward(a.data, _axes(axis, a.ndim), keepdims), a)
 
 
 class Mean(Function):
@@ -398,7 +438,7 @@ class Mean(Function):
     saves = ()
 
     def forward(self, a, axes, keepdims):
-        self.shape, self.axes, self.keepdims = a.shape, axes, keepdims
+        self.shape, self.axes = a.shape, axes
         reduced = a.size if axes is None else int(np.prod([a.shape[i] for i in axes]))
         self.scale = 1.0 / reduced if reduced else np.nan
         return np.mean(a, axis=axes, keepdims=keepdims)
@@ -410,7 +450,8 @@ class Mean(Function):
 def mean(a: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
     """Mean over `axis` (an int, a tuple of ints, or None for all)."""
     a = as_tensor(a)
-    return Mean.apply(a, axes=_axes(axis, a.ndim), keepdims=keepdims)
+    ctx = Mean()
+    return _link1(ctx, ctx.forward(a.data, _axes(axis, a.ndim), keepdims), a)
 
 
 class _Extremum(Function):
@@ -602,13 +643,13 @@ class MatMul(Function):
     saves = (0, 1)
 
     def forward(self, a, b):
-        self.a, self.b = a, b
+        self.saved = (a, b)
         if a.ndim == 2 and b.ndim == 2 and a.dtype in _FLOATS:
             return K.gemm(a, b)
         return np.matmul(a, b)
 
     def backward(self, grad):
-        a, b = self.a, self.b
+        a, b = self.saved
         need_a, need_b = self.needs_input_grad
         if a.ndim == 2 and b.ndim == 2 and a.dtype in _FLOATS:
             # Transposes are GEMM flags, not copies.
@@ -644,7 +685,8 @@ def matmul(a: Any, b: Any) -> Tensor:
         ad, bd = a.data, b.data
         if (ad.ndim == 2 and bd.ndim == 2 and ad.shape[1] == bd.shape[0] and ad.dtype is bd.dtype
                 and ad.dtype in _FLOATS):
-            return MatMul.apply(a, b)  # the common case: two matrices of one float dtype
+            ctx = MatMul()  # the common case: two matrices of one float dtype
+            return _link2(ctx, ctx.forward(ad, bd), a, b)
     a, b = _pair(a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(
@@ -695,16 +737,17 @@ class Linear(Function):
     saves = (0, 1)
 
     def forward(self, x, w, b=None):
-        self.x, self.w = x, w
+        self.saved = (x, w)
         out = K.gemm(x, w)
         if b is not None:
             K.bias_add(out, b, out=out)
         return out
 
     def backward(self, grad):
+        x, w = self.saved
         need = self.needs_input_grad
-        gx = K.gemm(grad, self.w, trans_b=True) if need[0] else None
-        gw = K.gemm(self.x, grad, trans_a=True) if need[1] else None
+        gx = K.gemm(grad, w, trans_b=True) if need[0] else None
+        gw = K.gemm(x, grad, trans_a=True) if need[1] else None
         if len(need) == 2:
             return gx, gw
         return gx, gw, K.bias_grad(grad) if need[2] else None
@@ -742,14 +785,13 @@ class _Activation(Function):
     _saves_y = False
 
     def forward(self, x):
-        self.saved = y = getattr(K, self._forward_kernel)(x)
-        if not self._saves_y:
-            self.saved = x
+        y = getattr(K, self._forward_kernel)(x)
+        self.saved = (y if self._saves_y else x,)
         return y
 
     def backward(self, grad):
         # NOTE: at a kink the kernel takes the left derivative: relu'(0) = 0, step'(x) = 0.
-        return getattr(K, self._backward_kernel)(grad, self.saved)
+        return getattr(K, self._backward_kernel)(grad, self.saved[0])
 
 
 class _ActivationWithAlpha(_Activation):
@@ -757,13 +799,12 @@ class _ActivationWithAlpha(_Activation):
 
     def forward(self, x, alpha):
         self.alpha = alpha
-        self.saved = y = getattr(K, self._forward_kernel)(x, alpha)
-        if not self._saves_y:
-            self.saved = x
+        y = getattr(K, self._forward_kernel)(x, alpha)
+        self.saved = (y if self._saves_y else x,)
         return y
 
     def backward(self, grad):
-        return getattr(K, self._backward_kernel)(grad, self.saved, self.alpha)
+        return getattr(K, self._backward_kernel)(grad, self.saved[0], self.alpha)
 
 
 def _activation(spec: ActivationSpec) -> Callable[..., Tensor]:
@@ -774,12 +815,14 @@ def _activation(spec: ActivationSpec) -> Callable[..., Tensor]:
         "name": spec.name, "_forward_kernel": sys.intern(spec.forward_kernel),
         "_backward_kernel": sys.intern(spec.backward_kernel), "_saves_y": spec.saves == "y",
         "saves": () if spec.saves == "y" else (0,), "saves_output": spec.saves == "y",
-        "__module__": __name__,
+        "__module__": __name__, "__slots__": (),
     })
     name = spec.name
     if spec.alpha is None:
         def fn(x: Any) -> Tensor:
-            return op.apply(_floating(x, name))
+            x = _floating(x, name)
+            ctx = op()
+            return _link1(ctx, ctx.forward(x.data), x)
     else:
         def fn(x: Any, alpha: float = spec.alpha) -> Tensor:
             if spec.alpha_positive and not alpha > 0:
@@ -866,7 +909,7 @@ class MSELoss(Function):
     saves = (0, 1)
 
     def forward(self, pred, target):
-        self.pred, self.target = pred, target
+        self.saved = (pred, target)
         loss = K.mse_forward(pred, target)
         if loss > _FLOAT32_MAX and pred.dtype.itemsize == 4:
             with np.errstate(over="ignore"):  # a float32 loss past 3.4e38 is inf, as IEEE says
@@ -874,7 +917,8 @@ class MSELoss(Function):
         return np.asarray(loss, dtype=pred.dtype)
 
     def backward(self, grad):
-        gp = K.mse_backward(float(grad), self.pred, self.target)
+        pred, target = self.saved
+        gp = K.mse_backward(float(grad), pred, target)
         return gp, -gp if self.needs_input_grad[1] else None
 
 
@@ -883,7 +927,8 @@ def mse_loss(pred: Any, target: Any) -> Tensor:
     if type(pred) is Tensor and type(target) is Tensor:
         p, t = pred.data, target.data
         if p.dtype is t.dtype and p.dtype in _FLOATS and p.shape == t.shape:
-            return MSELoss.apply(pred, target)  # the common case, without conversions
+            ctx = MSELoss()  # the common case, without conversions
+            return _link2(ctx, ctx.forward(p, t), pred, target)
     pred = _floating(pred, "mse_loss")
     target = as_tensor(target, pred)
     _same_shape("mse_loss", pred, target)
@@ -895,17 +940,14 @@ class SigmoidBinaryCrossEntropy(Function):
     saves = (0, 1)
 
     def forward(self, logits, target):
-        self.logits, self.target = logits, target
+        self.saved = (logits, target)
         return K.sigmoid_binary_cross_entropy_forward(logits, target)
 
     def backward(self, grad):
+        logits, target = self.saved
         need_z, need_t = self.needs_input_grad
-        gz = (
-            K.sigmoid_binary_cross_entropy_backward(grad, self.logits, self.target)
-            if need_z
-            else None
-        )
-        return gz, -grad * self.logits if need_t else None
+        gz = K.sigmoid_binary_cross_entropy_backward(grad, logits, target) if need_z else None
+        return gz, -grad * logits if need_t else None
 
 
 def sigmoid_binary_cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Tensor:
