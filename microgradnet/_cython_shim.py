@@ -24,3 +24,8 @@ def inline(func):
 
 
 compiled = False  # code under `if cython.compiled:` runs only in the extension
+
+
+def cast(type_, value):
+    """Return value unchanged (compiled, a C cast)."""
+    return value

@@ -31,6 +31,7 @@ if cython.compiled:
         NPY_FLOAT32,
         NPY_FLOAT64,
         PyArray_BASE,
+        PyArray_DATA,
         PyArray_DESCR,
         PyArray_DIMS,
         PyArray_EMPTY,
@@ -235,6 +236,58 @@ def _float_pair(a: object, b: object) -> cython.bint:
     """Whether a and b are float arrays of one dtype and one shape (an elementwise kernel's
     operands, where numpy would neither broadcast nor promote)."""
     return _is_float_array(a) and _is_float_array(b) and _same_dtype(a, b) and _same_shape(a, b)
+
+
+@cython.cfunc
+def _float_matrices(a: object, b: object, product: cython.bint) -> cython.bint:
+    """Whether a and b are 2-D float arrays of one dtype (GEMM's operands), and, if `product`,
+    whether a's columns match b's rows."""
+    if not (_is_float_array(a) and _is_float_array(b) and _same_dtype(a, b)):
+        return False
+    if cython.compiled:
+        if PyArray_NDIM(cython.cast(ndarray, a)) != 2 or PyArray_NDIM(cython.cast(ndarray, b)) != 2:
+            return False
+        return not product or (PyArray_DIMS(cython.cast(ndarray, a))[1]
+                               == PyArray_DIMS(cython.cast(ndarray, b))[0])
+    else:
+        return a.ndim == 2 and b.ndim == 2 and (not product or a.shape[1] == b.shape[0])
+
+
+@cython.cfunc
+def _scalar_like(value: object, like: object) -> object:
+    """A 0-d array of like's float dtype holding value (a float), rounded as numpy casts: a
+    float32 beyond its range is inf, as IEEE says."""
+    if cython.compiled and _is_float_array(like):
+        v: cython.double = value
+        out: ndarray = PyArray_EMPTY(0, cython.NULL, PyArray_TYPE(cython.cast(ndarray, like)), 0)
+        if PyArray_TYPE(cython.cast(ndarray, like)) == NPY_FLOAT32:
+            cython.cast(cython.p_float, PyArray_DATA(out))[0] = cython.cast(cython.float, v)
+        else:
+            cython.cast(cython.p_double, PyArray_DATA(out))[0] = v
+        return out
+    with np.errstate(over="ignore"):
+        return np.asarray(value, dtype=like.dtype)
+
+
+@cython.cfunc
+def _filled(shape: tuple, value: object) -> object:
+    """A new array of `shape` holding the one element of the 0-d float array `value`
+    everywhere, in value's dtype; None when value is no such array."""
+    if not (_is_float_array(value) and value.ndim == 0):
+        return None
+    if cython.compiled:
+        n: cython.Py_ssize_t = len(shape)
+        dims: npy_intp[32]
+        i: cython.Py_ssize_t
+        if n <= 32:  # numpy's limit on dimensions
+            for i in range(n):
+                dims[i] = shape[i]
+            out: ndarray = PyArray_EMPTY(n, dims, PyArray_TYPE(cython.cast(ndarray, value)), 0)
+            PyArray_FillWithScalar(out, value)
+            return out
+    filled = np.empty(shape, value.dtype)
+    filled.fill(value)
+    return filled
 
 
 @cython.cfunc
@@ -971,14 +1024,15 @@ def _topological_order(root: Tensor, walk: object) -> list:
     i: cython.Py_ssize_t
     order: list = []
     visited: set = set() if walk is None else None
-    # two parallel stacks instead of one of (node, expanded) pairs: no tuple per visit
+    # One stack of nodes to visit; a None on it says that the node below it has had all its
+    # inputs ordered, and goes into the order next.
     stack: list = [root]
-    expanded: list = [False]
     while stack:
-        node = stack.pop()
-        if expanded.pop():
-            order.append(node)
+        item = stack.pop()
+        if item is None:
+            order.append(stack.pop())
             continue
+        node = item
         if walk is None:
             key = id(node)
             if key in visited:
@@ -989,10 +1043,11 @@ def _topological_order(root: Tensor, walk: object) -> list:
                 continue
             node._mark = walk
             node._pend = None
-        stack.append(node)
-        expanded.append(True)
         if node._ctx is None:
+            order.append(node)  # a leaf: nothing above it
             continue
+        stack.append(node)
+        stack.append(None)
         ctx = node._ctx
         i = 0
         for parent in ctx.parents:
@@ -1002,7 +1057,6 @@ def _topological_order(root: Tensor, walk: object) -> list:
             if parent.requires_grad and (
                     parent._mark is not walk if walk is not None else id(parent) not in visited):
                 stack.append(parent)
-                expanded.append(False)
     return order
 
 

@@ -3,7 +3,8 @@
 # linked into the graph by a C call. Uncompiled, functional.py defines them as plain Python.
 
 from microgradnet.autograd cimport (
-    Function, Tensor, _float_pair, _is_float_array, _link1, _link2,
+    Function, Tensor, _filled, _float_matrices, _float_pair, _is_float_array, _link1, _link2,
+    _scalar_like,
 )
 
 

@@ -28,7 +28,9 @@ from .backend import kernels as K
 
 if not cython.compiled:
     # Compiled, functional.pxd cimports these C functions of autograd.
-    from .autograd import _float_pair, _is_float_array, _link1, _link2
+    from .autograd import (
+        _filled, _float_matrices, _float_pair, _is_float_array, _link1, _link2, _scalar_like,
+    )
 
 __all__ = ["Abs", "abs", "ACTIVATIONS", "Add", "add", "Cast", "cast", "Clip", "clip", "Concatenate",
            "concatenate", "Div", "div", "equal", "Exp", "exp", "GetItem", "getitem", "greater",
@@ -47,7 +49,6 @@ def __dir__() -> list[str]:
 
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
@@ -63,8 +64,9 @@ def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
 def _floating(x: Any, op: str) -> Tensor:
     """x as a Tensor, which must be float32 or float64 for `op`."""
     x = x if isinstance(x, Tensor) else Tensor(x)
-    if x.data.dtype not in _FLOATS:
-        raise TypeError(f"{op} needs a float32 or float64 tensor, got {x.data.dtype}")
+    data = cython.cast(Tensor, x).data
+    if not _is_float_array(data) and data.dtype not in _FLOATS:
+        raise TypeError(f"{op} needs a float32 or float64 tensor, got {data.dtype}")
     return x
 
 
@@ -106,7 +108,9 @@ def add(a: Any, b: Any) -> Tensor:
     """Elementwise a + b, broadcasting."""
     if type(a) is Tensor and type(b) is Tensor:
         ctx = Add()  # Add.apply, without its generic argument handling
-        return _link2(ctx, ctx.forward(a.data, b.data), a, b)
+        # the casts read .data as a C field
+        return _link2(ctx, ctx.forward(cython.cast(Tensor, a).data, cython.cast(Tensor, b).data),
+                      a, b)
     return Add.apply(*_pair(a, b))
 
 
@@ -125,7 +129,9 @@ def sub(a: Any, b: Any) -> Tensor:
     """Elementwise a - b, broadcasting."""
     if type(a) is Tensor and type(b) is Tensor:
         ctx = Sub()
-        return _link2(ctx, ctx.forward(a.data, b.data), a, b)
+        # the casts read .data as a C field
+        return _link2(ctx, ctx.forward(cython.cast(Tensor, a).data, cython.cast(Tensor, b).data),
+                      a, b)
     return Sub.apply(*_pair(a, b))
 
 
@@ -147,7 +153,9 @@ def mul(a: Any, b: Any) -> Tensor:
     """Elementwise a * b, broadcasting."""
     if type(a) is Tensor and type(b) is Tensor:
         ctx = Mul()
-        return _link2(ctx, ctx.forward(a.data, b.data), a, b)
+        # the casts read .data as a C field
+        return _link2(ctx, ctx.forward(cython.cast(Tensor, a).data, cython.cast(Tensor, b).data),
+                      a, b)
     return Mul.apply(*_pair(a, b))
 
 
@@ -216,7 +224,7 @@ def neg(a: Any) -> Tensor:
     """Elementwise -a."""
     a = as_tensor(a)
     ctx = Neg()
-    return _link1(ctx, ctx.forward(a.data), a)
+    return _link1(ctx, ctx.forward(cython.cast(Tensor, a).data), a)
 
 
 class Maximum(Function):
@@ -399,10 +407,10 @@ def _spread(grad: np.ndarray, shape: tuple, axes: tuple[int, ...] | None) -> np.
     Small: a fresh array filled by assignment, two C calls where np.expand_dims and
     np.broadcast_to run Python-level code. Large: the broadcast view, no memory written."""
     large = math.prod(shape) > _SPREAD_COPY_MAX
-    if axes is None and not large and type(grad) is np.ndarray and grad.ndim == 0:
-        out = np.empty(shape, grad.dtype)  # the gradient of a sum of all: one value
-        out.fill(grad)
-        return out
+    if axes is None and not large:
+        filled = _filled(shape, grad)  # the gradient of a sum of all: one value everywhere
+        if filled is not None:
+            return filled
     kept = tuple([1 if axes is None or i in axes else n for i, n in enumerate(shape)])
     if large:
         return np.broadcast_to(grad.reshape(kept), shape)
@@ -644,14 +652,14 @@ class MatMul(Function):
 
     def forward(self, a, b):
         self.saved = (a, b)
-        if a.ndim == 2 and b.ndim == 2 and a.dtype in _FLOATS:
+        if _float_matrices(a, b, False):
             return K.gemm(a, b)
         return np.matmul(a, b)
 
     def backward(self, grad):
         a, b = self.saved
         need_a, need_b = self.needs_input_grad
-        if a.ndim == 2 and b.ndim == 2 and a.dtype in _FLOATS:
+        if _float_matrices(a, b, False):
             # Transposes are GEMM flags, not copies.
             return (
                 K.gemm(grad, b, trans_b=True) if need_a else None,
@@ -682,9 +690,8 @@ def _sum_to(grad: np.ndarray, shape: tuple) -> np.ndarray:
 def matmul(a: Any, b: Any) -> Tensor:
     """Matrix product a @ b (1-D, 2-D, or batched with broadcasting, like numpy)."""
     if type(a) is Tensor and type(b) is Tensor:
-        ad, bd = a.data, b.data
-        if (ad.ndim == 2 and bd.ndim == 2 and ad.shape[1] == bd.shape[0] and ad.dtype is bd.dtype
-                and ad.dtype in _FLOATS):
+        ad, bd = cython.cast(Tensor, a).data, cython.cast(Tensor, b).data
+        if _float_matrices(ad, bd, True):
             ctx = MatMul()  # the common case: two matrices of one float dtype
             return _link2(ctx, ctx.forward(ad, bd), a, b)
     a, b = _pair(a, b)
@@ -822,7 +829,7 @@ def _activation(spec: ActivationSpec) -> Callable[..., Tensor]:
         def fn(x: Any) -> Tensor:
             x = _floating(x, name)
             ctx = op()
-            return _link1(ctx, ctx.forward(x.data), x)
+            return _link1(ctx, ctx.forward(cython.cast(Tensor, x).data), x)
     else:
         def fn(x: Any, alpha: float = spec.alpha) -> Tensor:
             if spec.alpha_positive and not alpha > 0:
@@ -910,11 +917,7 @@ class MSELoss(Function):
 
     def forward(self, pred, target):
         self.saved = (pred, target)
-        loss = K.mse_forward(pred, target)
-        if loss > _FLOAT32_MAX and pred.dtype.itemsize == 4:
-            with np.errstate(over="ignore"):  # a float32 loss past 3.4e38 is inf, as IEEE says
-                return np.asarray(loss, dtype=pred.dtype)
-        return np.asarray(loss, dtype=pred.dtype)
+        return _scalar_like(K.mse_forward(pred, target), pred)
 
     def backward(self, grad):
         pred, target = self.saved
@@ -925,8 +928,8 @@ class MSELoss(Function):
 def mse_loss(pred: Any, target: Any) -> Tensor:
     """Mean squared error, mean((pred - target) ** 2), in one fused pass."""
     if type(pred) is Tensor and type(target) is Tensor:
-        p, t = pred.data, target.data
-        if p.dtype is t.dtype and p.dtype in _FLOATS and p.shape == t.shape:
+        p, t = cython.cast(Tensor, pred).data, cython.cast(Tensor, target).data
+        if _float_pair(p, t):
             ctx = MSELoss()  # the common case, without conversions
             return _link2(ctx, ctx.forward(p, t), pred, target)
     pred = _floating(pred, "mse_loss")
