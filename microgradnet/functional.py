@@ -29,7 +29,13 @@ from .backend import kernels as K
 if not cython.compiled:
     # Compiled, functional.pxd cimports these C functions of autograd.
     from .autograd import (
-        _filled, _float_matrices, _float_pair, _is_float_array, _link1, _link2, _scalar_like,
+        _filled,
+        _float_matrices,
+        _float_pair,
+        _is_float_array,
+        _link1,
+        _link2,
+        _scalar_like,
     )
 
 __all__ = ["Abs", "abs", "ACTIVATIONS", "Add", "add", "Cast", "cast", "Clip", "clip", "Concatenate",
