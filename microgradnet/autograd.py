@@ -277,7 +277,7 @@ def _filled(shape: tuple, value: object) -> object:
         return None
     if cython.compiled:
         n: cython.Py_ssize_t = len(shape)
-        dims: npy_intp[32]
+        dims = cython.declare(npy_intp[32])
         i: cython.Py_ssize_t
         if n <= 32:  # numpy's limit on dimensions
             for i in range(n):
