@@ -1063,7 +1063,9 @@ def _topological_order(root: Tensor, walk: object) -> list:
 @cython.cfunc
 def _saved_values(ctx: Function) -> list:
     """What ctx keeps for its backward: its `saved` tuple and its instance attributes."""
-    values: list = [] if ctx.saved is None else list(ctx.saved)
+    saved = ctx.saved
+    # the ops' own convention is a tuple; an op written in Python may keep one array there
+    values: list = list(saved) if type(saved) is tuple else [] if saved is None else [saved]
     attributes = getattr(ctx, "__dict__", None)
     if attributes:
         values.extend(attributes.values())
