@@ -1063,7 +1063,10 @@ def _topological_order(root: Tensor, walk: object) -> list:
 @cython.cfunc
 def _saved_values(ctx: Function) -> list:
     """What ctx keeps for its backward: its `saved` tuple and its instance attributes."""
-    values: list = [] if ctx.saved is None else list(ctx.saved)
+    saved = ctx.saved
+    # An op written in Python may keep any one value in `saved` (a number, an array): only a
+    # tuple is the ops' list of values.
+    values: list = [] if saved is None else list(saved) if type(saved) is tuple else [saved]
     attributes = getattr(ctx, "__dict__", None)
     if attributes:
         values.extend(attributes.values())
