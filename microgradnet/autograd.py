@@ -37,6 +37,7 @@ if cython.compiled:
         PyArray_EMPTY,
         PyArray_EquivTypes,
         PyArray_FillWithScalar,
+        PyArray_IS_C_CONTIGUOUS,
         PyArray_ISNOTSWAPPED,
         PyArray_ISWRITEABLE,
         PyArray_NDIM,
@@ -239,6 +240,26 @@ def _float_pair(a: object, b: object) -> cython.bint:
 
 
 @cython.cfunc
+@cython.inline
+def _c_ordered(a: object) -> cython.bint:
+    """Whether numpy lays an elementwise result of the array a out in C order, as the kernels
+    do: a is C-contiguous or has at most one dimension (a transposed view's result is
+    Fortran-ordered, and a later sum adds it in that order)."""
+    if cython.compiled:
+        return (PyArray_NDIM(cython.cast(ndarray, a)) <= 1
+                or PyArray_IS_C_CONTIGUOUS(cython.cast(ndarray, a)))
+    else:
+        return a.ndim <= 1 or a.flags.c_contiguous
+
+
+@cython.cfunc
+def _elementwise(a: object, b: object) -> cython.bint:
+    """Whether an elementwise kernel gives numpy's a op b, layout included: a float pair
+    (_float_pair) that numpy would lay out in C order."""
+    return _float_pair(a, b) and _c_ordered(a) and _c_ordered(b)
+
+
+@cython.cfunc
 def _float_matrices(a: object, b: object, product: cython.bint) -> cython.bint:
     """Whether a and b are 2-D float arrays of one dtype (GEMM's operands), and, if `product`,
     whether a's columns match b's rows."""
@@ -293,7 +314,7 @@ def _filled(shape: tuple, value: object) -> object:
 @cython.cfunc
 def _added(a: object, b: object) -> object:
     """a + b (numpy's bits), through the elementwise kernel when it takes a and b."""
-    if _float_pair(a, b):
+    if _elementwise(a, b):
         return K.add(a, b)
     return a + b
 
@@ -1064,8 +1085,9 @@ def _topological_order(root: Tensor, walk: object) -> list:
 def _saved_values(ctx: Function) -> list:
     """What ctx keeps for its backward: its `saved` tuple and its instance attributes."""
     saved = ctx.saved
-    # the ops' own convention is a tuple; an op written in Python may keep one array there
-    values: list = list(saved) if type(saved) is tuple else [] if saved is None else [saved]
+    # An op written in Python may keep any one value in `saved` (a number, an array): only a
+    # tuple is the ops' list of values.
+    values: list = [] if saved is None else list(saved) if type(saved) is tuple else [saved]
     attributes = getattr(ctx, "__dict__", None)
     if attributes:
         values.extend(attributes.values())

@@ -29,6 +29,7 @@ from .backend import kernels as K
 if not cython.compiled:
     # Compiled, functional.pxd cimports these C functions of autograd.
     from .autograd import (
+        _elementwise,
         _filled,
         _float_matrices,
         _float_pair,
@@ -78,12 +79,12 @@ def _floating(x: Any, op: str) -> Tensor:
 
 def _multiply(a: Any, b: Any) -> Any:
     """a * b (numpy's bits), through the elementwise kernel when it takes a and b."""
-    return K.multiply(a, b) if _float_pair(a, b) else a * b
+    return K.multiply(a, b) if _elementwise(a, b) else a * b
 
 
 def _negative(a: Any) -> Any:
     """-a (numpy's bits), through the elementwise kernel when it takes a."""
-    return K.negative(a) if _is_float_array(a) else -a
+    return K.negative(a) if _elementwise(a, a) else -a
 
 
 def _axes(axis: Any, ndim: int) -> tuple[int, ...] | None:
@@ -103,8 +104,9 @@ class Add(Function):
     saves = ()
 
     def forward(self, a, b):
-        # the kernel where numpy would neither broadcast nor promote: numpy's bits, faster
-        return K.add(a, b) if _float_pair(a, b) else a + b
+        # the kernel where numpy would neither broadcast nor promote and would lay the result
+        # out in C order: numpy's bits, faster
+        return K.add(a, b) if _elementwise(a, b) else a + b
 
     def backward(self, grad):
         return grad, grad
@@ -125,7 +127,7 @@ class Sub(Function):
     saves = ()
 
     def forward(self, a, b):
-        return K.subtract(a, b) if _float_pair(a, b) else a - b
+        return K.subtract(a, b) if _elementwise(a, b) else a - b
 
     def backward(self, grad):
         return grad, _negative(grad) if self.needs_input_grad[1] else None

@@ -491,25 +491,6 @@ def test_leaf_gradient_never_aliases_the_seed_or_saved_arrays():
     assert out._ctx.ones.tolist() == [1.0, 1.0]
 
 
-class _ReturnsSavedField(Function):
-    name = "returns_saved_field"
-
-    def forward(self, a):
-        self.saved = np.ones_like(a)  # one array, not the ops' tuple
-        return a.copy()
-
-    def backward(self, grad):
-        return self.saved
-
-
-def test_an_array_kept_in_saved_and_passed_to_a_leaf_is_copied():
-    y = mg.tensor([1.0, 2.0], requires_grad=True)
-    out = _ReturnsSavedField.apply(y)
-    out.backward(np.ones(2, dtype=np.float32), retain_graph=True)
-    y.grad.data[0] = 9
-    assert out._ctx.saved.tolist() == [1.0, 1.0]
-
-
 def test_saved_array_passed_on_to_a_leaf_is_copied():
     # The engine looks at an op's saved arrays only for leaves: an op between (add) that
     # passes the saved array on to the leaf must still make the leaf copy it.
