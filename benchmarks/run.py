@@ -21,7 +21,9 @@ sustains while the page draws, without a page, and `fit` on the same net), sweep
 against JAX vmap and torch.func vmap; the time a sweep of many tiny nets spends outside
 fit), batched (fastpath.fit_many, K nets in one call into C, against a loop of fits,
 per net-step) and eager (a hand-written loop with autograd: seed 002's loop against numpy
-by hand, PyTorch and JAX eager; per-op costs on (32, 32) against numpy's own op and PyTorch).
+by hand, PyTorch and JAX eager; per-op costs on (32, 32) against numpy's own op and PyTorch)
+and elementwise (the eager path's add, subtract, multiply, negative and full-sum kernels
+against numpy's own op on a small net's arrays).
 PyTorch and JAX run only when installed: never a dependency.
 
 Every number is a median over repeats (min also recorded) measured in this one process, so
