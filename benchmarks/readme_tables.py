@@ -293,6 +293,18 @@ def eager_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def elementwise_table(records: list[dict]) -> str:
+    """The elementwise section: us per call of each kernel and numpy's own op, with the ratio."""
+    us: dict[tuple, dict] = {}
+    for r in records:
+        us.setdefault((r["name"], r["shape"], r["dtype"]), {})[r["backend"]] = r["median_s"] * 1e6
+    rows = [[name, shape, dtype, _num(t.get("cython")), _num(t.get("numpy")),
+             _ratio(t["cython"] / t["numpy"] if t.get("cython") and t.get("numpy") else None)]
+            for (name, shape, dtype), t in us.items()]
+    return _table(["kernel", "shape", "dtype", "ours (µs)", "numpy (µs)", "ours / numpy"], rows,
+                  left=3)
+
+
 def render(data: dict) -> str:
     """All tables of a run, each under a short heading naming its section."""
     by_section: dict[str, list[dict]] = {}
@@ -312,7 +324,7 @@ def render(data: dict) -> str:
                         ("derivatives", derivatives_table), ("overhead", overhead_line),
                         ("eager", eager_table), ("animation", animation_line),
                         ("playground", playground_line), ("sweep", sweep_tables),
-                        ("batched", batched_table)):
+                        ("batched", batched_table), ("elementwise", elementwise_table)):
         if name in by_section:
             out.append(f"<!-- {name} -->\n" + table(by_section[name]))
     return "\n\n".join(out) + "\n"

@@ -1953,6 +1953,17 @@ def _chart_eager(fig, records):
     ax.set_title("eager: seed-002 loop and (32, 32) float32 ops with autograd")
 
 
+def _chart_elementwise(fig, records):
+    ax = fig.subplots()
+    names = list(dict.fromkeys(f"{r['name']} {r['shape']} {r['dtype']}" for r in records))
+    series: dict[str, list] = {}
+    for r in records:
+        series.setdefault(r["backend"], [None] * len(names))[
+            names.index(f"{r['name']} {r['shape']} {r['dtype']}")] = r["median_s"] * 1e6
+    _grouped_bars(ax, names, series, "us per call")
+    ax.set_title("elementwise kernels of the eager path against numpy's own op")
+
+
 CHARTS = {
     "kernels": _chart_kernels, "gemm": _chart_gemm, "overhead": _chart_overhead,
     "activations": _chart_activations, "derivatives": _chart_derivatives,
@@ -1961,6 +1972,7 @@ CHARTS = {
     "sweep": _chart_sweep,
     "batched": _chart_batched,
     "eager": _chart_eager,
+    "elementwise": _chart_elementwise,
 }
 
 
