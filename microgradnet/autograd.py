@@ -574,7 +574,9 @@ def _link2(ctx: Function, data: object, a: Tensor, b: Tensor) -> Tensor:
     out: Tensor = _output(data, _recording(a.requires_grad or b.requires_grad))
     if out.requires_grad:
         ctx.parents = (a, b)
-        ctx.needs_input_grad = (a.requires_grad, b.requires_grad)
+        # constant tuples (one object each), not a new tuple per op
+        ctx.needs_input_grad = (((True, True) if b.requires_grad else (True, False))
+                                if a.requires_grad else (False, True))
         if a._vc is not None or b._vc is not None:
             ctx._versions = (_version_of(a), _version_of(b))
         out._ctx = ctx
