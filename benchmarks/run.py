@@ -1769,6 +1769,17 @@ def _report_sweep(records: list[dict], notes: dict[str, str]) -> None:
 # --------------------------------------------------------------------------- charts
 
 
+def _series_by(records: list[dict], group: Callable[[dict], str], label: Callable[[dict], str],
+               value: Callable[[dict], float]) -> tuple[list[str], dict[str, list]]:
+    """The groups (in order of first appearance) and, per label, a value per group (None where
+    a label has none) of records, for _grouped_bars."""
+    groups = list(dict.fromkeys(group(r) for r in records))
+    series: dict[str, list] = {}
+    for r in records:
+        series.setdefault(label(r), [None] * len(groups))[groups.index(group(r))] = value(r)
+    return groups, series
+
+
 def _grouped_bars(ax, groups: list[str], series: dict[str, list[float | None]],
                   ylabel: str, log: bool = True) -> None:
     """Bars of each series side by side within each group."""
@@ -1818,11 +1829,8 @@ def _chart_gemm(fig, records):
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     if ax2 is not None:
-        groups = list(dict.fromkeys(f"{r['shape']} {r['dtype']}" for r in small))
-        series: dict[str, list] = {}
-        for r in small:
-            series.setdefault(r["name"], [None] * len(groups))[
-                groups.index(f"{r['shape']} {r['dtype']}")] = r["median_s"] * 1e6
+        groups, series = _series_by(small, lambda r: f"{r['shape']} {r['dtype']}",
+                                    lambda r: r["name"], lambda r: r["median_s"] * 1e6)
         _grouped_bars(ax2, groups, series, "us per call")
         ax2.set_title("C = A B.T (m x n x k), one thread")
         ax2.legend(fontsize=7)
@@ -1945,21 +1953,16 @@ def _chart_batched(fig, records):
 
 def _chart_eager(fig, records):
     ax = fig.subplots()
-    names = list(dict.fromkeys(r["name"] for r in records))
-    series: dict[str, list] = {}
-    for r in records:
-        series.setdefault(r["backend"], [None] * len(names))[names.index(r["name"])] = r["us"]
+    names, series = _series_by(records, lambda r: r["name"], lambda r: r["backend"],
+                               lambda r: r["us"])
     _grouped_bars(ax, names, series, "us per call")
     ax.set_title("eager: seed-002 loop and (32, 32) float32 ops with autograd")
 
 
 def _chart_elementwise(fig, records):
     ax = fig.subplots()
-    names = list(dict.fromkeys(f"{r['name']} {r['shape']} {r['dtype']}" for r in records))
-    series: dict[str, list] = {}
-    for r in records:
-        series.setdefault(r["backend"], [None] * len(names))[
-            names.index(f"{r['name']} {r['shape']} {r['dtype']}")] = r["median_s"] * 1e6
+    names, series = _series_by(records, lambda r: f"{r['name']} {r['shape']} {r['dtype']}",
+                               lambda r: r["backend"], lambda r: r["median_s"] * 1e6)
     _grouped_bars(ax, names, series, "us per call")
     ax.set_title("elementwise kernels of the eager path against numpy's own op")
 
