@@ -201,7 +201,10 @@ def _same_shape(a: object, b: object) -> cython.bint:
     """Whether the arrays a and b have one shape."""
     if cython.compiled:
         n: cython.int = PyArray_NDIM(cython.cast(ndarray, a))
-        return n == PyArray_NDIM(cython.cast(ndarray, b)) and memcmp(
+        if n != PyArray_NDIM(cython.cast(ndarray, b)):
+            return False
+        # a 0-d array's dims are NULL, which memcmp must not be given even for 0 bytes
+        return n == 0 or memcmp(
             PyArray_DIMS(cython.cast(ndarray, a)), PyArray_DIMS(cython.cast(ndarray, b)),
             n * cython.sizeof(npy_intp)) == 0
     else:
