@@ -40,6 +40,8 @@ cdef class Tensor:
 
 cdef Tensor _link1(Function ctx, object data, Tensor a)
 cdef Tensor _link2(Function ctx, object data, Tensor a, Tensor b)
+cdef Tensor _apply1(Function ctx, Tensor a)
+cdef Tensor _apply2(Function ctx, Tensor a, Tensor b)
 cdef bint _is_array(object a)
 cdef bint _same_shape(object a, object b)
 cdef bint _same_dtype(object a, object b)

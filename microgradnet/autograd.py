@@ -236,10 +236,17 @@ def _is_float_array(a: object) -> cython.bint:
 
 
 @cython.cfunc
+@cython.inline
+def _float_operands(a: object, b: object) -> cython.bint:
+    """Whether a and b are float arrays of one dtype."""
+    return _is_float_array(a) and _is_float_array(b) and _same_dtype(a, b)
+
+
+@cython.cfunc
 def _float_pair(a: object, b: object) -> cython.bint:
     """Whether a and b are float arrays of one dtype and one shape (an elementwise kernel's
     operands, where numpy would neither broadcast nor promote)."""
-    return _is_float_array(a) and _is_float_array(b) and _same_dtype(a, b) and _same_shape(a, b)
+    return _float_operands(a, b) and _same_shape(a, b)
 
 
 @cython.cfunc
@@ -266,7 +273,7 @@ def _elementwise(a: object, b: object) -> cython.bint:
 def _float_matrices(a: object, b: object, product: cython.bint) -> cython.bint:
     """Whether a and b are 2-D float arrays of one dtype (GEMM's operands), and, if `product`,
     whether a's columns match b's rows."""
-    if not (_is_float_array(a) and _is_float_array(b) and _same_dtype(a, b)):
+    if not _float_operands(a, b):
         return False
     if cython.compiled:
         if PyArray_NDIM(cython.cast(ndarray, a)) != 2 or PyArray_NDIM(cython.cast(ndarray, b)) != 2:
@@ -505,12 +512,12 @@ class Function:
             b: Tensor = inputs[1]
             if params:
                 return _link2(ctx, ctx.forward(a.data, b.data, **params), a, b)
-            return _link2(ctx, ctx.forward(a.data, b.data), a, b)
+            return _apply2(ctx, a, b)
         if len(inputs) == 1:
             a = inputs[0]
             if params:
                 return _link1(ctx, ctx.forward(a.data, **params), a)
-            return _link1(ctx, ctx.forward(a.data), a)
+            return _apply1(ctx, a)
         t: Tensor
         data = ctx.forward(*[t.data for t in inputs], **params)
         needs = tuple([t.requires_grad for t in inputs])
@@ -584,6 +591,18 @@ def _link2(ctx: Function, data: object, a: Tensor, b: Tensor) -> Tensor:
             ctx._versions = (_version_of(a), _version_of(b))
         out._ctx = ctx
     return out
+
+
+@cython.cfunc
+def _apply1(ctx: Function, a: Tensor) -> Tensor:
+    """ctx's forward on a's data, its result linked to a (Function.apply of one input)."""
+    return _link1(ctx, ctx.forward(a.data), a)
+
+
+@cython.cfunc
+def _apply2(ctx: Function, a: Tensor, b: Tensor) -> Tensor:
+    """ctx's forward on a's and b's data, its result linked to them (Function.apply of two)."""
+    return _link2(ctx, ctx.forward(a.data, b.data), a, b)
 
 
 @cython.cfunc

@@ -3,8 +3,8 @@
 # linked into the graph by a C call. Uncompiled, functional.py defines them as plain Python.
 
 from microgradnet.autograd cimport (
-    Function, Tensor, _elementwise, _filled, _float_matrices, _float_pair, _is_float_array,
-    _link1, _link2, _scalar_like,
+    Function, Tensor, _apply1, _apply2, _elementwise, _filled, _float_matrices, _float_pair,
+    _is_float_array, _link1, _scalar_like,
 )
 
 

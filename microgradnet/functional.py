@@ -29,13 +29,14 @@ from .backend import kernels as K
 if not cython.compiled:
     # Compiled, functional.pxd cimports these C functions of autograd.
     from .autograd import (
+        _apply1,
+        _apply2,
         _elementwise,
         _filled,
         _float_matrices,
         _float_pair,
         _is_float_array,
         _link1,
-        _link2,
         _scalar_like,
     )
 
@@ -115,10 +116,7 @@ class Add(Function):
 def add(a: Any, b: Any) -> Tensor:
     """Elementwise a + b, broadcasting."""
     if type(a) is Tensor and type(b) is Tensor:
-        ctx = Add()  # Add.apply, without its generic argument handling
-        # the casts read .data as a C field
-        return _link2(ctx, ctx.forward(cython.cast(Tensor, a).data, cython.cast(Tensor, b).data),
-                      a, b)
+        return _apply2(Add(), a, b)  # Add.apply, without its generic argument handling
     return Add.apply(*_pair(a, b))
 
 
@@ -136,10 +134,7 @@ class Sub(Function):
 def sub(a: Any, b: Any) -> Tensor:
     """Elementwise a - b, broadcasting."""
     if type(a) is Tensor and type(b) is Tensor:
-        ctx = Sub()
-        # the casts read .data as a C field
-        return _link2(ctx, ctx.forward(cython.cast(Tensor, a).data, cython.cast(Tensor, b).data),
-                      a, b)
+        return _apply2(Sub(), a, b)
     return Sub.apply(*_pair(a, b))
 
 
@@ -160,10 +155,7 @@ class Mul(Function):
 def mul(a: Any, b: Any) -> Tensor:
     """Elementwise a * b, broadcasting."""
     if type(a) is Tensor and type(b) is Tensor:
-        ctx = Mul()
-        # the casts read .data as a C field
-        return _link2(ctx, ctx.forward(cython.cast(Tensor, a).data, cython.cast(Tensor, b).data),
-                      a, b)
+        return _apply2(Mul(), a, b)
     return Mul.apply(*_pair(a, b))
 
 
@@ -230,9 +222,7 @@ class Neg(Function):
 
 def neg(a: Any) -> Tensor:
     """Elementwise -a."""
-    a = as_tensor(a)
-    ctx = Neg()
-    return _link1(ctx, ctx.forward(cython.cast(Tensor, a).data), a)
+    return _apply1(Neg(), as_tensor(a))
 
 
 class Maximum(Function):
@@ -700,8 +690,7 @@ def matmul(a: Any, b: Any) -> Tensor:
     if type(a) is Tensor and type(b) is Tensor:
         ad, bd = cython.cast(Tensor, a).data, cython.cast(Tensor, b).data
         if _float_matrices(ad, bd, True):
-            ctx = MatMul()  # the common case: two matrices of one float dtype
-            return _link2(ctx, ctx.forward(ad, bd), a, b)
+            return _apply2(MatMul(), a, b)  # the common case: two matrices of one float dtype
     a, b = _pair(a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(
@@ -835,9 +824,7 @@ def _activation(spec: ActivationSpec) -> Callable[..., Tensor]:
     name = spec.name
     if spec.alpha is None:
         def fn(x: Any) -> Tensor:
-            x = _floating(x, name)
-            ctx = op()
-            return _link1(ctx, ctx.forward(cython.cast(Tensor, x).data), x)
+            return _apply1(op(), _floating(x, name))
     else:
         def fn(x: Any, alpha: float = spec.alpha) -> Tensor:
             if spec.alpha_positive and not alpha > 0:
@@ -938,8 +925,7 @@ def mse_loss(pred: Any, target: Any) -> Tensor:
     if type(pred) is Tensor and type(target) is Tensor:
         p, t = cython.cast(Tensor, pred).data, cython.cast(Tensor, target).data
         if _float_pair(p, t):
-            ctx = MSELoss()  # the common case, without conversions
-            return _link2(ctx, ctx.forward(p, t), pred, target)
+            return _apply2(MSELoss(), pred, target)  # the common case, without conversions
     pred = _floating(pred, "mse_loss")
     target = as_tensor(target, pred)
     _same_shape("mse_loss", pred, target)
