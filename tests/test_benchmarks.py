@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -224,11 +225,16 @@ def test_only_selects_a_section(tmp_path):
     "make", ["w1", "w2b", "w3", pytest.param("w4", marks=pytest.mark.slow), "perceptron"]
 )
 def test_numpy_by_hand_trains_like_microgradnet(make):
-    """The numpy peer is the same training: same weights after a few epochs."""
+    """The numpy peer is the same training: same weights after a few epochs (W4: after 8
+    steps. Its Adam on a wide ReLU net amplifies the rounding differences of two BLAS builds
+    (numpy's and scipy's) step by step: on an AMD EPYC 3e-7 after one step, 1e-5 after 16,
+    2e-3 after its epoch of 64, beyond any tolerance that still tests something.)"""
     wl = _load("workloads")
     w = {"w1": lambda: wl.w1("relu", 5), "w2b": lambda: wl.w2b("tanh", 3),
          "w3": lambda: wl.w3("gelu", 2), "w4": lambda: wl.w4(1),
          "perceptron": lambda: wl.perceptron("sigmoid", 20)}[make]()
+    if make == "w4":
+        w = dataclasses.replace(w, x=w.x[: 8 * w.batch], y=w.y[: 8 * w.batch])
     ours, peer = wl.run_microgradnet(w), wl.run_numpy(w)
     assert ours.steps == peer.steps == w.steps
     assert len(ours.snapshots) == len(peer.snapshots) == w.epochs
