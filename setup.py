@@ -87,8 +87,8 @@ OPENMP_LINK = [] if sys.platform == "win32" else OPENMP  # MSVC links its runtim
 
 HEADERS = [
     "csrc/vmath.pxd", "csrc/checks.pxd", "csrc/loops.pxd", "csrc/fpenv.h", "csrc/vmath.h",
-    "csrc/vmath_loops.h", "csrc/optim_loops.h", "csrc/prefetch.h", "csrc/threads.pxi",
-    "csrc/simd.pxi", "csrc/activation_table.pxi", "csrc/poll.h",
+    "csrc/vmath_loops.h", "csrc/vmath_gemm.h", "csrc/optim_loops.h", "csrc/prefetch.h",
+    "csrc/threads.pxi", "csrc/simd.pxi", "csrc/activation_table.pxi", "csrc/poll.h",
 ]
 
 # The trainer draws the next epochs' orders on a POSIX thread (csrc/prefetch.h).

@@ -301,6 +301,7 @@ def section_gemm(b: Bench) -> None:
                 r["gflops"] = flops / r["median_s"] / 1e9
     with _threads(1):
         _gemm_trans_b(b, dtypes)
+        _gemm_small(b, dtypes)
 
 
 # Small products with B transposed, C = A B.T (m, n, k): a layer's input gradient dY W.T in
@@ -329,6 +330,37 @@ def _gemm_trans_b(b: Bench, dtypes: list) -> None:
                        dict(name="gemm, B.T in memory", backend="cython", **fields)),
                 "np": (lambda: np.matmul(a, w.T, out=out),
                        dict(name="numpy a @ b.T", backend="numpy @", **fields)),
+            })
+
+
+# A small net's products (m, n, k, form): W3's hidden layer on a batch of 32, forward (NN),
+# weight gradient X.T dY (TN) and input gradient dY W.T (NT); its first layer (2 inputs);
+# larger ones up to the tiles' limit (2 ** 18 multiply-adds) and one beyond it.
+GEMM_SMALL = [(32, 32, 32, "NN"), (32, 32, 32, "TN"), (32, 32, 32, "NT"), (32, 32, 2, "NN"),
+              (2, 32, 32, "TN"), (16, 16, 16, "NN"), (48, 48, 48, "NN"), (64, 64, 64, "NN"),
+              (256, 32, 32, "NN"), (128, 128, 128, "NN")]
+
+
+def _gemm_small(b: Bench, dtypes: list) -> None:
+    """A small net's products: the kernel (vmath_gemm.h's tiles up to 2 ** 18 multiply-adds,
+    BLAS beyond) against numpy's matmul (BLAS), interleaved, on one thread."""
+    gemm = kernel_table("cython")["gemm"]
+    rng = np.random.default_rng(0)
+    for dtype in dtypes:
+        for m, n, k, form in GEMM_SMALL[:1] if b.smoke else GEMM_SMALL:
+            b.progress(f"small {np.dtype(dtype).name} {m}x{n}x{k} {form}")
+            ta, tb = form[0] == "T", form[1] == "T"
+            a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+            w = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+            a_op, w_op = (a.T if ta else a), (w.T if tb else w)
+            out = np.empty((m, n), dtype)
+            fields = dict(dtype=np.dtype(dtype).name, shape=f"{m}x{n}x{k} {form}",
+                          size=m * n * k, table="small")
+            b.run_round_robin("gemm", {
+                "ours": (lambda: gemm(a, w, out=out, trans_a=ta, trans_b=tb),
+                         dict(name="gemm", backend="cython", **fields)),
+                "np": (lambda: np.matmul(a_op, w_op, out=out),
+                       dict(name="numpy @", backend="numpy @", **fields)),
             })
 
 
@@ -1503,7 +1535,7 @@ def report(records: list[dict], notes: dict | None = None) -> None:
             print(f"{dtype:8s} {n:5d} {c:8.1f} {t:8.1f} {npy:8.1f} {ref:9.1f} {c / npy:6.3f}")
         small = {}
         for r in by_section["gemm"]:
-            if "shape" in r:
+            if "shape" in r and r.get("table") != "small":
                 small.setdefault((r["dtype"], r["shape"]), {})[r["name"]] = r["median_s"]
         if small:
             print("\n== gemm: C = A B.T, (m, n, k), one thread: us per call (median); ratio ="
@@ -1514,6 +1546,19 @@ def report(records: list[dict], notes: dict | None = None) -> None:
                 tb, bt, npy = (v["gemm trans_b"] * 1e6, v["gemm, B.T in memory"] * 1e6,
                                v["numpy a @ b.T"] * 1e6)
                 print(f"{dtype:8s} {shape:>12s} {tb:9.3f} {bt:11.3f} {npy:9.3f} {tb / bt:6.2f}")
+        tiles: dict[tuple, dict] = {}
+        for r in by_section["gemm"]:
+            if r.get("table") == "small":
+                tiles.setdefault((r["dtype"], r["shape"]), {})[r["name"]] = r["median_s"]
+        if tiles:
+            print("\n== gemm: a small net's products (m x n x k, form), one thread: us per call"
+                  " (median of interleaved repeats); ratio = gemm / numpy @ (BLAS); gemm runs"
+                  " vmath_gemm.h's tiles up to 2 ** 18 multiply-adds")
+            print(f"{'dtype':8s} {'m x n x k form':>17s} {'gemm':>9s} {'numpy @':>9s} "
+                  f"{'ratio':>6s}")
+            for (dtype, shape), v in tiles.items():
+                ours, npy = v["gemm"] * 1e6, v["numpy @"] * 1e6
+                print(f"{dtype:8s} {shape:>17s} {ours:9.3f} {npy:9.3f} {ours / npy:6.2f}")
 
     if "overhead" in by_section:
         print("\n== overhead: (32, 32) float32, autograd recording on unless noted (median)")
@@ -1815,7 +1860,7 @@ def _chart_kernels(fig, records):
 
 
 def _chart_gemm(fig, records):
-    small = [r for r in records if "shape" in r]
+    small = [r for r in records if "shape" in r and r.get("table") != "small"]
     records = [r for r in records if "shape" not in r]
     ax, ax2 = fig.subplots(1, 2) if small else (fig.subplots(), None)
     for dtype in dict.fromkeys(r["dtype"] for r in records):

@@ -14,6 +14,7 @@ from vmath cimport (
     _log, _softmax_row, floating, vm_bias_add_f32, vm_bias_add_f64, vm_bias_grad_f32,
     vm_bias_grad_f64,
     vm_outer_f32, vm_outer_f64, vm_transpose_f32, vm_transpose_f64,
+    vm_gemm_tiles_f32, vm_gemm_tiles_f64,
     vm_elu_bwd_f32, vm_elu_bwd_f64, vm_relu_bwd_f32, vm_relu_bwd_f64, vm_relu_fwd_f32,
     vm_relu_fwd_f64, vm_sigmoid_bwd_y_f32, vm_sigmoid_bwd_y_f64, vm_tanh_bwd_y_f32,
     vm_tanh_bwd_y_f64,
@@ -32,6 +33,12 @@ ctypedef fused label_t:
 cdef enum:
     _SMALL_GEMM = 256
 
+# Up to this many multiply-adds (and a packed B that fits _gemm's scratch) a product runs on
+# vmath_gemm.h's tiles, with the bits of _gemm_small's rule; above, BLAS's blocking and
+# threads pay for its packing (measured in csrc/README.md, matmul).
+cdef enum:
+    _TILE_GEMM = 1 << 18
+
 
 # A product with B transposed (C = A B.T: a layer's input gradient dY W.T) whose B fits in
 # this many doubles (16 KB) may take B transposed into a buffer on the stack and the plain
@@ -49,6 +56,15 @@ cdef inline bint _gemm_tb_copies(int m, int n, int k, int size) noexcept nogil:
     if <long long>n * k * size > _TB_SCRATCH * <int>sizeof(double):
         return False
     return k <= 16 or (m >= 16 and n * size >= 64)
+
+
+cdef inline bint _gemm_tiles(long long m, long long n, long long k, int size) noexcept nogil:
+    """Whether C (m, n) := op(A) op(B) of `size`-byte elements (alpha 1, beta 0) runs on
+    vmath_gemm.h's tiles: at most _TILE_GEMM multiply-adds, C at least a vector wide (a
+    narrower C would be mostly padding), and B packed within _gemm's scratch."""
+    cdef long long lanes = 32 // size
+    return (m * n * k <= _TILE_GEMM and n >= lanes
+            and k * ((n + lanes - 1) // lanes * lanes) * size <= _TB_SCRATCH * <int>sizeof(double))
 
 
 cdef inline void _gemm_small(bint ta, bint tb, int m, int n, int k, const floating* a, int lda,
@@ -107,6 +123,13 @@ cdef inline void _gemm(bint ta, bint tb, int m, int n, int k, double alpha, cons
         return
     if k == 1 and alpha == 1 and beta == 0:
         _outer(a, 1 if ta else lda, b, ldb if tb else 1, c, m, n)
+        return
+    if alpha == 1 and beta == 0 and _gemm_tiles(m, n, k, sizeof(floating)):
+        bt = <floating*>((<uintptr_t>scratch + 63) & ~(<uintptr_t>63))
+        if floating is float:
+            vm_gemm_tiles_f32(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, bt)
+        else:
+            vm_gemm_tiles_f64(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, bt)
         return
     if tb and not ta and _gemm_tb_copies(m, n, k, sizeof(floating)):
         bt = <floating*>((<uintptr_t>scratch + 63) & ~(<uintptr_t>63))

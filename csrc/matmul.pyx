@@ -10,7 +10,7 @@ from libc.string cimport memset
 
 from checks cimport _c_order, _float_array, _float_type, _out, _overlap, _unalias
 from vmath cimport _THREAD_THRESHOLD, _default_threads, floating
-from loops cimport _bias_add, _bias_grad, _gemm, _gemm_tb_copies
+from loops cimport _bias_add, _bias_grad, _gemm, _gemm_tb_copies, _gemm_tiles
 
 cnp.import_array()
 
@@ -161,6 +161,12 @@ def _trans_b_copies(int m, int n, int k, dtype):
     """Test hook: whether a product C (m, n) := A B.T with B (n, k) of `dtype` runs on B
     copied transposed (loops.pxd's _gemm_tb_copies), when BLAS computes it."""
     return _gemm_tb_copies(m, n, k, <int>_np.dtype(dtype).itemsize)
+
+
+def _tiles(int m, int n, int k, dtype):
+    """Test hook: whether a product C (m, n) := op(A) op(B) of inner dimension k (alpha 1,
+    beta 0, above the scalar loop's size) runs on vmath_gemm.h's tiles (loops.pxd)."""
+    return _gemm_tiles(m, n, k, <int>_np.dtype(dtype).itemsize)
 
 
 # --------------------------------------------------------------------------- bias

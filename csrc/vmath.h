@@ -928,4 +928,7 @@ VM_TRANSPOSE(double, f64)
 #undef VM_TRANSPOSE_PICK
 #undef VM_TRANSPOSE_EDGES
 
+/* small matrix products (loops.pxd's _gemm) */
+#include "vmath_gemm.h"
+
 #endif /* MICROGRADNET_VMATH_H */

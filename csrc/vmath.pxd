@@ -122,6 +122,12 @@ cdef extern from "vmath.h" nogil:
                      Py_ssize_t)
     void vm_transpose_f32(const float*, Py_ssize_t, float*, Py_ssize_t, Py_ssize_t)
     void vm_transpose_f64(const double*, Py_ssize_t, double*, Py_ssize_t, Py_ssize_t)
+    # C (m, n) := op(A) op(B) below BLAS's sizes (vmath_gemm.h), B packed into the last
+    # argument: scratch of k * n elements, n rounded up to a 32-byte vector, 32-byte aligned
+    void vm_gemm_tiles_f32(int, int, Py_ssize_t, Py_ssize_t, Py_ssize_t, const float*,
+                           Py_ssize_t, const float*, Py_ssize_t, float*, Py_ssize_t, float*)
+    void vm_gemm_tiles_f64(int, int, Py_ssize_t, Py_ssize_t, Py_ssize_t, const double*,
+                           Py_ssize_t, const double*, Py_ssize_t, double*, Py_ssize_t, double*)
 
     void vm_bce_fwd_f32(const float*, const float*, float*, Py_ssize_t, double)
     void vm_bce_fwd_f64(const double*, const double*, double*, Py_ssize_t, double)

@@ -767,6 +767,68 @@ def test_gemm_of_inner_dimension_one_is_the_exact_outer_product(mn, level, dtype
         matmul._simd_level(-1)
 
 
+def _in_order(a, b):
+    """op(A) op(B) by the rule of the tiles (and of the scalar loop below them): each element
+    the products over p summed in order from +0, each product rounded, then added."""
+    acc = np.zeros((a.shape[0], b.shape[1]), a.dtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for p in range(a.shape[1]):
+            acc = acc + np.multiply.outer(a[:, p], b[p, :])
+    return acc
+
+
+# (m, n, k): W3's hidden layer (32 x 32 on a batch of 32), a first layer of 2 inputs, odd
+# sizes with every remainder of 4 rows and of 8 (4) columns, the limits of the multiply-adds
+# (2 ** 18) and of B's packed rows (16 KB) either side.
+TILE_SHAPES = [(32, 32, 32), (32, 32, 2), (33, 17, 13), (7, 9, 11), (5, 8, 40), (6, 24, 3),
+               (19, 64, 31), (65, 31, 4), (1, 300, 3), (2, 9, 300), (256, 32, 32),
+               (257, 32, 32), (16, 64, 64), (16, 65, 64), (16, 32, 64), (16, 33, 64)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("level", list(range(activations._simd_level(-1) + 1)))
+def test_gemm_small_products_sum_in_order_at_every_level(level, dtype):
+    """Products on vmath_gemm.h's tiles have the in-order rule's bits, for every transpose
+    flag and layout of A and B, with nan, inf and -0 inside, at every SIMD level (the bits
+    are the same on every CPU); the rest goes to BLAS and is the product within rounding."""
+    rng = np.random.default_rng(18)
+    size = np.dtype(dtype).itemsize
+    on_tiles = {s for s in TILE_SHAPES if matmul._tiles(*s, dtype)}
+    # W3's layers and both sides of each limit
+    assert {(32, 32, 32), (32, 32, 2), (256, 32, 32)} <= on_tiles
+    assert (257, 32, 32) not in on_tiles and (1, 300, 3) in on_tiles
+    assert (6, 24, 3) in on_tiles and (7, 9, 11) in on_tiles
+    assert ((16, 64, 64) in on_tiles) == (size == 4) and (16, 65, 64) not in on_tiles
+    assert (16, 32, 64) in on_tiles and ((16, 33, 64) in on_tiles) == (size == 4)
+    assert not matmul._tiles(64, 32 // size - 1, 8, dtype)  # narrower than a vector
+    assert matmul._simd_level(level) == level
+    try:
+        for m, n, k in TILE_SHAPES:
+            a0 = rng.standard_normal((m, k)).astype(dtype)
+            b0 = rng.standard_normal((k, n)).astype(dtype)
+            a0.flat[:: 23] = 0.0
+            a0.flat[5 :: 41] = -0.0
+            b0.flat[3 :: 37] = np.inf
+            b0.flat[7 :: 53] = np.nan
+            want = _in_order(a0, b0)
+            for trans_a, trans_b in itertools.product((False, True), repeat=2):
+                for la, lb in [("C", "C"), ("F", "rows"), ("rows", "F"), ("cols", "step2"),
+                               ("reversed", "cols"), ("step2", "reversed")]:
+                    a = _layout(a0.T if trans_a else a0, la)
+                    b = _layout(b0.T if trans_b else b0, lb)
+                    with np.errstate(invalid="ignore"):
+                        got = matmul.gemm(a, b, trans_a=trans_a, trans_b=trans_b)
+                    what = f"{(m, n, k)} trans {trans_a, trans_b}, layouts {la, lb}"
+                    if (m, n, k) in on_tiles:
+                        np.testing.assert_array_equal(got, want, err_msg=what)
+                    else:
+                        finite = np.isfinite(want)
+                        np.testing.assert_allclose(got[finite], want[finite], err_msg=what,
+                                                   rtol=TOL[dtype][0] * k, atol=1e-5)
+    finally:
+        matmul._simd_level(-1)
+
+
 # Products with B transposed, C = A B.T (a layer's input gradient dY W.T): where B fits
 # gemm's stack buffer and the copy pays (matmul._trans_b_copies), B is copied transposed and
 # BLAS runs its plain form; elsewhere BLAS reads B as it is.
